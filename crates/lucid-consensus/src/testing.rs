@@ -1,0 +1,41 @@
+//! Deterministic fixtures for tests and benches: keys from small integers, a test network, and
+//! signed proof builders. Never used by production code.
+
+use lucid_core::message::Message;
+use lucid_core::{NodeKey, SignedMessage, Slot, TimeParams, UnixMillis};
+
+use crate::params::ConsensusParams;
+use crate::proof::{ProofValue, TaskProof};
+
+/// The key of test node `index` (seed = BLAKE3 of the index), stable across runs.
+pub fn key(index: u64) -> NodeKey {
+    let seed = lucid_core::hash::derive_key("lucid-node v1 test key", &[&index.to_be_bytes()]);
+    NodeKey::from_seed(seed.as_bytes())
+}
+
+/// A test network with genesis 2024-01-01, mainnet slot and epoch lengths.
+pub fn params() -> ConsensusParams {
+    ConsensusParams::test_network("lucid-test", TimeParams::MAINNET)
+}
+
+/// A proof of `value` by `key` for `slot`, timestamped 1 s into the slot.
+pub fn proof(params: &ConsensusParams, key: &NodeKey, slot: Slot, value: ProofValue) -> TaskProof {
+    let start = params.time.slot_start(slot).unwrap_or(UnixMillis(i64::MAX));
+    TaskProof { node: key.node_id(), slot, ts: start.saturating_add_ms(1_000), value }
+}
+
+/// A signed beacon by `key` for `slot`.
+pub fn signed_beacon(params: &ConsensusParams, key: &NodeKey, slot: Slot) -> SignedMessage {
+    proof(params, key, slot, ProofValue::Beacon { metrics_digest: None }).sign(&params.network, key)
+}
+
+/// A signed relay proof by `key` for `slot`.
+pub fn signed_relay(
+    params: &ConsensusParams,
+    key: &NodeKey,
+    slot: Slot,
+    bytes: u64,
+) -> SignedMessage {
+    proof(params, key, slot, ProofValue::Relay { bytes_transferred: bytes, sessions_relayed: 1 })
+        .sign(&params.network, key)
+}
