@@ -28,9 +28,13 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod ingest;
 pub mod params;
 pub mod proof;
+pub mod registration;
+pub mod store;
 pub mod tally;
+pub mod verify;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

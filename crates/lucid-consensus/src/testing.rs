@@ -6,6 +6,7 @@ use lucid_core::{NodeKey, SignedMessage, Slot, TimeParams, UnixMillis};
 
 use crate::params::ConsensusParams;
 use crate::proof::{ProofValue, TaskProof};
+use crate::registration::{CAP_ALL, Endpoint, Registration};
 
 /// The key of test node `index` (seed = BLAKE3 of the index), stable across runs.
 pub fn key(index: u64) -> NodeKey {
@@ -38,4 +39,25 @@ pub fn signed_relay(
 ) -> SignedMessage {
     proof(params, key, slot, ProofValue::Relay { bytes_transferred: bytes, sessions_relayed: 1 })
         .sign(&params.network, key)
+}
+
+/// A registration of `key` with sequence `seq`, signed at genesis + 1 s.
+pub fn registration(params: &ConsensusParams, key: &NodeKey, seq: u64) -> Registration {
+    let mut payout_address = [0u8; 21];
+    payout_address[0] = crate::registration::TRON_ADDRESS_VERSION;
+    payout_address[1..].copy_from_slice(&key.node_id().as_bytes()[..20]);
+    Registration {
+        node: key.node_id(),
+        seq,
+        ts: params.time.genesis().saturating_add_ms(1_000),
+        payout_address,
+        endpoint: Endpoint::Direct(format!("127.0.0.1:{}", 50_000 + seq % 1_000)),
+        capabilities: CAP_ALL,
+        storage_capacity_bytes: 1 << 30,
+    }
+}
+
+/// The signed registration of `key` with sequence `seq`.
+pub fn signed_registration(params: &ConsensusParams, key: &NodeKey, seq: u64) -> SignedMessage {
+    registration(params, key, seq).sign(&params.network, key)
 }
