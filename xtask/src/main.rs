@@ -1,1 +1,102 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>`.
+//!
+//! - `test`: the whole test suite (the README's test command; `.ci/run` runs it too).
+//! - `ci`: what must pass before a change lands: format check, clippy with `-D warnings` on every
+//!   target, `cargo check` per crate, the test suite, docs with `-D warnings`, `cargo deny` (when
+//!   installed), and compiling the benches.
+//!
+//! This crate depends on no Lucid crate and few external ones, so it builds in seconds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod tidy;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[expect(clippy::print_stderr, reason = "xtask reports to the terminal")]
+            {
+                eprintln!("xtask: error: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match task.as_str() {
+        "test" => test(),
+        "ci" => ci(),
+        _ => anyhow::bail!(
+            "usage: cargo xtask <test|ci>\n  test  run the whole test suite\n  ci    fmt, clippy, check, test, doc, deny, bench --no-run"
+        ),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn say(message: &str) {
+    #[expect(clippy::print_stderr, reason = "xtask reports progress to the terminal")]
+    {
+        eprintln!("xtask: {message}");
+    }
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    cargo_with_env(args, &[])
+}
+
+fn cargo_with_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+    say(&format!("cargo {}", args.join(" ")));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo).args(args).envs(env.iter().copied()).status()?;
+    anyhow::ensure!(status.success(), "`cargo {}` failed ({status})", args.join(" "));
+    Ok(())
+}
+
+fn has_cargo_subcommand(name: &str) -> bool {
+    Command::new("cargo")
+        .args([name, "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// The whole suite: nextest when installed (parallel, per-test processes), else `cargo test`.
+fn test() -> anyhow::Result<()> {
+    if has_cargo_subcommand("nextest") {
+        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])
+    } else {
+        say("cargo-nextest is not installed; running cargo test");
+        cargo(&["test", "--workspace", "--no-fail-fast"])
+    }
+}
+
+fn ci() -> anyhow::Result<()> {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    for package in tidy::workspace_packages()? {
+        cargo(&["check", "--quiet", "-p", &package])?;
+    }
+    test()?;
+    cargo_with_env(
+        &["doc", "--workspace", "--no-deps", "--document-private-items"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    if has_cargo_subcommand("deny") {
+        cargo(&["deny", "check"])?;
+    } else {
+        say(
+            "cargo-deny is not installed: skipping the dependency policy check (install it with `cargo install cargo-deny`)",
+        );
+    }
+    cargo(&["bench", "--workspace", "--no-run"])?;
+    say("ci: all checks passed");
+    Ok(())
+}

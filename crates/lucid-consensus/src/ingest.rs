@@ -140,7 +140,7 @@ struct Registered {
 }
 
 /// The ingest state of one node.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Ingest {
     params: ConsensusParams,
     registry: FxHashMap<NodeId, Registered>,

@@ -68,3 +68,169 @@ fn encoding_round_trip_every_kind() {
         assert_eq!(decoded.to_signed_bytes(&params.network), bytes);
     }
 }
+
+/// Golden vectors: canonical bytes, digests and signatures of every message variant from fixed
+/// keys (seeds 0x01…01, 0x02…02) on mainnet parameters. Any change to the encoding, the envelope,
+/// the digest context or the signature scheme changes this file; refresh it only on purpose with
+/// `UPDATE_EXPECT=1 cargo test -p lucid-consensus golden` and a new message version.
+#[test]
+fn golden_vectors() {
+    use lucid_core::{Digest, NodeKey, UnixMillis};
+
+    use crate::registration::{CAP_RELAY, CAP_STORAGE, Endpoint, Registration};
+
+    let params = crate::ConsensusParams::mainnet();
+    let alice = NodeKey::from_seed(&[1; 32]);
+    let bob = NodeKey::from_seed(&[2; 32]);
+    let slot = Slot(1_000_000);
+    let ts = UnixMillis(params.time.slot_start(slot).unwrap().0 + 7_000);
+    let proofs = [
+        (
+            "relay",
+            &alice,
+            ProofValue::Relay { bytes_transferred: 123_456_789, sessions_relayed: 3 },
+        ),
+        ("storage", &alice, ProofValue::Storage { chunks_stored: 42, size_bytes: 1 << 33 }),
+        ("validation", &bob, ProofValue::Validation { validated_sessions: 17 }),
+        ("beacon", &bob, ProofValue::Beacon { metrics_digest: None }),
+        (
+            "beacon+metrics",
+            &bob,
+            ProofValue::Beacon { metrics_digest: Some(Digest::from_bytes([0xab; 32])) },
+        ),
+    ];
+    let mut out = String::new();
+    out.push_str(&format!("network mainnet {}\n", params.network));
+    let mut entry = |name: &str, signer: &NodeKey, signed: lucid_core::SignedMessage| {
+        assert!(signed.verify(&signer.node_id()));
+        out.push_str(&format!(
+            "\n[{name}]\nsigner {}\nbytes {}\ndigest {}\nsignature {}\n",
+            signer.node_id(),
+            lucid_core::ids::to_hex(signed.bytes()),
+            signed.digest(),
+            signed.signature()
+        ));
+    };
+    for (name, key, value) in proofs {
+        let proof = TaskProof { node: key.node_id(), slot, ts, value };
+        entry(name, key, proof.sign(&params.network, key));
+    }
+    let mut payout_address = [0x41u8; 21];
+    payout_address[1..].copy_from_slice(&[0x11; 20]);
+    let registrations = [
+        ("registration onion", Endpoint::Onion { service_key: [0x22; 32], port: 50_051 }),
+        ("registration direct", Endpoint::Direct("127.0.0.1:50051".to_owned())),
+    ];
+    for (name, endpoint) in registrations {
+        let registration = Registration {
+            node: alice.node_id(),
+            seq: 7,
+            ts,
+            payout_address,
+            endpoint,
+            capabilities: CAP_RELAY | CAP_STORAGE,
+            storage_capacity_bytes: 1 << 40,
+        };
+        entry(name, &alice, registration.sign(&params.network, &alice));
+    }
+    expect_test::expect_file!["golden.txt"].assert_eq(&out);
+}
+
+mod properties {
+    use lucid_core::keys::PublicKey;
+    use lucid_core::{Digest, SignedMessage, UnixMillis};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::verify::{Verifier, VerifyItem};
+
+    fn value() -> impl Strategy<Value = ProofValue> {
+        prop_oneof![
+            (any::<u64>(), any::<u32>())
+                .prop_map(|(b, s)| ProofValue::Relay { bytes_transferred: b, sessions_relayed: s }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(c, s)| ProofValue::Storage { chunks_stored: c, size_bytes: s }),
+            any::<u32>().prop_map(|v| ProofValue::Validation { validated_sessions: v }),
+            proptest::option::of(any::<[u8; 32]>())
+                .prop_map(|d| ProofValue::Beacon { metrics_digest: d.map(Digest::from_bytes) }),
+        ]
+    }
+
+    fn proof() -> impl Strategy<Value = TaskProof> {
+        (0u64..50, any::<u64>(), any::<i64>(), value()).prop_map(|(k, slot, ts, value)| TaskProof {
+            node: testing::key(k).node_id(),
+            slot: Slot(slot),
+            ts: UnixMillis(ts),
+            value,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        // P2: decode(encode(m)) == m and encode(decode(b)) == b.
+        #[test]
+        fn round_trip(p in proof()) {
+            let network = testing::params().network;
+            let bytes = p.to_signed_bytes(&network);
+            let (n, decoded) = TaskProof::from_signed_bytes(&bytes).unwrap();
+            prop_assert_eq!(n, network);
+            prop_assert_eq!(decoded, p);
+            prop_assert_eq!(decoded.to_signed_bytes(&network), bytes);
+        }
+
+        // P2: the encoding is injective.
+        #[test]
+        fn injective(a in proof(), b in proof()) {
+            let network = testing::params().network;
+            prop_assert_eq!(a.to_signed_bytes(&network) == b.to_signed_bytes(&network), a == b);
+        }
+
+        // P2: a trailing byte, an unknown kind tag, a bad option tag or a truncation fails.
+        #[test]
+        fn strict_decoding(p in proof(), extra in any::<u8>(), tag in 5u8..=255, cut in any::<prop::sample::Index>()) {
+            let network = testing::params().network;
+            let bytes = p.to_signed_bytes(&network);
+            let mut trailing = bytes.clone();
+            trailing.push(extra);
+            prop_assert!(TaskProof::from_signed_bytes(&trailing).is_err());
+            let header = 6 + 1 + TaskProof::TYPE_NAME.len() + 2 + 32;
+            let mut bad_kind = bytes.clone();
+            bad_kind[header] = tag;
+            prop_assert!(TaskProof::from_signed_bytes(&bad_kind).is_err());
+            prop_assert!(TaskProof::from_signed_bytes(&bytes[..cut.index(bytes.len())]).is_err());
+            if let ProofValue::Beacon { .. } = p.value {
+                let option_at = header + 1 + 32 + 8 + 8;
+                let mut bad_option = bytes.clone();
+                bad_option[option_at] = 2;
+                prop_assert!(TaskProof::from_signed_bytes(&bad_option).is_err());
+            }
+        }
+
+        // P3: sign/verify holds; any bit flip of bytes or signature fails; another key fails;
+        // the parallel verifier's verdicts equal per-item strict verdicts.
+        #[test]
+        fn signatures(p in proof(), bit in any::<prop::sample::Index>(), other in 50u64..60) {
+            let params = testing::params();
+            let key = (0..50).map(testing::key).find(|k| k.node_id() == p.node).unwrap();
+            let signed = p.sign(&params.network, &key);
+            prop_assert!(signed.verify(&p.node));
+            prop_assert!(!signed.verify(&testing::key(other).node_id()));
+            let mut bytes = signed.bytes().to_vec();
+            let i = bit.index(bytes.len() * 8);
+            bytes[i / 8] ^= 1 << (i % 8);
+            let flipped = SignedMessage::new(bytes, *signed.signature());
+            prop_assert!(!flipped.verify(&p.node));
+            let mut sig = *signed.signature().as_bytes();
+            let j = bit.index(512);
+            sig[j / 8] ^= 1 << (j % 8);
+            let bad_sig = SignedMessage::new(signed.bytes().to_vec(), lucid_core::Signature::from_bytes(sig));
+            prop_assert!(!bad_sig.verify(&p.node));
+            let public = PublicKey::of(&p.node);
+            let all = [signed, flipped, bad_sig];
+            let items: Vec<_> = all.iter().map(|m| VerifyItem::of(&public, m)).collect();
+            let verdicts = Verifier::single_threaded().verify_all(&items);
+            prop_assert_eq!(verdicts, vec![true, false, false]);
+        }
+    }
+}
