@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod leader;
 pub mod params;
 pub mod proof;
 pub mod tally;
