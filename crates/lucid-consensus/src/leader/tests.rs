@@ -361,6 +361,40 @@ fn fallbacks_are_capped_at_five_and_skip_the_primary() {
     assert_eq!(*fallbacks, expected);
 }
 
+#[test]
+fn large_tallies_match_the_reference() {
+    // Pool entities are cheap to make in bulk; 3 000 of them, the first `tied` sharing the top.
+    let params = testing::params();
+    let pool = |i: u64| {
+        let mut bytes = [0u8; 16];
+        bytes[8..].copy_from_slice(&i.to_be_bytes());
+        EntityId::Pool(PoolId::from_bytes(bytes))
+    };
+    for tied in [0u64, 1, 2, 7, 1_500, 3_000] {
+        let entries: Vec<TallyEntry> = (0..3_000u64)
+            .map(|i| {
+                let credits = if i < tied { 10_000 } else { 10_000 - i };
+                entry(pool(i), Some(u32::try_from(i + 1).unwrap()), credits)
+            })
+            .collect();
+        let t = Tally { entries, ..tally(2, &[]) };
+        for s in EPOCH2 + 16..EPOCH2 + 24 {
+            // Cooling: the top few, some deep in the list, one entity that is not in the tally,
+            // and a winner older than the window that must not count.
+            let winners = [0, 1, 2, 5, 6, 700, 1_499, 1_500, 2_999, 9_999, s];
+            let mut recent: Vec<(Slot, SlotResult)> = winners
+                .iter()
+                .zip(s - 16..)
+                .map(|(&i, at)| (Slot(at), SlotResult::Success { winner: pool(i) }))
+                .collect();
+            recent.push((Slot(s - 17), SlotResult::Success { winner: pool(3) }));
+            let slot = Slot(s);
+            let schedule = select(&params, slot, Some(&t), &recent);
+            assert_eq!(schedule, reference(&params, slot, Some(&t), &recent), "tied {tied}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // P14–P17 as properties.
 
