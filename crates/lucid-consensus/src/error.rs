@@ -29,6 +29,21 @@ pub enum Error {
         /// The slot.
         slot: Slot,
     },
+    /// A schedule was already stored differently; schedules are never overwritten.
+    #[error("schedule for {slot} is already stored differently")]
+    ScheduleConflict {
+        /// The slot.
+        slot: Slot,
+    },
+    /// A slot lies below the horizon of an in-memory log, which no longer remembers it and so
+    /// cannot promise never to overwrite it.
+    #[error("{slot} lies below the in-memory horizon {horizon}")]
+    SlotPruned {
+        /// The slot written.
+        slot: Slot,
+        /// The oldest slot the log still holds.
+        horizon: Slot,
+    },
     /// An internal invariant broke.
     #[error(transparent)]
     Bug(#[from] Bug),
@@ -40,6 +55,8 @@ impl HasKind for Error {
             Error::Store { kind, .. } => *kind,
             Error::Time(_) => ErrorKind::InvalidInput,
             Error::ResultConflict { .. } => ErrorKind::Internal,
+            Error::ScheduleConflict { .. } => ErrorKind::Internal,
+            Error::SlotPruned { .. } => ErrorKind::InvalidInput,
             Error::Bug(_) => ErrorKind::Internal,
         }
     }

@@ -29,6 +29,7 @@
 
 pub mod error;
 pub mod ingest;
+pub mod leader;
 pub mod params;
 pub mod proof;
 pub mod registration;
