@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::params::{ConsensusParams, INGEST_GRACE_SLOTS};
 use crate::proof::{ProofKey, TaskProof};
 use crate::registration::Registration;
+use crate::seal::{SlotSeal, seal_root};
 use crate::store::StoredProof;
 use crate::store::{
     Evidence, InsertOutcome, ProofStore, REGISTRATION_TYPE, StoredRegistration, TASK_PROOF_TYPE,
@@ -71,6 +72,8 @@ pub enum RejectReason {
     Equivocation,
     /// A registration with a lower sequence number than the current one.
     Superseded,
+    /// A sealed set that does not hash to its seal, or a message in it from another slot.
+    SealMismatch,
 }
 
 impl RejectReason {
@@ -89,6 +92,7 @@ impl RejectReason {
             RejectReason::BadSignature => "bad_signature",
             RejectReason::Equivocation => "equivocation",
             RejectReason::Superseded => "superseded",
+            RejectReason::SealMismatch => "seal_mismatch",
         }
     }
 
@@ -103,6 +107,7 @@ impl RejectReason {
                 | RejectReason::ValueOutOfRange
                 | RejectReason::BadSignature
                 | RejectReason::Equivocation
+                | RejectReason::SealMismatch
         )
     }
 }
@@ -131,6 +136,61 @@ pub struct BatchReport {
     pub accepted: Vec<StoredProof>,
     /// Equivocation evidence found in this batch (stored already).
     pub evidence: Vec<Evidence>,
+}
+
+/// What a sealed set produced: the verdict on the seal, then per-message outcomes (empty when
+/// the seal itself was refused).
+#[derive(Debug)]
+pub struct SealedSetReport {
+    /// The verdict on the seal (`Accept` when the set matches it).
+    pub seal: Outcome,
+    /// Outcomes of the set's messages.
+    pub set: BatchReport,
+}
+
+fn all_rejected(messages: &[SignedMessage], reason: RejectReason) -> BatchReport {
+    BatchReport {
+        outcomes: messages
+            .iter()
+            .map(|m| Outcome { digest: m.digest(), verdict: Verdict::Reject(reason) })
+            .collect(),
+        ..BatchReport::default()
+    }
+}
+
+/// The receiver's view of time for one batch.
+#[derive(Clone, Copy, Debug)]
+struct SlotClock {
+    current: Slot,
+    newest_allowed: Slot,
+}
+
+/// Check 3, by the path a message arrived on.
+#[derive(Clone, Copy, Debug)]
+enum SlotRule {
+    /// Live gossip: `current − 2 ≤ slot ≤ slot_of(now + skew)`.
+    Live,
+    /// Late acceptance through another node's matching seal: `floor ≤ slot ≤ slot_of(now + skew)`.
+    Late { floor: Slot },
+    /// A message in a sealed set whose slot is not the sealed slot.
+    NotInSeal,
+}
+
+impl SlotRule {
+    fn check(&self, proof: &TaskProof, clock: &SlotClock) -> Result<(), RejectReason> {
+        let oldest = match self {
+            SlotRule::Live => Slot(clock.current.0.saturating_sub(INGEST_GRACE_SLOTS)),
+            SlotRule::Late { floor } => *floor,
+            SlotRule::NotInSeal => return Err(RejectReason::SealMismatch),
+        };
+        if proof.slot < oldest {
+            return Err(RejectReason::Stale);
+        }
+        if proof.slot > clock.newest_allowed {
+            return Err(RejectReason::FromFuture);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -209,6 +269,14 @@ impl Ingest {
         }
     }
 
+    /// Indexes an accepted key if it lies in the live grace window; older keys (late path) are
+    /// left to the store, so the index stays bounded whatever peers serve.
+    fn remember(&mut self, clock: &SlotClock, key: ProofKey, digest: Digest) {
+        if key.slot.0.saturating_add(INGEST_GRACE_SLOTS) >= clock.current.0 {
+            self.recent.insert(key, digest);
+        }
+    }
+
     /// Drops index entries that fell out of the grace window.
     fn prune(&mut self, current: Slot) {
         if current <= self.pruned_for {
@@ -219,12 +287,13 @@ impl Ingest {
         self.recent.retain(|key, _| key.slot >= oldest);
     }
 
-    /// Checks 1–5 of the live pipeline (everything that needs neither the index nor a signature).
+    /// Checks 1–5 (everything that needs neither the index nor a signature); check 3 is the
+    /// slot rule of the path the message arrived on.
     fn precheck(
         &self,
         message: &SignedMessage,
-        current: Slot,
-        newest_allowed: Slot,
+        clock: &SlotClock,
+        rule: &SlotRule,
     ) -> Result<(TaskProof, PublicKey), RejectReason> {
         let (network, proof) =
             TaskProof::from_signed_bytes(message.bytes()).map_err(|e| decode_reason(&e))?;
@@ -234,12 +303,7 @@ impl Ingest {
         if !self.params.time_in_slot(proof.ts, proof.slot) {
             return Err(RejectReason::SlotTimestampMismatch);
         }
-        if proof.slot.0.saturating_add(INGEST_GRACE_SLOTS) < current.0 {
-            return Err(RejectReason::Stale);
-        }
-        if proof.slot > newest_allowed {
-            return Err(RejectReason::FromFuture);
-        }
+        rule.check(&proof, clock)?;
         let registered = self.registry.get(&proof.node).ok_or(RejectReason::UnknownNode)?;
         proof.value.check_caps().map_err(|_| RejectReason::ValueOutOfRange)?;
         Ok((proof, registered.key.clone()))
@@ -257,29 +321,115 @@ impl Ingest {
         now: UnixMillis,
         messages: Vec<SignedMessage>,
     ) -> Result<BatchReport, Error> {
+        let Some(clock) = self.slot_clock(now) else {
+            return Ok(all_rejected(&messages, RejectReason::FromFuture));
+        };
+        self.ingest_checked(store, verifier, &clock, &messages, |_| SlotRule::Live, false).await
+    }
+
+    /// The receiver's slots at `now`; `None` while our own clock is before genesis (then nothing
+    /// can be live yet).
+    fn slot_clock(&self, now: UnixMillis) -> Option<SlotClock> {
+        let time = self.params.time;
+        let current = time.slot_of(now).ok()?;
+        let newest_allowed =
+            time.slot_of(now.saturating_add_ms(self.params.max_future_skew_ms())).ok()?;
+        Some(SlotClock { current, newest_allowed })
+    }
+
+    /// Ingests a peer's sealed set for one slot (anti-entropy, consensus.md §6.3).
+    ///
+    /// The seal must be signed by a registered node, and the set must hash to the seal's root
+    /// with the seal's count. Then every task proof in the set that the serving peer did NOT sign
+    /// passes the slot check if its slot is not older than the window of the oldest unsettled
+    /// tally (`slots_per_epoch · current_epoch − window_slots`) and not in the future; every other
+    /// check still applies and accepted proofs are stored as late. The serving peer's own proofs
+    /// get the live slot check, so no node can backfill its own proofs alone.
+    pub async fn ingest_sealed_set(
+        &mut self,
+        store: &dyn ProofStore,
+        verifier: &Verifier,
+        now: UnixMillis,
+        seal: SignedMessage,
+        set: Vec<SignedMessage>,
+    ) -> Result<SealedSetReport, Error> {
+        let seal_digest = seal.digest();
+        let refuse = |reason| SealedSetReport {
+            seal: Outcome { digest: seal_digest, verdict: Verdict::Reject(reason) },
+            set: BatchReport::default(),
+        };
+        let Some(clock) = self.slot_clock(now) else {
+            return Ok(refuse(RejectReason::FromFuture));
+        };
+        let (network, sealed) = match SlotSeal::from_signed_bytes(seal.bytes()) {
+            Ok(decoded) => decoded,
+            Err(error) => return Ok(refuse(decode_reason(&error))),
+        };
+        if network != self.params.network {
+            return Ok(refuse(RejectReason::WrongNetwork));
+        }
+        if sealed.ts > now.saturating_add_ms(self.params.max_future_skew_ms()) {
+            return Ok(refuse(RejectReason::FromFuture));
+        }
+        let Some(registered) = self.registry.get(&sealed.node) else {
+            return Ok(refuse(RejectReason::UnknownNode));
+        };
+        if !registered.key.verify_strict(seal.bytes(), seal.signature()) {
+            return Ok(refuse(RejectReason::BadSignature));
+        }
+        let digests: Vec<Digest> = set.iter().map(SignedMessage::digest).collect();
+        let distinct = {
+            let mut sorted = digests.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            sorted.len()
+        };
+        if distinct != set.len()
+            || u32::try_from(set.len()).ok() != Some(sealed.count)
+            || seal_root(&digests) != sealed.root
+        {
+            return Ok(refuse(RejectReason::SealMismatch));
+        }
+        let time = self.params.time;
+        let current_epoch = time.epoch_of(clock.current);
+        let floor = Slot(
+            time.epoch_start(current_epoch)
+                .map_or(0, |start| start.0)
+                .saturating_sub(time.window_slots()),
+        );
+        let server = sealed.node;
+        let sealed_slot = sealed.slot;
+        let rule = |proof: &TaskProof| {
+            if proof.slot != sealed_slot {
+                SlotRule::NotInSeal
+            } else if proof.node == server {
+                SlotRule::Live
+            } else {
+                SlotRule::Late { floor }
+            }
+        };
+        let report = self.ingest_checked(store, verifier, &clock, &set, rule, true).await?;
+        Ok(SealedSetReport {
+            seal: Outcome { digest: seal_digest, verdict: Verdict::Accept },
+            set: report,
+        })
+    }
+
+    /// The shared pipeline of the live and late paths: prechecks with the per-message slot rule,
+    /// the index, parallel verification, insert-if-absent.
+    async fn ingest_checked(
+        &mut self,
+        store: &dyn ProofStore,
+        verifier: &Verifier,
+        clock: &SlotClock,
+        messages: &[SignedMessage],
+        rule_for: impl Fn(&TaskProof) -> SlotRule,
+        late: bool,
+    ) -> Result<BatchReport, Error> {
         let mut verdicts: Vec<Option<Verdict>> = vec![None; messages.len()];
         let digests: Vec<Digest> = messages.iter().map(SignedMessage::digest).collect();
         let mut report = BatchReport::default();
-
-        let time = self.params.time;
-        let (current, newest_allowed) = match (
-            time.slot_of(now),
-            time.slot_of(now.saturating_add_ms(self.params.max_future_skew_ms())),
-        ) {
-            (Ok(current), Ok(newest)) => (current, newest),
-            // Our own clock is before genesis: nothing can be live yet.
-            _ => {
-                report.outcomes = digests
-                    .iter()
-                    .map(|d| Outcome {
-                        digest: *d,
-                        verdict: Verdict::Reject(RejectReason::FromFuture),
-                    })
-                    .collect();
-                return Ok(report);
-            }
-        };
-        self.prune(current);
+        self.prune(clock.current);
 
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         while !pending.is_empty() {
@@ -288,7 +438,12 @@ impl Ingest {
             let mut candidates: Vec<(usize, TaskProof, PublicKey)> = Vec::new();
             for index in pending {
                 let message = &messages[index];
-                let (proof, key) = match self.precheck(message, current, newest_allowed) {
+                let rule = match TaskProof::from_signed_bytes(message.bytes()) {
+                    Ok((_, proof)) => rule_for(&proof),
+                    // Decoding fails again in precheck, with the reason.
+                    Err(_) => SlotRule::Live,
+                };
+                let (proof, key) = match self.precheck(message, clock, &rule) {
                     Ok(checked) => checked,
                     Err(reason) => {
                         verdicts[index] = Some(Verdict::Reject(reason));
@@ -320,7 +475,7 @@ impl Ingest {
             let mut stored_index: Vec<usize> = Vec::with_capacity(candidates.len());
             for ((index, proof, _), ok) in candidates.into_iter().zip(valid) {
                 if ok {
-                    to_store.push(stored_proof(proof, messages[index].clone(), false));
+                    to_store.push(stored_proof(proof, messages[index].clone(), late));
                     stored_index.push(index);
                 } else {
                     verdicts[index] = Some(Verdict::Reject(RejectReason::BadSignature));
@@ -342,16 +497,16 @@ impl Ingest {
                     let key = stored.key();
                     match outcome {
                         InsertOutcome::Inserted => {
-                            self.recent.insert(key, stored.digest);
+                            self.remember(clock, key, stored.digest);
                             verdicts[index] = Some(Verdict::Accept);
                             report.accepted.push(stored);
                         }
                         InsertOutcome::Duplicate => {
-                            self.recent.insert(key, stored.digest);
+                            self.remember(clock, key, stored.digest);
                             verdicts[index] = Some(Verdict::Duplicate);
                         }
                         InsertOutcome::Conflict { existing } => {
-                            self.recent.insert(key, existing.digest());
+                            self.remember(clock, key, existing.digest());
                             let evidence = Evidence::new(
                                 key.node,
                                 TASK_PROOF_TYPE,

@@ -174,7 +174,7 @@ impl Schedule {
 ///
 /// The tally's ranked entries must be distinct entities in rank order with non-increasing
 /// credits, as [`Tally::ranked`] promises; the tie set T is then the run of eligible entries with
-/// E[0]'s credits. The walk stops as soon as that run and five fallbacks are known, so the cost
+/// E\[0\]'s credits. The walk stops as soon as that run and five fallbacks are known, so the cost
 /// is proportional to the cooling and tied entries near the top, not to the size of the tally.
 /// Only tie members are hashed, so a tie of t entities costs t keyed hashes (the degenerate case
 /// of a whole tally tied hashes every candidate).

@@ -33,6 +33,7 @@ pub mod leader;
 pub mod params;
 pub mod proof;
 pub mod registration;
+pub mod seal;
 pub mod store;
 pub mod tally;
 pub mod verify;

@@ -419,3 +419,144 @@ proptest! {
         prop_assert!(matches!(verdict, Verdict::Reject(_)));
     }
 }
+
+mod late {
+    use super::*;
+    use crate::seal::{SlotSeal, seal_root};
+
+    /// Late tests run in epoch 20, so that the oldest unsettled window starts well after genesis.
+    const NOW_SLOT: Slot = Slot(720 * 20 + 100);
+
+    /// A seal by `server` over `set` for `slot`, signed at the start of slot + 3.
+    fn seal(f: &Fixture, server: usize, slot: Slot, set: &[SignedMessage]) -> SignedMessage {
+        let digests: Vec<_> = set.iter().map(SignedMessage::digest).collect();
+        let sealed = SlotSeal {
+            node: f.keys[server].node_id(),
+            slot,
+            count: set.len() as u32,
+            root: seal_root(&digests),
+            ts: f.params.time.slot_start(Slot(slot.0 + 3)).unwrap(),
+        };
+        sealed.sign(&f.params.network, &f.keys[server])
+    }
+
+    fn late_verdicts(
+        f: &mut Fixture,
+        seal: SignedMessage,
+        set: Vec<SignedMessage>,
+    ) -> (Verdict, Vec<Verdict>) {
+        let now = now_in(&f.params, NOW_SLOT);
+        let report =
+            block_on(f.ingest.ingest_sealed_set(&f.store, &f.verifier, now, seal, set)).unwrap();
+        (report.seal.verdict, report.set.outcomes.iter().map(|o| o.verdict).collect())
+    }
+
+    #[test]
+    fn late_proofs_need_another_nodes_seal() {
+        let mut f = Fixture::new(3);
+        let old = Slot(NOW_SLOT.0 - 50);
+        let by_author = relay(&f, 0, old, 10);
+        // Live: too old.
+        assert_eq!(
+            f.verdicts_at(NOW_SLOT, vec![by_author.clone()]),
+            vec![reject(RejectReason::Stale)]
+        );
+        // Served by its own author: the author's seal never suffices.
+        let own = seal(&f, 0, old, std::slice::from_ref(&by_author));
+        assert_eq!(
+            late_verdicts(&mut f, own, vec![by_author.clone()]),
+            (Verdict::Accept, vec![reject(RejectReason::Stale)])
+        );
+        // Served by another node with a matching seal: accepted as late, with the server's own
+        // proof in the same set still refused.
+        let servers_own = relay(&f, 1, old, 20);
+        let set = vec![by_author.clone(), servers_own.clone()];
+        let other = seal(&f, 1, old, &set);
+        let (seal_verdict, verdicts) = late_verdicts(&mut f, other, set);
+        assert_eq!(seal_verdict, Verdict::Accept);
+        assert_eq!(verdicts, vec![Verdict::Accept, reject(RejectReason::Stale)]);
+        let stored = block_on(f.store.get_proof(&crate::proof::ProofKey {
+            node: f.keys[0].node_id(),
+            slot: old,
+            kind: crate::ProofKind::RelayBandwidth,
+        }))
+        .unwrap()
+        .unwrap();
+        assert!(stored.late);
+        assert_eq!(stored.message, by_author);
+        // The late proof did not enter the live index.
+        assert_eq!(f.ingest.index_len(), 0);
+    }
+
+    #[test]
+    fn seals_that_do_not_match_are_refused() {
+        let mut f = Fixture::new(3);
+        let old = Slot(NOW_SLOT.0 - 50);
+        let a = relay(&f, 0, old, 10);
+        let b = relay(&f, 2, old, 10);
+        // The set hides a message the seal does not cover.
+        let s = seal(&f, 1, old, std::slice::from_ref(&a));
+        assert_eq!(
+            late_verdicts(&mut f, s.clone(), vec![a.clone(), b.clone()]).0,
+            reject(RejectReason::SealMismatch)
+        );
+        // Duplicated entries do not match the count.
+        assert_eq!(
+            late_verdicts(&mut f, s, vec![a.clone(), a.clone()]).0,
+            reject(RejectReason::SealMismatch)
+        );
+        // A forged seal (signed by another key) and a seal of an unknown node.
+        let good = seal(&f, 1, old, std::slice::from_ref(&a));
+        let forged = SignedMessage::new(good.bytes().to_vec(), f.keys[2].sign(good.bytes()));
+        assert_eq!(
+            late_verdicts(&mut f, forged, vec![a.clone()]).0,
+            reject(RejectReason::BadSignature)
+        );
+        let stranger = testing::key(77);
+        let sealed = SlotSeal {
+            node: stranger.node_id(),
+            slot: old,
+            count: 1,
+            root: seal_root(&[a.digest()]),
+            ts: f.params.time.slot_start(old).unwrap(),
+        };
+        let unknown = sealed.sign(&f.params.network, &stranger);
+        assert_eq!(
+            late_verdicts(&mut f, unknown, vec![a.clone()]).0,
+            reject(RejectReason::UnknownNode)
+        );
+        // A message of another slot inside the set.
+        let other_slot = relay(&f, 0, Slot(old.0 + 1), 10);
+        let set = vec![a.clone(), other_slot];
+        let s = seal(&f, 1, old, &set);
+        assert_eq!(
+            late_verdicts(&mut f, s, set).1,
+            vec![Verdict::Accept, reject(RejectReason::SealMismatch)]
+        );
+        // Older than the oldest unsettled window: stale even with a seal.
+        let ancient_slot = Slot(NOW_SLOT.0 - f.params.time.slots_per_epoch() * 9);
+        let ancient = relay(&f, 0, ancient_slot, 10);
+        let s = seal(&f, 1, ancient_slot, std::slice::from_ref(&ancient));
+        assert_eq!(late_verdicts(&mut f, s, vec![ancient]).1, vec![reject(RejectReason::Stale)]);
+        assert!(f.store.all_evidence().is_empty());
+        drop(b);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+        // P6: a late message is accepted only with a seal from another node; its author's own
+        // seal never suffices.
+        #[test]
+        fn late_acceptance_rule(author in 0usize..3, server in 0usize..3, age in 3u64..2_000) {
+            let mut f = Fixture::new(3);
+            let slot = Slot(NOW_SLOT.0 - age);
+            let m = relay(&f, author, slot, 5);
+            let s = seal(&f, server, slot, std::slice::from_ref(&m));
+            let (seal_verdict, verdicts) = late_verdicts(&mut f, s, vec![m]);
+            prop_assert_eq!(seal_verdict, Verdict::Accept);
+            let expected = if author == server { reject(RejectReason::Stale) } else { Verdict::Accept };
+            prop_assert_eq!(verdicts, vec![expected]);
+        }
+    }
+}
