@@ -70,6 +70,10 @@ impl MembershipView for NoPools {
     fn pool_of(&self, _node: &NodeId, _slot: Slot) -> Option<PoolId> {
         None
     }
+
+    fn seat_at(&self, _node: &NodeId, _slot: Slot) -> (Option<PoolId>, SlotRange) {
+        (None, SlotRange { start: Slot(0), end: Slot(u64::MAX) })
+    }
 }
 
 /// One seat: `node` belonged to `pool` for slots `[from, to)` (`to = None`: still seated).

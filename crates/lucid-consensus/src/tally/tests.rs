@@ -71,7 +71,7 @@ fn seat_ranges_of_the_timeline() {
         assert_eq!(timeline.seat_at(&n, Slot(slot)), (pool, expected), "slot {slot}");
     }
     assert_eq!(timeline.seat_at(&node(2), Slot(5)), (None, range(0, u64::MAX)));
-    assert_eq!(NoPools.seat_at(&n, Slot(5)), (None, range(5, 6)));
+    assert_eq!(NoPools.seat_at(&n, Slot(5)), (None, range(0, u64::MAX)));
 }
 
 /// Window of epoch 10 on the small network: slots [24, 80), 56 slots.
@@ -500,4 +500,29 @@ proptest! {
             }
         }
     }
+}
+
+/// A view that only implements `pool_of`: the builder must fall back to the one-slot ranges of
+/// the default `seat_at` and still attribute every proof by its own slot.
+struct EvenSlotsPooled;
+
+impl MembershipView for EvenSlotsPooled {
+    fn pool_of(&self, _node: &NodeId, slot: Slot) -> Option<PoolId> {
+        slot.0.is_multiple_of(2).then_some(testing::pool(5))
+    }
+}
+
+#[test]
+fn default_seat_ranges_attribute_per_slot() {
+    let n = nodes()[0];
+    let proofs: Vec<_> =
+        (24..80).flat_map(|s| [counted(n, s, BEACON), counted(n, s, relay(1))]).collect();
+    let tally = tally_of(10, &EvenSlotsPooled, &proofs);
+    let pool = entry(&tally, EntityId::Pool(testing::pool(5)));
+    let solo = entry(&tally, EntityId::Node(n));
+    assert_eq!(
+        (pool.credits, pool.beacon_slots, solo.credits, solo.beacon_slots),
+        (28, 28, 28, 28)
+    );
+    assert_eq!(pool.contributions, vec![(n, 28)]);
 }
