@@ -6,7 +6,8 @@
 //! grace window, and persists accepted proofs through the [`store::ProofStore`] port. [`tally`]
 //! aggregates accepted proofs of an epoch's work window into integer credits and density per
 //! entity (a pool, or a node in no pool) and ranks them; [`leader`] picks the leader of each slot
-//! from the ranking with a cooldown; [`uptime`] reports liveness over windows.
+//! from the ranking with a cooldown; [`uptime`] reports liveness over windows. [`rolling`] keeps
+//! the tally incrementally, slot by slot, and must equal the full recomputation of [`tally`].
 //!
 //! This crate does NOT do I/O, read a clock, use an async runtime or know any wire format other
 //! than the canonical signing codec of `lucid-core`. The `ProofStore` port is async (through
@@ -33,9 +34,12 @@ pub mod leader;
 pub mod params;
 pub mod proof;
 pub mod registration;
+pub mod ring;
+pub mod rolling;
 pub mod seal;
 pub mod store;
 pub mod tally;
+pub mod uptime;
 pub mod verify;
 
 #[cfg(any(test, feature = "testing"))]

@@ -2,11 +2,12 @@
 //! signed proof builders. Never used by production code.
 
 use lucid_core::message::Message;
-use lucid_core::{NodeKey, SignedMessage, Slot, TimeParams, UnixMillis};
+use lucid_core::{NodeId, NodeKey, PoolId, SignedMessage, Slot, TimeParams, UnixMillis};
 
 use crate::params::ConsensusParams;
 use crate::proof::{ProofValue, TaskProof};
 use crate::registration::{CAP_ALL, Endpoint, Registration};
+use crate::tally::CountedProof;
 
 /// The key of test node `index` (seed = BLAKE3 of the index), stable across runs.
 pub fn key(index: u64) -> NodeKey {
@@ -60,4 +61,36 @@ pub fn registration(params: &ConsensusParams, key: &NodeKey, seq: u64) -> Regist
 /// The signed registration of `key` with sequence `seq`.
 pub fn signed_registration(params: &ConsensusParams, key: &NodeKey, seq: u64) -> SignedMessage {
     registration(params, key, seq).sign(&params.network, key)
+}
+
+/// A small test network: 1 s slots, 8 slots per epoch, so the work window is 56 slots.
+pub fn small_params() -> ConsensusParams {
+    match TimeParams::test_network(TimeParams::MAINNET.genesis(), 1_000, 8) {
+        Ok(time) => ConsensusParams::test_network("lucid-small", time),
+        // The arguments are within the documented bounds, so this arm is never taken.
+        Err(_) => params(),
+    }
+}
+
+/// The node id of test node `index`.
+pub fn node(index: u64) -> NodeId {
+    key(index).node_id()
+}
+
+/// A pool id made from a small integer (not derived; for tests only).
+pub fn pool(index: u8) -> PoolId {
+    PoolId::from_bytes([index; 16])
+}
+
+/// An accepted proof as the tally sees it.
+pub fn counted(node: NodeId, slot: u64, value: ProofValue) -> CountedProof {
+    CountedProof { node, slot: Slot(slot), value }
+}
+
+/// A beacon value without metrics.
+pub const BEACON: ProofValue = ProofValue::Beacon { metrics_digest: None };
+
+/// A relay value worth `sessions` credits.
+pub fn relay(sessions: u32) -> ProofValue {
+    ProofValue::Relay { bytes_transferred: 0, sessions_relayed: sessions }
 }

@@ -16,7 +16,7 @@
 //! - Decoding is strict: `encode(decode(b)) == b` for every accepted `b`.
 //!
 //! # Features
-//! - `testing`: exposes [`clock::ManualClock`] for other crates' tests and benches.
+//! - `testing`: exposes `clock::ManualClock` for other crates' tests and benches.
 #![warn(missing_docs)]
 
 pub mod clock;

@@ -234,3 +234,47 @@ mod properties {
         }
     }
 }
+mod credit_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn relay(bytes: u64, sessions: u32) -> u64 {
+        ProofValue::Relay { bytes_transferred: bytes, sessions_relayed: sessions }.credits()
+    }
+
+    proptest! {
+        /// P7: relay credit ≥ sessions and ≥ ceil(bytes / 5 MiB), equal to the larger, monotone
+        /// in both; every kind is defined for any input (saturating, never panics), ≤ CREDITS_MAX
+        /// and monotone in its fields.
+        #[test]
+        fn p7_credits(
+            bytes in any::<u64>(),
+            more_bytes in any::<u64>(),
+            sessions in any::<u32>(),
+            more_sessions in any::<u32>(),
+            chunks in any::<u64>(),
+            size in any::<u64>(),
+            validated in any::<u32>(),
+        ) {
+            let units = bytes.div_ceil(BYTES_PER_SESSION);
+            let credit = relay(bytes, sessions);
+            prop_assert!(credit >= u64::from(sessions));
+            prop_assert!(credit >= units);
+            prop_assert_eq!(credit, units.max(u64::from(sessions)));
+            let bigger_bytes = bytes.saturating_add(more_bytes);
+            let bigger_sessions = sessions.saturating_add(more_sessions);
+            prop_assert!(relay(bigger_bytes, sessions) >= credit);
+            prop_assert!(relay(bytes, bigger_sessions) >= credit);
+
+            let storage = |c, s| ProofValue::Storage { chunks_stored: c, size_bytes: s }.credits();
+            let base = storage(chunks, size);
+            prop_assert!(base <= CREDITS_MAX);
+            prop_assert!(storage(chunks.saturating_add(1), size) >= base);
+            prop_assert!(storage(chunks, size.saturating_add(1 << 30)) >= base);
+            let validation = ProofValue::Validation { validated_sessions: validated }.credits();
+            prop_assert_eq!(validation, 5 * u64::from(validated));
+            prop_assert_eq!(ProofValue::Beacon { metrics_digest: None }.credits(), 0);
+        }
+    }
+}
