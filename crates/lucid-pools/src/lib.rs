@@ -45,6 +45,9 @@ pub mod split;
 pub mod state;
 pub mod store;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::Error;
 pub use model::{
     Liveness, MAX_NODES_PER_POOL, MIN_ACTIVE_MEMBERS, MemberStatus, Membership, Pool, PoolStatus,
