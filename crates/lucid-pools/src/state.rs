@@ -141,33 +141,36 @@ pub(crate) fn decide(
     let banned = |node: &NodeId| {
         members.iter().any(|m| m.node_id == *node && m.status == MemberStatus::Banned)
     };
-    if let Op::Create { name, max_nodes } = &op.op {
-        if !is_valid_name(name) {
-            return Err(RejectReason::InvalidName);
-        }
-        if !is_valid_max_nodes(*max_nodes) {
-            return Err(RejectReason::InvalidMaxNodes);
-        }
-        // An existing id can only come from an equivocating second Create of the same signer
-        // and slot, whose signer then already holds the first pool's seat.
-        if signer_seat.is_some() || pool.is_some() {
-            return Err(RejectReason::AlreadyInPool);
-        }
-        return Ok(Action::Create {
-            pool: target_pool(op),
-            name: name.clone(),
-            max_nodes: *max_nodes,
-        });
-    }
-    let pool = pool.ok_or(RejectReason::PoolNotFound)?;
-    if pool.status == PoolStatus::Disbanded {
-        return Err(RejectReason::PoolDisbanded);
-    }
-    let id = pool.pool_id;
-    let is_leader = pool.leader == op.node;
+    // Every op but Create names an existing pool that is not disbanded.
+    let live = || match pool {
+        None => Err(RejectReason::PoolNotFound),
+        Some(pool) if pool.status == PoolStatus::Disbanded => Err(RejectReason::PoolDisbanded),
+        Some(pool) => Ok(pool),
+    };
+    let leader_of = || {
+        let pool = live()?;
+        if pool.leader == op.node { Ok(pool) } else { Err(RejectReason::NotLeader) }
+    };
     match &op.op {
-        Op::Create { .. } => Err(RejectReason::InvalidName),
+        Op::Create { name, max_nodes } => {
+            if !is_valid_name(name) {
+                Err(RejectReason::InvalidName)
+            } else if !is_valid_max_nodes(*max_nodes) {
+                Err(RejectReason::InvalidMaxNodes)
+            } else if signer_seat.is_some() || pool.is_some() {
+                // An existing id can only come from an equivocating second Create of the same
+                // signer and slot, whose signer then already holds the first pool's seat.
+                Err(RejectReason::AlreadyInPool)
+            } else {
+                Ok(Action::Create {
+                    pool: target_pool(op),
+                    name: name.clone(),
+                    max_nodes: *max_nodes,
+                })
+            }
+        }
         Op::Join { .. } => {
+            let pool = live()?;
             if signer_seat.is_some() {
                 Err(RejectReason::AlreadyInPool)
             } else if banned(&op.node) {
@@ -175,10 +178,11 @@ pub(crate) fn decide(
             } else if pool.seats >= u32::from(pool.max_nodes) {
                 Err(RejectReason::PoolFull)
             } else {
-                Ok(Action::Seat { pool: id })
+                Ok(Action::Seat { pool: pool.pool_id })
             }
         }
         Op::Leave { .. } => {
+            let id = live()?.pool_id;
             if signer_seat == Some(id) && seated(&op.node) {
                 Ok(Action::Close { pool: id, node: op.node, ban: false })
             } else {
@@ -186,41 +190,33 @@ pub(crate) fn decide(
             }
         }
         Op::Remove { member, ban, .. } => {
-            if !is_leader {
-                Err(RejectReason::NotLeader)
-            } else if *member == pool.leader || !seated(member) {
+            let pool = leader_of()?;
+            // The leader leaves rather than being removed: removing it is not a member removal.
+            if *member == pool.leader || !seated(member) {
                 Err(RejectReason::NotMember)
             } else {
-                Ok(Action::Close { pool: id, node: *member, ban: *ban })
+                Ok(Action::Close { pool: pool.pool_id, node: *member, ban: *ban })
             }
         }
         Op::Unban { node, .. } => {
-            if !is_leader {
-                Err(RejectReason::NotLeader)
-            } else if !banned(node) {
-                Err(RejectReason::NotMember)
+            let pool = leader_of()?;
+            if banned(node) {
+                Ok(Action::Unban { pool: pool.pool_id, node: *node })
             } else {
-                Ok(Action::Unban { pool: id, node: *node })
+                Err(RejectReason::NotMember)
             }
         }
         Op::SetMaxNodes { max, .. } => {
-            if !is_leader {
-                Err(RejectReason::NotLeader)
-            } else if !is_valid_max_nodes(*max) {
+            let pool = leader_of()?;
+            if !is_valid_max_nodes(*max) {
                 Err(RejectReason::InvalidMaxNodes)
             } else if u32::from(*max) < pool.seats {
                 Err(RejectReason::BelowSeats)
             } else {
-                Ok(Action::SetMaxNodes { pool: id, max: *max })
+                Ok(Action::SetMaxNodes { pool: pool.pool_id, max: *max })
             }
         }
-        Op::Disband { .. } => {
-            if is_leader {
-                Ok(Action::Disband { pool: id })
-            } else {
-                Err(RejectReason::NotLeader)
-            }
-        }
+        Op::Disband { .. } => Ok(Action::Disband { pool: leader_of()?.pool_id }),
     }
 }
 
