@@ -163,8 +163,9 @@ pub trait PoolStore: Send + Sync {
 
     /// Seats `node` in `pool` from `from_slot`, in one transaction (T1): `UPDATE pools SET seats =
     /// seats + 1, version = version + 1 WHERE pool_id = ? AND seats < max_nodes AND status <>
-    /// 'disbanded'` must affect one row, then the seat row is inserted and the pool status
-    /// recomputed; anything else rolls back.
+    /// 'disbanded'` must affect one row, then the Join's `joining` row (found by `op_digest`)
+    /// becomes the seat, or a seat row is inserted, and the pool status is recomputed; anything
+    /// else rolls back.
     ///
     /// Backed by `CHECK (seats BETWEEN 0 AND max_nodes)` (the cap) and the partial `UNIQUE
     /// (node_id) WHERE seat` (a node racing into two pools gets one seat).
@@ -211,6 +212,31 @@ pub trait PoolStore: Send + Sync {
         expected_version: u64,
     ) -> Result<SetMaxNodesOutcome, Error>;
 
+    /// Records an accepted Join before its effect slot: inserts a `joining` row (no seat) unless a
+    /// row for `op_digest` exists already. `false` if it did.
+    async fn note_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, Error>;
+
+    /// Records a Join rejected at its effect slot: its `joining` row (or a new row) becomes
+    /// `rejected` with `reason`, holding no seat.
+    async fn reject_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), Error>;
+
+    /// Joins of `pool` accepted and not yet applied (`joining` rows), for the advisory capacity
+    /// check of the API.
+    async fn pending_joins(&self, pool: &PoolId) -> Result<usize, Error>;
+
     /// Marks the active or degraded seat of `node` in `pool` as `leaving` (a Leave was accepted;
     /// the seat is kept until the effect slot) and recomputes the pool status. `false` if there
     /// was no such seat.
@@ -246,8 +272,7 @@ pub trait PoolStore: Send + Sync {
 ///
 /// The rules are checked against what the store returns, then the one-transaction method does
 /// the change and re-checks what concurrency could have changed (capacity, seats), so a race
-/// ends as a rejection rather than a broken limit. Join rejections are reported in the outcomes;
-/// the op log (not this port) records them.
+/// ends as a rejection rather than a broken limit. A rejected Join leaves a `rejected` row.
 pub async fn apply_slot_to_store(
     store: &dyn PoolStore,
     slot: Slot,
@@ -256,6 +281,9 @@ pub async fn apply_slot_to_store(
     let mut outcomes = Vec::new();
     for accepted in canonical_batch(slot, ops) {
         let result = apply_op_to_store(store, slot, accepted).await?;
+        if let (Op::Join { pool }, OpResult::Rejected(reason)) = (&accepted.op.op, result) {
+            store.reject_join(pool, &accepted.op.node, slot, &accepted.digest, reason).await?;
+        }
         outcomes.push(OpOutcome {
             digest: accepted.digest,
             node: accepted.op.node,
@@ -350,11 +378,20 @@ async fn apply_op_to_store(
     Err(Error::Contention { pool: pool_id })
 }
 
-/// Records that ingest accepted `op` before its effect slot: for a Leave, the signer's seat
-/// becomes `leaving`. (Pending joins are counted from the op log, not from this port.)
+/// Records that ingest accepted `op` before its effect slot, like
+/// [`crate::state::PoolState::note_accepted`]: a Join gets a `joining` row, and for a Leave the
+/// signer's seat becomes `leaving`.
 pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> Result<(), Error> {
-    if let Op::Leave { pool } = op.op.op {
-        store.mark_leaving(&pool, &op.op.node).await?;
+    match op.op.op {
+        Op::Join { pool } => {
+            if let Some(effect) = op.op.effect_slot() {
+                store.note_join(&pool, &op.op.node, effect, &op.digest).await?;
+            }
+        }
+        Op::Leave { pool } => {
+            store.mark_leaving(&pool, &op.op.node).await?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -380,6 +417,20 @@ impl Tables {
         self.members.iter().position(|m| {
             m.pool_id == *pool && m.node_id == *node && m.status == MemberStatus::Banned
         })
+    }
+
+    /// Replaces the `joining` row of the same op (`UPDATE … WHERE op_digest = ? AND status =
+    /// 'joining'`), or inserts `row` when there is none.
+    fn upsert_join_row(&mut self, row: Membership) {
+        let joining = self.members.iter_mut().find(|m| {
+            m.op_digest == row.op_digest
+                && m.node_id == row.node_id
+                && m.status == MemberStatus::Joining
+        });
+        match joining {
+            Some(existing) => *existing = row,
+            None => self.members.push(row),
+        }
     }
 
     /// Recomputes the status of `pool` from its rows in status `active`, bumping the version
@@ -521,7 +572,7 @@ impl PoolStore for MemoryPoolStore {
                 stored.pool.leader = *node;
             }
         }
-        t.members.push(Membership {
+        t.upsert_join_row(Membership {
             pool_id: *pool,
             node_id: *node,
             role,
@@ -630,6 +681,60 @@ impl PoolStore for MemoryPoolStore {
         stored.pool.max_nodes = max;
         stored.version += 1;
         Ok(SetMaxNodesOutcome::Set { version: stored.version })
+    }
+
+    async fn note_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, Error> {
+        let mut t = self.lock();
+        if t.members.iter().any(|m| m.op_digest == *op_digest && m.node_id == *node) {
+            return Ok(false);
+        }
+        t.members.push(Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Joining,
+            from_slot: effect_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        });
+        Ok(true)
+    }
+
+    async fn reject_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), Error> {
+        self.lock().upsert_join_row(Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Rejected,
+            from_slot: at_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: Some(reason),
+        });
+        Ok(())
+    }
+
+    async fn pending_joins(&self, pool: &PoolId) -> Result<usize, Error> {
+        Ok(self
+            .lock()
+            .members
+            .iter()
+            .filter(|m| m.pool_id == *pool && m.status == MemberStatus::Joining)
+            .count())
     }
 
     async fn mark_leaving(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {

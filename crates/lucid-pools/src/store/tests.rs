@@ -166,6 +166,32 @@ fn unban_leaving_and_liveness() {
 }
 
 #[test]
+fn joining_rows_become_seats_or_rejections() {
+    let (store, pool) = store_with(0, 2);
+    assert!(block_on(store.note_join(&pool, &node(1), Slot(30), &digest(5))).unwrap());
+    assert!(!block_on(store.note_join(&pool, &node(1), Slot(30), &digest(5))).unwrap());
+    assert!(block_on(store.note_join(&pool, &node(2), Slot(30), &digest(6))).unwrap());
+    assert_eq!(block_on(store.pending_joins(&pool)).unwrap(), 2);
+    let seated = block_on(store.seat(&pool, &node(1), Role::Member, Slot(30), &digest(5)));
+    assert_eq!(seated.unwrap(), SeatOutcome::Seated);
+    let full = block_on(store.seat(&pool, &node(2), Role::Member, Slot(30), &digest(6)));
+    assert_eq!(full.unwrap(), SeatOutcome::PoolFull);
+    block_on(store.reject_join(&pool, &node(2), Slot(30), &digest(6), RejectReason::PoolFull))
+        .unwrap();
+    assert_eq!(block_on(store.pending_joins(&pool)).unwrap(), 0);
+    let rows = store.rows();
+    // The founder's row plus one row per Join: the joining rows were updated in place.
+    assert_eq!(rows.len(), 3);
+    let rejected = rows.iter().find(|r| r.node_id == node(2)).unwrap();
+    assert_eq!(
+        (rejected.status, rejected.reason),
+        (MemberStatus::Rejected, Some(RejectReason::PoolFull))
+    );
+    assert_eq!(rows.iter().find(|r| r.node_id == node(1)).unwrap().status, MemberStatus::Active);
+    block_on(store.audit()).unwrap();
+}
+
+#[test]
 fn set_max_nodes_is_a_compare_and_set() {
     let (store, pool) = store_with(2, 10);
     let version = block_on(store.get_pool(&pool)).unwrap().unwrap().version;
@@ -213,14 +239,9 @@ proptest! {
     }
 }
 
-/// Rows that both implementations keep (the store leaves joining and rejected rows to the op
-/// log), in a canonical order.
+/// Every row, in a canonical order.
 fn comparable(rows: &[Membership]) -> Vec<Membership> {
-    let mut rows: Vec<Membership> = rows
-        .iter()
-        .filter(|r| !matches!(r.status, MemberStatus::Joining | MemberStatus::Rejected))
-        .cloned()
-        .collect();
+    let mut rows = rows.to_vec();
     rows.sort_by_key(|r| (r.pool_id, r.node_id, r.from_slot, r.op_digest));
     rows
 }
@@ -275,6 +296,11 @@ fn agree(state: &PoolState, store: &MemoryPoolStore, previous: &Snapshot) -> Sna
     assert_eq!(state.timeline().unwrap(), block_on(store.timeline()).unwrap());
     for i in 0..LOG_NODES {
         assert_eq!(state.pool_of(&node(i)), block_on(store.pool_of(&node(i))).unwrap());
+    }
+    for pool in state.pools() {
+        let id = pool.pool_id;
+        assert_eq!(state.members(&id), block_on(store.members(&id)).unwrap());
+        assert_eq!(state.pending_joins(&id), block_on(store.pending_joins(&id)).unwrap());
     }
     previous.check_transitions(state);
     Snapshot::of(state)
