@@ -1,0 +1,804 @@
+//! The `PoolStore` port: where pools and memberships are persisted, and an in-memory
+//! implementation of it with the same semantics ([`MemoryPoolStore`]).
+//!
+//! Every mutating method is one transaction in the SQL adapter (`pools-payouts.md` §2.4 and
+//! §8, T1 and T2): it checks its preconditions inside the transaction, changes the rows and the
+//! counters together, recomputes the pool status, and either commits all of it or nothing. The
+//! conditional updates make the limits hold under any concurrency, and the database constraints
+//! named on each method are the backstop. No cache in front of the store is a source of truth:
+//! every read of membership goes to the store.
+//!
+//! The port is object-safe and async (through `async-trait`, which needs no runtime) because its
+//! database adapters are. [`apply_slot_to_store`] applies the ops of a slot through the port
+//! with the same rules as [`crate::state::PoolState::apply_slot`].
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use lucid_consensus::tally::MembershipTimeline;
+use lucid_core::{Digest, NodeId, PoolId, Slot};
+
+use crate::error::Error;
+use crate::model::{
+    Liveness, MemberStatus, Membership, Pool, PoolStatus, Role, choose_successor,
+    is_valid_max_nodes,
+};
+use crate::op::{AcceptedOp, Op};
+use crate::state::{
+    Action, OpOutcome, OpResult, RejectReason, canonical_batch, decide, target_pool,
+};
+
+/// What seating a node found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SeatOutcome {
+    /// The seat row is inserted and the pool's seat counter incremented.
+    Seated,
+    /// The pool's seats already equal its `max_nodes`.
+    PoolFull,
+    /// The node already holds a seat (in this or another pool).
+    AlreadyInPool,
+    /// The pool is disbanded.
+    PoolDisbanded,
+    /// No such pool.
+    PoolNotFound,
+    /// The node is banned in the pool.
+    Banned,
+    /// A leader seat was asked for but the pool already has a leader seat.
+    LeaderTaken,
+}
+
+/// What creating a pool found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CreateOutcome {
+    /// The pool exists, `forming`, with the founder seated as leader.
+    Created,
+    /// The founder already holds a seat.
+    AlreadyInPool,
+    /// A pool with this id already exists.
+    PoolExists,
+    /// `max_nodes` is outside 1..=100.
+    InvalidMaxNodes,
+}
+
+/// What closing a seat found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseOutcome {
+    /// The seat is closed (or turned into a ban).
+    Closed {
+        /// The new leader, when the closed seat was the leader's and a seat holder remained.
+        successor: Option<NodeId>,
+        /// Whether the pool was disbanded because no seat holder remained.
+        disbanded: bool,
+    },
+    /// The node holds no seat in the pool.
+    NotSeated,
+    /// No such pool.
+    PoolNotFound,
+}
+
+/// What disbanding found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DisbandOutcome {
+    /// Every seat is closed and the pool is disbanded.
+    Disbanded {
+        /// How many seats were closed.
+        closed: u32,
+    },
+    /// The pool was already disbanded.
+    AlreadyDisbanded,
+    /// No such pool.
+    PoolNotFound,
+}
+
+/// What lifting a ban found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnbanOutcome {
+    /// The ban row is closed; the node may join again.
+    Unbanned,
+    /// The node is not banned in the pool.
+    NotBanned,
+}
+
+/// What setting `max_nodes` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SetMaxNodesOutcome {
+    /// The limit is set; the pool's new version.
+    Set {
+        /// The version after the change.
+        version: u64,
+    },
+    /// The pool changed since the caller read it (compare-and-set failed); nothing changed.
+    VersionMismatch {
+        /// The current version.
+        current: u64,
+    },
+    /// The limit is below the seats held.
+    BelowSeats {
+        /// The seats held.
+        seats: u32,
+    },
+    /// The limit is outside 1..=100.
+    InvalidMaxNodes,
+    /// The pool is disbanded.
+    PoolDisbanded,
+    /// No such pool.
+    PoolNotFound,
+}
+
+/// A new pool to create, with its founder seated as leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPool {
+    /// `PoolId::derive(founder, op slot, name)`.
+    pub pool_id: PoolId,
+    /// Display name (validated by the op).
+    pub name: String,
+    /// The founder, seated as leader.
+    pub founder: NodeId,
+    /// Seat limit, 1..=100.
+    pub max_nodes: u8,
+    /// The effect slot of the Create; the founder's seat starts here.
+    pub created_slot: Slot,
+    /// Digest of the Create op.
+    pub op_digest: Digest,
+}
+
+/// A pool row with its version, which every change of the row increments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPool {
+    /// The pool.
+    pub pool: Pool,
+    /// Compare-and-set version.
+    pub version: u64,
+}
+
+/// Persistence of pools and memberships. Each mutating method is one transaction.
+#[async_trait::async_trait]
+pub trait PoolStore: Send + Sync {
+    /// Inserts the pool (`forming`, seats 1) and the founder's leader seat, in one transaction.
+    ///
+    /// Backed by the partial `UNIQUE (node_id) WHERE seat` (one seat per node), the partial
+    /// `UNIQUE (pool_id) WHERE role = 'leader' AND seat` (one leader), `CHECK (max_nodes BETWEEN
+    /// 1 AND 100)` and the primary key of `pools`.
+    async fn create_pool(&self, new: &NewPool) -> Result<CreateOutcome, Error>;
+
+    /// Seats `node` in `pool` from `from_slot`, in one transaction (T1): `UPDATE pools SET seats =
+    /// seats + 1, version = version + 1 WHERE pool_id = ? AND seats < max_nodes AND status <>
+    /// 'disbanded'` must affect one row, then the Join's `joining` row (found by `op_digest`)
+    /// becomes the seat, or a seat row is inserted, and the pool status is recomputed; anything
+    /// else rolls back.
+    ///
+    /// Backed by `CHECK (seats BETWEEN 0 AND max_nodes)` (the cap) and the partial `UNIQUE
+    /// (node_id) WHERE seat` (a node racing into two pools gets one seat).
+    async fn seat(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        role: Role,
+        from_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<SeatOutcome, Error>;
+
+    /// Closes the seat of `node` in `pool` at `at_slot` (Leave, or Remove with or without ban),
+    /// in one transaction (T2): close or ban the row, decrement seats, and when it was the
+    /// leader's seat promote the seat holder with the smallest `from_slot` (ties by `NodeId`), or
+    /// disband the pool when none is left; then recompute the pool status.
+    ///
+    /// Backed by the partial `UNIQUE (pool_id) WHERE role = 'leader' AND seat` (never two
+    /// leaders) and `CHECK (seats BETWEEN 0 AND max_nodes)`.
+    async fn close_seat(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        ban: bool,
+    ) -> Result<CloseOutcome, Error>;
+
+    /// Closes every seat of `pool` at `at_slot` and marks it disbanded, in one transaction (T2).
+    /// Backed by `CHECK (status IN (…))` and the seats check (seats become 0).
+    async fn disband(&self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error>;
+
+    /// Closes the ban row of `node` in `pool`, in one transaction.
+    async fn unban(&self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error>;
+
+    /// Sets `max_nodes` if the pool's version is still `expected_version` (compare-and-set), the
+    /// pool is not disbanded and `max >= seats`, in one transaction.
+    ///
+    /// Backed by `CHECK (max_nodes BETWEEN 1 AND 100)` and `CHECK (seats BETWEEN 0 AND
+    /// max_nodes)`, so a limit below the seats cannot be stored even by a buggy caller.
+    async fn set_max_nodes(
+        &self,
+        pool: &PoolId,
+        max: u8,
+        expected_version: u64,
+    ) -> Result<SetMaxNodesOutcome, Error>;
+
+    /// Records an accepted Join before its effect slot: inserts a `joining` row (no seat) unless a
+    /// row for `op_digest` exists already. `false` if it did.
+    async fn note_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, Error>;
+
+    /// Records a Join rejected at its effect slot: its `joining` row (or a new row) becomes
+    /// `rejected` with `reason`, holding no seat.
+    async fn reject_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), Error>;
+
+    /// Joins of `pool` accepted and not yet applied (`joining` rows), for the advisory capacity
+    /// check of the API.
+    async fn pending_joins(&self, pool: &PoolId) -> Result<usize, Error>;
+
+    /// Marks the active or degraded seat of `node` in `pool` as `leaving` (a Leave was accepted;
+    /// the seat is kept until the effect slot) and recomputes the pool status. `false` if there
+    /// was no such seat.
+    async fn mark_leaving(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error>;
+
+    /// Applies a change of `node`'s uptime status to its seat (`active` ⇄ `degraded`) and
+    /// recomputes the pool status; the seat's status afterwards, `None` without a seat.
+    async fn set_liveness(
+        &self,
+        node: &NodeId,
+        liveness: Liveness,
+    ) -> Result<Option<MemberStatus>, Error>;
+
+    /// The pool `pool` with its version.
+    async fn get_pool(&self, pool: &PoolId) -> Result<Option<StoredPool>, Error>;
+
+    /// The current rows of `pool` (seats and bans), ordered by `NodeId`.
+    async fn members(&self, pool: &PoolId) -> Result<Vec<Membership>, Error>;
+
+    /// The pool where `node` holds a seat.
+    async fn pool_of(&self, node: &NodeId) -> Result<Option<PoolId>, Error>;
+
+    /// Every seat that held at least one slot, as the timeline consumed by consensus.
+    async fn timeline(&self) -> Result<MembershipTimeline, Error>;
+
+    /// Checks `seats == COUNT(seat rows)`, seats ≤ max_nodes ≤ 100, one seat per node and one
+    /// leader seat per pool that is not disbanded (run at start-up and in tests).
+    async fn audit(&self) -> Result<(), Error>;
+}
+
+/// Applies, through `store`, every op of `ops` that takes effect at `slot`, in canonical order,
+/// with the rules of [`crate::state::PoolState::apply_slot`] (whose outcomes it returns, equal).
+///
+/// The rules are checked against what the store returns, then the one-transaction method does
+/// the change and re-checks what concurrency could have changed (capacity, seats), so a race
+/// ends as a rejection rather than a broken limit. A rejected Join leaves a `rejected` row.
+pub async fn apply_slot_to_store(
+    store: &dyn PoolStore,
+    slot: Slot,
+    ops: &[AcceptedOp],
+) -> Result<Vec<OpOutcome>, Error> {
+    let mut outcomes = Vec::new();
+    for accepted in canonical_batch(slot, ops) {
+        let result = apply_op_to_store(store, slot, accepted).await?;
+        if let (Op::Join { pool }, OpResult::Rejected(reason)) = (&accepted.op.op, result) {
+            store.reject_join(pool, &accepted.op.node, slot, &accepted.digest, reason).await?;
+        }
+        outcomes.push(OpOutcome {
+            digest: accepted.digest,
+            node: accepted.op.node,
+            tag: accepted.op.op.tag(),
+            pool: target_pool(&accepted.op),
+            result,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// How many times a compare-and-set is retried after a concurrent change before giving up.
+const CAS_ATTEMPTS: usize = 8;
+
+async fn apply_op_to_store(
+    store: &dyn PoolStore,
+    slot: Slot,
+    accepted: &AcceptedOp,
+) -> Result<OpResult, Error> {
+    let op = &accepted.op;
+    let pool_id = target_pool(op);
+    for _ in 0..CAS_ATTEMPTS {
+        let stored = store.get_pool(&pool_id).await?;
+        let signer_seat = store.pool_of(&op.node).await?;
+        let members = if stored.is_some() { store.members(&pool_id).await? } else { Vec::new() };
+        let pool = stored.as_ref().map(|s| &s.pool);
+        let action = match decide(op, pool, signer_seat, &members) {
+            Ok(action) => action,
+            Err(reason) => return Ok(OpResult::Rejected(reason)),
+        };
+        let rejected = |reason| Ok(OpResult::Rejected(reason));
+        return match action {
+            Action::Create { pool, name, max_nodes } => {
+                let new = NewPool {
+                    pool_id: pool,
+                    name,
+                    founder: op.node,
+                    max_nodes,
+                    created_slot: slot,
+                    op_digest: accepted.digest,
+                };
+                match store.create_pool(&new).await? {
+                    CreateOutcome::Created => Ok(OpResult::Applied),
+                    CreateOutcome::AlreadyInPool | CreateOutcome::PoolExists => {
+                        rejected(RejectReason::AlreadyInPool)
+                    }
+                    CreateOutcome::InvalidMaxNodes => rejected(RejectReason::InvalidMaxNodes),
+                }
+            }
+            Action::Seat { pool } => {
+                match store.seat(&pool, &op.node, Role::Member, slot, &accepted.digest).await? {
+                    SeatOutcome::Seated => Ok(OpResult::Applied),
+                    SeatOutcome::PoolFull => rejected(RejectReason::PoolFull),
+                    SeatOutcome::AlreadyInPool | SeatOutcome::LeaderTaken => {
+                        rejected(RejectReason::AlreadyInPool)
+                    }
+                    SeatOutcome::PoolDisbanded => rejected(RejectReason::PoolDisbanded),
+                    SeatOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
+                    SeatOutcome::Banned => rejected(RejectReason::Banned),
+                }
+            }
+            Action::Close { pool, node, ban } => {
+                match store.close_seat(&pool, &node, slot, ban).await? {
+                    CloseOutcome::Closed { .. } => Ok(OpResult::Applied),
+                    CloseOutcome::NotSeated => rejected(RejectReason::NotMember),
+                    CloseOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
+                }
+            }
+            Action::Unban { pool, node } => match store.unban(&pool, &node).await? {
+                UnbanOutcome::Unbanned => Ok(OpResult::Applied),
+                UnbanOutcome::NotBanned => rejected(RejectReason::NotMember),
+            },
+            Action::SetMaxNodes { pool, max } => {
+                let version = stored.as_ref().map_or(0, |s| s.version);
+                match store.set_max_nodes(&pool, max, version).await? {
+                    SetMaxNodesOutcome::Set { .. } => Ok(OpResult::Applied),
+                    // The pool changed between the read and the write: decide again.
+                    SetMaxNodesOutcome::VersionMismatch { .. } => continue,
+                    SetMaxNodesOutcome::BelowSeats { .. } => rejected(RejectReason::BelowSeats),
+                    SetMaxNodesOutcome::InvalidMaxNodes => rejected(RejectReason::InvalidMaxNodes),
+                    SetMaxNodesOutcome::PoolDisbanded => rejected(RejectReason::PoolDisbanded),
+                    SetMaxNodesOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
+                }
+            }
+            Action::Disband { pool } => match store.disband(&pool, slot).await? {
+                DisbandOutcome::Disbanded { .. } => Ok(OpResult::Applied),
+                DisbandOutcome::AlreadyDisbanded => rejected(RejectReason::PoolDisbanded),
+                DisbandOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
+            },
+        };
+    }
+    Err(Error::Contention { pool: pool_id })
+}
+
+/// Records that ingest accepted `op` before its effect slot, like
+/// [`crate::state::PoolState::note_accepted`]: a Join gets a `joining` row, and for a Leave the
+/// signer's seat becomes `leaving`.
+pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> Result<(), Error> {
+    match op.op.op {
+        Op::Join { pool } => {
+            if let Some(effect) = op.op.effect_slot() {
+                store.note_join(&pool, &op.op.node, effect, &op.digest).await?;
+            }
+        }
+        Op::Leave { pool } => {
+            store.mark_leaving(&pool, &op.op.node).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The tables of the in-memory store, shaped like the SQL schema (`pools-payouts.md` §6):
+/// a pool row with its counters and version, and membership rows that are never deleted.
+#[derive(Debug, Default)]
+struct Tables {
+    pools: BTreeMap<PoolId, StoredPool>,
+    members: Vec<Membership>,
+}
+
+impl Tables {
+    fn seat_index(&self, node: &NodeId) -> Option<usize> {
+        self.members.iter().position(|m| m.node_id == *node && m.is_seat())
+    }
+
+    fn seat_index_in(&self, pool: &PoolId, node: &NodeId) -> Option<usize> {
+        self.members.iter().position(|m| m.pool_id == *pool && m.node_id == *node && m.is_seat())
+    }
+
+    fn ban_index(&self, pool: &PoolId, node: &NodeId) -> Option<usize> {
+        self.members.iter().position(|m| {
+            m.pool_id == *pool && m.node_id == *node && m.status == MemberStatus::Banned
+        })
+    }
+
+    /// Replaces the `joining` row of the same op (`UPDATE … WHERE op_digest = ? AND status =
+    /// 'joining'`), or inserts `row` when there is none.
+    fn upsert_join_row(&mut self, row: Membership) {
+        let joining = self.members.iter_mut().find(|m| {
+            m.op_digest == row.op_digest
+                && m.node_id == row.node_id
+                && m.status == MemberStatus::Joining
+        });
+        match joining {
+            Some(existing) => *existing = row,
+            None => self.members.push(row),
+        }
+    }
+
+    /// Recomputes the status of `pool` from its rows in status `active`, bumping the version
+    /// when it changes.
+    fn refresh_status(&mut self, pool: &PoolId) {
+        let active = self
+            .members
+            .iter()
+            .filter(|m| m.pool_id == *pool && m.status == MemberStatus::Active)
+            .count();
+        if let Some(stored) = self.pools.get_mut(pool) {
+            let next = stored.pool.status.recompute(active);
+            if next != stored.pool.status {
+                stored.pool.status = next;
+                stored.version += 1;
+            }
+        }
+    }
+
+    fn disband(&mut self, pool: &PoolId, at_slot: Slot) -> u32 {
+        let mut closed = 0;
+        for row in self.members.iter_mut().filter(|m| m.pool_id == *pool && m.is_seat()) {
+            row.status = MemberStatus::Closed;
+            row.to_slot = Some(at_slot);
+            closed += 1;
+        }
+        if let Some(stored) = self.pools.get_mut(pool) {
+            stored.pool.seats = 0;
+            stored.pool.status = PoolStatus::Disbanded;
+            stored.pool.disbanded_slot = Some(at_slot);
+            stored.version += 1;
+        }
+        closed
+    }
+}
+
+/// A `PoolStore` in memory: for tests and simulations. One mutex makes every method one
+/// serialisable transaction, with the semantics the SQL adapters must have; nothing survives the
+/// process.
+#[derive(Debug, Default)]
+pub struct MemoryPoolStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryPoolStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // Every method checks before it writes and its writes cannot fail halfway, so a panic
+        // while holding the lock leaves consistent tables.
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every membership row ever, in insertion order (for tests and audits).
+    pub fn rows(&self) -> Vec<Membership> {
+        self.lock().members.clone()
+    }
+
+    /// Every pool, by id.
+    pub fn pools(&self) -> Vec<Pool> {
+        self.lock().pools.values().map(|s| s.pool.clone()).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl PoolStore for MemoryPoolStore {
+    async fn create_pool(&self, new: &NewPool) -> Result<CreateOutcome, Error> {
+        let mut t = self.lock();
+        if !is_valid_max_nodes(new.max_nodes) {
+            return Ok(CreateOutcome::InvalidMaxNodes);
+        }
+        if t.pools.contains_key(&new.pool_id) {
+            return Ok(CreateOutcome::PoolExists);
+        }
+        if t.seat_index(&new.founder).is_some() {
+            return Ok(CreateOutcome::AlreadyInPool);
+        }
+        let pool = Pool {
+            pool_id: new.pool_id,
+            name: new.name.clone(),
+            founder: new.founder,
+            leader: new.founder,
+            max_nodes: new.max_nodes,
+            status: PoolStatus::Forming,
+            seats: 1,
+            created_slot: new.created_slot,
+            disbanded_slot: None,
+        };
+        t.pools.insert(new.pool_id, StoredPool { pool, version: 1 });
+        t.members.push(Membership {
+            pool_id: new.pool_id,
+            node_id: new.founder,
+            role: Role::Leader,
+            status: MemberStatus::Active,
+            from_slot: new.created_slot,
+            to_slot: None,
+            op_digest: new.op_digest,
+            reason: None,
+        });
+        t.refresh_status(&new.pool_id);
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn seat(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        role: Role,
+        from_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<SeatOutcome, Error> {
+        let mut t = self.lock();
+        let Some(stored) = t.pools.get(pool) else { return Ok(SeatOutcome::PoolNotFound) };
+        if stored.pool.status == PoolStatus::Disbanded {
+            return Ok(SeatOutcome::PoolDisbanded);
+        }
+        let full = stored.pool.seats >= u32::from(stored.pool.max_nodes);
+        if t.seat_index(node).is_some() {
+            return Ok(SeatOutcome::AlreadyInPool);
+        }
+        if t.ban_index(pool, node).is_some() {
+            return Ok(SeatOutcome::Banned);
+        }
+        if full {
+            return Ok(SeatOutcome::PoolFull);
+        }
+        if role == Role::Leader
+            && t.members.iter().any(|m| m.pool_id == *pool && m.is_seat() && m.role == Role::Leader)
+        {
+            return Ok(SeatOutcome::LeaderTaken);
+        }
+        if let Some(stored) = t.pools.get_mut(pool) {
+            stored.pool.seats += 1;
+            stored.version += 1;
+            if role == Role::Leader {
+                stored.pool.leader = *node;
+            }
+        }
+        t.upsert_join_row(Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role,
+            status: MemberStatus::Active,
+            from_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        });
+        t.refresh_status(pool);
+        Ok(SeatOutcome::Seated)
+    }
+
+    async fn close_seat(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        ban: bool,
+    ) -> Result<CloseOutcome, Error> {
+        let mut t = self.lock();
+        if !t.pools.contains_key(pool) {
+            return Ok(CloseOutcome::PoolNotFound);
+        }
+        let Some(index) = t.seat_index_in(pool, node) else { return Ok(CloseOutcome::NotSeated) };
+        let row = &mut t.members[index];
+        row.status = if ban { MemberStatus::Banned } else { MemberStatus::Closed };
+        row.to_slot = Some(at_slot);
+        let was_leader = row.role == Role::Leader;
+        if let Some(stored) = t.pools.get_mut(pool) {
+            stored.pool.seats = stored.pool.seats.saturating_sub(1);
+            stored.version += 1;
+        }
+        let mut successor = None;
+        let mut disbanded = false;
+        if was_leader {
+            successor = choose_successor(
+                t.members
+                    .iter()
+                    .filter(|m| m.pool_id == *pool && m.is_seat())
+                    .map(|m| (&m.node_id, m.from_slot)),
+            );
+            match successor {
+                Some(next) => {
+                    if let Some(i) = t.seat_index_in(pool, &next) {
+                        t.members[i].role = Role::Leader;
+                    }
+                    if let Some(stored) = t.pools.get_mut(pool) {
+                        stored.pool.leader = next;
+                    }
+                }
+                None => {
+                    t.disband(pool, at_slot);
+                    disbanded = true;
+                }
+            }
+        }
+        t.refresh_status(pool);
+        Ok(CloseOutcome::Closed { successor, disbanded })
+    }
+
+    async fn disband(&self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
+        let mut t = self.lock();
+        match t.pools.get(pool) {
+            None => Ok(DisbandOutcome::PoolNotFound),
+            Some(stored) if stored.pool.status == PoolStatus::Disbanded => {
+                Ok(DisbandOutcome::AlreadyDisbanded)
+            }
+            Some(_) => Ok(DisbandOutcome::Disbanded { closed: t.disband(pool, at_slot) }),
+        }
+    }
+
+    async fn unban(&self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
+        let mut t = self.lock();
+        match t.ban_index(pool, node) {
+            Some(index) => {
+                t.members[index].status = MemberStatus::Closed;
+                Ok(UnbanOutcome::Unbanned)
+            }
+            None => Ok(UnbanOutcome::NotBanned),
+        }
+    }
+
+    async fn set_max_nodes(
+        &self,
+        pool: &PoolId,
+        max: u8,
+        expected_version: u64,
+    ) -> Result<SetMaxNodesOutcome, Error> {
+        let mut t = self.lock();
+        let Some(stored) = t.pools.get_mut(pool) else {
+            return Ok(SetMaxNodesOutcome::PoolNotFound);
+        };
+        if stored.version != expected_version {
+            return Ok(SetMaxNodesOutcome::VersionMismatch { current: stored.version });
+        }
+        if stored.pool.status == PoolStatus::Disbanded {
+            return Ok(SetMaxNodesOutcome::PoolDisbanded);
+        }
+        if !is_valid_max_nodes(max) {
+            return Ok(SetMaxNodesOutcome::InvalidMaxNodes);
+        }
+        if u32::from(max) < stored.pool.seats {
+            return Ok(SetMaxNodesOutcome::BelowSeats { seats: stored.pool.seats });
+        }
+        stored.pool.max_nodes = max;
+        stored.version += 1;
+        Ok(SetMaxNodesOutcome::Set { version: stored.version })
+    }
+
+    async fn note_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, Error> {
+        let mut t = self.lock();
+        if t.members.iter().any(|m| m.op_digest == *op_digest && m.node_id == *node) {
+            return Ok(false);
+        }
+        t.members.push(Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Joining,
+            from_slot: effect_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        });
+        Ok(true)
+    }
+
+    async fn reject_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), Error> {
+        self.lock().upsert_join_row(Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Rejected,
+            from_slot: at_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: Some(reason),
+        });
+        Ok(())
+    }
+
+    async fn pending_joins(&self, pool: &PoolId) -> Result<usize, Error> {
+        Ok(self
+            .lock()
+            .members
+            .iter()
+            .filter(|m| m.pool_id == *pool && m.status == MemberStatus::Joining)
+            .count())
+    }
+
+    async fn mark_leaving(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
+        let mut t = self.lock();
+        let Some(index) = t.seat_index_in(pool, node) else { return Ok(false) };
+        let row = &mut t.members[index];
+        if !matches!(row.status, MemberStatus::Active | MemberStatus::Degraded) {
+            return Ok(false);
+        }
+        row.status = MemberStatus::Leaving;
+        t.refresh_status(pool);
+        Ok(true)
+    }
+
+    async fn set_liveness(
+        &self,
+        node: &NodeId,
+        liveness: Liveness,
+    ) -> Result<Option<MemberStatus>, Error> {
+        let mut t = self.lock();
+        let Some(index) = t.seat_index(node) else { return Ok(None) };
+        let row = &mut t.members[index];
+        row.status = match (row.status, liveness) {
+            (MemberStatus::Active, Liveness::Inactive | Liveness::Suspended) => {
+                MemberStatus::Degraded
+            }
+            (MemberStatus::Degraded, Liveness::Active) => MemberStatus::Active,
+            (status, _) => status,
+        };
+        let (pool, status) = (row.pool_id, row.status);
+        t.refresh_status(&pool);
+        Ok(Some(status))
+    }
+
+    async fn get_pool(&self, pool: &PoolId) -> Result<Option<StoredPool>, Error> {
+        Ok(self.lock().pools.get(pool).cloned())
+    }
+
+    async fn members(&self, pool: &PoolId) -> Result<Vec<Membership>, Error> {
+        let mut rows: Vec<Membership> = self
+            .lock()
+            .members
+            .iter()
+            .filter(|m| m.pool_id == *pool && (m.is_seat() || m.status == MemberStatus::Banned))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|m| m.node_id);
+        Ok(rows)
+    }
+
+    async fn pool_of(&self, node: &NodeId) -> Result<Option<PoolId>, Error> {
+        let t = self.lock();
+        Ok(t.seat_index(node).map(|i| t.members[i].pool_id))
+    }
+
+    async fn timeline(&self) -> Result<MembershipTimeline, Error> {
+        crate::state::timeline_of(&self.lock().members)
+    }
+
+    async fn audit(&self) -> Result<(), Error> {
+        let t = self.lock();
+        crate::state::audit(t.pools.values().map(|s| &s.pool), &t.members)
+    }
+}
+
+#[cfg(test)]
+mod tests;
