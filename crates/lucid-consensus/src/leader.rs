@@ -213,11 +213,9 @@ fn select_outcome(
     // is longer, and the fallbacks are these minus the primary.
     let mut head: [Option<&TallyEntry>; MAX_FALLBACKS + 1] = [None; MAX_FALLBACKS + 1];
     let mut head_len = 0;
-    // The tie run: eligible entries with E[0]'s credits, and the best rotation hash among them.
-    let mut tie_len: usize = 0;
+    // The tie run: eligible entries with E[0]'s credits, in rank order.
+    let mut tie: Vec<&TallyEntry> = Vec::new();
     let mut tie_open = true;
-    let mut best: Option<(Digest, &TallyEntry)> = None;
-    let mut rotation: Option<(KeyedHasher, [u8; 8])> = None;
     for entry in ranked {
         if !tie_open && head_len == head.len() {
             break;
@@ -238,27 +236,15 @@ fn select_outcome(
             tie_open = false;
             continue;
         }
-        tie_len += 1;
-        if tie_len == 2 {
-            // A second tie member: from here on every member needs its rotation hash, the first
-            // one included. The key is derived only now because most slots have no tie.
-            let hasher = KeyedHasher::new(&params.rotation_key(epoch));
-            let state = rotation.insert((hasher, slot.0.to_be_bytes()));
-            best = Some((rotation_hash(state, first), first));
-        }
-        if let Some(state) = &rotation {
-            let hash = rotation_hash(state, entry);
-            // Strictly smaller: on an (astronomically unlikely) equal hash the better rank stays.
-            if best.is_none_or(|(best_hash, _)| hash < best_hash) {
-                best = Some((hash, entry));
-            }
-        }
+        tie.push(entry);
     }
     let Some(first) = head[0] else {
         return Outcome::NoLeader(NoLeaderReason::AllInCooldown);
     };
-    let (primary, reason) = match best {
-        Some((_, winner)) if tie_len >= 2 => (winner, LeaderReason::RotatedTie),
+    // Only a tie needs rotation hashes, so most slots derive no key and hash nothing.
+    let best = (tie.len() >= 2).then(|| rotation_winner(params, slot, epoch, &tie));
+    let (primary, reason) = match best.flatten() {
+        Some(winner) => (winner, LeaderReason::RotatedTie),
         _ if first.rank == Some(1) => (first, LeaderReason::HighestCredits),
         _ => (first, LeaderReason::CooldownSkip),
     };
@@ -272,11 +258,33 @@ fn select_outcome(
     Outcome::Leader { primary: primary.entity, fallbacks, reason }
 }
 
-/// `keyed_hash(K_rot(e), u64 s ‖ entity_bytes)`, with the key and slot bytes prepared once.
-fn rotation_hash(state: &(KeyedHasher, [u8; 8]), entry: &TallyEntry) -> Digest {
-    let (hasher, slot_bytes) = state;
-    let (bytes, len) = entry.entity.to_bytes();
-    hasher.hash(&[slot_bytes, &bytes[..len]])
+/// Tie runs at least this long are hashed on all cores.
+const PARALLEL_TIE: usize = 4_096;
+
+/// The member of `tie` (in rank order) with the smallest `keyed_hash(K_rot(e), u64 s ‖ entity)`;
+/// on an (astronomically unlikely) equal hash the better-ranked member wins.
+fn rotation_winner<'a>(
+    params: &ConsensusParams,
+    slot: Slot,
+    epoch: Epoch,
+    tie: &[&'a TallyEntry],
+) -> Option<&'a TallyEntry> {
+    use rayon::prelude::*;
+
+    let hasher = KeyedHasher::new(&params.rotation_key(epoch));
+    let slot_bytes = slot.0.to_be_bytes();
+    let hash = |(position, entry): (usize, &&'a TallyEntry)| {
+        let (bytes, len) = entry.entity.to_bytes();
+        (hasher.hash(&[&slot_bytes, &bytes[..len]]), position)
+    };
+    // The minimum of (hash, position) is the same whichever way the work is split, so the
+    // parallel path gives exactly the sequential answer.
+    let best = if tie.len() >= PARALLEL_TIE {
+        tie.par_iter().enumerate().with_min_len(PARALLEL_TIE / 4).map(hash).min()
+    } else {
+        tie.iter().enumerate().map(hash).min()
+    };
+    best.and_then(|(_, position)| tie.get(position).copied())
 }
 
 /// The cooldown set C of §8.1 step 3: at most 16 distinct winners.

@@ -370,8 +370,17 @@ fn large_tallies_match_the_reference() {
         bytes[8..].copy_from_slice(&i.to_be_bytes());
         EntityId::Pool(PoolId::from_bytes(bytes))
     };
-    for tied in [0u64, 1, 2, 7, 1_500, 3_000] {
-        let entries: Vec<TallyEntry> = (0..3_000u64)
+    // 9 000 tied members take the parallel hashing path (tie runs of 4 096 or more).
+    for (size, tied) in [
+        (3_000u64, 0u64),
+        (3_000, 1),
+        (3_000, 2),
+        (3_000, 7),
+        (3_000, 1_500),
+        (3_000, 3_000),
+        (9_000, 9_000),
+    ] {
+        let entries: Vec<TallyEntry> = (0..size)
             .map(|i| {
                 let credits = if i < tied { 10_000 } else { 10_000 - i };
                 entry(pool(i), Some(u32::try_from(i + 1).unwrap()), credits)
