@@ -44,6 +44,12 @@ pub enum Error {
         /// The oldest slot the log still holds.
         horizon: Slot,
     },
+    /// A tally revision was stored with a different digest; revisions are never rewritten.
+    #[error("tally of {epoch} is already stored at this revision with another digest")]
+    TallyConflict {
+        /// The epoch.
+        epoch: lucid_core::Epoch,
+    },
     /// An internal invariant broke.
     #[error(transparent)]
     Bug(#[from] Bug),
@@ -57,6 +63,7 @@ impl HasKind for Error {
             Error::ResultConflict { .. } => ErrorKind::Internal,
             Error::ScheduleConflict { .. } => ErrorKind::Internal,
             Error::SlotPruned { .. } => ErrorKind::InvalidInput,
+            Error::TallyConflict { .. } => ErrorKind::Internal,
             Error::Bug(_) => ErrorKind::Internal,
         }
     }

@@ -33,6 +33,7 @@ pub mod ingest;
 pub mod leader;
 pub mod params;
 pub mod proof;
+pub mod records;
 pub mod registration;
 pub mod ring;
 pub mod rolling;
