@@ -24,7 +24,8 @@
 //! - A fee limit above the configured cap is a typed refusal, never a silent clamp.
 //!
 //! # Features
-//! - `tron`: the TRON rail building blocks in the `tron` module (k256, sha2, sha3, bs58, prost).
+//! - `tron`: the TRON rail building blocks in the `tron` module (k256, sha2, sha3, bs58, prost,
+//!   zeroize).
 //!   Off by default: without it payouts stay in the ledger, marked `awaiting_chain`.
 #![warn(missing_docs)]
 
