@@ -58,9 +58,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// The fee limit the energy estimate requires is above the configured cap: do not send.
-    #[error(
-        "fee limit {fee_limit_sun} sun for {energy} energy at {energy_fee_sun} sun each is above the cap of {cap_sun} sun"
-    )]
+    #[error("fee limit {fee_limit_sun} sun for {energy} energy is above the cap {cap_sun} sun")]
     FeeLimitAboveCap {
         /// Estimated energy of the transfer.
         energy: u64,
@@ -88,7 +86,8 @@ impl HasKind for Error {
             Error::RemoteTransaction { .. } => ErrorKind::PeerMisbehaved,
             Error::FeeInput { .. } => ErrorKind::InvalidInput,
             // The chain's energy price or the recipient's state makes the transfer too expensive
-            // now; the payout waits rather than failing (a too-low limit would burn TRX for nothing).
+            // now; the payout waits rather than failing (a too-low limit would burn TRX for
+            // nothing).
             Error::FeeLimitAboveCap { .. } => ErrorKind::Conflict,
             Error::Bug(bug) => bug.kind(),
         }

@@ -96,8 +96,10 @@ impl TronAddress {
     /// Parses the Base58Check text form, strictly (pattern, checksum, length, version).
     pub fn from_base58(text: &str) -> Result<Self, AddressError> {
         let bytes = text.as_bytes();
+        // The Base58 alphabet: digits without 0, letters without I, O and l.
         let alphabet_ok = bytes.iter().all(|&c| {
-            matches!(c, b'1'..=b'9' | b'A'..=b'H' | b'J'..=b'N' | b'P'..=b'Z' | b'a'..=b'k' | b'm'..=b'z')
+            matches!(c, b'1'..=b'9' | b'A'..=b'H' | b'J'..=b'N' | b'P'..=b'Z')
+                || matches!(c, b'a'..=b'k' | b'm'..=b'z')
         });
         if bytes.len() != 34 || bytes[0] != b'T' || !alphabet_ok {
             return Err(AddressError::Pattern);

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn fee_limit_table() {
-    // (energy, price, cap) → expected; values worked out by hand: energy × price × 12 / 10, rounded up.
+    // (energy, price, cap) → expected; worked out by hand as energy × price × 12 / 10, rounded up.
     let cases: [(u64, u64, u64, Result<u64, Error>); 6] = [
         (65_000, 100, DEFAULT_FEE_LIMIT_MAX_SUN, Ok(7_800_000)),
         (130_285, 210, DEFAULT_FEE_LIMIT_MAX_SUN, Ok(32_831_820)),
