@@ -14,15 +14,21 @@
 //!   20-byte account of secret keys 1 and 2 are the well-known Ethereum addresses
 //!   `0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf` and `0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF`
 //!   (same Keccak-256 derivation, so the TRON address is 0x41 ‖ those bytes).
+//! - A real signed USDT `transfer` on the Nile testnet (contract
+//!   `TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf`), as a TRON node returned it from
+//!   `/wallet/gettransactionbyid` (`raw_data_hex`, `txID`, `signature`), quoted in the test suite of
+//!   a public Go TRON client: see `real_chain_transaction`. java-tron made those bytes and some
+//!   wallet signed them, so they test our encoding and signature rules against the chain itself.
 
 use std::collections::BTreeMap;
 
 use lucid_core::{MicroUsdt, UnixMillis};
+use lucid_payouts::Error;
 use lucid_payouts::tron::abi::{
     self, BALANCE_OF_SELECTOR, TRANSFER_SELECTOR, TRANSFER_TOPIC, balance_of_call_data,
     transfer_call_data,
 };
-use lucid_payouts::tron::tx::{self, BlockRef, ExpectedTransfer, TransferParams};
+use lucid_payouts::tron::tx::{self, BlockRef, ExpectedTransfer, TransferParams, Txid};
 use lucid_payouts::tron::{HotWalletKey, RecoverableSignature, TronAddress, recover};
 
 const NODE_SEED: [u8; 32] = [0x77; 32];
@@ -137,4 +143,76 @@ fn fixed_transaction_raw_bytes_txid_and_signature() {
     // The same bytes, as a remote node would return them, pass the remote check.
     let checked = tx::verify_remote_tx(&signed.raw, &ExpectedTransfer::from(&params)).unwrap();
     assert_eq!(checked.txid, signed.txid);
+}
+
+/// Fields of the real Nile transaction (see the module doc), as the node's JSON gave them.
+const REAL_RAW_HEX: &str = concat!(
+    "0a028ad92208eaef69105495eb1540f09fc0cfcd335aae01081f12a9010a31747970652e676f6f676c6561706973",
+    "2e636f6d2f70726f746f636f6c2e54726967676572536d617274436f6e747261637412740a1541495511a493d8c3",
+    "62be4267224e6d81013a6862ee121541eca9bc828a3005b9a3b909f2cc5c2a54794de05f2244a9059cbb00000000",
+    "000000000000004150125bea243a640bf85348873b6c4f3c517aee7a000000000000000000000000000000000000",
+    "00000000000000000000000000017090cbbccfcd33900180c2d72f",
+);
+const REAL_TXID: &str = "c70b20da8cb8d96a99c1aceb283412acb9dea313a9e467178431a3c6ae8b9f08";
+const REAL_SIGNATURE: &str = concat!(
+    "1788bf0281f67c42f5a09322523edee9969e808a863776f21ab6543de9dd42ca",
+    "0e4955577879df8074086c620eb96709ba9a95d60a166de190a081e8d69801da00",
+);
+
+fn bytes_of(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn real_chain_transaction() {
+    let owner = TronAddress::from_hex("41495511a493d8c362be4267224e6d81013a6862ee").unwrap();
+    let contract = TronAddress::from_hex("41eca9bc828a3005b9a3b909f2cc5c2a54794de05f").unwrap();
+    assert_eq!(contract.to_base58(), "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf");
+    let to = TronAddress::from_hex("4150125bea243a640bf85348873b6c4f3c517aee7a").unwrap();
+    let raw = bytes_of(REAL_RAW_HEX);
+
+    // txid = SHA-256(raw_data bytes), as the node computed it, and the wallet's signature
+    // recovers the owner.
+    assert_eq!(Txid::of(&raw).to_hex(), REAL_TXID);
+    let signature = RecoverableSignature::from_bytes(&bytes_of(REAL_SIGNATURE)).unwrap();
+    assert_eq!(recover(&Txid::of(&raw).0, &signature).unwrap(), owner);
+
+    // That wallet wrote the recipient's ABI word as 11 zero bytes ‖ 0x41 ‖ 20 bytes (the EVM
+    // reads only the low 20 bytes, so it still paid `to`). It is not the canonical call data of
+    // `pools-payouts.md` §7, so the remote check refuses it: a node handing this back to us for
+    // signing would be refused at `data`.
+    let expected = ExpectedTransfer {
+        owner,
+        contract,
+        to,
+        amount: MicroUsdt(1),
+        fee_limit_sun: 100_000_000,
+        expiration: UnixMillis(1_773_182_914_544),
+    };
+    assert_eq!(
+        tx::verify_remote_tx(&raw, &expected),
+        Err(Error::RemoteTransaction { field: "data" })
+    );
+
+    // Building the same transfer locally gives the node's bytes except that one 0x41, which we
+    // write as 0x00: the protobuf framing, TAPOS, times and fee limit agree byte for byte. Only
+    // the low two bytes of the block number and bytes 8..16 of the block id enter (TAPOS).
+    let mut id = [0u8; 32];
+    id[8..16].copy_from_slice(&bytes_of("eaef69105495eb15"));
+    let params = TransferParams {
+        owner,
+        contract,
+        to,
+        amount: MicroUsdt(1),
+        reference: BlockRef { number: 0x8ad9, id },
+        timestamp: UnixMillis(1_773_182_854_544),
+        expiration: expected.expiration,
+        fee_limit_sun: expected.fee_limit_sun,
+    };
+    let built = tx::build_transfer(&params).unwrap();
+    let canonical_hex = REAL_RAW_HEX.replacen("00000000004150125bea", "00000000000050125bea", 1);
+    assert_ne!(canonical_hex, REAL_RAW_HEX);
+    assert_eq!(lucid_core::ids::to_hex(&built.raw), canonical_hex);
+    let checked = tx::verify_remote_tx(&built.raw, &expected).unwrap();
+    assert_eq!(checked.txid, built.txid);
 }
