@@ -93,3 +93,9 @@ impl HasKind for Error {
         }
     }
 }
+
+// Errors cross threads and tasks in the daemon (house style H8).
+const _: fn() = || {
+    fn assert_bounds<T: Clone + Send + Sync + 'static>() {}
+    assert_bounds::<Error>();
+};
