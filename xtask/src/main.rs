@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
-//! - `test`: the whole test suite (the README's test command; `.ci/run` runs it too).
+//! - `test`: the whole test suite (the README's test command; `.ci/run` runs it too), including
+//!   the tests of off-by-default features such as `lucid-payouts/tron`.
 //! - `ci`: what must pass before a change lands: format check, clippy with `-D warnings` on every
 //!   target, `cargo check` per crate, the test suite, docs with `-D warnings`, `cargo deny` (when
 //!   installed), and compiling the benches.
@@ -68,19 +69,33 @@ fn has_cargo_subcommand(name: &str) -> bool {
         .is_ok_and(|output| output.status.success())
 }
 
-/// The whole suite: nextest when installed (parallel, per-test processes), else `cargo test`.
+/// Off-by-default features whose code and tests must still be built, linted and run, as
+/// (package, features). A workspace run with default features never compiles them.
+const FEATURE_SUITES: &[(&str, &str)] = &[("lucid-payouts", "tron")];
+
+/// The whole suite: nextest when installed (parallel, per-test processes), else `cargo test`;
+/// then each crate of [`FEATURE_SUITES`] again with its features on.
 fn test() -> anyhow::Result<()> {
-    if has_cargo_subcommand("nextest") {
-        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])
+    let runner: &[&str] = if has_cargo_subcommand("nextest") {
+        &["nextest", "run", "--no-fail-fast"]
     } else {
         say("cargo-nextest is not installed; running cargo test");
-        cargo(&["test", "--workspace", "--no-fail-fast"])
+        &["test", "--no-fail-fast"]
+    };
+    cargo(&[runner, &["--workspace"]].concat())?;
+    for (package, features) in FEATURE_SUITES {
+        cargo(&[runner, &["-p", package, "--features", features]].concat())?;
     }
+    Ok(())
 }
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    for (package, features) in FEATURE_SUITES {
+        let args = ["clippy", "-p", package, "--features", features, "--all-targets", "--"];
+        cargo(&[&args[..], &["-D", "warnings"]].concat())?;
+    }
     for package in tidy::workspace_packages()? {
         cargo(&["check", "--quiet", "-p", &package])?;
     }
@@ -89,6 +104,20 @@ fn ci() -> anyhow::Result<()> {
         &["doc", "--workspace", "--no-deps", "--document-private-items"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    for (package, features) in FEATURE_SUITES {
+        cargo_with_env(
+            &[
+                "doc",
+                "-p",
+                package,
+                "--features",
+                features,
+                "--no-deps",
+                "--document-private-items",
+            ],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )?;
+    }
     if has_cargo_subcommand("deny") {
         cargo(&["deny", "check"])?;
     } else {

@@ -1,13 +1,77 @@
-//! The error type of this crate: refused postings, broken amount rules and illegal transitions.
+//! The error type of `lucid-payouts`, mapped once to the coarse `lucid_core::ErrorKind`: refused
+//! postings, broken amount rules, illegal transitions, and the TRON rail's refusals.
 
-use lucid_core::{AmountError, Epoch, ErrorKind, HasKind, MicroUsdt};
+use lucid_core::{AmountError, Bug, Epoch, ErrorKind, HasKind, MicroUsdt};
 
 use crate::payout::PayoutStatus;
 
-/// A failure of a money rule.
-#[derive(Clone, Debug, thiserror::Error)]
+/// Everything that can go wrong in this crate.
+///
+/// Variants carry the context needed to act on them; callers decide from [`HasKind::kind`], and
+/// the payout state machine may match on the variant where the reaction differs (for example, a
+/// fee limit above the cap postpones a payout rather than failing it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A TRON address in text or byte form is not valid.
+    #[cfg(feature = "tron")]
+    #[error("invalid TRON address for {what}")]
+    Address {
+        /// What the address was meant to be (destination, contract, hot wallet).
+        what: &'static str,
+        /// Why it was refused.
+        #[source]
+        source: crate::tron::AddressError,
+    },
+    /// The hot-wallet key could not be loaded.
+    #[error("hot-wallet key refused: {reason}")]
+    HotWalletKey {
+        /// Why (never contains key material).
+        reason: &'static str,
+    },
+    /// A secp256k1 signature is malformed or does not recover a key.
+    #[error("signature refused: {reason}")]
+    Signature {
+        /// Why.
+        reason: &'static str,
+    },
+    /// Smart-contract call data or a return value does not have the expected ABI shape.
+    #[error("ABI data refused: {reason}")]
+    Abi {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The parameters of a transaction to build are inconsistent.
+    #[error("cannot build a TRON transaction: {reason}")]
+    Transaction {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A transaction handed back by a remote node differs from the one we meant to send, or is
+    /// not decodable: it must not be signed.
+    #[error("remote TRON transaction refused: {field} differs from the intended transfer")]
+    RemoteTransaction {
+        /// The first field found to differ (or `encoding` for undecodable bytes).
+        field: &'static str,
+    },
+    /// The inputs of the fee-limit computation are unusable.
+    #[error("fee limit refused: {reason}")]
+    FeeInput {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The fee limit the energy estimate requires is above the configured cap: do not send.
+    #[error("fee limit {fee_limit_sun} sun for {energy} energy is above the cap {cap_sun} sun")]
+    FeeLimitAboveCap {
+        /// Estimated energy of the transfer.
+        energy: u64,
+        /// Chain price of one unit of energy, in sun.
+        energy_fee_sun: u64,
+        /// The fee limit the estimate needs (with the safety margin).
+        fee_limit_sun: u128,
+        /// The cap in force.
+        cap_sun: u64,
+    },
     /// A posting is malformed (empty, unbalanced, repeated account, zero amount, bad key).
     #[error("posting {key:?} is invalid: {rule}")]
     InvalidPosting {
@@ -40,13 +104,14 @@ pub enum Error {
         source: AmountError,
     },
     /// A pool's reward could not be split among its members.
-    #[error("pool reward of epoch {epoch} could not be split")]
+    #[error("reward of pool {pool} in epoch {epoch} could not be split: {reason}")]
     PoolSplit {
         /// The epoch.
         epoch: Epoch,
+        /// The pool.
+        pool: lucid_core::PoolId,
         /// Why.
-        #[source]
-        source: lucid_pools::Error,
+        reason: PoolSplitFailure,
     },
     /// A payout configuration value breaks its rule.
     #[error("payout setting {key} = {value} is invalid: {rule}")]
@@ -66,15 +131,58 @@ pub enum Error {
         /// Requested state.
         to: PayoutStatus,
     },
+    /// A broken internal invariant.
+    #[error(transparent)]
+    Bug(#[from] Bug),
+}
+
+/// Why a pool's reward share could not be split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolSplitFailure {
+    /// No member contributed credits (posting would make the money vanish).
+    #[error("no member contributed credits")]
+    NoContributors,
+    /// The contribution weights overflowed.
+    #[error("the contribution weights overflowed")]
+    Overflow,
+}
+
+impl PoolSplitFailure {
+    /// The failure behind an error of the pools crate's split.
+    pub fn of(error: &lucid_pools::Error) -> Self {
+        match error {
+            lucid_pools::Error::NoContributors { .. } => PoolSplitFailure::NoContributors,
+            _ => PoolSplitFailure::Overflow,
+        }
+    }
 }
 
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
+            #[cfg(feature = "tron")]
+            Error::Address { .. } => ErrorKind::InvalidInput,
+            Error::HotWalletKey { .. } => ErrorKind::InvalidInput,
+            Error::Signature { .. } => ErrorKind::InvalidInput,
+            Error::Abi { .. } => ErrorKind::InvalidInput,
+            Error::Transaction { .. } => ErrorKind::InvalidInput,
+            Error::RemoteTransaction { .. } => ErrorKind::PeerMisbehaved,
+            Error::FeeInput { .. } => ErrorKind::InvalidInput,
+            // The chain's energy price or the recipient's state makes the transfer too expensive
+            // now; the payout waits rather than failing (a too-low limit would burn TRX for
+            // nothing).
+            Error::FeeLimitAboveCap { .. } => ErrorKind::Conflict,
             Error::InvalidPosting { .. } | Error::InvalidConfig { .. } => ErrorKind::InvalidInput,
             Error::PostingConflict { .. } | Error::Overdraft { .. } => ErrorKind::Conflict,
             Error::IllegalTransition { .. } => ErrorKind::Conflict,
             Error::Amount { .. } | Error::PoolSplit { .. } => ErrorKind::Internal,
+            Error::Bug(bug) => bug.kind(),
         }
     }
 }
+
+// Errors cross threads and tasks in the daemon (house style H8).
+const _: fn() = || {
+    fn assert_bounds<T: Clone + Send + Sync + 'static>() {}
+    assert_bounds::<Error>();
+};

@@ -1,5 +1,6 @@
 //! Money of the Lucid node: the double-entry micro-USDT ledger, the per-epoch reward
-//! distribution with its pay stubs, and the payout rules and state machine.
+//! distribution with its pay stubs, the payout rules and state machine, and (behind the `tron`
+//! feature) the TRON USDT-TRC20 rail building blocks that put a payout on chain.
 //!
 //! Every credit and debit is an immutable ledger entry inside a posting identified by a unique
 //! key; a balance is the sum of its entries. Epoch rewards split the configured budget across the
@@ -8,9 +9,11 @@
 //! 10 000 USDT maximum, a 1 % fee clamped to [0.1, 10] USDT) and a state machine whose every
 //! transition is a compare-and-set.
 //!
-//! This crate does NOT persist anything, talk to TRON or read a clock: the ledger here is the
-//! in-memory reference whose semantics the database adapter must match, and time comes in as
-//! arguments.
+//! This crate does NOT do I/O, read the clock, spawn tasks or talk HTTP itself: the ledger here is
+//! the in-memory reference whose semantics the database adapter must match, time comes in as an
+//! argument, and the TRON HTTP calls will go through the `TronTransport` port that `lucid-daemon`
+//! implements. It never builds money from floats and never signs a transaction that a remote node
+//! handed back without checking it field by field against what it meant to send.
 //!
 //! # Invariants
 //! - No float appears anywhere in this crate (a tidy test greps for float types); amounts are
@@ -22,9 +25,19 @@
 //! - For every node, `earned == available + reserved + paid` at every instant.
 //! - Splits always sum to the amount split; money never vanishes (a pool share with no
 //!   contributor is an error, not a silent loss).
+//! - One micro-USDT is one USDT-TRC20 on-chain unit (6 decimals): the uint256 in a transfer is the
+//!   `MicroUsdt` value itself (I17).
+//! - A TRON address is 21 bytes with version 0x41; text forms are accepted only through
+//!   Base58Check with a valid checksum and version (I18).
+//! - txid = SHA-256 of the exact raw transaction bytes, and a signature always recovers the hot
+//!   wallet's address; a transaction from elsewhere that differs from the intended transfer in
+//!   owner, contract, call data, call value, fee limit or expiration is refused (I19).
+//! - The hot-wallet key is zeroized on drop, never shown by `Debug`, and never equals the node's
+//!   Ed25519 identity seed; a fee limit above the configured cap is a typed refusal, never a clamp.
 //!
 //! # Features
-//! None yet; the TRON rail arrives behind a `tron` feature.
+//! - `tron`: the TRON rail building blocks in the `tron` module (k256, sha2, sha3, bs58, prost,
+//!   zeroize). Off by default: without it payouts stay in the ledger, marked `awaiting_chain`.
 #![warn(missing_docs)]
 #![deny(clippy::float_arithmetic)]
 
@@ -32,6 +45,8 @@ pub mod error;
 pub mod ledger;
 pub mod payout;
 pub mod rewards;
+#[cfg(feature = "tron")]
+pub mod tron;
 
 pub use error::Error;
 pub use ledger::{Account, Entry, Ledger, NodeBalance, Posting, PostingKind};

@@ -157,8 +157,13 @@ pub fn epoch_reward(tally: &Tally, budget: MicroUsdt) -> Result<EpochReward, Err
             }
             EntityId::Pool(pool) => {
                 let members = if entity_reward.0 > 0 {
-                    lucid_pools::split_pool_share(entity_reward, &entry.contributions)
-                        .map_err(|source| Error::PoolSplit { epoch, source })?
+                    lucid_pools::split_pool_share(entity_reward, &entry.contributions).map_err(
+                        |error| Error::PoolSplit {
+                            epoch,
+                            pool,
+                            reason: crate::error::PoolSplitFailure::of(&error),
+                        },
+                    )?
                 } else {
                     Vec::new()
                 };
