@@ -22,5 +22,5 @@ pub mod routes;
 
 pub use envelope::{ApiError, status_of};
 pub use routes::{
-    ClockInfo, ComponentHealth, HealthReport, HealthStatus, NodeApi, NodeInfo, router,
+    ClockInfo, ComponentHealth, HealthReport, HealthStatus, NodeApi, NodeInfo, router, serve,
 };

@@ -159,6 +159,15 @@ pub fn router(api: Arc<dyn NodeApi>) -> Router {
         .with_state(state)
 }
 
+/// Serves `api` on `listener` until `shutdown` completes; requests in flight then finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<dyn NodeApi>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+}
+
 /// Request ids on every response, and request counting by route template (bounded labels: the
 /// template, never the raw path).
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {

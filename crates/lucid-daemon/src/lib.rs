@@ -1,0 +1,28 @@
+//! The Lucid node as a set of services: it wires the domain crates to their adapters, runs the
+//! slot-driven loops, serves health and metrics through the `NodeApi` port of `lucid-api`, and
+//! shuts down gracefully.
+//!
+//! Structured concurrency: one `CancellationToken` root with a child per service, every task
+//! spawned through one `TaskTracker`; shutdown is decide (readiness false at once), tell (cancel),
+//! wait (the tracker, bounded by the grace period).
+//!
+//! This crate does NOT parse command lines or configuration files (the binary does), does not
+//! speak SQL or HTTP itself (adapters do), and reads time only through the `Clock` port, which
+//! [`clock::SystemClock`] implements as the one place that reads the system clock.
+//!
+//! # Invariants
+//! - Slots are derived from the wall clock at every boundary, never by accumulating sleeps.
+//! - A loop's tick never overlaps the previous one; a failing tick is logged and retried.
+//! - Readiness is false until start-up completed and as soon as shutdown begins.
+//!
+//! # Features
+//! None yet; `blockchain`, `session` and `rdp` integrations are wired by the binary's features.
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod node;
+
+pub use config::Config;
+pub use node::{Node, NodeError};

@@ -1,0 +1,272 @@
+//! The node: shared state, the services it runs, the `NodeApi` it serves, and shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lucid_api::{ClockInfo, ComponentHealth, HealthReport, HealthStatus, NodeApi, NodeInfo};
+use lucid_core::{Clock, NodeId, Slot};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// The daemon's version, from the package.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A failure to start or stop the node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The HTTP listener failed.
+    #[error("HTTP server on {addr} failed")]
+    Http {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Services did not stop within the grace period.
+    #[error("services did not stop within {grace:?}")]
+    ForcedShutdown {
+        /// The grace period.
+        grace: Duration,
+    },
+}
+
+impl lucid_core::HasKind for NodeError {
+    fn kind(&self) -> lucid_core::ErrorKind {
+        match self {
+            NodeError::Http { .. } => lucid_core::ErrorKind::TransientNetwork,
+            NodeError::ForcedShutdown { .. } => lucid_core::ErrorKind::ShuttingDown,
+        }
+    }
+}
+
+struct State {
+    config: Config,
+    node_id: NodeId,
+    clock: Arc<dyn Clock>,
+    started: Duration,
+    metrics: Metrics,
+    ready: AtomicBool,
+    shutting_down: AtomicBool,
+    components: Mutex<BTreeMap<&'static str, ComponentHealth>>,
+}
+
+/// A running node.
+pub struct Node {
+    state: Arc<State>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Node {
+    /// A node with its identity and clock; nothing runs until [`Node::spawn`].
+    pub fn build(config: Config, node_id: NodeId, clock: Arc<dyn Clock>) -> Self {
+        let started = clock.monotonic();
+        let state = State {
+            config,
+            node_id,
+            clock,
+            started,
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            components: Mutex::new(BTreeMap::new()),
+        };
+        let node = Node {
+            state: Arc::new(state),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        };
+        node.set_component("identity", HealthStatus::Healthy, "node key loaded");
+        node
+    }
+
+    /// The API the HTTP layer serves.
+    pub fn api(&self) -> Arc<dyn NodeApi> {
+        Arc::new(Api { state: Arc::clone(&self.state) })
+    }
+
+    /// Records a component's health.
+    pub fn set_component(
+        &self,
+        name: &'static str,
+        status: HealthStatus,
+        detail: impl Into<String>,
+    ) {
+        let mut components =
+            self.state.components.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        components.insert(name, ComponentHealth { status, detail: detail.into() });
+    }
+
+    /// Serves HTTP on `listener` until shutdown; in-flight requests finish during the drain.
+    pub fn serve_http(&self, listener: TcpListener) {
+        let api = self.api();
+        let cancel = self.cancel.child_token();
+        self.tracker.spawn(async move {
+            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            let served =
+                lucid_api::serve(listener, api, async move { cancel.cancelled().await }).await;
+            if let Err(error) = served {
+                tracing::error!(%addr, %error, "HTTP server stopped with an error");
+            }
+        });
+    }
+
+    /// Starts the services.
+    pub fn spawn(&self) {
+        let state = Arc::clone(&self.state);
+        let cancel = self.cancel.child_token();
+        self.tracker.spawn(slot_clock(state, cancel));
+    }
+
+    /// Marks start-up as complete: readiness becomes true.
+    pub fn mark_ready(&self) {
+        if !self.state.shutting_down.load(Ordering::SeqCst) {
+            self.state.ready.store(true, Ordering::SeqCst);
+            self.state.metrics.ready.store(1, Ordering::Relaxed);
+            tracing::info!(node_id = %self.state.node_id, "node ready");
+        }
+    }
+
+    /// Stops the node: readiness false at once, services cancelled, then waits for them within
+    /// the configured grace period.
+    pub async fn drain(self) -> Result<(), NodeError> {
+        self.state.shutting_down.store(true, Ordering::SeqCst);
+        self.state.ready.store(false, Ordering::SeqCst);
+        self.state.metrics.ready.store(0, Ordering::Relaxed);
+        tracing::info!("shutting down");
+        self.cancel.cancel();
+        self.tracker.close();
+        let grace = self.state.config.shutdown_grace;
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .map_err(|_| NodeError::ForcedShutdown { grace })
+    }
+}
+
+/// Follows slot boundaries: sleeps until the next slot starts by the wall clock, re-reads the
+/// clock on waking, and publishes the slot and epoch. Never counts slots by adding up sleeps.
+async fn slot_clock(state: Arc<State>, cancel: CancellationToken) {
+    let time = state.config.consensus.time;
+    loop {
+        let now = state.clock.wall();
+        let wake_at = match time.slot_of(now) {
+            Ok(slot) => {
+                state
+                    .metrics
+                    .slot
+                    .store(i64::try_from(slot.0).unwrap_or(i64::MAX), Ordering::Relaxed);
+                let epoch = time.epoch_of(slot);
+                state
+                    .metrics
+                    .epoch
+                    .store(i64::try_from(epoch.0).unwrap_or(i64::MAX), Ordering::Relaxed);
+                state.metrics.slot_ticks.fetch_add(1, Ordering::Relaxed);
+                time.slot_start(Slot(slot.0.saturating_add(1))).unwrap_or(now)
+            }
+            // Before genesis nothing is live; wake at genesis.
+            Err(_) => time.genesis(),
+        };
+        // At least 1 ms, so a clock that does not move cannot spin the loop.
+        let wait = u64::try_from(wake_at.0.saturating_sub(now.0)).unwrap_or(0).max(1);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+    }
+}
+
+struct Api {
+    state: Arc<State>,
+}
+
+impl NodeApi for Api {
+    fn health(&self) -> HealthReport {
+        let state = &self.state;
+        let time = state.config.consensus.time;
+        let slot = time.slot_of(state.clock.wall()).ok();
+        let mut components =
+            state.components.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let consensus = match slot {
+            Some(_) => ComponentHealth {
+                status: HealthStatus::Healthy,
+                detail: "slot clock running".into(),
+            },
+            None => ComponentHealth {
+                status: HealthStatus::Unhealthy,
+                detail: "clock is before genesis".into(),
+            },
+        };
+        components.insert("consensus", consensus);
+        let worst =
+            components.values().map(|c| c.status).fold(HealthStatus::Healthy, |worst, s| {
+                match (worst, s) {
+                    (HealthStatus::Unhealthy, _) | (_, HealthStatus::Unhealthy) => {
+                        HealthStatus::Unhealthy
+                    }
+                    (HealthStatus::Degraded, _) | (_, HealthStatus::Degraded) => {
+                        HealthStatus::Degraded
+                    }
+                    _ => HealthStatus::Healthy,
+                }
+            });
+        let ready = state.ready.load(Ordering::SeqCst)
+            && slot.is_some()
+            && worst != HealthStatus::Unhealthy;
+        HealthReport {
+            status: worst,
+            ready,
+            version: VERSION,
+            node_id: state.node_id.to_string(),
+            network: state.config.network_name.clone(),
+            slot: slot.map(|s| s.0),
+            epoch: slot.map(|s| time.epoch_of(s).0),
+            uptime_s: state.clock.monotonic().saturating_sub(state.started).as_secs(),
+            components,
+        }
+    }
+
+    fn node_info(&self) -> NodeInfo {
+        let state = &self.state;
+        let id = state.node_id.to_string();
+        NodeInfo {
+            public_key: id.trim_start_matches(NodeId::PREFIX).to_owned(),
+            node_id: id,
+            network: state.config.network_name.clone(),
+            version: VERSION,
+            features: Vec::new(),
+            ready: state.ready.load(Ordering::SeqCst),
+        }
+    }
+
+    fn clock(&self) -> ClockInfo {
+        let time = self.state.config.consensus.time;
+        let slot = time.slot_of(self.state.clock.wall()).ok();
+        ClockInfo {
+            network: self.state.config.network_name.clone(),
+            genesis_ms: time.genesis().0,
+            slot_ms: time.slot_ms(),
+            slots_per_epoch: time.slots_per_epoch(),
+            slot: slot.map(|s| s.0),
+            epoch: slot.map(|s| time.epoch_of(s).0),
+            slot_start_ms: slot.and_then(|s| time.slot_start(s).ok()).map(|t| t.0),
+            next_slot_start_ms: slot
+                .and_then(|s| time.slot_start(Slot(s.0.saturating_add(1))).ok())
+                .map(|t| t.0),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        self.state.metrics.render(VERSION)
+    }
+}
+
+#[cfg(test)]
+mod tests;
