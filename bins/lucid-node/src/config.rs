@@ -1,0 +1,369 @@
+//! Configuration: built-in defaults < TOML file < `LUCID_*` environment < flags, resolved once into
+//! the daemon's validated `Config`. Unknown keys (in the file or as `LUCID_*` variables) and
+//! invalid values are errors that name the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lucid_consensus::ConsensusParams;
+use lucid_core::{TimeParams, UnixMillis};
+use serde::Deserialize;
+
+/// Every key the node understands, with its environment variable (`a.b` ↔ `LUCID_A_B`).
+pub(crate) const KEYS: &[&str] = &[
+    "network.name",
+    "network.kind",
+    "network.genesis_ms",
+    "network.slot_ms",
+    "network.slots_per_epoch",
+    "http.addr",
+    "log.level",
+    "log.format",
+    "shutdown.grace_s",
+    "consensus.verify_threads",
+];
+
+/// The environment variable of a key.
+pub(crate) fn env_name(key: &str) -> String {
+    format!("LUCID_{}", key.replace('.', "_").to_uppercase())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    network: RawNetwork,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    shutdown: RawShutdown,
+    #[serde(default)]
+    consensus: RawConsensus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    name: Option<String>,
+    kind: Option<String>,
+    genesis_ms: Option<i64>,
+    slot_ms: Option<u64>,
+    slots_per_epoch: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    addr: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShutdown {
+    grace_s: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsensus {
+    verify_threads: Option<usize>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved configuration of the binary: the daemon's part plus what only the binary uses.
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved {
+    pub(crate) daemon: lucid_daemon::Config,
+    pub(crate) log_level: String,
+    pub(crate) log_format: LogFormat,
+}
+
+/// A usage or configuration error: exit code 64.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+/// Flags that override the file and the environment.
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    pub(crate) http_addr: Option<String>,
+}
+
+/// Reads the file (if it exists, or if it was named explicitly), applies the environment and
+/// the flags, and validates everything.
+pub(crate) fn resolve(
+    data_dir: &Path,
+    file: Option<&Path>,
+    env: &BTreeMap<String, String>,
+    overrides: &Overrides,
+) -> Result<Resolved, UsageError> {
+    let default_file = data_dir.join("lucid.toml");
+    let (path, required) = match file {
+        Some(path) => (path.to_path_buf(), true),
+        None => (default_file, false),
+    };
+    let mut raw: RawConfig = match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            usage(format!("configuration file {}: {}", path.display(), e.message()))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => RawConfig::default(),
+        Err(e) => {
+            return Err(usage(format!("cannot read configuration file {}: {e}", path.display())));
+        }
+    };
+    apply_env(&mut raw, env)?;
+    if let Some(addr) = &overrides.http_addr {
+        raw.http.addr = Some(addr.clone());
+    }
+    validate(raw, data_dir)
+}
+
+fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, UsageError> {
+    value.parse().map_err(|_| usage(format!("{} ({key}): invalid value {value:?}", env_name(key))))
+}
+
+fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), UsageError> {
+    for (name, value) in env.iter().filter(|(name, _)| name.starts_with("LUCID_")) {
+        let Some(key) = KEYS.iter().find(|key| env_name(key) == *name) else {
+            return Err(usage(format!("unknown configuration variable {name}")));
+        };
+        match *key {
+            "network.name" => raw.network.name = Some(value.clone()),
+            "network.kind" => raw.network.kind = Some(value.clone()),
+            "network.genesis_ms" => raw.network.genesis_ms = Some(parse_env(key, value)?),
+            "network.slot_ms" => raw.network.slot_ms = Some(parse_env(key, value)?),
+            "network.slots_per_epoch" => raw.network.slots_per_epoch = Some(parse_env(key, value)?),
+            "http.addr" => raw.http.addr = Some(value.clone()),
+            "log.level" => raw.log.level = Some(value.clone()),
+            "log.format" => raw.log.format = Some(value.clone()),
+            "shutdown.grace_s" => raw.shutdown.grace_s = Some(parse_env(key, value)?),
+            "consensus.verify_threads" => {
+                raw.consensus.verify_threads = Some(parse_env(key, value)?)
+            }
+            _ => return Err(usage(format!("configuration variable {name} is not handled"))),
+        }
+    }
+    Ok(())
+}
+
+fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
+    let kind = raw.network.kind.as_deref().unwrap_or("main");
+    let (network_name, consensus) = match kind {
+        "main" => {
+            if raw.network.genesis_ms.is_some()
+                || raw.network.slot_ms.is_some()
+                || raw.network.slots_per_epoch.is_some()
+            {
+                return Err(usage(
+                    "network.genesis_ms, network.slot_ms and network.slots_per_epoch are only allowed with network.kind = \"test\"",
+                ));
+            }
+            match raw.network.name.as_deref() {
+                None | Some("mainnet") => ("mainnet".to_owned(), ConsensusParams::mainnet()),
+                Some(other) => {
+                    return Err(usage(format!(
+                        "network.name: a main network must be called \"mainnet\", not {other:?}"
+                    )));
+                }
+            }
+        }
+        "test" => {
+            let name = raw.network.name.unwrap_or_else(|| "testnet".to_owned());
+            if name.is_empty()
+                || name.len() > 64
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(usage("network.name: 1..=64 characters of [A-Za-z0-9_-]"));
+            }
+            let time = TimeParams::test_network(
+                UnixMillis(raw.network.genesis_ms.unwrap_or(TimeParams::MAINNET.genesis().0)),
+                raw.network.slot_ms.unwrap_or(TimeParams::MAINNET.slot_ms()),
+                raw.network.slots_per_epoch.unwrap_or(TimeParams::MAINNET.slots_per_epoch()),
+            )
+            .map_err(|e| usage(e.to_string()))?;
+            let params = ConsensusParams::test_network(&name, time);
+            (name, params)
+        }
+        other => {
+            return Err(usage(format!(
+                "network.kind: expected \"main\" or \"test\", found {other:?}"
+            )));
+        }
+    };
+    let addr = raw.http.addr.as_deref().unwrap_or("0.0.0.0:8080");
+    let http_addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| usage(format!("http.addr: {addr:?} is not a host:port socket address")))?;
+    let log_format = match raw.log.format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(usage(format!(
+                "log.format: expected \"text\" or \"json\", found {other:?}"
+            )));
+        }
+    };
+    let log_level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        return Err(usage(format!("log.level: {log_level:?} is not a valid level or filter")));
+    }
+    let grace = raw.shutdown.grace_s.unwrap_or(30);
+    if !(1..=600).contains(&grace) {
+        return Err(usage("shutdown.grace_s: must lie in 1..=600"));
+    }
+    let verify_threads = raw.consensus.verify_threads.unwrap_or(0);
+    if verify_threads > 256 {
+        return Err(usage("consensus.verify_threads: at most 256 (0 means one per core)"));
+    }
+    Ok(Resolved {
+        daemon: lucid_daemon::Config {
+            data_dir: data_dir.to_path_buf(),
+            network_name,
+            consensus,
+            http_addr,
+            shutdown_grace: Duration::from_secs(grace),
+            verify_threads,
+        },
+        log_level,
+        log_format,
+    })
+}
+
+/// The commented configuration file written by `init`; a test parses it back to the defaults.
+pub(crate) fn example(network: &str) -> String {
+    let kind = if network == "mainnet" { "main" } else { "test" };
+    format!(
+        "# Lucid node configuration. Precedence: this file < LUCID_* environment < flags.\n\
+         # Every key maps to an environment variable: a.b <-> LUCID_A_B.\n\n\
+         [network]\n\
+         name = \"{network}\"\n\
+         # \"main\" or \"test\"; only test networks may set genesis_ms, slot_ms and slots_per_epoch.\n\
+         kind = \"{kind}\"\n\n\
+         [http]\n\
+         # Health, metrics and /api/v1.\n\
+         addr = \"0.0.0.0:8080\"\n\n\
+         [log]\n\
+         level = \"info\"\n\
+         # \"text\" or \"json\".\n\
+         format = \"text\"\n\n\
+         [shutdown]\n\
+         # Seconds to drain before a forced stop.\n\
+         grace_s = 30\n\n\
+         [consensus]\n\
+         # Signature verification threads; 0 means one per core.\n\
+         verify_threads = 0\n"
+    )
+}
+
+/// Path of the configuration file for a data directory.
+pub(crate) fn default_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("lucid.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn no_two_keys_share_a_variable() {
+        let mut names: Vec<_> = KEYS.iter().map(|k| env_name(k)).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len());
+    }
+
+    #[test]
+    fn example_parses_back_to_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("lucid-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(default_path(&dir), example("mainnet")).unwrap();
+        let from_file = resolve(&dir, None, &env(&[]), &Overrides::default()).unwrap();
+        let defaults = validate(RawConfig::default(), &dir).unwrap();
+        assert_eq!(format!("{:?}", from_file.daemon), format!("{:?}", defaults.daemon));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn precedence_and_errors() {
+        let dir = std::env::temp_dir().join(format!("lucid-config-p-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(default_path(&dir), "[http]\naddr = \"127.0.0.1:1\"\n").unwrap();
+        let file_only = resolve(&dir, None, &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(file_only.daemon.http_addr.port(), 1);
+        let env_wins =
+            resolve(&dir, None, &env(&[("LUCID_HTTP_ADDR", "127.0.0.1:2")]), &Overrides::default())
+                .unwrap();
+        assert_eq!(env_wins.daemon.http_addr.port(), 2);
+        let flag_wins = resolve(
+            &dir,
+            None,
+            &env(&[("LUCID_HTTP_ADDR", "127.0.0.1:2")]),
+            &Overrides { http_addr: Some("127.0.0.1:3".into()) },
+        )
+        .unwrap();
+        assert_eq!(flag_wins.daemon.http_addr.port(), 3);
+        let unknown_var =
+            resolve(&dir, None, &env(&[("LUCID_NOPE", "1")]), &Overrides::default()).unwrap_err();
+        assert!(unknown_var.0.contains("LUCID_NOPE"));
+        let bad_value =
+            resolve(&dir, None, &env(&[("LUCID_SHUTDOWN_GRACE_S", "x")]), &Overrides::default())
+                .unwrap_err();
+        assert!(bad_value.0.contains("shutdown.grace_s"));
+        std::fs::write(default_path(&dir), "[http]\nadr = \"127.0.0.1:1\"\n").unwrap();
+        let unknown_key = resolve(&dir, None, &env(&[]), &Overrides::default()).unwrap_err();
+        assert!(unknown_key.0.contains("adr"), "{}", unknown_key.0);
+        std::fs::write(default_path(&dir), "[network]\nslot_ms = 1000\n").unwrap();
+        assert!(
+            resolve(&dir, None, &env(&[]), &Overrides::default()).unwrap_err().0.contains("test")
+        );
+        std::fs::write(default_path(&dir), "[network]\nkind = \"test\"\nslot_ms = 10\n").unwrap();
+        assert!(
+            resolve(&dir, None, &env(&[]), &Overrides::default())
+                .unwrap_err()
+                .0
+                .contains("slot_ms")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            resolve(
+                Path::new("/nonexistent"),
+                Some(Path::new("/nonexistent/x.toml")),
+                &env(&[]),
+                &Overrides::default()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! `lucid-node`: the Lucid node daemon. Parses the command line and configuration, wires the
+//! daemon, and waits for a shutdown signal. No business logic lives here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+mod config;
+mod datadir;
+
+/// Exit code of usage and configuration errors.
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(name = "lucid-node", version, about = "The Lucid node daemon")]
+struct Cli {
+    /// The data directory (key, token, configuration, database).
+    #[arg(long, global = true, default_value = "./lucid-data")]
+    data_dir: PathBuf,
+    /// Configuration file (default: <data-dir>/lucid.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the data directory with a new identity key, admin token and configuration.
+    Init {
+        /// Network name: `mainnet`, or any other name for a test network.
+        #[arg(long, default_value = "mainnet")]
+        network: String,
+    },
+    /// Run the node.
+    Run {
+        /// HTTP listen address (overrides http.addr).
+        #[arg(long)]
+        http_addr: Option<String>,
+        /// Initialise the data directory first if it holds no identity yet (never replaces one).
+        #[arg(long)]
+        init: bool,
+    },
+    /// Show the node's public identity (never secret material).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Resolve and validate the configuration, and print it.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Exit 0 if the node's /health/live answers 200 (for container health checks).
+    Health,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Print the node id and public key.
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate and print the resolved configuration.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let usage_error = error.use_stderr();
+            let _ = error.print();
+            return if usage_error { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            let code = if error.is::<config::UsageError>() { EXIT_USAGE } else { 1 };
+            #[expect(clippy::print_stderr, reason = "the binary reports fatal errors on stderr")]
+            {
+                eprintln!("lucid-node: error: {error:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn resolve(cli: &Cli, overrides: &config::Overrides) -> anyhow::Result<config::Resolved> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    Ok(config::resolve(&cli.data_dir, cli.config.as_deref(), &env, overrides)?)
+}
+
+#[expect(clippy::print_stdout, reason = "subcommands print their results on stdout")]
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Init { network } => {
+            let created = datadir::init(&cli.data_dir, &config::example(network))?;
+            println!("{}", created.node_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { command: KeysCommand::Show } => {
+            let key = datadir::load_key(&cli.data_dir)?;
+            let id = key.node_id();
+            println!("node_id: {id}\npublic_key: {}", id.to_string().trim_start_matches("node_"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { command: ConfigCommand::Check } => {
+            let resolved = resolve(&cli, &config::Overrides::default())?;
+            let daemon = &resolved.daemon;
+            println!(
+                "data_dir = {:?}\nnetwork.name = {:?}\nnetwork.id = {}\nhttp.addr = \"{}\"\nlog.level = {:?}\nlog.format = {:?}\nshutdown.grace_s = {}\nconsensus.verify_threads = {}",
+                daemon.data_dir,
+                daemon.network_name,
+                daemon.consensus.network,
+                daemon.http_addr,
+                resolved.log_level,
+                resolved.log_format,
+                daemon.shutdown_grace.as_secs(),
+                daemon.verify_threads
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health => {
+            let resolved = resolve(&cli, &config::Overrides::default())?;
+            let mut addr = resolved.daemon.http_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            Ok(if live(addr) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Run { http_addr, init } => {
+            if *init && !cli.data_dir.join(datadir::KEY_FILE).exists() {
+                let created = datadir::init(&cli.data_dir, &config::example("mainnet"))?;
+                println!("initialised {} for {}", cli.data_dir.display(), created.node_id);
+            }
+            let overrides = config::Overrides { http_addr: http_addr.clone() };
+            let resolved = resolve(&cli, &overrides)?;
+            init_tracing(&resolved)?;
+            serve(resolved)
+        }
+    }
+}
+
+/// GET /health/live with a plain HTTP/1.1 request (the container image has no curl).
+fn live(addr: std::net::SocketAddr) -> bool {
+    use std::io::{Read as _, Write as _};
+    let timeout = std::time::Duration::from_secs(3);
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, timeout) else { return false };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let request = format!("GET /health/live HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut response = [0u8; 32];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read(&mut response).is_ok_and(|n| response[..n].starts_with(b"HTTP/1.1 200"))
+}
+
+fn init_tracing(resolved: &config::Resolved) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&resolved.log_level)
+        .map_err(|e| config::UsageError(format!("log.level: {e}")))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match resolved.log_format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
+fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
+    let daemon = resolved.daemon;
+    let _lock = datadir::lock(&daemon.data_dir)?;
+    let key = datadir::load_key(&daemon.data_dir)?;
+    datadir::check_token(&daemon.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lucid-node")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(daemon.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP listener on {}", daemon.http_addr))?;
+        tracing::info!(node_id = %key.node_id(), network = %daemon.network_name, http = %daemon.http_addr, "starting");
+        let node = lucid_daemon::Node::build(daemon, key.node_id(), Arc::new(lucid_daemon::clock::SystemClock::new()));
+        node.serve_http(listener);
+        node.spawn();
+        node.mark_ready();
+        wait_for_signal().await?;
+        // A second signal during the drain forces the exit.
+        tokio::spawn(async {
+            if wait_for_signal().await.is_ok() {
+                tracing::warn!("second signal: exiting without waiting for the drain");
+                std::process::exit(1);
+            }
+        });
+        match node.drain().await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                tracing::error!(%error, "forced stop");
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
