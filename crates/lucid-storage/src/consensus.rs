@@ -4,9 +4,9 @@
 //! Inserts are insert-if-absent. A batch of proofs is written in one transaction as multi-row
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING key`, chunked below the backend's bind-parameter
 //! limit; the keys not returned already held a row, which is read back in the same transaction
-//! and compared byte for byte to tell a duplicate from a conflict. Rows are inserted in key
-//! order so that concurrent PostgreSQL transactions take their index locks in one order and
-//! cannot deadlock.
+//! and compared byte for byte to tell a duplicate from a conflict. Rows are inserted in table
+//! key order (slot, node, kind), so that they append to the key index and concurrent PostgreSQL
+//! transactions take their index locks in one order and cannot deadlock.
 //!
 //! The signed bytes are the source of truth: reads decode them with the canonical decoder and
 //! check them against the key and digest columns; a mismatch is an error, never a guess.
@@ -54,6 +54,23 @@ fn key_values(key: &ProofKey) -> Result<[Value; KEY_COLUMNS], Error> {
         Value::Int(to_sql("slot", key.slot.0)?),
         Value::Small(kind_to_sql(key.kind)),
     ])
+}
+
+/// A key as its column values. Comparing raw columns avoids re-validating the node id (a curve
+/// point decompression) for every returned row.
+type RawKey = (Vec<u8>, i64, i16);
+
+fn raw_key(key: &ProofKey) -> Result<RawKey, Error> {
+    Ok((key.node.as_bytes().to_vec(), to_sql("slot", key.slot.0)?, kind_to_sql(key.kind)))
+}
+
+fn read_raw_key(row: &Row) -> Result<RawKey, Error> {
+    let action = "reading a proof key";
+    Ok((
+        row.blob(0).map_err(Error::query(action))?,
+        row.int(1).map_err(Error::query(action))?,
+        row.small(2).map_err(Error::query(action))?,
+    ))
 }
 
 fn key_text(node: &[u8], slot: i64, kind: i16) -> String {
@@ -140,20 +157,21 @@ fn read_pair(
     Ok((message, computed))
 }
 
-/// A full stored proof from a `PROOF_SELECT` row, decoded from its signed bytes.
+/// A full stored proof from a `PROOF_SELECT` row, decoded from its signed bytes (which
+/// validates the node id once) and checked against the key and digest columns.
 fn read_proof(row: &Row) -> Result<StoredProof, Error> {
     let action = "reading a stored proof";
-    let key = read_key(row)?;
+    let (node, slot, kind) = read_raw_key(row)?;
     let bytes = row.blob(3).map_err(Error::query(action))?;
     let signature = row.blob(4).map_err(Error::query(action))?;
     let digest = row.blob(5).map_err(Error::query(action))?;
     let late = row.boolean(6).map_err(Error::query(action))?;
-    let key_text = || format!("{key:?}");
+    let key_text = || key_text(&node, slot, kind);
     let (message, digest) = read_pair("proofs", key_text, bytes, &signature, &digest)?;
     let invalid = |detail: String| Error::InvalidRow { table: "proofs", key: key_text(), detail };
     let (_network, proof) = TaskProof::from_signed_bytes(message.bytes())
         .map_err(|error| invalid(format!("signed bytes do not decode: {error}")))?;
-    if proof.key() != key {
+    if raw_key(&proof.key())? != (node.clone(), slot, kind) {
         return Err(invalid("signed bytes belong to another key".to_owned()));
     }
     Ok(StoredProof { proof, message, digest, late })
@@ -212,7 +230,9 @@ impl Database {
             first_of.entry(proof.key()).or_insert(index);
         }
         let mut firsts: Vec<(ProofKey, usize)> = first_of.iter().map(|(k, i)| (*k, *i)).collect();
-        firsts.sort_unstable();
+        // Table key order: rows append to the key index, and concurrent transactions take
+        // their locks in one order.
+        firsts.sort_unstable_by_key(|(key, _)| (key.slot, key.node, key.kind));
         let mut rows = Vec::with_capacity(firsts.len());
         for (_, index) in &firsts {
             rows.push(proof_row(&proofs[*index], received_at)?);
@@ -220,6 +240,10 @@ impl Database {
 
         let action = "inserting proofs";
         let mut tx = self.begin_write().await.map_err(Error::query(action))?;
+        let by_raw: HashMap<RawKey, ProofKey> = firsts
+            .iter()
+            .map(|(key, _)| Ok((raw_key(key)?, *key)))
+            .collect::<Result<_, Error>>()?;
         let mut inserted: HashSet<ProofKey> = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(self.max_binds() / PROOF_COLUMNS) {
             let mut query = self.query(INSERT_PROOFS);
@@ -231,7 +255,11 @@ impl Database {
             }
             query.push(" ON CONFLICT DO NOTHING RETURNING node_id, slot, kind");
             for row in tx.fetch_all(&mut query).await.map_err(Error::query(action))? {
-                inserted.insert(read_key(&row)?);
+                let raw = read_raw_key(&row)?;
+                let key = by_raw.get(&raw).ok_or_else(|| {
+                    lucid_core::internal!("the database returned a key that was not inserted")
+                })?;
+                inserted.insert(*key);
             }
         }
 
@@ -241,12 +269,14 @@ impl Database {
         let mut existing: HashMap<ProofKey, SignedMessage> = HashMap::with_capacity(taken.len());
         for chunk in taken.chunks(self.max_binds() / KEY_COLUMNS) {
             let mut query = self.query(PROOF_SELECT);
-            query.push("WHERE (node_id, slot, kind) IN (VALUES ");
+            // In the column order of the table key, so the lookup walks the key index.
+            query.push("WHERE (slot, node_id, kind) IN (VALUES ");
             for (position, key) in chunk.iter().enumerate() {
                 if position > 0 {
                     query.push(", ");
                 }
-                query.tuple(key_values(key)?);
+                let [node, slot, kind] = key_values(key)?;
+                query.tuple([slot, node, kind]);
             }
             query.push(")");
             let action = "reading back proofs under taken keys";

@@ -34,11 +34,11 @@ CREATE TABLE proofs (
     digest BYTEA NOT NULL UNIQUE CHECK (length(digest) = 32),
     received_at BIGINT NOT NULL,
     late BOOLEAN NOT NULL,
-    PRIMARY KEY (node_id, slot, kind)
+    -- The key is the set (node_id, slot, kind) of consensus.md §10, stored slot first: slots
+    -- arrive in order, so inserts append instead of landing all over the tree, and the key
+    -- index is also the paging order of `proofs_in_range` and the retention cut by slot.
+    PRIMARY KEY (slot, node_id, kind)
 );
-
--- Paging order of `proofs_in_range` and the retention cut both go by slot first.
-CREATE INDEX proofs_by_slot ON proofs (slot, node_id, kind);
 
 CREATE TABLE evidence (
     digest_a BYTEA NOT NULL CHECK (length(digest_a) = 32),
