@@ -29,7 +29,7 @@
 //! - Migrations are embedded, numbered alike for both backends, and run at open.
 //!
 //! # Features
-//! - `testing`: [`testing::TestDb`], throwaway SQLite files and PostgreSQL databases (a private
+//! - `testing`: `testing::TestDb`, throwaway SQLite files and PostgreSQL databases (a private
 //!   server on loopback, or `LUCID_TEST_POSTGRES_URL`) for tests and benches.
 #![warn(missing_docs)]
 

@@ -124,3 +124,56 @@ async fn a_damaged_database_is_refused_at_open() {
     assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
     assert!(error.to_string().contains("corrupt"), "{error}");
 }
+
+/// Overwrites columns of every proof row behind the adapter's back.
+async fn damage_proofs(test_db: &TestDb, changes: &[(&str, Vec<u8>)]) {
+    for (column, value) in changes {
+        let sql = format!("UPDATE proofs SET {column} = $1");
+        match test_db.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&test_db.url).await.unwrap();
+                sqlx::query(&sql).bind(value.clone()).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&test_db.url).await.unwrap();
+                sqlx::query(&sql).bind(value.clone()).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_rows_are_reported_not_trusted() {
+    use lucid_core::{ErrorKind, HasKind};
+    let params = testing::params();
+    // Garbage, a valid proof of another key, and a digest that does not match the bytes. (A
+    // signature of the wrong length is already refused by a CHECK constraint.)
+    let foreign = relay(&params, 2, 78, 5);
+    let cases: [Vec<(&str, Vec<u8>)>; 3] = [
+        vec![("signed_bytes", b"LUCID\0garbage".to_vec())],
+        vec![
+            ("signed_bytes", foreign.message.bytes().to_vec()),
+            ("digest", foreign.digest.as_bytes().to_vec()),
+        ],
+        vec![("digest", vec![9; 32])],
+    ];
+    for changes in cases {
+        for (test_db, db) in databases().await {
+            let proof = relay(&params, 1, 77, 5);
+            db.insert_proofs(std::slice::from_ref(&proof)).await.unwrap();
+            damage_proofs(&test_db, &changes).await;
+            let column = changes[0].0;
+            let backend = test_db.backend;
+            let error = db.get_proof(&proof.key()).await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Internal, "{backend:?} {column}: {error:?}");
+            let error = db.proofs_in_range(ALL, None, 10).await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Internal, "{backend:?} {column}: {error:?}");
+            // A duplicate insert must read the stored row back and so fails too, rather than
+            // guessing an outcome.
+            let error = db.insert_proofs(std::slice::from_ref(&proof)).await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Internal, "{backend:?} {column}: {error:?}");
+        }
+    }
+}
