@@ -314,6 +314,10 @@ impl Database {
     }
 
     async fn get_proof_sql(&self, key: &ProofKey) -> Result<Option<StoredProof>, Error> {
+        // Slots beyond BIGINT are never stored (inserting them is refused), so nothing is there.
+        if i64::try_from(key.slot.0).is_err() {
+            return Ok(None);
+        }
         let mut query = self.query(PROOF_SELECT);
         let [node, slot, kind] = key_values(key)?;
         query.push("WHERE node_id = ").bind(node);
@@ -330,11 +334,14 @@ impl Database {
         after: Option<ProofKey>,
         limit: usize,
     ) -> Result<Vec<StoredProof>, Error> {
-        if range.is_empty() || limit == 0 {
+        // Slots beyond BIGINT are never stored, so a range or cursor starting there is empty.
+        let Ok(start) = i64::try_from(range.start.0) else { return Ok(Vec::new()) };
+        if range.is_empty() || limit == 0 || after.is_some_and(|k| i64::try_from(k.slot.0).is_err())
+        {
             return Ok(Vec::new());
         }
         let mut query = self.query(PROOF_SELECT);
-        query.push("WHERE slot >= ").bind(Value::Int(to_sql("slot", range.start.0)?));
+        query.push("WHERE slot >= ").bind(Value::Int(start));
         // An end beyond the BIGINT range is no bound at all: every stored slot lies below it.
         if let Ok(end) = i64::try_from(range.end.0) {
             query.push(" AND slot < ").bind(Value::Int(end));
@@ -389,13 +396,14 @@ impl Database {
     }
 
     async fn evidence_keys_sql(&self, range: SlotRange) -> Result<Vec<ProofKey>, Error> {
+        let Ok(start) = i64::try_from(range.start.0) else { return Ok(Vec::new()) };
         if range.is_empty() {
             return Ok(Vec::new());
         }
         let mut query = self.query(
             "SELECT DISTINCT node_id, slot, kind FROM evidence WHERE slot IS NOT NULL AND slot >= ",
         );
-        query.bind(Value::Int(to_sql("slot", range.start.0)?));
+        query.bind(Value::Int(start));
         if let Ok(end) = i64::try_from(range.end.0) {
             query.push(" AND slot < ").bind(Value::Int(end));
         }

@@ -4,6 +4,7 @@
 use lucid_consensus::proof::{ProofKey, ProofKind};
 use lucid_consensus::store::{
     Evidence, InsertOutcome, MemoryProofStore, ProofStore, REGISTRATION_TYPE, TASK_PROOF_TYPE,
+    stored_proof,
 };
 use lucid_core::{Signature, SignedMessage, Slot, SlotRange};
 
@@ -192,5 +193,36 @@ async fn current_registration_is_the_highest_seq() {
         let seqs: Vec<u64> = current.iter().map(|r| r.registration.seq).collect();
         assert_eq!(seqs.len(), 3);
         assert!(seqs.contains(&3) && seqs.contains(&1) && seqs.contains(&9), "{seqs:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_beyond_bigint_are_refused_not_wrapped() {
+    use lucid_core::{ErrorKind, HasKind};
+    let params = testing::params();
+    let huge = Slot(u64::MAX - 1);
+    let key = testing::key(1);
+    let proof = testing::proof(
+        &params,
+        &key,
+        huge,
+        lucid_consensus::ProofValue::Validation { validated_sessions: 1 },
+    );
+    let beyond = stored_proof(proof, proof.sign(&params.network, &key), false);
+    for (test_db, db) in databases().await {
+        let fine = relay(&params, 1, 5, 5);
+        // The whole batch is refused before anything is written.
+        let error = db.insert_proofs(&[fine.clone(), beyond.clone()]).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{:?}: {error:?}", test_db.backend);
+        assert_eq!(db.get_proof(&fine.key()).await.unwrap(), None);
+        // Reads beyond the range answer like the memory store: nothing is there.
+        assert_eq!(db.get_proof(&beyond.key()).await.unwrap(), None);
+        db.insert_proofs(std::slice::from_ref(&fine)).await.unwrap();
+        let far = range(u64::MAX - 10, u64::MAX);
+        assert!(db.proofs_in_range(far, None, 10).await.unwrap().is_empty());
+        assert!(db.evidence_keys(far).await.unwrap().is_empty());
+        let all = range(0, u64::MAX);
+        assert!(db.proofs_in_range(all, Some(beyond.key()), 10).await.unwrap().is_empty());
+        assert_eq!(db.proofs_in_range(all, None, 10).await.unwrap(), vec![fine]);
     }
 }
