@@ -116,7 +116,10 @@ impl Database {
     /// opened ([`Error::Corrupt`]); an unreachable server is an error, never a silent fallback.
     pub async fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Database, Error> {
         let shown = redact(url);
-        let pools = if url.starts_with("sqlite:") {
+        // An in-memory SQLite database exists once per connection, so the writer and the
+        // readers would each see their own empty database: refuse it rather than lose writes.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pools = if url.starts_with("sqlite:") && !in_memory {
             open_sqlite(url, &shown).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             open_postgres(url, &shown).await?

@@ -10,7 +10,7 @@ use lucid_core::{Bug, ErrorKind, HasKind};
 #[non_exhaustive]
 pub enum Error {
     /// The URL names no supported backend.
-    #[error("unsupported database URL {url}: expected sqlite://PATH or postgres://…")]
+    #[error("unsupported database URL {url}: expected sqlite://PATH (a file) or postgres://…")]
     UnsupportedUrl {
         /// The URL, with any password removed.
         url: String,

@@ -177,3 +177,14 @@ async fn damaged_rows_are_reported_not_trusted() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_urls_are_refused_with_a_clear_error() {
+    use lucid_core::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(lucid_storage::testing::TEST_EPOCH));
+    for url in ["sqlite::memory:", "sqlite://file.db?mode=memory", "mysql://u:pw@h/db", "x"] {
+        let error = lucid_storage::Database::open(url, clock.clone()).await.unwrap_err();
+        assert!(matches!(error, Error::UnsupportedUrl { .. }), "{url}: {error:?}");
+        assert!(!error.to_string().contains("pw@"), "password shown: {error}");
+    }
+}
