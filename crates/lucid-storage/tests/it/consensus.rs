@@ -226,3 +226,61 @@ async fn slots_beyond_bigint_are_refused_not_wrapped() {
         assert_eq!(db.proofs_in_range(all, None, 10).await.unwrap(), vec![fine]);
     }
 }
+
+/// A small deterministic generator (xorshift), so the mixed workload is the same every run.
+struct Mix(u64);
+
+impl Mix {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_batches_match_the_memory_store_exactly() {
+    let params = testing::params();
+    // A small key space (4 nodes × 6 slots × 2 kinds) with two values per relay key, so that
+    // batches mix fresh keys, duplicates (inside and across batches) and conflicts.
+    let mut mix = Mix(0x9e37_79b9_7f4a_7c15);
+    let batches: Vec<Vec<StoredProof>> = (0..12)
+        .map(|_| {
+            (0..mix.below(30) + 1)
+                .map(|_| {
+                    let (node, slot) = (mix.below(4), 600 + mix.below(6));
+                    if mix.below(2) == 0 {
+                        beacon(&params, node, slot)
+                    } else {
+                        relay(&params, node, slot, 1 + mix.below(2))
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    for (test_db, db) in databases().await {
+        let memory = MemoryProofStore::new();
+        let mut seen = [false; 3];
+        for (index, batch) in batches.iter().enumerate() {
+            let expected = memory.insert_proofs(batch).await.unwrap();
+            let got = db.insert_proofs(batch).await.unwrap();
+            assert_eq!(got, expected, "{:?} batch {index}", test_db.backend);
+            for outcome in &expected {
+                seen[match outcome {
+                    InsertOutcome::Inserted => 0,
+                    InsertOutcome::Duplicate => 1,
+                    InsertOutcome::Conflict { .. } => 2,
+                }] = true;
+            }
+        }
+        assert_eq!(seen, [true; 3], "the workload must exercise every outcome");
+        let all = range(0, u64::MAX);
+        assert_eq!(
+            db.proofs_in_range(all, None, 1_000).await.unwrap(),
+            memory.proofs_in_range(all, None, 1_000).await.unwrap(),
+            "{:?}",
+            test_db.backend
+        );
+    }
+}
