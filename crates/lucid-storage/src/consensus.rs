@@ -238,12 +238,13 @@ impl Database {
             rows.push(proof_row(&proofs[*index], received_at)?);
         }
 
-        let action = "inserting proofs";
-        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
         let by_raw: HashMap<RawKey, ProofKey> = firsts
             .iter()
             .map(|(key, _)| Ok((raw_key(key)?, *key)))
             .collect::<Result<_, Error>>()?;
+
+        let action = "inserting proofs";
+        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
         let mut inserted: HashSet<ProofKey> = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(self.max_binds() / PROOF_COLUMNS) {
             let mut query = self.query(INSERT_PROOFS);
