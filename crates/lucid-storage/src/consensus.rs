@@ -1,0 +1,537 @@
+//! `lucid_consensus::store::ProofStore` on SQL: the `registrations`, `proofs` and `evidence`
+//! tables of `consensus.md` §10, with the semantics of `MemoryProofStore`.
+//!
+//! Inserts are insert-if-absent. A batch of proofs is written in one transaction as multi-row
+//! `INSERT … ON CONFLICT DO NOTHING RETURNING key`, chunked below the backend's bind-parameter
+//! limit; the keys not returned already held a row, which is read back in the same transaction
+//! and compared byte for byte to tell a duplicate from a conflict. Rows are inserted in table
+//! key order (slot, node, kind), so that they append to the key index and concurrent PostgreSQL
+//! transactions take their index locks in one order and cannot deadlock.
+//!
+//! The signed bytes are the source of truth: reads decode them with the canonical decoder and
+//! check them against the key and digest columns; a mismatch is an error, never a guess.
+
+use std::collections::{HashMap, HashSet};
+
+use lucid_consensus::proof::{ProofKey, ProofKind, ProofValue, TaskProof};
+use lucid_consensus::registration::{Endpoint, Registration};
+use lucid_consensus::store::{
+    Evidence, InsertOutcome, ProofStore, StoredProof, StoredRegistration,
+};
+use lucid_core::message::Message;
+use lucid_core::{Digest, NodeId, Signature, SignedMessage, Slot, SlotRange};
+
+use crate::database::Database;
+use crate::error::Error;
+use crate::sql::{Row, Value};
+
+/// Columns written per proof row (the bind count of one row).
+const PROOF_COLUMNS: usize = 15;
+/// Columns bound per key in a read-back (node_id, slot, kind).
+const KEY_COLUMNS: usize = 3;
+
+const INSERT_PROOFS: &str = "INSERT INTO proofs (node_id, slot, kind, ts_ms, bytes_transferred, \
+     sessions_relayed, chunks_stored, size_bytes, validated_sessions, metrics_digest, \
+     signed_bytes, signature, digest, received_at, late) VALUES ";
+/// The columns a stored proof is rebuilt from, in the order [`read_proof`] expects.
+const PROOF_SELECT: &str =
+    "SELECT node_id, slot, kind, signed_bytes, signature, digest, late FROM proofs ";
+const REGISTRATION_SELECT: &str =
+    "SELECT node_id, seq, signed_bytes, signature, digest FROM registrations ";
+
+/// A `u64` as a BIGINT, refusing values that would wrap.
+pub(crate) fn to_sql(field: &'static str, value: u64) -> Result<i64, Error> {
+    i64::try_from(value).map_err(|_| Error::OutOfRange { field, value })
+}
+
+fn kind_to_sql(kind: ProofKind) -> i16 {
+    i16::from(kind.tag())
+}
+
+fn key_values(key: &ProofKey) -> Result<[Value; KEY_COLUMNS], Error> {
+    Ok([
+        Value::Blob(key.node.as_bytes().to_vec()),
+        Value::Int(to_sql("slot", key.slot.0)?),
+        Value::Small(kind_to_sql(key.kind)),
+    ])
+}
+
+/// A key as its column values. Comparing raw columns avoids re-validating the node id (a curve
+/// point decompression) for every returned row.
+type RawKey = (Vec<u8>, i64, i16);
+
+fn raw_key(key: &ProofKey) -> Result<RawKey, Error> {
+    Ok((key.node.as_bytes().to_vec(), to_sql("slot", key.slot.0)?, kind_to_sql(key.kind)))
+}
+
+fn read_raw_key(row: &Row) -> Result<RawKey, Error> {
+    let action = "reading a proof key";
+    Ok((
+        row.blob(0).map_err(Error::query(action))?,
+        row.int(1).map_err(Error::query(action))?,
+        row.small(2).map_err(Error::query(action))?,
+    ))
+}
+
+fn key_text(node: &[u8], slot: i64, kind: i16) -> String {
+    format!("(node {}, slot {slot}, kind {kind})", lucid_core::ids::to_hex(node))
+}
+
+/// The row of one proof, in `INSERT_PROOFS` column order.
+fn proof_row(proof: &StoredProof, received_at: i64) -> Result<[Value; PROOF_COLUMNS], Error> {
+    let p = &proof.proof;
+    let (mut bytes_transferred, mut sessions_relayed, mut chunks_stored) = (None, None, None);
+    let (mut size_bytes, mut validated_sessions, mut metrics_digest) = (None, None, None);
+    match p.value {
+        ProofValue::Relay { bytes_transferred: bytes, sessions_relayed: sessions } => {
+            bytes_transferred = Some(to_sql("bytes_transferred", bytes)?);
+            sessions_relayed = Some(i64::from(sessions));
+        }
+        ProofValue::Storage { chunks_stored: chunks, size_bytes: size } => {
+            chunks_stored = Some(to_sql("chunks_stored", chunks)?);
+            size_bytes = Some(to_sql("size_bytes", size)?);
+        }
+        ProofValue::Validation { validated_sessions: sessions } => {
+            validated_sessions = Some(i64::from(sessions));
+        }
+        ProofValue::Beacon { metrics_digest: digest } => {
+            metrics_digest = digest.map(|d| d.as_bytes().to_vec());
+        }
+    }
+    Ok([
+        Value::Blob(p.node.as_bytes().to_vec()),
+        Value::Int(to_sql("slot", p.slot.0)?),
+        Value::Small(kind_to_sql(p.kind())),
+        Value::Int(p.ts.0),
+        Value::OptInt(bytes_transferred),
+        Value::OptInt(sessions_relayed),
+        Value::OptInt(chunks_stored),
+        Value::OptInt(size_bytes),
+        Value::OptInt(validated_sessions),
+        Value::OptBlob(metrics_digest),
+        Value::Blob(proof.message.bytes().to_vec()),
+        Value::Blob(proof.message.signature().as_bytes().to_vec()),
+        Value::Blob(proof.digest.as_bytes().to_vec()),
+        Value::Int(received_at),
+        Value::Bool(proof.late),
+    ])
+}
+
+/// The key columns (node_id, slot, kind) of a row, as a key.
+fn read_key(row: &Row) -> Result<ProofKey, Error> {
+    let node = row.blob(0).map_err(Error::query("reading a proof key"))?;
+    let slot = row.int(1).map_err(Error::query("reading a proof key"))?;
+    let kind = row.small(2).map_err(Error::query("reading a proof key"))?;
+    let invalid = |detail: &str| Error::InvalidRow {
+        table: "proofs",
+        key: key_text(&node, slot, kind),
+        detail: detail.to_owned(),
+    };
+    let node_bytes: [u8; 32] =
+        node.as_slice().try_into().map_err(|_| invalid("node_id is not 32 bytes"))?;
+    let node_id = NodeId::from_bytes(node_bytes).map_err(|_| invalid("node_id is not a key"))?;
+    let slot = u64::try_from(slot).map_err(|_| invalid("negative slot"))?;
+    let kind = u8::try_from(kind)
+        .ok()
+        .and_then(ProofKind::from_tag)
+        .ok_or_else(|| invalid("unknown kind"))?;
+    Ok(ProofKey { node: node_id, slot: Slot(slot), kind })
+}
+
+/// A signed pair from its columns, checking the stored digest.
+fn read_pair(
+    table: &'static str,
+    key: impl Fn() -> String,
+    bytes: Vec<u8>,
+    signature: &[u8],
+    digest: &[u8],
+) -> Result<(SignedMessage, Digest), Error> {
+    let invalid = |detail: &str| Error::InvalidRow { table, key: key(), detail: detail.to_owned() };
+    let signature: [u8; 64] =
+        signature.try_into().map_err(|_| invalid("signature is not 64 bytes"))?;
+    let message = SignedMessage::new(bytes, Signature::from_bytes(signature));
+    let computed = message.digest();
+    if computed.as_bytes().as_slice() != digest {
+        return Err(invalid("digest does not match the signed bytes"));
+    }
+    Ok((message, computed))
+}
+
+/// A full stored proof from a `PROOF_SELECT` row, decoded from its signed bytes (which
+/// validates the node id once) and checked against the key and digest columns.
+fn read_proof(row: &Row) -> Result<StoredProof, Error> {
+    let action = "reading a stored proof";
+    let (node, slot, kind) = read_raw_key(row)?;
+    let bytes = row.blob(3).map_err(Error::query(action))?;
+    let signature = row.blob(4).map_err(Error::query(action))?;
+    let digest = row.blob(5).map_err(Error::query(action))?;
+    let late = row.boolean(6).map_err(Error::query(action))?;
+    let key_text = || key_text(&node, slot, kind);
+    let (message, digest) = read_pair("proofs", key_text, bytes, &signature, &digest)?;
+    let invalid = |detail: String| Error::InvalidRow { table: "proofs", key: key_text(), detail };
+    let (_network, proof) = TaskProof::from_signed_bytes(message.bytes())
+        .map_err(|error| invalid(format!("signed bytes do not decode: {error}")))?;
+    if raw_key(&proof.key())? != (node.clone(), slot, kind) {
+        return Err(invalid("signed bytes belong to another key".to_owned()));
+    }
+    Ok(StoredProof { proof, message, digest, late })
+}
+
+fn read_registration(row: &Row) -> Result<StoredRegistration, Error> {
+    let action = "reading a stored registration";
+    let node = row.blob(0).map_err(Error::query(action))?;
+    let seq = row.int(1).map_err(Error::query(action))?;
+    let bytes = row.blob(2).map_err(Error::query(action))?;
+    let signature = row.blob(3).map_err(Error::query(action))?;
+    let digest = row.blob(4).map_err(Error::query(action))?;
+    let key_text = || format!("(node {}, seq {seq})", lucid_core::ids::to_hex(&node));
+    let (message, digest) = read_pair("registrations", key_text, bytes, &signature, &digest)?;
+    let invalid =
+        |detail: String| Error::InvalidRow { table: "registrations", key: key_text(), detail };
+    let (_network, registration) = Registration::from_signed_bytes(message.bytes())
+        .map_err(|error| invalid(format!("signed bytes do not decode: {error}")))?;
+    if registration.node.as_bytes().as_slice() != node.as_slice()
+        || i64::try_from(registration.seq).ok() != Some(seq)
+    {
+        return Err(invalid("signed bytes belong to another key".to_owned()));
+    }
+    Ok(StoredRegistration { registration, message, digest })
+}
+
+fn endpoint_text(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Onion { service_key, port } => {
+            format!("onion:{}:{port}", lucid_core::ids::to_hex(service_key))
+        }
+        Endpoint::Direct(address) => format!("direct:{address}"),
+    }
+}
+
+fn outcome_for(existing: &SignedMessage, incoming: &SignedMessage) -> InsertOutcome {
+    if existing.bytes() == incoming.bytes() {
+        InsertOutcome::Duplicate
+    } else {
+        InsertOutcome::Conflict { existing: existing.clone() }
+    }
+}
+
+impl Database {
+    /// Inserts the proofs (see the module doc); the error is this crate's.
+    async fn insert_proofs_sql(&self, proofs: &[StoredProof]) -> Result<Vec<InsertOutcome>, Error> {
+        if proofs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let received_at = self.clock.wall().0;
+        // The first occurrence of each key is the one that may be inserted; later ones of the
+        // same batch are judged against whatever the key holds afterwards, as if they had
+        // arrived one after the other (the in-memory store's semantics).
+        let mut first_of: HashMap<ProofKey, usize> = HashMap::with_capacity(proofs.len());
+        for (index, proof) in proofs.iter().enumerate() {
+            first_of.entry(proof.key()).or_insert(index);
+        }
+        let mut firsts: Vec<(ProofKey, usize)> = first_of.iter().map(|(k, i)| (*k, *i)).collect();
+        // Table key order: rows append to the key index, and concurrent transactions take
+        // their locks in one order.
+        firsts.sort_unstable_by_key(|(key, _)| (key.slot, key.node, key.kind));
+        let mut rows = Vec::with_capacity(firsts.len());
+        for (_, index) in &firsts {
+            rows.push(proof_row(&proofs[*index], received_at)?);
+        }
+
+        let by_raw: HashMap<RawKey, ProofKey> = firsts
+            .iter()
+            .map(|(key, _)| Ok((raw_key(key)?, *key)))
+            .collect::<Result<_, Error>>()?;
+
+        let action = "inserting proofs";
+        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
+        let mut inserted: HashSet<ProofKey> = HashSet::with_capacity(rows.len());
+        for chunk in rows.chunks(self.max_binds() / PROOF_COLUMNS) {
+            let mut query = self.query(INSERT_PROOFS);
+            for (position, row) in chunk.iter().enumerate() {
+                if position > 0 {
+                    query.push(", ");
+                }
+                query.tuple(row.iter().cloned());
+            }
+            query.push(" ON CONFLICT DO NOTHING RETURNING node_id, slot, kind");
+            for row in tx.fetch_all(&mut query).await.map_err(Error::query(action))? {
+                let raw = read_raw_key(&row)?;
+                let key = by_raw.get(&raw).ok_or_else(|| {
+                    lucid_core::internal!("the database returned a key that was not inserted")
+                })?;
+                inserted.insert(*key);
+            }
+        }
+
+        // Keys that were not free: read back what they hold, in the same transaction.
+        let taken: Vec<ProofKey> =
+            firsts.iter().map(|(key, _)| *key).filter(|key| !inserted.contains(key)).collect();
+        let mut existing: HashMap<ProofKey, SignedMessage> = HashMap::with_capacity(taken.len());
+        for chunk in taken.chunks(self.max_binds() / KEY_COLUMNS) {
+            let mut query = self.query(PROOF_SELECT);
+            // In the column order of the table key, so the lookup walks the key index.
+            query.push("WHERE (slot, node_id, kind) IN (VALUES ");
+            for (position, key) in chunk.iter().enumerate() {
+                if position > 0 {
+                    query.push(", ");
+                }
+                let [node, slot, kind] = key_values(key)?;
+                query.tuple([slot, node, kind]);
+            }
+            query.push(")");
+            let action = "reading back proofs under taken keys";
+            for row in tx.fetch_all(&mut query).await.map_err(Error::query(action))? {
+                let stored = read_proof(&row)?;
+                existing.insert(stored.key(), stored.message);
+            }
+        }
+        tx.commit().await.map_err(Error::query("committing inserted proofs"))?;
+
+        let mut outcomes = Vec::with_capacity(proofs.len());
+        for (index, proof) in proofs.iter().enumerate() {
+            let key = proof.key();
+            let first = first_of.get(&key).copied();
+            let outcome = if inserted.contains(&key) {
+                if first == Some(index) {
+                    InsertOutcome::Inserted
+                } else {
+                    let stored = first.and_then(|i| proofs.get(i)).ok_or_else(|| {
+                        lucid_core::internal!("batch index of an inserted key is missing")
+                    })?;
+                    outcome_for(&stored.message, &proof.message)
+                }
+            } else {
+                let stored = existing.get(&key).ok_or_else(|| {
+                    // ON CONFLICT skipped the row, so some unique key was taken; the only
+                    // other unique column is the digest, which determines the key.
+                    lucid_core::internal!("proof {key:?} was neither inserted nor found")
+                })?;
+                outcome_for(stored, &proof.message)
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_proof_sql(&self, key: &ProofKey) -> Result<Option<StoredProof>, Error> {
+        // Slots beyond BIGINT are never stored (inserting them is refused), so nothing is there.
+        if i64::try_from(key.slot.0).is_err() {
+            return Ok(None);
+        }
+        let mut query = self.query(PROOF_SELECT);
+        let [node, slot, kind] = key_values(key)?;
+        query.push("WHERE node_id = ").bind(node);
+        query.push(" AND slot = ").bind(slot);
+        query.push(" AND kind = ").bind(kind);
+        let rows =
+            self.reader().fetch_all(&mut query).await.map_err(Error::query("reading a proof"))?;
+        rows.first().map(read_proof).transpose()
+    }
+
+    async fn proofs_in_range_sql(
+        &self,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredProof>, Error> {
+        // Slots beyond BIGINT are never stored, so a range or cursor starting there is empty.
+        let Ok(start) = i64::try_from(range.start.0) else { return Ok(Vec::new()) };
+        if range.is_empty() || limit == 0 || after.is_some_and(|k| i64::try_from(k.slot.0).is_err())
+        {
+            return Ok(Vec::new());
+        }
+        let mut query = self.query(PROOF_SELECT);
+        query.push("WHERE slot >= ").bind(Value::Int(start));
+        // An end beyond the BIGINT range is no bound at all: every stored slot lies below it.
+        if let Ok(end) = i64::try_from(range.end.0) {
+            query.push(" AND slot < ").bind(Value::Int(end));
+        }
+        if let Some(after) = after {
+            let [node, slot, kind] = key_values(&after)?;
+            // Row-value comparison: strictly after (slot, node, kind) in paging order.
+            query.push(" AND (slot, node_id, kind) > (").bind(slot);
+            query.push(", ").bind(node);
+            query.push(", ").bind(kind);
+            query.push(")");
+        }
+        query.push(" ORDER BY slot, node_id, kind LIMIT ");
+        query.bind(Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let rows = self
+            .reader()
+            .fetch_all(&mut query)
+            .await
+            .map_err(Error::query("reading proofs of a slot range"))?;
+        rows.iter().map(read_proof).collect()
+    }
+
+    async fn insert_evidence_sql(&self, evidence: &Evidence) -> Result<bool, Error> {
+        let (digest_a, digest_b) = evidence.digests();
+        let (slot, kind) = match &evidence.proof_key {
+            Some(key) => (Some(to_sql("slot", key.slot.0)?), Some(kind_to_sql(key.kind))),
+            None => (None, None),
+        };
+        let mut query = self.query(
+            "INSERT INTO evidence (digest_a, digest_b, node_id, type_name, slot, kind, \
+             first_bytes, first_signature, second_bytes, second_signature, detected_at) VALUES ",
+        );
+        query.tuple([
+            Value::Blob(digest_a.as_bytes().to_vec()),
+            Value::Blob(digest_b.as_bytes().to_vec()),
+            Value::Blob(evidence.node.as_bytes().to_vec()),
+            Value::Text(evidence.type_name.to_owned()),
+            Value::OptInt(slot),
+            Value::OptSmall(kind),
+            Value::Blob(evidence.first.bytes().to_vec()),
+            Value::Blob(evidence.first.signature().as_bytes().to_vec()),
+            Value::Blob(evidence.second.bytes().to_vec()),
+            Value::Blob(evidence.second.signature().as_bytes().to_vec()),
+            Value::Int(self.clock.wall().0),
+        ]);
+        query.push(" ON CONFLICT DO NOTHING");
+        let action = "inserting evidence";
+        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
+        let changed = tx.execute(&mut query).await.map_err(Error::query(action))?;
+        tx.commit().await.map_err(Error::query(action))?;
+        Ok(changed == 1)
+    }
+
+    async fn evidence_keys_sql(&self, range: SlotRange) -> Result<Vec<ProofKey>, Error> {
+        let Ok(start) = i64::try_from(range.start.0) else { return Ok(Vec::new()) };
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = self.query(
+            "SELECT DISTINCT node_id, slot, kind FROM evidence WHERE slot IS NOT NULL AND slot >= ",
+        );
+        query.bind(Value::Int(start));
+        if let Ok(end) = i64::try_from(range.end.0) {
+            query.push(" AND slot < ").bind(Value::Int(end));
+        }
+        let rows = self
+            .reader()
+            .fetch_all(&mut query)
+            .await
+            .map_err(Error::query("reading evidence keys"))?;
+        let mut keys = rows.iter().map(read_key).collect::<Result<Vec<_>, _>>()?;
+        // Sorted here rather than in SQL so the order is exactly `ProofKey`'s `Ord`.
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    async fn insert_registration_sql(
+        &self,
+        record: &StoredRegistration,
+    ) -> Result<InsertOutcome, Error> {
+        let r = &record.registration;
+        let node = Value::Blob(r.node.as_bytes().to_vec());
+        let seq = Value::Int(to_sql("seq", r.seq)?);
+        let mut query = self.query(
+            "INSERT INTO registrations (node_id, seq, ts_ms, payout_address, endpoint, \
+             capabilities, storage_capacity_bytes, signed_bytes, signature, digest, received_at) \
+             VALUES ",
+        );
+        query.tuple([
+            node.clone(),
+            seq.clone(),
+            Value::Int(r.ts.0),
+            Value::Blob(r.payout_address.to_vec()),
+            Value::Text(endpoint_text(&r.endpoint)),
+            Value::Int(i64::from(r.capabilities)),
+            Value::Int(to_sql("storage_capacity_bytes", r.storage_capacity_bytes)?),
+            Value::Blob(record.message.bytes().to_vec()),
+            Value::Blob(record.message.signature().as_bytes().to_vec()),
+            Value::Blob(record.digest.as_bytes().to_vec()),
+            Value::Int(self.clock.wall().0),
+        ]);
+        query.push(" ON CONFLICT DO NOTHING");
+        let action = "inserting a registration";
+        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
+        let changed = tx.execute(&mut query).await.map_err(Error::query(action))?;
+        let outcome = if changed == 1 {
+            InsertOutcome::Inserted
+        } else {
+            let mut query = self.query(REGISTRATION_SELECT);
+            query.push("WHERE node_id = ").bind(node);
+            query.push(" AND seq = ").bind(seq);
+            let rows = tx.fetch_all(&mut query).await.map_err(Error::query(action))?;
+            let stored = rows.first().map(read_registration).transpose()?.ok_or_else(|| {
+                lucid_core::internal!("registration {:?} was neither inserted nor found", r.node)
+            })?;
+            outcome_for(&stored.message, &record.message)
+        };
+        tx.commit().await.map_err(Error::query(action))?;
+        Ok(outcome)
+    }
+
+    async fn current_registrations_sql(&self) -> Result<Vec<StoredRegistration>, Error> {
+        let mut query = self.query(REGISTRATION_SELECT);
+        query.push(
+            "AS r WHERE seq = (SELECT MAX(seq) FROM registrations AS m \
+             WHERE m.node_id = r.node_id) ORDER BY node_id",
+        );
+        let rows = self
+            .reader()
+            .fetch_all(&mut query)
+            .await
+            .map_err(Error::query("reading current registrations"))?;
+        rows.iter().map(read_registration).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl ProofStore for Database {
+    async fn insert_proofs(
+        &self,
+        proofs: &[StoredProof],
+    ) -> Result<Vec<InsertOutcome>, lucid_consensus::Error> {
+        self.insert_proofs_sql(proofs).await.map_err(|e| e.into_store("inserting proofs"))
+    }
+
+    async fn get_proof(
+        &self,
+        key: &ProofKey,
+    ) -> Result<Option<StoredProof>, lucid_consensus::Error> {
+        self.get_proof_sql(key).await.map_err(|e| e.into_store("reading a proof"))
+    }
+
+    async fn proofs_in_range(
+        &self,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredProof>, lucid_consensus::Error> {
+        self.proofs_in_range_sql(range, after, limit)
+            .await
+            .map_err(|e| e.into_store("reading proofs of a slot range"))
+    }
+
+    async fn insert_evidence(&self, evidence: &Evidence) -> Result<bool, lucid_consensus::Error> {
+        self.insert_evidence_sql(evidence).await.map_err(|e| e.into_store("inserting evidence"))
+    }
+
+    async fn evidence_keys(
+        &self,
+        range: SlotRange,
+    ) -> Result<Vec<ProofKey>, lucid_consensus::Error> {
+        self.evidence_keys_sql(range).await.map_err(|e| e.into_store("reading evidence keys"))
+    }
+
+    async fn insert_registration(
+        &self,
+        registration: &StoredRegistration,
+    ) -> Result<InsertOutcome, lucid_consensus::Error> {
+        self.insert_registration_sql(registration)
+            .await
+            .map_err(|e| e.into_store("inserting a registration"))
+    }
+
+    async fn current_registrations(
+        &self,
+    ) -> Result<Vec<StoredRegistration>, lucid_consensus::Error> {
+        self.current_registrations_sql()
+            .await
+            .map_err(|e| e.into_store("reading current registrations"))
+    }
+}

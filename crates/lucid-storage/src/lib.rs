@@ -1,0 +1,45 @@
+//! Storage adapter: SQLite and PostgreSQL implementations of the store ports of the domain
+//! crates, and the schema migrations of both backends.
+//!
+//! A [`Database`] is opened from a URL (`sqlite://PATH` or `postgres://…`) and migrated at
+//! open. So far it implements `lucid_consensus::store::ProofStore` over the `registrations`,
+//! `proofs` and `evidence` tables of `consensus.md` §10, with exactly the semantics of
+//! `MemoryProofStore`. Other stores (pools, ledger, payouts) follow on the same `Database`.
+//!
+//! Queries are built at run time (`sqlx::QueryBuilder` with multi-row inserts), not with the
+//! compile-time checked `query!` macros: with two backends in one crate the macros would need
+//! two offline databases. Correctness is proven instead by running one test suite on both
+//! backends (`tests/it`).
+//!
+//! This crate does NOT decide anything: verdicts, equivocation, ranking stay in the domain
+//! crates; it stores what they accepted and reports back what it holds. It does NOT start an
+//! async runtime (the caller's tokio runtime runs it) and it does NOT fall back silently: an
+//! unreachable or damaged database is an error.
+//!
+//! # Invariants
+//! - Insert-if-absent everywhere: an accepted proof, registration or evidence row is never
+//!   overwritten; a taken key is reported as `Duplicate` (same bytes) or `Conflict` (the stored
+//!   pair).
+//! - The signed bytes are the source of truth; reads decode them with the canonical decoder and
+//!   check key and digest columns. A mismatch is an error, never a guess or a panic.
+//! - Unsigned integers are converted to BIGINT with checks; nothing wraps.
+//! - SQLite: WAL, `synchronous = FULL`, foreign keys on, a busy timeout, `PRAGMA
+//!   integrity_check` at open, and all writes through one connection with `BEGIN IMMEDIATE`,
+//!   so concurrent writers of this process queue instead of failing with `database is locked`.
+//! - Migrations are embedded, numbered alike for both backends, and run at open.
+//!
+//! # Features
+//! - `testing`: `testing::TestDb`, throwaway SQLite files and PostgreSQL databases (a private
+//!   server on loopback, or `LUCID_TEST_POSTGRES_URL`) for tests and benches.
+#![warn(missing_docs)]
+
+mod consensus;
+mod database;
+pub mod error;
+mod sql;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use database::{Backend, Database};
+pub use error::Error;

@@ -1,0 +1,229 @@
+//! A thin layer that lets the store logic be written once for both backends.
+//!
+//! Why not sqlx's generic `Database` bounds: every function would repeat a dozen higher-ranked
+//! encode/decode/executor bounds. Why not `sqlx::Any`: it cannot configure SQLite pragmas and
+//! its placeholders differ by backend. Instead a [`Query`] is built with a small set of column
+//! types ([`Value`]) that both backends bind natively through sqlx's `QueryBuilder` (which
+//! writes `?` or `$n` as the backend wants), and a [`Row`] reads them back by index.
+
+use sqlx::{Postgres, Row as _, Sqlite};
+
+/// A bound value. Only the column types the schema uses.
+#[derive(Clone, Debug)]
+pub(crate) enum Value {
+    /// BIGINT / INTEGER.
+    Int(i64),
+    /// SMALLINT / INTEGER (proof kinds).
+    Small(i16),
+    /// A nullable BIGINT.
+    OptInt(Option<i64>),
+    /// BYTEA / BLOB.
+    Blob(Vec<u8>),
+    /// A nullable BYTEA / BLOB.
+    OptBlob(Option<Vec<u8>>),
+    /// A nullable SMALLINT.
+    OptSmall(Option<i16>),
+    /// TEXT.
+    Text(String),
+    /// BOOLEAN / INTEGER 0 or 1.
+    Bool(bool),
+}
+
+/// Which backend a query is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A query under construction for one backend.
+pub(crate) enum Query {
+    Sqlite(sqlx::QueryBuilder<'static, Sqlite>),
+    Postgres(sqlx::QueryBuilder<'static, Postgres>),
+}
+
+impl Query {
+    /// A query starting with `sql`.
+    pub(crate) fn new(dialect: Dialect, sql: &str) -> Self {
+        match dialect {
+            Dialect::Sqlite => Query::Sqlite(sqlx::QueryBuilder::new(sql)),
+            Dialect::Postgres => Query::Postgres(sqlx::QueryBuilder::new(sql)),
+        }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        match self {
+            Query::Sqlite(builder) => {
+                builder.push(sql);
+            }
+            Query::Postgres(builder) => {
+                builder.push(sql);
+            }
+        }
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub(crate) fn bind(&mut self, value: Value) -> &mut Self {
+        match self {
+            Query::Sqlite(builder) => {
+                match value {
+                    Value::Int(v) => builder.push_bind(v),
+                    Value::Small(v) => builder.push_bind(v),
+                    Value::OptInt(v) => builder.push_bind(v),
+                    Value::Blob(v) => builder.push_bind(v),
+                    Value::OptBlob(v) => builder.push_bind(v),
+                    Value::OptSmall(v) => builder.push_bind(v),
+                    Value::Text(v) => builder.push_bind(v),
+                    Value::Bool(v) => builder.push_bind(v),
+                };
+            }
+            Query::Postgres(builder) => {
+                match value {
+                    Value::Int(v) => builder.push_bind(v),
+                    Value::Small(v) => builder.push_bind(v),
+                    Value::OptInt(v) => builder.push_bind(v),
+                    Value::Blob(v) => builder.push_bind(v),
+                    Value::OptBlob(v) => builder.push_bind(v),
+                    Value::OptSmall(v) => builder.push_bind(v),
+                    Value::Text(v) => builder.push_bind(v),
+                    Value::Bool(v) => builder.push_bind(v),
+                };
+            }
+        }
+        self
+    }
+
+    /// Appends `(v1, v2, …)`: one parenthesised tuple of bound values.
+    pub(crate) fn tuple(&mut self, values: impl IntoIterator<Item = Value>) -> &mut Self {
+        self.push("(");
+        for (index, value) in values.into_iter().enumerate() {
+            if index > 0 {
+                self.push(", ");
+            }
+            self.bind(value);
+        }
+        self.push(")")
+    }
+}
+
+/// A fetched row of either backend.
+pub(crate) enum Row {
+    Sqlite(sqlx::sqlite::SqliteRow),
+    Postgres(sqlx::postgres::PgRow),
+}
+
+impl Row {
+    /// Column `index` as a blob.
+    pub(crate) fn blob(&self, index: usize) -> Result<Vec<u8>, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
+    /// Column `index` as a 64-bit integer.
+    pub(crate) fn int(&self, index: usize) -> Result<i64, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
+    /// Column `index` as a small integer.
+    pub(crate) fn small(&self, index: usize) -> Result<i16, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
+    /// Column `index` as a boolean.
+    pub(crate) fn boolean(&self, index: usize) -> Result<bool, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+}
+
+/// An open write transaction of either backend. Dropped without [`Tx::commit`], it rolls back.
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    /// Runs `query`, returning the rows it yields.
+    pub(crate) async fn fetch_all(&mut self, query: &mut Query) -> Result<Vec<Row>, sqlx::Error> {
+        match (self, query) {
+            (Tx::Sqlite(tx), Query::Sqlite(builder)) => Ok(builder
+                .build()
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect()),
+            (Tx::Postgres(tx), Query::Postgres(builder)) => Ok(builder
+                .build()
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect()),
+            _ => Err(dialect_mismatch()),
+        }
+    }
+
+    /// Runs `query`, returning the number of rows it changed.
+    pub(crate) async fn execute(&mut self, query: &mut Query) -> Result<u64, sqlx::Error> {
+        match (self, query) {
+            (Tx::Sqlite(tx), Query::Sqlite(builder)) => {
+                Ok(builder.build().execute(&mut **tx).await?.rows_affected())
+            }
+            (Tx::Postgres(tx), Query::Postgres(builder)) => {
+                Ok(builder.build().execute(&mut **tx).await?.rows_affected())
+            }
+            _ => Err(dialect_mismatch()),
+        }
+    }
+
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// The read side of a database: a pool that serves reads outside of write transactions.
+#[derive(Clone, Copy)]
+pub(crate) enum Reader<'a> {
+    Sqlite(&'a sqlx::SqlitePool),
+    Postgres(&'a sqlx::PgPool),
+}
+
+impl Reader<'_> {
+    /// Runs `query`, returning the rows it yields.
+    pub(crate) async fn fetch_all(self, query: &mut Query) -> Result<Vec<Row>, sqlx::Error> {
+        match (self, query) {
+            (Reader::Sqlite(pool), Query::Sqlite(builder)) => {
+                Ok(builder.build().fetch_all(pool).await?.into_iter().map(Row::Sqlite).collect())
+            }
+            (Reader::Postgres(pool), Query::Postgres(builder)) => {
+                Ok(builder.build().fetch_all(pool).await?.into_iter().map(Row::Postgres).collect())
+            }
+            _ => Err(dialect_mismatch()),
+        }
+    }
+}
+
+/// A query built for one backend run on the other: a bug of this crate, reported as a protocol
+/// error because sqlx has no better variant for it.
+fn dialect_mismatch() -> sqlx::Error {
+    sqlx::Error::Protocol("internal: query built for the other database backend".to_owned())
+}
