@@ -19,6 +19,8 @@ pub(crate) const KEYS: &[&str] = &[
     "network.slot_ms",
     "network.slots_per_epoch",
     "http.addr",
+    "database.url",
+    "database.connect_timeout_s",
     "log.level",
     "log.format",
     "shutdown.grace_s",
@@ -37,6 +39,8 @@ struct RawConfig {
     network: RawNetwork,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    database: RawDatabase,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -59,6 +63,13 @@ struct RawNetwork {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     addr: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    connect_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +102,9 @@ pub(crate) enum LogFormat {
 #[derive(Clone, Debug)]
 pub(crate) struct Resolved {
     pub(crate) daemon: lucid_daemon::Config,
+    /// `sqlite://PATH` or `postgres://…` (no password in the URL).
+    pub(crate) database_url: String,
+    pub(crate) database_connect_timeout: Duration,
     pub(crate) log_level: String,
     pub(crate) log_format: LogFormat,
 }
@@ -162,6 +176,10 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), 
             "network.slot_ms" => raw.network.slot_ms = Some(parse_env(key, value)?),
             "network.slots_per_epoch" => raw.network.slots_per_epoch = Some(parse_env(key, value)?),
             "http.addr" => raw.http.addr = Some(value.clone()),
+            "database.url" => raw.database.url = Some(value.clone()),
+            "database.connect_timeout_s" => {
+                raw.database.connect_timeout_s = Some(parse_env(key, value)?)
+            }
             "log.level" => raw.log.level = Some(value.clone()),
             "log.format" => raw.log.format = Some(value.clone()),
             "shutdown.grace_s" => raw.shutdown.grace_s = Some(parse_env(key, value)?),
@@ -239,6 +257,23 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
     if !(1..=600).contains(&grace) {
         return Err(usage("shutdown.grace_s: must lie in 1..=600"));
     }
+    let database_url = raw
+        .database
+        .url
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("lucid.db").display()));
+    if !(database_url.starts_with("sqlite://")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        return Err(usage("database.url: expected sqlite://PATH or postgres://USER@HOST/DB"));
+    }
+    if database_url.starts_with("postgres") && url_has_password(&database_url) {
+        return Err(usage("database.url: put no password in the URL (use database.password_file)"));
+    }
+    let connect_timeout = raw.database.connect_timeout_s.unwrap_or(10);
+    if !(1..=300).contains(&connect_timeout) {
+        return Err(usage("database.connect_timeout_s: must lie in 1..=300"));
+    }
     let verify_threads = raw.consensus.verify_threads.unwrap_or(0);
     if verify_threads > 256 {
         return Err(usage("consensus.verify_threads: at most 256 (0 means one per core)"));
@@ -252,9 +287,18 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
             shutdown_grace: Duration::from_secs(grace),
             verify_threads,
         },
+        database_url,
+        database_connect_timeout: Duration::from_secs(connect_timeout),
         log_level,
         log_format,
     })
+}
+
+/// Whether a `scheme://user:password@host/…` URL carries a password.
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority.split_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// The commented configuration file written by `init`; a test parses it back to the defaults.
@@ -270,6 +314,10 @@ pub(crate) fn example(network: &str) -> String {
          [http]\n\
          # Health, metrics and /api/v1.\n\
          addr = \"0.0.0.0:8080\"\n\n\
+         [database]\n\
+         # Default: a SQLite file in the data directory. PostgreSQL: \"postgres://USER@HOST/DB\".\n\
+         # url = \"sqlite://./lucid-data/lucid.db\"\n\
+         connect_timeout_s = 10\n\n\
          [log]\n\
          level = \"info\"\n\
          # \"text\" or \"json\".\n\

@@ -116,11 +116,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let resolved = resolve(&cli, &config::Overrides::default())?;
             let daemon = &resolved.daemon;
             println!(
-                "data_dir = {:?}\nnetwork.name = {:?}\nnetwork.id = {}\nhttp.addr = \"{}\"\nlog.level = {:?}\nlog.format = {:?}\nshutdown.grace_s = {}\nconsensus.verify_threads = {}",
+                "data_dir = {:?}\nnetwork.name = {:?}\nnetwork.id = {}\nhttp.addr = \"{}\"\ndatabase.url = {:?}\nlog.level = {:?}\nlog.format = {:?}\nshutdown.grace_s = {}\nconsensus.verify_threads = {}",
                 daemon.data_dir,
                 daemon.network_name,
                 daemon.consensus.network,
                 daemon.http_addr,
+                resolved.database_url,
                 resolved.log_level,
                 resolved.log_format,
                 daemon.shutdown_grace.as_secs(),
@@ -172,8 +173,27 @@ fn init_tracing(resolved: &config::Resolved) -> anyhow::Result<()> {
     installed.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
 }
 
+/// The daemon's database probe over the SQL adapter.
+struct DatabaseProbe(Arc<lucid_storage::Database>);
+
+#[async_trait::async_trait]
+impl lucid_daemon::DatabaseProbe for DatabaseProbe {
+    fn backend(&self) -> &'static str {
+        match self.0.backend() {
+            lucid_storage::Backend::Sqlite => "sqlite",
+            lucid_storage::Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
 fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
     let daemon = resolved.daemon;
+    let database_url = resolved.database_url;
+    let connect_timeout = resolved.database_connect_timeout;
     let _lock = datadir::lock(&daemon.data_dir)?;
     let key = datadir::load_key(&daemon.data_dir)?;
     datadir::check_token(&daemon.data_dir)?;
@@ -183,14 +203,26 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        let clock: Arc<dyn lucid_core::Clock> = Arc::new(lucid_daemon::clock::SystemClock::new());
+        // No silent fallback: a database that cannot be opened (unreachable, corrupt, refused
+        // migrations) stops the start with a clear message.
+        let database = tokio::time::timeout(connect_timeout, lucid_storage::Database::open(&database_url, Arc::clone(&clock)))
+            .await
+            .map_err(|_| anyhow::anyhow!("the database did not answer within {connect_timeout:?} (database.url)"))?
+            .context("opening the database (database.url)")?;
+        let database = Arc::new(database);
+        tracing::info!(database = %database.url(), "database open");
         let listener = tokio::net::TcpListener::bind(daemon.http_addr)
             .await
             .with_context(|| format!("binding the HTTP listener on {}", daemon.http_addr))?;
         tracing::info!(node_id = %key.node_id(), network = %daemon.network_name, http = %daemon.http_addr, "starting");
-        let node = lucid_daemon::Node::build(daemon, key.node_id(), Arc::new(lucid_daemon::clock::SystemClock::new()));
+        let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
+        let node = lucid_daemon::Node::build(daemon, key.node_id(), clock, probe);
         node.serve_http(listener);
         node.spawn();
-        node.mark_ready();
+        if node.check_database().await {
+            node.mark_ready();
+        }
         wait_for_signal().await?;
         // A second signal during the drain forces the exit.
         tokio::spawn(async {
@@ -199,7 +231,9 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
                 std::process::exit(1);
             }
         });
-        match node.drain().await {
+        let drained = node.drain().await;
+        database.close().await;
+        match drained {
             Ok(()) => {
                 tracing::info!("stopped");
                 Ok(ExitCode::SUCCESS)

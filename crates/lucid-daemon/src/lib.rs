@@ -25,4 +25,4 @@ pub mod metrics;
 pub mod node;
 
 pub use config::Config;
-pub use node::{Node, NodeError};
+pub use node::{DatabaseProbe, Node, NodeError};

@@ -1,7 +1,7 @@
 //! The node: shared state, the services it runs, the `NodeApi` it serves, and shutdown.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,8 +47,26 @@ impl lucid_core::HasKind for NodeError {
     }
 }
 
+/// How the node checks that its database answers; the binary implements it over the adapter.
+#[async_trait::async_trait]
+pub trait DatabaseProbe: Send + Sync {
+    /// The backend's name for health output (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+    /// `Ok` if the database answered a trivial query; the error text is for logs only.
+    async fn ping(&self) -> Result<(), String>;
+}
+
+/// How often the database is pinged.
+const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// Readiness needs a successful database check at most this old.
+const DB_CHECK_FRESH: Duration = Duration::from_secs(10);
+
 struct State {
     config: Config,
+    database: Arc<dyn DatabaseProbe>,
+    /// Monotonic milliseconds (since the clock's origin, plus one) of the last successful
+    /// database check; 0 = never.
+    db_ok_at: AtomicU64,
     node_id: NodeId,
     clock: Arc<dyn Clock>,
     started: Duration,
@@ -66,11 +84,18 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node with its identity and clock; nothing runs until [`Node::spawn`].
-    pub fn build(config: Config, node_id: NodeId, clock: Arc<dyn Clock>) -> Self {
+    /// A node with its identity, clock and database; nothing runs until [`Node::spawn`].
+    pub fn build(
+        config: Config,
+        node_id: NodeId,
+        clock: Arc<dyn Clock>,
+        database: Arc<dyn DatabaseProbe>,
+    ) -> Self {
         let started = clock.monotonic();
         let state = State {
             config,
+            database,
+            db_ok_at: AtomicU64::new(0),
             node_id,
             clock,
             started,
@@ -121,9 +146,13 @@ impl Node {
 
     /// Starts the services.
     pub fn spawn(&self) {
-        let state = Arc::clone(&self.state);
-        let cancel = self.cancel.child_token();
-        self.tracker.spawn(slot_clock(state, cancel));
+        self.tracker.spawn(slot_clock(Arc::clone(&self.state), self.cancel.child_token()));
+        self.tracker.spawn(database_monitor(Arc::clone(&self.state), self.cancel.child_token()));
+    }
+
+    /// Checks the database once now (start-up marks the node ready only after a good check).
+    pub async fn check_database(&self) -> bool {
+        check_database(&self.state).await
     }
 
     /// Marks start-up as complete: readiness becomes true.
@@ -148,6 +177,33 @@ impl Node {
         tokio::time::timeout(grace, self.tracker.wait())
             .await
             .map_err(|_| NodeError::ForcedShutdown { grace })
+    }
+}
+
+async fn check_database(state: &State) -> bool {
+    match state.database.ping().await {
+        Ok(()) => {
+            let now = state.clock.monotonic().as_millis();
+            state
+                .db_ok_at
+                .store(u64::try_from(now).unwrap_or(u64::MAX).saturating_add(1), Ordering::SeqCst);
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, "database check failed");
+            false
+        }
+    }
+}
+
+/// Pings the database every few seconds; readiness and health follow the last good answer.
+async fn database_monitor(state: Arc<State>, cancel: CancellationToken) {
+    loop {
+        check_database(&state).await;
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(DB_CHECK_EVERY) => {}
+        }
     }
 }
 
@@ -183,6 +239,10 @@ async fn slot_clock(state: Arc<State>, cancel: CancellationToken) {
     }
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 struct Api {
     state: Arc<State>,
 }
@@ -205,6 +265,23 @@ impl NodeApi for Api {
             },
         };
         components.insert("consensus", consensus);
+        let ok_at = state.db_ok_at.load(Ordering::SeqCst);
+        let now = u64::try_from(state.clock.monotonic().as_millis()).unwrap_or(u64::MAX);
+        let fresh =
+            ok_at != 0 && now.saturating_add(1).saturating_sub(ok_at) <= millis(DB_CHECK_FRESH);
+        let backend = state.database.backend();
+        let database = if fresh {
+            ComponentHealth {
+                status: HealthStatus::Healthy,
+                detail: format!("{backend} reachable"),
+            }
+        } else {
+            ComponentHealth {
+                status: HealthStatus::Unhealthy,
+                detail: format!("{backend} not reachable"),
+            }
+        };
+        components.insert("database", database);
         let worst =
             components.values().map(|c| c.status).fold(HealthStatus::Healthy, |worst, s| {
                 match (worst, s) {

@@ -142,6 +142,18 @@ impl Database {
         &self.url
     }
 
+    /// Checks that the database answers a trivial query (readiness probes).
+    pub async fn ping(&self) -> Result<(), Error> {
+        let result = match &self.pools {
+            Pools::Sqlite { reader, .. } => sqlx::query("SELECT 1").execute(reader).await.map(drop),
+            Pools::Postgres { pool } => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        };
+        result.map_err(|source| Error::Query {
+            action: "pinging the database",
+            source: Arc::new(source),
+        })
+    }
+
     /// Waits for running queries and closes every connection. SQLite checkpoints the WAL into
     /// the main file when its last connection closes.
     pub async fn close(&self) {

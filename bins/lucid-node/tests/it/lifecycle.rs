@@ -181,3 +181,51 @@ fn run_init_creates_the_identity_once_and_keeps_it() {
     again.wait_for("/health/ready", 200, Duration::from_secs(5));
     assert_eq!(std::fs::read(dir.path().join("node.key")).unwrap(), key);
 }
+
+#[test]
+fn the_database_is_checked_at_start_and_refused_when_unusable() {
+    let dir = TempDir::new();
+    init(&dir);
+    // The default database is a SQLite file in the data directory, healthy once running.
+    let node = Running::start(dir.path());
+    node.wait_for("/health/ready", 200, Duration::from_secs(5));
+    let (_, body) = get(node.addr, "/health").unwrap();
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["components"]["database"]["status"], "healthy", "{body}");
+    assert_eq!(health["components"]["database"]["detail"], "sqlite reachable");
+    assert!(dir.path().join("lucid.db").exists());
+    drop(node);
+    // An unreachable PostgreSQL server: exit 1 with a message naming the setting.
+    let output = run_to_end({
+        let mut c = command(dir.path());
+        c.args(["run", "--http-addr", "127.0.0.1:0"])
+            .env("LUCID_DATABASE_URL", "postgres://lucid@127.0.0.1:1/lucid")
+            .env("LUCID_DATABASE_CONNECT_TIMEOUT_S", "5");
+        c
+    });
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("database.url"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A file that is not a database: refused, and left untouched for the operator.
+    let bogus = dir.path().join("bogus.db");
+    std::fs::write(&bogus, vec![0x42u8; 8192]).unwrap();
+    let output = run_to_end({
+        let mut c = command(dir.path());
+        c.args(["run", "--http-addr", "127.0.0.1:0"])
+            .env("LUCID_DATABASE_URL", format!("sqlite://{}", bogus.display()));
+        c
+    });
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(std::fs::read(&bogus).unwrap(), vec![0x42u8; 8192]);
+    // A password in the URL is a configuration error.
+    let output = run_to_end({
+        let mut c = command(dir.path());
+        c.arg("run").env("LUCID_DATABASE_URL", "postgres://lucid:secret@127.0.0.1/lucid");
+        c
+    });
+    assert_eq!(output.status.code(), Some(64));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("secret"));
+}

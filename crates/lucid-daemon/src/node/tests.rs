@@ -1,6 +1,7 @@
 //! Tests of the node's services under a manual clock.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lucid_consensus::ConsensusParams;
@@ -8,6 +9,25 @@ use lucid_core::clock::ManualClock;
 use lucid_core::{NodeKey, TimeParams, UnixMillis};
 
 use super::*;
+
+/// A database whose answers the test controls.
+struct FakeDatabase {
+    up: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl DatabaseProbe for FakeDatabase {
+    fn backend(&self) -> &'static str {
+        "fake"
+    }
+    async fn ping(&self) -> Result<(), String> {
+        if self.up.load(Ordering::SeqCst) { Ok(()) } else { Err("down".into()) }
+    }
+}
+
+fn database(up: bool) -> Arc<FakeDatabase> {
+    Arc::new(FakeDatabase { up: std::sync::atomic::AtomicBool::new(up) })
+}
 
 fn config() -> Config {
     let time = TimeParams::test_network(UnixMillis(1_000_000), 1_000, 8).unwrap();
@@ -26,9 +46,16 @@ fn readiness_follows_start_and_drain_and_the_clock() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let clock = Arc::new(ManualClock::new(UnixMillis(999_000)));
-        let node = Node::build(config(), NodeKey::from_seed(&[1; 32]).node_id(), clock.clone());
+        let db = database(true);
+        let node = Node::build(
+            config(),
+            NodeKey::from_seed(&[1; 32]).node_id(),
+            clock.clone(),
+            db.clone(),
+        );
         let api = node.api();
         node.spawn();
+        assert!(node.check_database().await);
         node.mark_ready();
         // Before genesis: not ready, consensus unhealthy.
         let report = api.health();
@@ -40,6 +67,17 @@ fn readiness_follows_start_and_drain_and_the_clock() {
         assert_eq!((report.slot, report.epoch), (Some(5), Some(0)));
         assert_eq!(api.clock().next_slot_start_ms, Some(1_006_000));
         assert!(api.metrics().contains("lucid_ready 1"));
+        // The database goes away: after the freshness window readiness and health follow.
+        db.up.store(false, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(11));
+        assert!(!node.check_database().await);
+        let report = api.health();
+        assert!(!report.ready);
+        assert_eq!(report.status, HealthStatus::Unhealthy);
+        assert_eq!(report.components["database"].detail, "fake not reachable");
+        db.up.store(true, Ordering::SeqCst);
+        assert!(node.check_database().await);
+        assert!(api.health().ready);
         node.drain().await.unwrap();
         assert!(!api.health().ready);
         assert!(api.metrics().contains("lucid_ready 0"));
@@ -55,7 +93,12 @@ fn the_slot_clock_publishes_slots_from_the_wall_clock() {
         .unwrap();
     runtime.block_on(async {
         let clock = Arc::new(ManualClock::new(UnixMillis(1_003_200)));
-        let node = Node::build(config(), NodeKey::from_seed(&[1; 32]).node_id(), clock.clone());
+        let node = Node::build(
+            config(),
+            NodeKey::from_seed(&[1; 32]).node_id(),
+            clock.clone(),
+            database(true),
+        );
         let api = node.api();
         node.spawn();
         tokio::time::sleep(Duration::from_millis(1)).await;
