@@ -31,7 +31,10 @@
 pub mod error;
 pub mod ledger;
 pub mod payout;
+pub mod processor;
+pub mod rail;
 pub mod rewards;
+pub mod store;
 
 pub use error::Error;
 pub use ledger::{Account, Entry, Ledger, NodeBalance, Posting, PostingKind};
