@@ -71,6 +71,8 @@ struct State {
     signed: BTreeMap<Txid, (TransferIntent, SignedTransfer)>,
     included: BTreeMap<Txid, ChainTx>,
     broadcasts: Vec<(i64, Txid)>,
+    /// Faults drawn, by kind.
+    drawn: BTreeMap<String, u64>,
 }
 
 /// The fake chain (shared by every worker of a test, like the real chain).
@@ -97,6 +99,7 @@ impl FakeChain {
                 signed: BTreeMap::new(),
                 included: BTreeMap::new(),
                 broadcasts: Vec::new(),
+                drawn: BTreeMap::new(),
             }),
         }
     }
@@ -131,6 +134,11 @@ impl FakeChain {
     /// Every broadcast received: (chain time, txid).
     pub(crate) fn broadcasts(&self) -> Vec<(i64, Txid)> {
         self.lock().broadcasts.clone()
+    }
+
+    /// Faults drawn so far, by kind (`Debug` form).
+    pub(crate) fn faults_drawn(&self) -> BTreeMap<String, u64> {
+        self.lock().drawn.clone()
     }
 
     /// The payout a txid signed by this chain's fake signer belongs to.
@@ -226,6 +234,8 @@ impl PayoutRail for FakeChain {
             return BroadcastOutcome::Rejected(RejectCode::Expired);
         }
         let fault = Self::draw_fault(&mut state);
+        let kind = format!("{fault:?}");
+        *state.drawn.entry(kind).or_default() += 1;
         let include = |state: &mut State, success: bool, log_matches: bool| {
             let block = u64::try_from(now).unwrap_or(0) / 3_000;
             state.included.insert(
