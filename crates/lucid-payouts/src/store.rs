@@ -332,7 +332,7 @@ impl State {
             .ok_or_else(|| Error::PayoutNotFound { payout_id: payout_id.to_owned() })
     }
 
-    fn expect(&self, payout_id: &str, expected: &[PayoutStatus]) -> Result<&PayoutRecord, Error> {
+    fn require(&self, payout_id: &str, expected: &[PayoutStatus]) -> Result<&PayoutRecord, Error> {
         let payout = self.payout(payout_id)?;
         if expected.contains(&payout.status) {
             Ok(payout)
@@ -586,7 +586,7 @@ impl PayoutStore for MemoryPayoutStore {
         now: UnixMillis,
     ) -> Result<PayoutRecord, Error> {
         let mut state = self.lock("returning a claim")?;
-        let payout = state.expect(payout_id, &[PayoutStatus::Processing])?;
+        let payout = state.require(payout_id, &[PayoutStatus::Processing])?;
         if payout.lease_owner.as_deref() != Some(lease_owner) {
             return Err(Error::StateChanged {
                 payout_id: payout_id.to_owned(),
@@ -622,7 +622,7 @@ impl PayoutStore for MemoryPayoutStore {
         now: UnixMillis,
     ) -> Result<AttemptRecord, Error> {
         let mut state = self.lock("recording a signed attempt")?;
-        let payout = state.expect(payout_id, &[PayoutStatus::Processing])?;
+        let payout = state.require(payout_id, &[PayoutStatus::Processing])?;
         let refused = |rule| Error::AttemptRefused { payout_id: payout_id.to_owned(), rule };
         if payout.lease_owner.as_deref() != Some(lease_owner) {
             return Err(Error::StateChanged {
@@ -679,7 +679,7 @@ impl PayoutStore for MemoryPayoutStore {
         now: UnixMillis,
     ) -> Result<u32, Error> {
         let mut state = self.lock("recording a broadcast")?;
-        state.expect(payout_id, &[PayoutStatus::Signed, PayoutStatus::Sent])?;
+        state.require(payout_id, &[PayoutStatus::Signed, PayoutStatus::Sent])?;
         let index = state.live_attempt(payout_id, txid)?;
         let attempt = state
             .attempts
@@ -699,7 +699,7 @@ impl PayoutStore for MemoryPayoutStore {
         now: UnixMillis,
     ) -> Result<PayoutRecord, Error> {
         let mut state = self.lock("marking a payout sent")?;
-        let payout = state.expect(payout_id, &[PayoutStatus::Signed, PayoutStatus::Sent])?;
+        let payout = state.require(payout_id, &[PayoutStatus::Signed, PayoutStatus::Sent])?;
         let already_sent = payout.status == PayoutStatus::Sent;
         let index = state.live_attempt(payout_id, txid)?;
         if already_sent {
@@ -720,7 +720,7 @@ impl PayoutStore for MemoryPayoutStore {
         now: UnixMillis,
     ) -> Result<PayoutRecord, Error> {
         let mut state = self.lock("confirming a payout")?;
-        let payout = state.expect(payout_id, &[PayoutStatus::Sent])?;
+        let payout = state.require(payout_id, &[PayoutStatus::Sent])?;
         let amounts = payout.amounts;
         let index = state.live_attempt(payout_id, txid)?;
         let settle = Posting::payout_settle(payout_id, amounts.net, amounts.fee)?;
@@ -744,7 +744,7 @@ impl PayoutStore for MemoryPayoutStore {
         now: UnixMillis,
     ) -> Result<PayoutRecord, Error> {
         let mut state = self.lock("ending an attempt")?;
-        let payout = state.expect(payout_id, &[PayoutStatus::Signed, PayoutStatus::Sent])?;
+        let payout = state.require(payout_id, &[PayoutStatus::Signed, PayoutStatus::Sent])?;
         let retries_left = payout.has_retries_left();
         let index = state.live_attempt(payout_id, txid)?;
         let refused = |rule| Error::AttemptRefused { payout_id: payout_id.to_owned(), rule };
@@ -799,7 +799,7 @@ impl PayoutStore for MemoryPayoutStore {
         now: UnixMillis,
     ) -> Result<PayoutRecord, Error> {
         let mut state = self.lock("flagging a chain mismatch")?;
-        state.expect(payout_id, &[PayoutStatus::Sent])?;
+        state.require(payout_id, &[PayoutStatus::Sent])?;
         state.live_attempt(payout_id, txid)?;
         let payout = state
             .payouts
@@ -814,7 +814,7 @@ impl PayoutStore for MemoryPayoutStore {
 
     async fn cancel(&self, payout_id: &str, now: UnixMillis) -> Result<PayoutRecord, Error> {
         let mut state = self.lock("cancelling a payout")?;
-        state.expect(payout_id, &[PayoutStatus::Pending])?;
+        state.require(payout_id, &[PayoutStatus::Pending])?;
         state.release(payout_id)?;
         state.set_status(payout_id, PayoutStatus::Cancelled, now)?;
         state.payout(payout_id).cloned()
