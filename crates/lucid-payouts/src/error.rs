@@ -131,6 +131,56 @@ pub enum Error {
         /// Requested state.
         to: PayoutStatus,
     },
+    /// No payout has this id.
+    #[error("payout {payout_id} not found")]
+    PayoutNotFound {
+        /// The payout id.
+        payout_id: String,
+    },
+    /// A compare-and-set found the payout in another state than expected: someone else (another
+    /// worker, a cancel, a lease release) moved it first.
+    #[error("payout {payout_id} is {found}, expected {expected}")]
+    StateChanged {
+        /// The payout id.
+        payout_id: String,
+        /// The state the caller expected.
+        expected: PayoutStatus,
+        /// The state found.
+        found: PayoutStatus,
+    },
+    /// A compare-and-set on a payout's attempt failed (not the live attempt, wrong number,
+    /// duplicate txid, a broadcast by someone else in between).
+    #[error("attempt of payout {payout_id} refused: {rule}")]
+    AttemptRefused {
+        /// The payout id.
+        payout_id: String,
+        /// The rule that refused it.
+        rule: &'static str,
+    },
+    /// A payout rail call failed in transport; the same call may be retried.
+    #[error("payout rail {rail} failed while {action}: {message}")]
+    Rail {
+        /// The rail kind.
+        rail: &'static str,
+        /// What was being done.
+        action: &'static str,
+        /// What the rail reported.
+        message: String,
+    },
+    /// The rail cannot move money: payouts wait for a chain (`awaiting_chain`).
+    #[error("the {rail} rail signs and broadcasts nothing")]
+    NoChain {
+        /// The rail kind.
+        rail: &'static str,
+    },
+    /// The payout store failed or could not be reached; nothing was committed.
+    #[error("payout store unavailable while {action}: {message}")]
+    StoreUnavailable {
+        /// What was being done.
+        action: &'static str,
+        /// Why.
+        message: String,
+    },
     /// A broken internal invariant.
     #[error(transparent)]
     Bug(#[from] Bug),
@@ -176,6 +226,11 @@ impl HasKind for Error {
             Error::PostingConflict { .. } | Error::Overdraft { .. } => ErrorKind::Conflict,
             Error::IllegalTransition { .. } => ErrorKind::Conflict,
             Error::Amount { .. } | Error::PoolSplit { .. } => ErrorKind::Internal,
+            Error::PayoutNotFound { .. } => ErrorKind::NotFound,
+            Error::StateChanged { .. } | Error::AttemptRefused { .. } => ErrorKind::Conflict,
+            Error::Rail { .. } => ErrorKind::TransientNetwork,
+            Error::NoChain { .. } => ErrorKind::FeatureDisabled,
+            Error::StoreUnavailable { .. } => ErrorKind::StoreUnavailable,
             Error::Bug(bug) => bug.kind(),
         }
     }

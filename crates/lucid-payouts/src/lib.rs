@@ -7,7 +7,10 @@
 //! ranked entities of a settled tally by credits, then a pool's share across its members by their
 //! own credits, with exact integer splits. Payouts follow the amount rules (10 USDT minimum gross,
 //! 10 000 USDT maximum, a 1 % fee clamped to [0.1, 10] USDT) and a state machine whose every
-//! transition is a compare-and-set.
+//! transition is a compare-and-set. The [`processor`] runs the crash-safe send protocol over two
+//! ports this crate owns: [`store::PayoutStore`] (one method per transaction, with the in-memory
+//! reference `MemoryPayoutStore`) and [`rail::PayoutRail`] (the chain; `LedgerOnlyRail` when
+//! there is none).
 //!
 //! This crate does NOT do I/O, read the clock, spawn tasks or talk HTTP itself: the ledger here is
 //! the in-memory reference whose semantics the database adapter must match, time comes in as an
@@ -44,7 +47,10 @@
 pub mod error;
 pub mod ledger;
 pub mod payout;
+pub mod processor;
+pub mod rail;
 pub mod rewards;
+pub mod store;
 #[cfg(feature = "tron")]
 pub mod tron;
 

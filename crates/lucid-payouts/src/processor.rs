@@ -1,0 +1,409 @@
+//! The payout processor: the crash-safe send protocol of pools-payouts.md §5.6 as a step
+//! function over the `PayoutStore` and `PayoutRail` ports, with restart recovery (§5.8),
+//! retries and the circuit breaker (§5.7).
+//!
+//! Each store call is one commit, and the order of commits is the protocol: the attempt (txid,
+//! raw bytes, signature) is committed before any broadcast, every broadcast begins with a
+//! commit that counts it, and a new attempt exists only after the previous one is proven dead.
+//! The processor keeps no state that matters for safety: dropping it at any point (a crash) and
+//! starting a new one over the same store resumes the protocol. Time comes in as `now`.
+
+use std::sync::Arc;
+
+use lucid_core::UnixMillis;
+
+use crate::error::Error;
+use crate::payout::{DailyCaps, PayoutStatus};
+use crate::rail::{
+    BroadcastOutcome, ChainStatus, ExpectedTransfer, PayoutRail, Preflight, RailKind,
+    TransferIntent,
+};
+use crate::store::{
+    AttemptEnd, AttemptRecord, CHAIN_MISMATCH, ClaimRequest, PayoutRecord, PayoutStore, Receipt,
+    Unclaim,
+};
+
+/// Settings of the processor (`payouts.*`, `tron.dead_margin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    /// Most payouts claimed per step (`payouts.batch_size`, 10).
+    pub batch_size: u32,
+    /// How long a claim holds (`payouts.lease`, 5 min), in ms.
+    pub lease_ms: i64,
+    /// How long past its expiration an unknown txid must stay unknown to be dead
+    /// (`tron.dead_margin`, 120 s), in ms.
+    pub dead_margin_ms: i64,
+    /// Daily caps (`payouts.daily_max_count`, `payouts.daily_max_per_node`).
+    pub caps: DailyCaps,
+    /// Consecutive attempt failures that open the circuit (`payouts.circuit_failures`, 10).
+    pub circuit_failures: u32,
+    /// How long an open circuit pauses claiming (`payouts.circuit_cooldown`, 120 s), in ms.
+    pub circuit_cooldown_ms: i64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            batch_size: 10,
+            lease_ms: 300_000,
+            dead_margin_ms: 120_000,
+            caps: DailyCaps::default(),
+            circuit_failures: 10,
+            circuit_cooldown_ms: 120_000,
+        }
+    }
+}
+
+/// The circuit breaker's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Circuit {
+    /// Claiming normally; the count of consecutive attempt failures.
+    Closed {
+        /// Consecutive failures so far.
+        failures: u32,
+    },
+    /// Claiming paused until this time (`lucid_payout_circuit_open = 1`, health degraded).
+    Open {
+        /// End of the cooldown.
+        until: UnixMillis,
+    },
+    /// Cooldown over: one payout at a time until an attempt succeeds or fails.
+    HalfOpen,
+}
+
+/// What one step did, for logs, metrics and health.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Claims whose lease lapsed, back to pending.
+    pub leases_released: usize,
+    /// Payouts claimed.
+    pub claimed: usize,
+    /// Attempts committed.
+    pub signed: usize,
+    /// Broadcasts begun.
+    pub broadcasts: usize,
+    /// Payouts marked sent.
+    pub sent: usize,
+    /// Payouts confirmed and settled.
+    pub confirmed: usize,
+    /// Attempts that died (rejected, reverted, expired).
+    pub attempts_failed: usize,
+    /// Payouts that failed for good.
+    pub failed: usize,
+    /// Payouts flagged `CHAIN_MISMATCH`.
+    pub mismatches: usize,
+    /// Compare-and-set losses to another worker (harmless).
+    pub lost_races: usize,
+    /// The rail has no chain: this many payouts wait (`awaiting_chain`).
+    pub awaiting_chain: Option<usize>,
+    /// The preflight found the hot wallet too low (health `hot_wallet_low`).
+    pub hot_wallet_low: bool,
+    /// The circuit breaker after the step.
+    pub circuit: Option<Circuit>,
+}
+
+/// One worker of the send protocol.
+pub struct Processor {
+    store: Arc<dyn PayoutStore>,
+    rail: Arc<dyn PayoutRail>,
+    config: ProcessorConfig,
+    owner: String,
+    circuit: Circuit,
+}
+
+/// Whether an error is a lost compare-and-set (another worker got there first).
+fn is_lost_race(error: &Error) -> bool {
+    matches!(error, Error::StateChanged { .. } | Error::AttemptRefused { .. })
+}
+
+/// Counts a lost compare-and-set as a harmless race; any other error propagates.
+fn lost_race_is_fine(result: Result<(), Error>, report: &mut StepReport) -> Result<(), Error> {
+    match result {
+        Err(error) if is_lost_race(&error) => {
+            report.lost_races += 1;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+impl Processor {
+    /// A worker named `owner` (its lease owner id; unique per worker).
+    pub fn new(
+        store: Arc<dyn PayoutStore>,
+        rail: Arc<dyn PayoutRail>,
+        config: ProcessorConfig,
+        owner: String,
+    ) -> Self {
+        Processor { store, rail, config, owner, circuit: Circuit::Closed { failures: 0 } }
+    }
+
+    /// The circuit breaker's state.
+    pub fn circuit(&self) -> Circuit {
+        self.circuit
+    }
+
+    /// One pass: release lapsed claims, advance every live attempt (broadcast, poll, confirm,
+    /// prove dead), then claim, preflight, sign and broadcast a new batch unless the circuit is
+    /// open. On an error the step stops; whatever was committed stays valid.
+    pub async fn step(&mut self, now: UnixMillis) -> Result<StepReport, Error> {
+        let mut report = StepReport {
+            leases_released: self.store.release_expired_leases(now).await?.len(),
+            ..StepReport::default()
+        };
+        if self.rail.kind() == RailKind::LedgerOnly {
+            // No chain: nothing is claimed, so nothing can be half-sent.
+            report.awaiting_chain = Some(self.store.list(Some(PayoutStatus::Pending)).await?.len());
+            return Ok(report);
+        }
+        for status in [PayoutStatus::Signed, PayoutStatus::Sent] {
+            for payout in self.store.list(Some(status)).await? {
+                let result = self.advance(&payout, now, &mut report).await;
+                lost_race_is_fine(result, &mut report)?;
+            }
+        }
+        if let Circuit::Open { until } = self.circuit {
+            if now < until {
+                report.circuit = Some(self.circuit);
+                return Ok(report);
+            }
+            self.circuit = Circuit::HalfOpen;
+        }
+        let batch_size = match self.circuit {
+            Circuit::HalfOpen => 1,
+            _ => self.config.batch_size,
+        };
+        let claimed = self
+            .store
+            .claim(&ClaimRequest {
+                batch_size,
+                lease_owner: self.owner.clone(),
+                lease_until: now.saturating_add_ms(self.config.lease_ms),
+                caps: self.config.caps,
+                now,
+            })
+            .await?;
+        report.claimed = claimed.len();
+        if !claimed.is_empty() {
+            self.send_batch(&claimed, now, &mut report).await?;
+        }
+        report.circuit = Some(self.circuit);
+        Ok(report)
+    }
+
+    fn intent(payout: &PayoutRecord) -> TransferIntent {
+        TransferIntent {
+            payout_id: payout.payout_id.clone(),
+            to_address: payout.to_address,
+            net: payout.amounts.net,
+            attempt_no: payout.attempt_count.saturating_add(1),
+        }
+    }
+
+    fn expected(payout: &PayoutRecord) -> ExpectedTransfer {
+        ExpectedTransfer { to_address: payout.to_address, net: payout.amounts.net }
+    }
+
+    async fn send_batch(
+        &mut self,
+        claimed: &[PayoutRecord],
+        now: UnixMillis,
+        report: &mut StepReport,
+    ) -> Result<(), Error> {
+        let intents: Vec<TransferIntent> = claimed.iter().map(Self::intent).collect();
+        let preflight = self.rail.preflight(&intents).await;
+        if !matches!(preflight, Ok(Preflight::Ok)) {
+            // Nothing signed: every claim goes back to pending, then the error (if any) surfaces.
+            report.hot_wallet_low = matches!(preflight, Ok(Preflight::HotWalletLow { .. }));
+            for payout in claimed {
+                let code = Unclaim::Retry { code: "HOT_WALLET_LOW".to_owned() };
+                let result = self.store.unclaim(&payout.payout_id, &self.owner, &code, now).await;
+                lost_race_is_fine(result.map(drop), report)?;
+            }
+            return preflight.map(drop);
+        }
+        for (payout, intent) in claimed.iter().zip(&intents) {
+            if matches!(self.circuit, Circuit::Open { .. }) {
+                // The circuit opened during this batch: the rest waits, unsigned.
+                let code = Unclaim::Retry { code: "CIRCUIT_OPEN".to_owned() };
+                let result = self.store.unclaim(&payout.payout_id, &self.owner, &code, now).await;
+                lost_race_is_fine(result.map(drop), report)?;
+                continue;
+            }
+            let result = self.sign_and_send(payout, intent, now, report).await;
+            lost_race_is_fine(result, report)?;
+        }
+        Ok(())
+    }
+
+    async fn sign_and_send(
+        &mut self,
+        payout: &PayoutRecord,
+        intent: &TransferIntent,
+        now: UnixMillis,
+        report: &mut StepReport,
+    ) -> Result<(), Error> {
+        let transfer = match self.rail.build_and_sign(intent).await {
+            Ok(transfer) => transfer,
+            Err(error) => {
+                // Nothing was committed: the claim returns to pending and waits for the next
+                // step; the error surfaces after.
+                let code = Unclaim::Retry { code: "SIGNING_FAILED".to_owned() };
+                self.store.unclaim(&payout.payout_id, &self.owner, &code, now).await?;
+                return Err(error);
+            }
+        };
+        let attempt = self
+            .store
+            .record_signed(&payout.payout_id, &self.owner, intent.attempt_no, &transfer, now)
+            .await?;
+        report.signed += 1;
+        self.broadcast(payout, &attempt, now, report).await
+    }
+
+    /// Broadcasts the stored bytes of the live attempt, the count committed first.
+    async fn broadcast(
+        &mut self,
+        payout: &PayoutRecord,
+        attempt: &AttemptRecord,
+        now: UnixMillis,
+        report: &mut StepReport,
+    ) -> Result<(), Error> {
+        let id = &payout.payout_id;
+        let txid = &attempt.transfer.txid;
+        let before = self.store.begin_broadcast(id, txid, now).await?;
+        report.broadcasts += 1;
+        match self.rail.broadcast(&attempt.transfer).await {
+            BroadcastOutcome::Accepted | BroadcastOutcome::Duplicate => {
+                if attempt.status != crate::store::AttemptStatus::Sent {
+                    self.store.mark_sent(id, txid, now).await?;
+                    report.sent += 1;
+                }
+            }
+            BroadcastOutcome::Rejected(code) if before == 0 && code.is_definitive() => {
+                let end = AttemptEnd::Rejected {
+                    code: code.as_str().to_owned(),
+                    retryable: code.is_retryable(),
+                };
+                let payout = self.store.finalize_failed_or_retry(id, txid, &end, now).await?;
+                self.attempt_failed(&payout, now, report);
+            }
+            // After an earlier broadcast with unknown outcome a rejection proves nothing, and an
+            // unanswered broadcast may have landed: stay signed, poll, re-broadcast the same
+            // bytes, and let only the proven-dead rule end the attempt.
+            BroadcastOutcome::Rejected(_) | BroadcastOutcome::Unknown => {}
+        }
+        Ok(())
+    }
+
+    fn attempt_failed(&mut self, payout: &PayoutRecord, now: UnixMillis, report: &mut StepReport) {
+        report.attempts_failed += 1;
+        if payout.status == PayoutStatus::Failed {
+            report.failed += 1;
+        }
+        self.circuit = match self.circuit {
+            Circuit::Closed { failures } => {
+                let failures = failures.saturating_add(1);
+                if failures >= self.config.circuit_failures {
+                    Circuit::Open { until: now.saturating_add_ms(self.config.circuit_cooldown_ms) }
+                } else {
+                    Circuit::Closed { failures }
+                }
+            }
+            Circuit::HalfOpen | Circuit::Open { .. } => {
+                Circuit::Open { until: now.saturating_add_ms(self.config.circuit_cooldown_ms) }
+            }
+        };
+    }
+
+    /// Moves one `signed` or `sent` payout forward by what the chain says (restart recovery is
+    /// the same code: the store says where each payout stands).
+    async fn advance(
+        &mut self,
+        payout: &PayoutRecord,
+        now: UnixMillis,
+        report: &mut StepReport,
+    ) -> Result<(), Error> {
+        if payout.error_code.as_deref() == Some(CHAIN_MISMATCH) {
+            // Polling stops; only an admin resolve ends it.
+            return Ok(());
+        }
+        let attempts = self.store.attempts(&payout.payout_id).await?;
+        let Some(attempt) = attempts.into_iter().find(|a| a.status.is_live()) else {
+            return Ok(());
+        };
+        let id = &payout.payout_id;
+        let txid = &attempt.transfer.txid;
+        let expiration = attempt.transfer.expiration;
+        if attempt.broadcasts == 0 && now < expiration {
+            // Signed, never broadcast (a crash after the sign commit): nothing can be on chain.
+            return self.broadcast(payout, &attempt, now, report).await;
+        }
+        match self.rail.status(txid, &Self::expected(payout)).await? {
+            ChainStatus::Solidified {
+                success: true,
+                transfer_matches: true,
+                block,
+                energy_used,
+                fee_sun,
+            } => {
+                if payout.status == PayoutStatus::Signed {
+                    self.store.mark_sent(id, txid, now).await?;
+                    report.sent += 1;
+                }
+                let receipt = Receipt { block, energy_used, fee_sun };
+                self.store.finalize_confirmed(id, txid, &receipt, now).await?;
+                report.confirmed += 1;
+                if matches!(self.circuit, Circuit::Closed { .. } | Circuit::HalfOpen) {
+                    self.circuit = Circuit::Closed { failures: 0 };
+                }
+            }
+            ChainStatus::Solidified { success: true, transfer_matches: false, .. } => {
+                if payout.status == PayoutStatus::Signed {
+                    self.store.mark_sent(id, txid, now).await?;
+                }
+                self.store.mark_chain_mismatch(id, txid, now).await?;
+                report.mismatches += 1;
+            }
+            ChainStatus::Solidified { success: false, block, energy_used, fee_sun, .. } => {
+                if payout.status == PayoutStatus::Signed {
+                    self.store.mark_sent(id, txid, now).await?;
+                }
+                let end = AttemptEnd::Reverted {
+                    code: "REVERTED".to_owned(),
+                    block,
+                    energy_used,
+                    fee_sun,
+                };
+                let payout = self.store.finalize_failed_or_retry(id, txid, &end, now).await?;
+                self.attempt_failed(&payout, now, report);
+            }
+            ChainStatus::Pending => {
+                if payout.status == PayoutStatus::Signed {
+                    // The chain has the bytes: a broadcast evidently landed.
+                    self.store.mark_sent(id, txid, now).await?;
+                    report.sent += 1;
+                }
+            }
+            ChainStatus::NotFound => {
+                if now > expiration.saturating_add_ms(self.config.dead_margin_ms) {
+                    // Proven dead: it can no longer be included, and it was not.
+                    let payout = self
+                        .store
+                        .finalize_failed_or_retry(id, txid, &AttemptEnd::Expired, now)
+                        .await?;
+                    self.attempt_failed(&payout, now, report);
+                } else if now < expiration {
+                    // Maybe lost on the way: send the same bytes again, never new ones.
+                    self.broadcast(payout, &attempt, now, report).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod fake_chain;
+#[cfg(test)]
+mod tests;
