@@ -619,7 +619,7 @@ impl Database {
         if w.exists(q, "looking up a Join").await? {
             return Ok(false);
         }
-        w.insert_member(&Membership {
+        let row = Membership {
             pool_id: *pool,
             node_id: *node,
             role: Role::Member,
@@ -628,8 +628,15 @@ impl Database {
             to_slot: None,
             op_digest: *op_digest,
             reason: None,
-        })
-        .await?;
+        };
+        match w.insert_member(&row).await {
+            Ok(()) => {}
+            // A concurrent transaction recorded the same Join first.
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        }
         w.commit().await?;
         Ok(true)
     }

@@ -48,6 +48,9 @@ CREATE UNIQUE INDEX pool_members_one_seat_per_node ON pool_members (node_id)
 -- One leader seat per pool.
 CREATE UNIQUE INDEX pool_members_one_leader_per_pool ON pool_members (pool_id)
     WHERE role = 'leader' AND status IN ('active', 'degraded', 'leaving');
+-- One pending row per accepted Join, so that recording it twice concurrently records it once.
+CREATE UNIQUE INDEX pool_members_one_pending_join ON pool_members (op_digest, node_id)
+    WHERE status = 'joining';
 -- The rows of a pool by status (seats, bans, pending joins).
 CREATE INDEX pool_members_by_pool ON pool_members (pool_id, status);
 -- The row of an accepted Join, found again when it is applied or rejected.

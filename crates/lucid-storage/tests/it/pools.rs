@@ -159,6 +159,37 @@ async fn one_node_racing_into_two_pools_gets_one_seat() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_noted_concurrently_is_recorded_once() {
+    for (test_db, db) in databases().await {
+        let dbs = handles(&test_db, &db, 3).await;
+        let a = new_pool(node(0), "alpha", 10);
+        db.create_pool(&a).await.unwrap();
+        for round in 0..10u8 {
+            let barrier = Arc::new(tokio::sync::Barrier::new(8));
+            let mut tasks = Vec::new();
+            for k in 0..8 {
+                let db = dbs[k % dbs.len()].clone();
+                let barrier = Arc::clone(&barrier);
+                let pool = a.pool_id;
+                tasks.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    db.note_join(&pool, &node(1), Slot(30), &digest(100 + round)).await.unwrap()
+                }));
+            }
+            let mut recorded = 0;
+            for task in tasks {
+                recorded += usize::from(task.await.unwrap());
+            }
+            assert_eq!(recorded, 1, "{:?} round {round}", test_db.backend);
+        }
+        assert_eq!(db.pending_joins(&a.pool_id).await.unwrap(), 10);
+        for handle in dbs.iter().skip(1) {
+            handle.close().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_and_members_survive_a_restart() {
     for (test_db, db) in databases().await {
         let a = new_pool(node(0), "alpha", 10);
@@ -240,6 +271,7 @@ async fn the_schema_refuses_what_the_domain_refuses() {
         db.close_seat(&b.pool_id, &node(2), Slot(6), false).await.unwrap();
         let c = new_pool(node(3), "gamma", 3);
         db.create_pool(&c).await.unwrap();
+        assert!(db.note_join(&a.pool_id, &node(8), Slot(30), &digest(9)).await.unwrap());
         let before = (db.all_pools().await.unwrap(), db.pool_member_rows().await.unwrap());
 
         let pa = lit(backend, a.pool_id.as_bytes());
@@ -293,6 +325,7 @@ async fn the_schema_refuses_what_the_domain_refuses() {
             ("unknown member status", member(&pa, &n(7), "member", "pending")),
             ("rejected without a reason", member(&pa, &n(7), "member", "rejected")),
             ("closed without to_slot", member(&pa, &n(7), "member", "closed")),
+            ("a Join recorded twice", member(&pa, &n(8), "member", "joining")),
             (
                 "a seat moved onto a node that holds one",
                 format!("UPDATE pool_members SET node_id = {} WHERE node_id = {}", n(1), n(3)),
