@@ -474,7 +474,9 @@ impl Database {
             // leader first; dropping the transaction rolls the increment back.
             Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
                 let detail = unique_violation(&source).unwrap_or_default();
-                return Ok(if detail.contains("leader") {
+                // PostgreSQL names the index; SQLite names its columns.
+                let leader = detail.contains("one_leader") || detail.contains("members.pool_id");
+                return Ok(if leader {
                     SeatOutcome::LeaderTaken
                 } else {
                     SeatOutcome::AlreadyInPool
