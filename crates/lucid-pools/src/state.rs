@@ -582,7 +582,7 @@ impl PoolState {
 }
 
 /// The timeline of seats in `rows`; overlapping seats of one node are a bug.
-pub(crate) fn timeline_of(rows: &[Membership]) -> Result<MembershipTimeline, Error> {
+pub fn timeline_of(rows: &[Membership]) -> Result<MembershipTimeline, Error> {
     let mut timeline = MembershipTimeline::new();
     for row in rows {
         if let Some((from, to)) = row.held_seat()
@@ -602,7 +602,7 @@ pub(crate) fn timeline_of(rows: &[Membership]) -> Result<MembershipTimeline, Err
 
 /// Checks seats == seat rows, seats ≤ max_nodes ≤ 100, one seat per node, and exactly one
 /// leader seat (the pool's `leader`) in every pool that is not disbanded.
-pub(crate) fn audit<'a>(
+pub fn audit<'a>(
     pools: impl IntoIterator<Item = &'a Pool>,
     rows: &[Membership],
 ) -> Result<(), Error> {

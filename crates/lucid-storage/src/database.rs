@@ -34,10 +34,14 @@ const INTEGRITY_REPORT_LINES: usize = 5;
 
 /// The migrations of one backend, embedded in the binary so that a deployed node needs no
 /// migration files on disk. Same numbering and semantics on both backends.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "consensus", include_str!("../migrations/sqlite/0001_consensus.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "consensus", include_str!("../migrations/postgres/0001_consensus.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "consensus", include_str!("../migrations/sqlite/0001_consensus.sql")),
+    (2, "pools", include_str!("../migrations/sqlite/0002_pools.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "consensus", include_str!("../migrations/postgres/0001_consensus.sql")),
+    (2, "pools", include_str!("../migrations/postgres/0002_pools.sql")),
+];
 
 /// The embedded migrations of one backend, as a sqlx migration source.
 #[derive(Debug)]

@@ -112,6 +112,11 @@ impl Error {
         move |source| Error::Query { action, source: Arc::new(source) }
     }
 
+    /// This error as the pools crate's store error, keeping it as the source.
+    pub(crate) fn into_pools(self, action: &'static str) -> lucid_pools::Error {
+        lucid_pools::Error::Store { action, kind: self.kind(), source: Arc::new(self) }
+    }
+
     /// This error as the consensus crate's store error, keeping it as the source.
     pub(crate) fn into_store(self, action: &'static str) -> lucid_consensus::Error {
         lucid_consensus::Error::Store { action, kind: self.kind(), source: Arc::new(self) }

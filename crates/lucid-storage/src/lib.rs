@@ -2,9 +2,11 @@
 //! crates, and the schema migrations of both backends.
 //!
 //! A [`Database`] is opened from a URL (`sqlite://PATH` or `postgres://…`) and migrated at
-//! open. So far it implements `lucid_consensus::store::ProofStore` over the `registrations`,
-//! `proofs` and `evidence` tables of `consensus.md` §10, with exactly the semantics of
-//! `MemoryProofStore`. Other stores (pools, ledger, payouts) follow on the same `Database`.
+//! open. It implements `lucid_consensus::store::ProofStore` over the `registrations`, `proofs`
+//! and `evidence` tables of `consensus.md` §10, with exactly the semantics of
+//! `MemoryProofStore`, and `lucid_pools::PoolStore` over the `pools` and `pool_members` tables of
+//! `pools-payouts.md` §6, with exactly the semantics of `MemoryPoolStore`. Other stores (ledger,
+//! payouts) follow on the same `Database`.
 //!
 //! Queries are built at run time (`sqlx::QueryBuilder` with multi-row inserts), not with the
 //! compile-time checked `query!` macros: with two backends in one crate the macros would need
@@ -27,6 +29,12 @@
 //!   integrity_check` at open, and all writes through one connection with `BEGIN IMMEDIATE`,
 //!   so concurrent writers of this process queue instead of failing with `database is locked`.
 //! - Migrations are embedded, numbered alike for both backends, and run at open.
+//! - Pools (§2.4): every `PoolStore` method is one write transaction that locks the pool row
+//!   first and checks before it writes; seating is the conditional increment `… WHERE seats <
+//!   max_nodes AND status <> 'disbanded'` that must affect exactly one row. The schema is the
+//!   backstop: `CHECK (max_nodes BETWEEN 1 AND 100)`, `CHECK (seats BETWEEN 0 AND max_nodes)`,
+//!   status and role checks, partial unique indexes for one seat per node and one leader seat per
+//!   pool, so a bug above the store cannot break those invariants.
 //!
 //! # Features
 //! - `testing`: `testing::TestDb`, throwaway SQLite files and PostgreSQL databases (a private
@@ -36,6 +44,7 @@
 mod consensus;
 mod database;
 pub mod error;
+mod pools;
 mod sql;
 
 #[cfg(feature = "testing")]

@@ -25,6 +25,8 @@ pub(crate) enum Value {
     OptSmall(Option<i16>),
     /// TEXT.
     Text(String),
+    /// A nullable TEXT.
+    OptText(Option<String>),
     /// BOOLEAN / INTEGER 0 or 1.
     Bool(bool),
 }
@@ -78,6 +80,7 @@ impl Query {
                     Value::OptBlob(v) => builder.push_bind(v),
                     Value::OptSmall(v) => builder.push_bind(v),
                     Value::Text(v) => builder.push_bind(v),
+                    Value::OptText(v) => builder.push_bind(v),
                     Value::Bool(v) => builder.push_bind(v),
                 };
             }
@@ -90,6 +93,7 @@ impl Query {
                     Value::OptBlob(v) => builder.push_bind(v),
                     Value::OptSmall(v) => builder.push_bind(v),
                     Value::Text(v) => builder.push_bind(v),
+                    Value::OptText(v) => builder.push_bind(v),
                     Value::Bool(v) => builder.push_bind(v),
                 };
             }
@@ -127,6 +131,30 @@ impl Row {
 
     /// Column `index` as a 64-bit integer.
     pub(crate) fn int(&self, index: usize) -> Result<i64, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
+    /// Column `index` as a nullable 64-bit integer.
+    pub(crate) fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
+    /// Column `index` as text.
+    pub(crate) fn text(&self, index: usize) -> Result<String, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
+    /// Column `index` as nullable text.
+    pub(crate) fn opt_text(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
         match self {
             Row::Sqlite(row) => row.try_get(index),
             Row::Postgres(row) => row.try_get(index),

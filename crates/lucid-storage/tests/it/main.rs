@@ -8,6 +8,7 @@
 mod consensus;
 mod durability;
 mod ingest;
+mod pools;
 
 use lucid_consensus::ConsensusParams;
 use lucid_consensus::proof::TaskProof;

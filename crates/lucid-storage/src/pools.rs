@@ -1,0 +1,902 @@
+//! `lucid_pools::PoolStore` on SQL: the `pools` and `pool_members` tables of `pools-payouts.md`
+//! §6, with the semantics of `MemoryPoolStore`.
+//!
+//! Every mutating method is one write transaction (§2.4, §8 T1 and T2). It first locks the pool
+//! row (SQLite: the whole database, by `BEGIN IMMEDIATE`; PostgreSQL: `SELECT … FOR UPDATE`),
+//! then checks its preconditions in the order `MemoryPoolStore` does, then writes. Every change of
+//! a pool row increments its version; seating is the conditional `UPDATE pools SET seats = seats
+//! + 1 … WHERE seats < max_nodes AND status <> 'disbanded'`, which must affect exactly one row;
+//! `set_max_nodes` is a compare-and-set on the version. The partial unique indexes of the schema
+//! are the last word on one seat per node: a node racing into two pools on PostgreSQL (two pool
+//! rows, two locks) loses at the index, and that is reported as `AlreadyInPool`, never an error.
+//!
+//! Reads go to the store every time; nothing is cached.
+
+use lucid_consensus::tally::MembershipTimeline;
+use lucid_core::{Digest, NodeId, PoolId, Slot};
+use lucid_pools::model::{
+    Liveness, MemberStatus, Membership, Pool, PoolStatus, Role, choose_successor,
+    is_valid_max_nodes,
+};
+use lucid_pools::state::RejectReason;
+use lucid_pools::store::{
+    CloseOutcome, CreateOutcome, DisbandOutcome, NewPool, PoolStore, SeatOutcome,
+    SetMaxNodesOutcome, StoredPool, UnbanOutcome,
+};
+
+use crate::consensus::to_sql;
+use crate::database::Database;
+use crate::error::Error;
+use crate::sql::{Dialect, Query, Row, Tx, Value};
+
+/// The rows that hold a seat.
+const SEAT: &str = "status IN ('active', 'degraded', 'leaving')";
+/// The columns a pool is read from, in the order [`read_pool`] expects.
+const POOL_SELECT: &str = "SELECT pool_id, name, founder, leader, status, max_nodes, seats, \
+     created_slot, disbanded_slot, version FROM pools ";
+/// The columns a membership is read from, in the order [`read_member`] expects.
+const MEMBER_SELECT: &str = "SELECT pool_id, node_id, role, status, from_slot, to_slot, \
+     op_digest, reason FROM pool_members ";
+/// Every reject reason, to read a stored code back.
+const REASONS: [RejectReason; 10] = [
+    RejectReason::PoolNotFound,
+    RejectReason::PoolDisbanded,
+    RejectReason::PoolFull,
+    RejectReason::AlreadyInPool,
+    RejectReason::NotMember,
+    RejectReason::Banned,
+    RejectReason::NotLeader,
+    RejectReason::BelowSeats,
+    RejectReason::InvalidName,
+    RejectReason::InvalidMaxNodes,
+];
+const POOL_STATUSES: [PoolStatus; 4] =
+    [PoolStatus::Forming, PoolStatus::Active, PoolStatus::Degraded, PoolStatus::Disbanded];
+const MEMBER_STATUSES: [MemberStatus; 7] = [
+    MemberStatus::Joining,
+    MemberStatus::Active,
+    MemberStatus::Degraded,
+    MemberStatus::Leaving,
+    MemberStatus::Banned,
+    MemberStatus::Closed,
+    MemberStatus::Rejected,
+];
+
+fn blob(bytes: &[u8]) -> Value {
+    Value::Blob(bytes.to_vec())
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_owned())
+}
+
+fn slot(field: &'static str, slot: Slot) -> Result<Value, Error> {
+    Ok(Value::Int(to_sql(field, slot.0)?))
+}
+
+/// A reader of one row's columns that names the table and row in its errors.
+struct Columns<'a> {
+    row: &'a Row,
+    table: &'static str,
+    action: &'static str,
+}
+
+impl Columns<'_> {
+    fn invalid(&self, detail: String) -> Error {
+        let key = self.row.blob(0).map(|b| lucid_core::ids::to_hex(&b)).unwrap_or_default();
+        Error::InvalidRow { table: self.table, key, detail }
+    }
+
+    fn bytes<const N: usize>(&self, index: usize, column: &str) -> Result<[u8; N], Error> {
+        let bytes = self.row.blob(index).map_err(Error::query(self.action))?;
+        bytes.as_slice().try_into().map_err(|_| self.invalid(format!("{column} is not {N} bytes")))
+    }
+
+    fn node(&self, index: usize, column: &str) -> Result<NodeId, Error> {
+        NodeId::from_bytes(self.bytes(index, column)?)
+            .map_err(|_| self.invalid(format!("{column} is not a node id")))
+    }
+
+    fn unsigned(&self, index: usize, column: &str) -> Result<u64, Error> {
+        let value = self.row.int(index).map_err(Error::query(self.action))?;
+        u64::try_from(value).map_err(|_| self.invalid(format!("{column} is negative")))
+    }
+
+    fn opt_slot(&self, index: usize, column: &str) -> Result<Option<Slot>, Error> {
+        match self.row.opt_int(index).map_err(Error::query(self.action))? {
+            None => Ok(None),
+            Some(value) => u64::try_from(value)
+                .map(|v| Some(Slot(v)))
+                .map_err(|_| self.invalid(format!("{column} is negative"))),
+        }
+    }
+
+    fn keyword<T: Copy>(
+        &self,
+        index: usize,
+        column: &str,
+        all: &[T],
+        name: impl Fn(T) -> &'static str,
+    ) -> Result<T, Error> {
+        let value = self.row.text(index).map_err(Error::query(self.action))?;
+        all.iter()
+            .copied()
+            .find(|v| name(*v) == value)
+            .ok_or_else(|| self.invalid(format!("unknown {column} {value:?}")))
+    }
+}
+
+fn read_pool(row: &Row) -> Result<StoredPool, Error> {
+    let c = Columns { row, table: "pools", action: "reading a pool" };
+    let max_nodes = c.unsigned(5, "max_nodes")?;
+    let seats = c.unsigned(6, "seats")?;
+    let pool = Pool {
+        pool_id: PoolId::from_bytes(c.bytes(0, "pool_id")?),
+        name: row.text(1).map_err(Error::query(c.action))?,
+        founder: c.node(2, "founder")?,
+        leader: c.node(3, "leader")?,
+        status: c.keyword(4, "status", &POOL_STATUSES, PoolStatus::as_str)?,
+        max_nodes: u8::try_from(max_nodes)
+            .map_err(|_| c.invalid(format!("max_nodes {max_nodes} out of range")))?,
+        seats: u32::try_from(seats)
+            .map_err(|_| c.invalid(format!("seats {seats} out of range")))?,
+        created_slot: Slot(c.unsigned(7, "created_slot")?),
+        disbanded_slot: c.opt_slot(8, "disbanded_slot")?,
+    };
+    Ok(StoredPool { pool, version: c.unsigned(9, "version")? })
+}
+
+fn read_member(row: &Row) -> Result<Membership, Error> {
+    let c = Columns { row, table: "pool_members", action: "reading a membership" };
+    let reason = match row.opt_text(7).map_err(Error::query(c.action))? {
+        None => None,
+        Some(code) => Some(
+            REASONS
+                .iter()
+                .copied()
+                .find(|r| r.code() == code)
+                .ok_or_else(|| c.invalid(format!("unknown reason {code:?}")))?,
+        ),
+    };
+    Ok(Membership {
+        pool_id: PoolId::from_bytes(c.bytes(0, "pool_id")?),
+        node_id: c.node(1, "node_id")?,
+        role: c.keyword(2, "role", &[Role::Leader, Role::Member], Role::as_str)?,
+        status: c.keyword(3, "status", &MEMBER_STATUSES, MemberStatus::as_str)?,
+        from_slot: Slot(c.unsigned(4, "from_slot")?),
+        to_slot: c.opt_slot(5, "to_slot")?,
+        op_digest: Digest::from_bytes(c.bytes(6, "op_digest")?),
+        reason,
+    })
+}
+
+/// Whether `error` is a unique-index violation (a concurrent transaction took the key first).
+fn unique_violation(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            Some(format!("{} {}", db.constraint().unwrap_or_default(), db.message()))
+        }
+        _ => None,
+    }
+}
+
+/// An open write transaction with its dialect.
+struct Write {
+    tx: Tx,
+    dialect: Dialect,
+}
+
+impl Write {
+    fn query(&self, sql: &str) -> Query {
+        Query::new(self.dialect, sql)
+    }
+
+    async fn rows(&mut self, query: &mut Query, action: &'static str) -> Result<Vec<Row>, Error> {
+        self.tx.fetch_all(query).await.map_err(Error::query(action))
+    }
+
+    async fn exec(&mut self, query: &mut Query, action: &'static str) -> Result<u64, Error> {
+        self.tx.execute(query).await.map_err(Error::query(action))
+    }
+
+    async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await.map_err(Error::query("committing a pool change"))
+    }
+
+    /// The pool row, locked until the end of the transaction (PostgreSQL: `FOR UPDATE`; SQLite
+    /// holds the database write lock since `BEGIN IMMEDIATE`).
+    async fn lock_pool(&mut self, pool: &PoolId) -> Result<Option<StoredPool>, Error> {
+        let mut q = self.query(POOL_SELECT);
+        q.push("WHERE pool_id = ").bind(blob(pool.as_bytes()));
+        if self.dialect == Dialect::Postgres {
+            q.push(" FOR UPDATE");
+        }
+        let rows = self.rows(&mut q, "locking a pool").await?;
+        rows.first().map(read_pool).transpose()
+    }
+
+    /// Whether a row matches `condition` (a `WHERE` clause built by the caller).
+    async fn exists(&mut self, mut q: Query, action: &'static str) -> Result<bool, Error> {
+        q.push(" LIMIT 1");
+        Ok(!self.rows(&mut q, action).await?.is_empty())
+    }
+
+    async fn node_has_seat(&mut self, node: &NodeId) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_members WHERE node_id = ");
+        q.bind(blob(node.as_bytes())).push(" AND ").push(SEAT);
+        self.exists(q, "looking up a node's seat").await
+    }
+
+    /// The id, role and status of the seat of `node` in `pool`.
+    async fn seat_in(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+    ) -> Result<Option<(i64, Role, MemberStatus)>, Error> {
+        let mut q = self.query("SELECT id, role, status FROM pool_members WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        q.push(" AND ").push(SEAT);
+        let rows = self.rows(&mut q, "looking up a seat").await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let c = Columns { row, table: "pool_members", action: "reading a seat" };
+        let id = row.int(0).map_err(Error::query(c.action))?;
+        let role = c.keyword(1, "role", &[Role::Leader, Role::Member], Role::as_str)?;
+        let status = c.keyword(2, "status", &MEMBER_STATUSES, MemberStatus::as_str)?;
+        Ok(Some((id, role, status)))
+    }
+
+    /// Turns the `joining` row of the same Join into `row`, or inserts `row` when there is none.
+    async fn upsert_join_row(&mut self, row: &Membership) -> Result<(), Error> {
+        let mut q = self.query("UPDATE pool_members SET pool_id = ");
+        q.bind(blob(row.pool_id.as_bytes()));
+        q.push(", role = ").bind(text(row.role.as_str()));
+        q.push(", status = ").bind(text(row.status.as_str()));
+        q.push(", from_slot = ").bind(slot("from_slot", row.from_slot)?);
+        q.push(", to_slot = ").bind(Value::OptInt(match row.to_slot {
+            Some(s) => Some(to_sql("to_slot", s.0)?),
+            None => None,
+        }));
+        q.push(", reason = ").bind(Value::OptText(row.reason.map(|r| r.code().to_owned())));
+        q.push(" WHERE op_digest = ").bind(blob(row.op_digest.as_bytes()));
+        q.push(" AND node_id = ").bind(blob(row.node_id.as_bytes()));
+        q.push(" AND status = 'joining'");
+        if self.exec(&mut q, "updating a joining row").await? == 0 {
+            self.insert_member(row).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_member(&mut self, row: &Membership) -> Result<(), Error> {
+        let mut q = self.query(
+            "INSERT INTO pool_members (pool_id, node_id, role, status, from_slot, to_slot, \
+             op_digest, reason) VALUES ",
+        );
+        q.tuple([
+            blob(row.pool_id.as_bytes()),
+            blob(row.node_id.as_bytes()),
+            text(row.role.as_str()),
+            text(row.status.as_str()),
+            slot("from_slot", row.from_slot)?,
+            Value::OptInt(match row.to_slot {
+                Some(s) => Some(to_sql("to_slot", s.0)?),
+                None => None,
+            }),
+            blob(row.op_digest.as_bytes()),
+            Value::OptText(row.reason.map(|r| r.code().to_owned())),
+        ]);
+        self.exec(&mut q, "inserting a membership").await?;
+        Ok(())
+    }
+
+    /// Recomputes the status of `pool` from its rows in status `active`, bumping the version
+    /// when it changes.
+    async fn refresh_status(&mut self, pool: &PoolId) -> Result<(), Error> {
+        let mut q = self.query(
+            "SELECT status, (SELECT COUNT(*) FROM pool_members WHERE pool_id = p.pool_id AND \
+             status = 'active') FROM pools p WHERE pool_id = ",
+        );
+        q.bind(blob(pool.as_bytes()));
+        let rows = self.rows(&mut q, "counting active members").await?;
+        let Some(row) = rows.first() else { return Ok(()) };
+        let c = Columns { row, table: "pools", action: "counting active members" };
+        let status = c.keyword(0, "status", &POOL_STATUSES, PoolStatus::as_str)?;
+        let active = usize::try_from(c.unsigned(1, "active count")?).unwrap_or(usize::MAX);
+        let next = status.recompute(active);
+        if next != status {
+            let mut q = self.query("UPDATE pools SET status = ");
+            q.bind(text(next.as_str())).push(", version = version + 1 WHERE pool_id = ");
+            q.bind(blob(pool.as_bytes()));
+            self.exec(&mut q, "updating a pool status").await?;
+        }
+        Ok(())
+    }
+
+    /// Closes every seat of `pool` and marks it disbanded; the number of seats closed.
+    async fn disband(&mut self, pool: &PoolId, at_slot: Slot) -> Result<u32, Error> {
+        let mut q = self.query("UPDATE pool_members SET status = 'closed', to_slot = ");
+        q.bind(slot("to_slot", at_slot)?).push(" WHERE pool_id = ").bind(blob(pool.as_bytes()));
+        q.push(" AND ").push(SEAT);
+        let closed = self.exec(&mut q, "closing the seats of a pool").await?;
+        let mut q = self.query(
+            "UPDATE pools SET seats = 0, status = 'disbanded', version = version + 1, \
+             disbanded_slot = ",
+        );
+        q.bind(slot("disbanded_slot", at_slot)?);
+        q.push(" WHERE pool_id = ").bind(blob(pool.as_bytes()));
+        self.exec(&mut q, "disbanding a pool").await?;
+        u32::try_from(closed)
+            .map_err(|_| lucid_core::internal!("{closed} seats closed in one pool").into())
+    }
+}
+
+impl Database {
+    async fn write(&self) -> Result<Write, Error> {
+        let tx = self.begin_write().await.map_err(Error::query("starting a pool transaction"))?;
+        Ok(Write { tx, dialect: self.dialect() })
+    }
+
+    async fn read(&self, query: &mut Query, action: &'static str) -> Result<Vec<Row>, Error> {
+        self.reader().fetch_all(query).await.map_err(Error::query(action))
+    }
+
+    /// Every pool, by id (for tests and audits, like `MemoryPoolStore::pools`).
+    pub async fn all_pools(&self) -> Result<Vec<Pool>, Error> {
+        let mut q = self.query(POOL_SELECT);
+        q.push("ORDER BY pool_id");
+        let rows = self.read(&mut q, "reading every pool").await?;
+        let mut pools =
+            rows.iter().map(|r| read_pool(r).map(|s| s.pool)).collect::<Result<Vec<_>, _>>()?;
+        pools.sort_by_key(|p| p.pool_id);
+        Ok(pools)
+    }
+
+    /// Every membership row ever, in insertion order (for tests and audits, like
+    /// `MemoryPoolStore::rows`).
+    pub async fn pool_member_rows(&self) -> Result<Vec<Membership>, Error> {
+        let mut q = self.query(MEMBER_SELECT);
+        q.push("ORDER BY id");
+        let rows = self.read(&mut q, "reading every membership").await?;
+        rows.iter().map(read_member).collect()
+    }
+
+    async fn create_pool_tx(&self, new: &NewPool) -> Result<CreateOutcome, Error> {
+        if !is_valid_max_nodes(new.max_nodes) {
+            return Ok(CreateOutcome::InvalidMaxNodes);
+        }
+        let mut w = self.write().await?;
+        if w.lock_pool(&new.pool_id).await?.is_some() {
+            return Ok(CreateOutcome::PoolExists);
+        }
+        if w.node_has_seat(&new.founder).await? {
+            return Ok(CreateOutcome::AlreadyInPool);
+        }
+        let mut q = w.query(
+            "INSERT INTO pools (pool_id, name, founder, leader, status, max_nodes, seats, \
+             created_slot, disbanded_slot, version) VALUES ",
+        );
+        q.tuple([
+            blob(new.pool_id.as_bytes()),
+            text(&new.name),
+            blob(new.founder.as_bytes()),
+            blob(new.founder.as_bytes()),
+            text(PoolStatus::Forming.as_str()),
+            Value::Int(i64::from(new.max_nodes)),
+            Value::Int(1),
+            slot("created_slot", new.created_slot)?,
+            Value::OptInt(None),
+            Value::Int(1),
+        ]);
+        match w.tx.execute(&mut q).await {
+            Ok(_) => {}
+            Err(error) if unique_violation(&error).is_some() => {
+                return Ok(CreateOutcome::PoolExists);
+            }
+            Err(error) => return Err(Error::query("inserting a pool")(error)),
+        }
+        let founder = Membership {
+            pool_id: new.pool_id,
+            node_id: new.founder,
+            role: Role::Leader,
+            status: MemberStatus::Active,
+            from_slot: new.created_slot,
+            to_slot: None,
+            op_digest: new.op_digest,
+            reason: None,
+        };
+        match w.insert_member(&founder).await {
+            Ok(()) => {}
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                return Ok(CreateOutcome::AlreadyInPool);
+            }
+            Err(error) => return Err(error),
+        }
+        w.refresh_status(&new.pool_id).await?;
+        w.commit().await?;
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn seat_tx(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        role: Role,
+        from_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<SeatOutcome, Error> {
+        let mut w = self.write().await?;
+        let Some(stored) = w.lock_pool(pool).await? else { return Ok(SeatOutcome::PoolNotFound) };
+        if stored.pool.status == PoolStatus::Disbanded {
+            return Ok(SeatOutcome::PoolDisbanded);
+        }
+        let full = stored.pool.seats >= u32::from(stored.pool.max_nodes);
+        if w.node_has_seat(node).await? {
+            return Ok(SeatOutcome::AlreadyInPool);
+        }
+        let mut q = w.query("SELECT 1 FROM pool_members WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        q.push(" AND status = 'banned'");
+        if w.exists(q, "looking up a ban").await? {
+            return Ok(SeatOutcome::Banned);
+        }
+        if full {
+            return Ok(SeatOutcome::PoolFull);
+        }
+        if role == Role::Leader {
+            let mut q = w.query("SELECT 1 FROM pool_members WHERE pool_id = ");
+            q.bind(blob(pool.as_bytes())).push(" AND role = 'leader' AND ").push(SEAT);
+            if w.exists(q, "looking up a leader seat").await? {
+                return Ok(SeatOutcome::LeaderTaken);
+            }
+        }
+        // §2.4: the conditional increment must affect exactly one row.
+        let mut q = w.query("UPDATE pools SET seats = seats + 1, version = version + 1");
+        if role == Role::Leader {
+            q.push(", leader = ").bind(blob(node.as_bytes()));
+        }
+        q.push(" WHERE pool_id = ").bind(blob(pool.as_bytes()));
+        q.push(" AND seats < max_nodes AND status <> 'disbanded'");
+        if w.exec(&mut q, "taking a seat").await? != 1 {
+            return Ok(SeatOutcome::PoolFull);
+        }
+        let row = Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role,
+            status: MemberStatus::Active,
+            from_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        };
+        match w.upsert_join_row(&row).await {
+            Ok(()) => {}
+            // A concurrent transaction (PostgreSQL, another pool row) seated the node or a
+            // leader first; dropping the transaction rolls the increment back.
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                let detail = unique_violation(&source).unwrap_or_default();
+                // PostgreSQL names the index; SQLite names its columns.
+                let leader = detail.contains("one_leader") || detail.contains("members.pool_id");
+                return Ok(if leader {
+                    SeatOutcome::LeaderTaken
+                } else {
+                    SeatOutcome::AlreadyInPool
+                });
+            }
+            Err(error) => return Err(error),
+        }
+        w.refresh_status(pool).await?;
+        w.commit().await?;
+        Ok(SeatOutcome::Seated)
+    }
+
+    async fn close_seat_tx(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        ban: bool,
+    ) -> Result<CloseOutcome, Error> {
+        let mut w = self.write().await?;
+        if w.lock_pool(pool).await?.is_none() {
+            return Ok(CloseOutcome::PoolNotFound);
+        }
+        let Some((id, role, _)) = w.seat_in(pool, node).await? else {
+            return Ok(CloseOutcome::NotSeated);
+        };
+        let status = if ban { MemberStatus::Banned } else { MemberStatus::Closed };
+        let mut q = w.query("UPDATE pool_members SET status = ");
+        q.bind(text(status.as_str())).push(", to_slot = ").bind(slot("to_slot", at_slot)?);
+        q.push(" WHERE id = ").bind(Value::Int(id));
+        w.exec(&mut q, "closing a seat").await?;
+        let mut q = w.query(
+            "UPDATE pools SET seats = CASE WHEN seats > 0 THEN seats - 1 ELSE 0 END, \
+             version = version + 1 WHERE pool_id = ",
+        );
+        q.bind(blob(pool.as_bytes()));
+        w.exec(&mut q, "releasing a seat").await?;
+        let mut successor = None;
+        let mut disbanded = false;
+        if role == Role::Leader {
+            let mut q = w.query("SELECT node_id, from_slot FROM pool_members WHERE pool_id = ");
+            q.bind(blob(pool.as_bytes())).push(" AND ").push(SEAT);
+            let rows = w.rows(&mut q, "listing the seat holders").await?;
+            let mut holders = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let c = Columns { row, table: "pool_members", action: "reading a seat holder" };
+                holders.push((c.node(0, "node_id")?, Slot(c.unsigned(1, "from_slot")?)));
+            }
+            successor = choose_successor(holders.iter().map(|(n, s)| (n, *s)));
+            match successor {
+                Some(next) => {
+                    let mut q = w.query("UPDATE pool_members SET role = 'leader' WHERE pool_id = ");
+                    q.bind(blob(pool.as_bytes())).push(" AND node_id = ");
+                    q.bind(blob(next.as_bytes())).push(" AND ").push(SEAT);
+                    w.exec(&mut q, "promoting the successor").await?;
+                    let mut q = w.query("UPDATE pools SET leader = ");
+                    q.bind(blob(next.as_bytes())).push(" WHERE pool_id = ");
+                    q.bind(blob(pool.as_bytes()));
+                    w.exec(&mut q, "setting the leader").await?;
+                }
+                None => {
+                    w.disband(pool, at_slot).await?;
+                    disbanded = true;
+                }
+            }
+        }
+        w.refresh_status(pool).await?;
+        w.commit().await?;
+        Ok(CloseOutcome::Closed { successor, disbanded })
+    }
+
+    async fn disband_tx(&self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
+        let mut w = self.write().await?;
+        match w.lock_pool(pool).await? {
+            None => Ok(DisbandOutcome::PoolNotFound),
+            Some(stored) if stored.pool.status == PoolStatus::Disbanded => {
+                Ok(DisbandOutcome::AlreadyDisbanded)
+            }
+            Some(_) => {
+                let closed = w.disband(pool, at_slot).await?;
+                w.commit().await?;
+                Ok(DisbandOutcome::Disbanded { closed })
+            }
+        }
+    }
+
+    async fn unban_tx(&self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
+        let mut w = self.write().await?;
+        let mut q = w.query("UPDATE pool_members SET status = 'closed' WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        q.push(" AND status = 'banned'");
+        if w.exec(&mut q, "lifting a ban").await? == 0 {
+            return Ok(UnbanOutcome::NotBanned);
+        }
+        w.commit().await?;
+        Ok(UnbanOutcome::Unbanned)
+    }
+
+    async fn set_max_nodes_tx(
+        &self,
+        pool: &PoolId,
+        max: u8,
+        expected_version: u64,
+    ) -> Result<SetMaxNodesOutcome, Error> {
+        let mut w = self.write().await?;
+        let Some(stored) = w.lock_pool(pool).await? else {
+            return Ok(SetMaxNodesOutcome::PoolNotFound);
+        };
+        if stored.version != expected_version {
+            return Ok(SetMaxNodesOutcome::VersionMismatch { current: stored.version });
+        }
+        if stored.pool.status == PoolStatus::Disbanded {
+            return Ok(SetMaxNodesOutcome::PoolDisbanded);
+        }
+        if !is_valid_max_nodes(max) {
+            return Ok(SetMaxNodesOutcome::InvalidMaxNodes);
+        }
+        if u32::from(max) < stored.pool.seats {
+            return Ok(SetMaxNodesOutcome::BelowSeats { seats: stored.pool.seats });
+        }
+        let mut q = w.query("UPDATE pools SET max_nodes = ");
+        q.bind(Value::Int(i64::from(max))).push(", version = version + 1 WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND version = ");
+        q.bind(Value::Int(to_sql("version", expected_version)?));
+        if w.exec(&mut q, "setting max_nodes").await? != 1 {
+            return Ok(SetMaxNodesOutcome::VersionMismatch { current: stored.version });
+        }
+        w.commit().await?;
+        Ok(SetMaxNodesOutcome::Set { version: expected_version + 1 })
+    }
+
+    async fn note_join_tx(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, Error> {
+        let mut w = self.write().await?;
+        let mut q = w.query("SELECT 1 FROM pool_members WHERE op_digest = ");
+        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        if w.exists(q, "looking up a Join").await? {
+            return Ok(false);
+        }
+        let row = Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Joining,
+            from_slot: effect_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        };
+        match w.insert_member(&row).await {
+            Ok(()) => {}
+            // A concurrent transaction recorded the same Join first.
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        }
+        w.commit().await?;
+        Ok(true)
+    }
+
+    async fn reject_join_tx(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), Error> {
+        let mut w = self.write().await?;
+        w.upsert_join_row(&Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Rejected,
+            from_slot: at_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: Some(reason),
+        })
+        .await?;
+        w.commit().await
+    }
+
+    async fn pending_joins_query(&self, pool: &PoolId) -> Result<usize, Error> {
+        let mut q = self.query("SELECT COUNT(*) FROM pool_members WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND status = 'joining'");
+        let rows = self.read(&mut q, "counting pending joins").await?;
+        let count = match rows.first() {
+            Some(row) => row.int(0).map_err(Error::query("counting pending joins"))?,
+            None => 0,
+        };
+        usize::try_from(count)
+            .map_err(|_| lucid_core::internal!("negative count {count} of pending joins").into())
+    }
+
+    async fn mark_leaving_tx(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
+        let mut w = self.write().await?;
+        w.lock_pool(pool).await?;
+        let Some((id, _, status)) = w.seat_in(pool, node).await? else { return Ok(false) };
+        if !matches!(status, MemberStatus::Active | MemberStatus::Degraded) {
+            return Ok(false);
+        }
+        let mut q = w.query("UPDATE pool_members SET status = 'leaving' WHERE id = ");
+        q.bind(Value::Int(id));
+        w.exec(&mut q, "marking a seat leaving").await?;
+        w.refresh_status(pool).await?;
+        w.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_liveness_tx(
+        &self,
+        node: &NodeId,
+        liveness: Liveness,
+    ) -> Result<Option<MemberStatus>, Error> {
+        let mut w = self.write().await?;
+        let mut q = w.query("SELECT pool_id FROM pool_members WHERE node_id = ");
+        q.bind(blob(node.as_bytes())).push(" AND ").push(SEAT);
+        let rows = w.rows(&mut q, "looking up a node's seat").await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let c = Columns { row, table: "pool_members", action: "reading a seat" };
+        let pool = PoolId::from_bytes(c.bytes(0, "pool_id")?);
+        // Lock the pool before the seat row, in the order every other method takes them; the
+        // seat is read again under the lock.
+        w.lock_pool(&pool).await?;
+        let Some((id, _, status)) = w.seat_in(&pool, node).await? else { return Ok(None) };
+        let next = match (status, liveness) {
+            (MemberStatus::Active, Liveness::Inactive | Liveness::Suspended) => {
+                MemberStatus::Degraded
+            }
+            (MemberStatus::Degraded, Liveness::Active) => MemberStatus::Active,
+            (status, _) => status,
+        };
+        if next != status {
+            let mut q = w.query("UPDATE pool_members SET status = ");
+            q.bind(text(next.as_str())).push(" WHERE id = ").bind(Value::Int(id));
+            w.exec(&mut q, "changing a seat's liveness").await?;
+        }
+        w.refresh_status(&pool).await?;
+        w.commit().await?;
+        Ok(Some(next))
+    }
+
+    async fn get_pool_query(&self, pool: &PoolId) -> Result<Option<StoredPool>, Error> {
+        let mut q = self.query(POOL_SELECT);
+        q.push("WHERE pool_id = ").bind(blob(pool.as_bytes()));
+        let rows = self.read(&mut q, "reading a pool").await?;
+        rows.first().map(read_pool).transpose()
+    }
+
+    async fn members_query(&self, pool: &PoolId) -> Result<Vec<Membership>, Error> {
+        let mut q = self.query(MEMBER_SELECT);
+        q.push("WHERE pool_id = ").bind(blob(pool.as_bytes()));
+        q.push(" AND (").push(SEAT).push(" OR status = 'banned') ORDER BY id");
+        let rows = self.read(&mut q, "listing the members of a pool").await?;
+        let mut members = rows.iter().map(read_member).collect::<Result<Vec<_>, _>>()?;
+        // Stable: rows of one node stay in insertion order, as in `MemoryPoolStore`.
+        members.sort_by_key(|m| m.node_id);
+        Ok(members)
+    }
+
+    async fn pool_of_query(&self, node: &NodeId) -> Result<Option<PoolId>, Error> {
+        let mut q = self.query("SELECT pool_id FROM pool_members WHERE node_id = ");
+        q.bind(blob(node.as_bytes())).push(" AND ").push(SEAT);
+        let rows = self.read(&mut q, "looking up a node's pool").await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let c = Columns { row, table: "pool_members", action: "reading a node's pool" };
+        Ok(Some(PoolId::from_bytes(c.bytes(0, "pool_id")?)))
+    }
+
+    /// Every pool and every membership row, read in one transaction so that they agree.
+    async fn snapshot(&self) -> Result<(Vec<Pool>, Vec<Membership>), Error> {
+        let mut w = self.write().await?;
+        let mut q = w.query(POOL_SELECT);
+        let pools = w
+            .rows(&mut q, "reading every pool")
+            .await?
+            .iter()
+            .map(|r| read_pool(r).map(|s| s.pool))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut q = w.query(MEMBER_SELECT);
+        q.push("ORDER BY id");
+        let rows = w
+            .rows(&mut q, "reading every membership")
+            .await?
+            .iter()
+            .map(read_member)
+            .collect::<Result<Vec<_>, _>>()?;
+        w.commit().await?;
+        Ok((pools, rows))
+    }
+}
+
+/// A storage error as a pools error.
+fn pools_error(action: &'static str) -> impl FnOnce(Error) -> lucid_pools::Error {
+    move |error| error.into_pools(action)
+}
+
+#[async_trait::async_trait]
+impl PoolStore for Database {
+    async fn create_pool(&self, new: &NewPool) -> Result<CreateOutcome, lucid_pools::Error> {
+        self.create_pool_tx(new).await.map_err(pools_error("creating a pool"))
+    }
+
+    async fn seat(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        role: Role,
+        from_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<SeatOutcome, lucid_pools::Error> {
+        self.seat_tx(pool, node, role, from_slot, op_digest)
+            .await
+            .map_err(pools_error("seating a node"))
+    }
+
+    async fn close_seat(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        ban: bool,
+    ) -> Result<CloseOutcome, lucid_pools::Error> {
+        self.close_seat_tx(pool, node, at_slot, ban).await.map_err(pools_error("closing a seat"))
+    }
+
+    async fn disband(
+        &self,
+        pool: &PoolId,
+        at_slot: Slot,
+    ) -> Result<DisbandOutcome, lucid_pools::Error> {
+        self.disband_tx(pool, at_slot).await.map_err(pools_error("disbanding a pool"))
+    }
+
+    async fn unban(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+    ) -> Result<UnbanOutcome, lucid_pools::Error> {
+        self.unban_tx(pool, node).await.map_err(pools_error("lifting a ban"))
+    }
+
+    async fn set_max_nodes(
+        &self,
+        pool: &PoolId,
+        max: u8,
+        expected_version: u64,
+    ) -> Result<SetMaxNodesOutcome, lucid_pools::Error> {
+        self.set_max_nodes_tx(pool, max, expected_version)
+            .await
+            .map_err(pools_error("setting max_nodes"))
+    }
+
+    async fn note_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, lucid_pools::Error> {
+        self.note_join_tx(pool, node, effect_slot, op_digest)
+            .await
+            .map_err(pools_error("recording a Join"))
+    }
+
+    async fn reject_join(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), lucid_pools::Error> {
+        self.reject_join_tx(pool, node, at_slot, op_digest, reason)
+            .await
+            .map_err(pools_error("rejecting a Join"))
+    }
+
+    async fn pending_joins(&self, pool: &PoolId) -> Result<usize, lucid_pools::Error> {
+        self.pending_joins_query(pool).await.map_err(pools_error("counting pending joins"))
+    }
+
+    async fn mark_leaving(&self, pool: &PoolId, node: &NodeId) -> Result<bool, lucid_pools::Error> {
+        self.mark_leaving_tx(pool, node).await.map_err(pools_error("marking a seat leaving"))
+    }
+
+    async fn set_liveness(
+        &self,
+        node: &NodeId,
+        liveness: Liveness,
+    ) -> Result<Option<MemberStatus>, lucid_pools::Error> {
+        self.set_liveness_tx(node, liveness).await.map_err(pools_error("changing liveness"))
+    }
+
+    async fn get_pool(&self, pool: &PoolId) -> Result<Option<StoredPool>, lucid_pools::Error> {
+        self.get_pool_query(pool).await.map_err(pools_error("reading a pool"))
+    }
+
+    async fn members(&self, pool: &PoolId) -> Result<Vec<Membership>, lucid_pools::Error> {
+        self.members_query(pool).await.map_err(pools_error("listing members"))
+    }
+
+    async fn pool_of(&self, node: &NodeId) -> Result<Option<PoolId>, lucid_pools::Error> {
+        self.pool_of_query(node).await.map_err(pools_error("looking up a node's pool"))
+    }
+
+    async fn timeline(&self) -> Result<MembershipTimeline, lucid_pools::Error> {
+        let rows = self.pool_member_rows().await.map_err(pools_error("reading the timeline"))?;
+        lucid_pools::state::timeline_of(&rows)
+    }
+
+    async fn audit(&self) -> Result<(), lucid_pools::Error> {
+        let (pools, rows) = self.snapshot().await.map_err(pools_error("auditing membership"))?;
+        lucid_pools::state::audit(&pools, &rows)
+    }
+}
