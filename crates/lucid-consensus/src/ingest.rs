@@ -19,7 +19,7 @@ use lucid_core::codec::DecodeError;
 use lucid_core::ids::IdParseError;
 use lucid_core::keys::PublicKey;
 use lucid_core::message::Message;
-use lucid_core::{Digest, NodeId, SignedMessage, Slot, UnixMillis};
+use lucid_core::{Digest, NetworkId, NodeId, SignedMessage, Slot, UnixMillis};
 use rustc_hash::FxHashMap;
 
 use crate::error::Error;
@@ -287,26 +287,25 @@ impl Ingest {
         self.recent.retain(|key, _| key.slot >= oldest);
     }
 
-    /// Checks 1–5 (everything that needs neither the index nor a signature); check 3 is the
-    /// slot rule of the path the message arrived on.
+    /// Checks 1–5 (everything that needs neither the index nor a signature) of a decoded
+    /// message; check 3 is the slot rule of the path the message arrived on.
     fn precheck(
         &self,
-        message: &SignedMessage,
+        network: NetworkId,
+        proof: &TaskProof,
         clock: &SlotClock,
         rule: &SlotRule,
-    ) -> Result<(TaskProof, PublicKey), RejectReason> {
-        let (network, proof) =
-            TaskProof::from_signed_bytes(message.bytes()).map_err(|e| decode_reason(&e))?;
+    ) -> Result<PublicKey, RejectReason> {
         if network != self.params.network {
             return Err(RejectReason::WrongNetwork);
         }
         if !self.params.time_in_slot(proof.ts, proof.slot) {
             return Err(RejectReason::SlotTimestampMismatch);
         }
-        rule.check(&proof, clock)?;
+        rule.check(proof, clock)?;
         let registered = self.registry.get(&proof.node).ok_or(RejectReason::UnknownNode)?;
         proof.value.check_caps().map_err(|_| RejectReason::ValueOutOfRange)?;
-        Ok((proof, registered.key.clone()))
+        Ok(registered.key.clone())
     }
 
     /// Ingests a batch of task proofs received live at `now`.
@@ -438,13 +437,19 @@ impl Ingest {
             let mut candidates: Vec<(usize, TaskProof, PublicKey)> = Vec::new();
             for index in pending {
                 let message = &messages[index];
-                let rule = match TaskProof::from_signed_bytes(message.bytes()) {
-                    Ok((_, proof)) => rule_for(&proof),
-                    // Decoding fails again in precheck, with the reason.
-                    Err(_) => SlotRule::Live,
-                };
-                let (proof, key) = match self.precheck(message, clock, &rule) {
-                    Ok(checked) => checked,
+                // Check 1: strict decoding, once per message.
+                let known =
+                    |bytes: &[u8; 32]| self.registry.get_key_value(bytes).map(|(node, _)| *node);
+                let (network, proof) =
+                    match TaskProof::from_signed_bytes_with(message.bytes(), &known) {
+                        Ok(decoded) => decoded,
+                        Err(error) => {
+                            verdicts[index] = Some(Verdict::Reject(decode_reason(&error)));
+                            continue;
+                        }
+                    };
+                let key = match self.precheck(network, &proof, clock, &rule_for(&proof)) {
+                    Ok(key) => key,
                     Err(reason) => {
                         verdicts[index] = Some(Verdict::Reject(reason));
                         continue;

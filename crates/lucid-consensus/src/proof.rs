@@ -268,18 +268,39 @@ impl Message for TaskProof {
     }
 
     fn decode_body(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let tag = reader.u8("kind")?;
-        let kind =
-            ProofKind::from_tag(tag).ok_or(DecodeError::UnknownTag { field: "kind", tag })?;
-        let node = reader.node_id("node")?;
-        let slot = reader.slot("slot")?;
-        let ts = reader.time("ts_ms")?;
-        let value = ProofValue::decode(kind, reader)?;
-        Ok(TaskProof { node, slot, ts, value })
+        Self::decode_body_with(reader, &|_| None)
     }
 
     fn signer(&self) -> NodeId {
         self.node
+    }
+}
+
+impl TaskProof {
+    /// Decodes signed bytes like `from_signed_bytes`, but takes the signer from `known` when it
+    /// recognises the key bytes (a registered node, validated at registration), which skips a
+    /// point decompression per proof on the ingest hot path. Unknown bytes are validated as usual.
+    pub fn from_signed_bytes_with(
+        bytes: &[u8],
+        known: &dyn Fn(&[u8; 32]) -> Option<NodeId>,
+    ) -> Result<(lucid_core::NetworkId, Self), DecodeError> {
+        lucid_core::message::decode_envelope(bytes, Self::TYPE_NAME, Self::VERSION, |reader| {
+            Self::decode_body_with(reader, known)
+        })
+    }
+
+    fn decode_body_with(
+        reader: &mut Reader<'_>,
+        known: &dyn Fn(&[u8; 32]) -> Option<NodeId>,
+    ) -> Result<Self, DecodeError> {
+        let tag = reader.u8("kind")?;
+        let kind =
+            ProofKind::from_tag(tag).ok_or(DecodeError::UnknownTag { field: "kind", tag })?;
+        let node = reader.node_id_with("node", known)?;
+        let slot = reader.slot("slot")?;
+        let ts = reader.time("ts_ms")?;
+        let value = ProofValue::decode(kind, reader)?;
+        Ok(TaskProof { node, slot, ts, value })
     }
 }
 

@@ -305,6 +305,22 @@ impl<'a> Reader<'a> {
             .map_err(|source| DecodeError::InvalidId { field, source })
     }
 
+    /// A node id, recognised by `known` when it returns the id for these bytes (an id validated
+    /// before, for example a registered node), else validated like [`Reader::node_id`].
+    pub fn node_id_with(
+        &mut self,
+        field: &'static str,
+        known: &dyn Fn(&[u8; 32]) -> Option<NodeId>,
+    ) -> Result<NodeId, DecodeError> {
+        let bytes: [u8; 32] = self.array(field)?;
+        match known(&bytes) {
+            Some(node) if node.as_bytes() == &bytes => Ok(node),
+            _ => {
+                NodeId::from_bytes(bytes).map_err(|source| DecodeError::InvalidId { field, source })
+            }
+        }
+    }
+
     /// A pool id.
     pub fn pool_id(&mut self, field: &'static str) -> Result<PoolId, DecodeError> {
         self.array(field).map(PoolId::from_bytes)

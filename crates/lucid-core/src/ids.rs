@@ -220,6 +220,15 @@ impl NodeId {
     }
 }
 
+/// Lets maps keyed by `NodeId` be searched with raw key bytes, so a decoder can recognise a known
+/// (already validated) node without repeating the point decompression. Hash and equality of a
+/// `NodeId` are those of its bytes, as `Borrow` requires.
+impl std::borrow::Borrow<[u8; 32]> for NodeId {
+    fn borrow(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", Self::PREFIX, to_hex(&self.0))

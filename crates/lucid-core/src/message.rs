@@ -48,27 +48,7 @@ pub trait Message: Sized {
 
     /// Decodes signed bytes of this type, strictly, returning the network they were made for.
     fn from_signed_bytes(bytes: &[u8]) -> Result<(NetworkId, Self), DecodeError> {
-        if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(DecodeError::TooLong {
-                field: "message",
-                len: bytes.len(),
-                max: MAX_MESSAGE_BYTES,
-            });
-        }
-        let mut reader = Reader::new(bytes);
-        let header = read_header(&mut reader)?;
-        if header.type_name != Self::TYPE_NAME {
-            return Err(DecodeError::UnknownType { type_name: header.type_name.to_owned() });
-        }
-        if header.version != Self::VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                type_name: Self::TYPE_NAME,
-                version: header.version,
-            });
-        }
-        let message = Self::decode_body(&mut reader)?;
-        reader.finish()?;
-        Ok((header.network, message))
+        decode_envelope(bytes, Self::TYPE_NAME, Self::VERSION, Self::decode_body)
     }
 
     /// Encodes for `network` and signs with `key`.
@@ -81,6 +61,35 @@ pub trait Message: Sized {
         let signature = key.sign(&bytes);
         SignedMessage::new(bytes, signature)
     }
+}
+
+/// Decodes `bytes` as a message of `type_name` at `version`: size limit, header, `body`, and no
+/// trailing bytes. Message types with more than one way to decode their body (for example with
+/// a table of known signers) use this directly.
+pub fn decode_envelope<T>(
+    bytes: &[u8],
+    type_name: &'static str,
+    version: u16,
+    body: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<(NetworkId, T), DecodeError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLong {
+            field: "message",
+            len: bytes.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    let mut reader = Reader::new(bytes);
+    let header = read_header(&mut reader)?;
+    if header.type_name != type_name {
+        return Err(DecodeError::UnknownType { type_name: header.type_name.to_owned() });
+    }
+    if header.version != version {
+        return Err(DecodeError::UnsupportedVersion { type_name, version: header.version });
+    }
+    let message = body(&mut reader)?;
+    reader.finish()?;
+    Ok((header.network, message))
 }
 
 /// The decoded envelope header.

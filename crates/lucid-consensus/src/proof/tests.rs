@@ -179,6 +179,20 @@ mod properties {
             prop_assert_eq!(decoded.to_signed_bytes(&network), bytes);
         }
 
+        // The ingest decoder with a table of known signers decodes exactly what the plain
+        // decoder does, for known and unknown signers, and for damaged bytes.
+        #[test]
+        fn decoding_with_known_signers_agrees(p in proof(), flip in any::<prop::sample::Index>(), known_too in any::<bool>()) {
+            let network = testing::params().network;
+            let mut bytes = p.to_signed_bytes(&network);
+            let registered: std::collections::HashSet<lucid_core::NodeId> = if known_too { [p.node].into() } else { Default::default() };
+            let known = |raw: &[u8; 32]| registered.get(raw).copied();
+            prop_assert_eq!(TaskProof::from_signed_bytes_with(&bytes, &known), TaskProof::from_signed_bytes(&bytes));
+            let i = flip.index(bytes.len());
+            bytes[i] ^= 0x55;
+            prop_assert_eq!(TaskProof::from_signed_bytes_with(&bytes, &known), TaskProof::from_signed_bytes(&bytes));
+        }
+
         // P2: the encoding is injective.
         #[test]
         fn injective(a in proof(), b in proof()) {
