@@ -21,7 +21,7 @@ struct Cli {
     /// The data directory (key, token, configuration, database).
     #[arg(long, global = true, default_value = "./lucid-data")]
     data_dir: PathBuf,
-    /// Configuration file (default: <data-dir>/lucid.toml).
+    /// Configuration file (default: lucid.toml in the data directory).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
