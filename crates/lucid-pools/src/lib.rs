@@ -34,7 +34,8 @@
 //! - No floating-point type appears in this crate.
 //!
 //! # Features
-//! None.
+//! - `testing`: the `test_support` module (fixtures and the random op-log generator) for other
+//!   crates' tests, such as the storage adapter's model-based test.
 #![warn(missing_docs)]
 #![deny(clippy::float_arithmetic)]
 
@@ -45,8 +46,8 @@ pub mod split;
 pub mod state;
 pub mod store;
 
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_support;
 
 pub use error::Error;
 pub use model::{

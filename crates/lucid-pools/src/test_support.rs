@@ -1,5 +1,6 @@
-//! Fixtures shared by the unit tests of this crate: node ids from small integers, the test
-//! network, accepted ops, and a generator of random op logs for the property tests.
+//! Fixtures shared by the tests of this crate and, through the `testing` feature, by the storage
+//! adapter's tests: node ids from small integers, the test network, accepted ops, and a generator
+//! of random op logs for the property and model-based tests. Never used by production code.
 
 use std::sync::LazyLock;
 
@@ -14,34 +15,35 @@ static NODES: LazyLock<Vec<NodeId>> =
     LazyLock::new(|| (0..200).map(|i| testing::key(i).node_id()).collect());
 
 /// The id of test node `i` (0..200).
-pub(crate) fn node(i: usize) -> NodeId {
+pub fn node(i: usize) -> NodeId {
     NODES[i]
 }
 
 /// The test network.
-pub(crate) fn network() -> NetworkId {
+pub fn network() -> NetworkId {
     testing::params().network
 }
 
 /// An accepted op by node `i` signed in `slot`.
-pub(crate) fn accepted(i: usize, slot: u64, op: Op) -> AcceptedOp {
-    let ts = UnixMillis(1_704_067_200_000 + i64::try_from(slot).unwrap() * 120_000 + 1_000);
+pub fn accepted(i: usize, slot: u64, op: Op) -> AcceptedOp {
+    let ts =
+        UnixMillis(1_704_067_200_000 + i64::try_from(slot).unwrap_or(i64::MAX) * 120_000 + 1_000);
     AcceptedOp::new(PoolOp { node: node(i), slot: Slot(slot), ts, op }, &network())
 }
 
 /// The pool a Create by node `i` in `slot` named `name` makes.
-pub(crate) fn pool_id(i: usize, slot: u64, name: &str) -> PoolId {
+pub fn pool_id(i: usize, slot: u64, name: &str) -> PoolId {
     PoolId::derive(&node(i), Slot(slot), name)
 }
 
 /// How many distinct nodes the random logs use.
-pub(crate) const LOG_NODES: usize = 8;
+pub const LOG_NODES: usize = 8;
 /// Signing slot of the first batch of a random log.
-pub(crate) const LOG_BASE_SLOT: u64 = 10;
+pub const LOG_BASE_SLOT: u64 = 10;
 
 /// An op with its pool and nodes still abstract (indexes), resolved by [`build_log`].
 #[derive(Clone, Debug)]
-pub(crate) struct AbstractOp {
+pub struct AbstractOp {
     node: usize,
     kind: u8,
     pool: usize,
@@ -89,7 +91,7 @@ fn abstract_op() -> impl Strategy<Value = AbstractOp> {
 }
 
 /// Batches of abstract ops, one batch per signing slot.
-pub(crate) fn abstract_log(
+pub fn abstract_log(
     slots: std::ops::Range<usize>,
     per_slot: std::ops::Range<usize>,
 ) -> impl Strategy<Value = Vec<Vec<AbstractOp>>> {
@@ -100,8 +102,8 @@ pub(crate) fn abstract_log(
 /// Pools are picked among the pools the valid Creates of the log made so far, or (one time in eight)
 /// a pool that never exists; leader ops are mostly signed by the pool's founder; each node signs at
 /// most one op per slot (the uniqueness key).
-pub(crate) fn build_log(batches: &[Vec<AbstractOp>]) -> Vec<AcceptedOp> {
-    let slot_of = |k: usize| LOG_BASE_SLOT + u64::try_from(k).unwrap();
+pub fn build_log(batches: &[Vec<AbstractOp>]) -> Vec<AcceptedOp> {
+    let slot_of = |k: usize| LOG_BASE_SLOT + u64::try_from(k).unwrap_or(u64::MAX);
     let unknown = (PoolId::from_bytes([0xee; 16]), 0);
     let mut pools: Vec<(PoolId, usize)> = Vec::new();
     // Nodes that sent a Join to / were banned from each pool so far: likely targets.

@@ -3,17 +3,16 @@
 //! model-based agreement with `PoolState` and `MemoryPoolStore` after every step, a restart, and
 //! the schema refusing by itself what the domain refuses.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lucid_consensus::testing;
-use lucid_core::{Digest, NetworkId, NodeId, PoolId, Slot, UnixMillis};
+use lucid_core::{Digest, NodeId, PoolId, Slot};
 use lucid_pools::store::{
     CloseOutcome, CreateOutcome, NewPool, PoolStore, SeatOutcome, apply_slot_to_store,
     note_accepted_in_store,
 };
-use lucid_pools::{AcceptedOp, Liveness, Membership, MemoryPoolStore, Op, PoolOp, PoolState, Role};
+use lucid_pools::{Liveness, Membership, MemoryPoolStore, PoolState, Role};
 use lucid_storage::testing::TestDb;
 use lucid_storage::{Backend, Database};
 use proptest::prelude::*;
@@ -365,140 +364,9 @@ async fn the_schema_refuses_what_the_domain_refuses() {
 // Model-based: random op logs through `PoolState`, `MemoryPoolStore` and the SQL store.
 // The generator mirrors `lucid-pools/src/test_support.rs` (private to that crate's unit tests).
 
-/// How many distinct nodes the random logs use.
-const LOG_NODES: usize = 8;
-/// Signing slot of the first batch of a random log.
-const LOG_BASE_SLOT: u64 = 10;
-
-fn log_node(i: usize) -> NodeId {
-    node(i as u64)
-}
-
-fn network() -> NetworkId {
-    testing::params().network
-}
-
-fn accepted(i: usize, slot: u64, op: Op) -> AcceptedOp {
-    let ts = UnixMillis(1_704_067_200_000 + i64::try_from(slot).unwrap() * 120_000 + 1_000);
-    AcceptedOp::new(PoolOp { node: log_node(i), slot: Slot(slot), ts, op }, &network())
-}
-
-#[derive(Clone, Debug)]
-struct AbstractOp {
-    node: usize,
-    kind: u8,
-    pool: usize,
-    target: usize,
-    ban: bool,
-    max: u8,
-    by_founder: bool,
-}
-
-fn abstract_op() -> impl Strategy<Value = AbstractOp> {
-    (
-        0..LOG_NODES,
-        prop_oneof![
-            2 => Just(1u8),
-            5 => Just(2u8),
-            3 => Just(3u8),
-            2 => Just(4u8),
-            1 => Just(5u8),
-            2 => Just(6u8),
-            1 => Just(7u8),
-        ],
-        0..4usize,
-        0..LOG_NODES,
-        any::<bool>(),
-        prop_oneof![
-            6 => 1..=8u8,
-            2 => Just(100u8),
-            1 => Just(0u8),
-            1 => Just(101u8),
-            1 => any::<u8>(),
-        ],
-        proptest::bool::weighted(0.7),
-    )
-        .prop_map(|(node, kind, pool, target, ban, max, by_founder)| AbstractOp {
-            node,
-            kind,
-            pool,
-            target,
-            ban,
-            max,
-            by_founder,
-        })
-}
-
-fn abstract_log(
-    slots: std::ops::Range<usize>,
-    per_slot: std::ops::Range<usize>,
-) -> impl Strategy<Value = Vec<Vec<AbstractOp>>> {
-    proptest::collection::vec(proptest::collection::vec(abstract_op(), per_slot), slots)
-}
-
-/// Resolves abstract batches into accepted ops, as `lucid_pools`' `build_log` does.
-fn build_log(batches: &[Vec<AbstractOp>]) -> Vec<AcceptedOp> {
-    let slot_of = |k: usize| LOG_BASE_SLOT + u64::try_from(k).unwrap();
-    let unknown = (PoolId::from_bytes([0xee; 16]), 0);
-    let mut pools: Vec<(PoolId, usize)> = Vec::new();
-    let mut joiners: BTreeMap<PoolId, Vec<usize>> = BTreeMap::new();
-    let mut banned: BTreeMap<PoolId, Vec<usize>> = BTreeMap::new();
-    let pick = |list: Option<&Vec<usize>>, index: usize| {
-        list.filter(|l| !l.is_empty()).map_or(index, |l| l[index % l.len()])
-    };
-    let mut log = Vec::new();
-    for (k, batch) in batches.iter().enumerate() {
-        let mut signed = [false; LOG_NODES];
-        for op in batch {
-            let (kind, max) =
-                if pools.is_empty() { (1, 1 + op.max % 8) } else { (op.kind, op.max) };
-            let (pool, founder) = if op.pool == 3 && op.ban || pools.is_empty() {
-                unknown
-            } else {
-                pools[op.pool % pools.len()]
-            };
-            let signer = match kind {
-                4..=7 if op.by_founder => founder,
-                3 if op.by_founder => pick(joiners.get(&pool), op.target),
-                _ => op.node,
-            };
-            if std::mem::replace(&mut signed[signer], true) {
-                continue;
-            }
-            let target = match kind {
-                4 => pick(joiners.get(&pool), op.target),
-                5 => pick(banned.get(&pool), op.target),
-                _ => op.target,
-            };
-            match kind {
-                2 => joiners.entry(pool).or_default().push(signer),
-                4 if op.ban => banned.entry(pool).or_default().push(target),
-                _ => {}
-            }
-            let target = log_node(target);
-            let op_kind = match kind {
-                1 => {
-                    let name = format!("pool-{signer}");
-                    if (1..=100).contains(&max) {
-                        pools.push((
-                            PoolId::derive(&log_node(signer), Slot(slot_of(k)), &name),
-                            signer,
-                        ));
-                    }
-                    Op::Create { name, max_nodes: max }
-                }
-                2 => Op::Join { pool },
-                3 => Op::Leave { pool },
-                4 => Op::Remove { pool, member: target, ban: op.ban },
-                5 => Op::Unban { pool, node: target },
-                6 => Op::SetMaxNodes { pool, max },
-                _ => Op::Disband { pool },
-            };
-            log.push(accepted(signer, slot_of(k), op_kind));
-        }
-    }
-    log
-}
+use lucid_pools::test_support::{
+    AbstractOp, LOG_BASE_SLOT, LOG_NODES, abstract_log, build_log, node as log_node,
+};
 
 fn liveness_events() -> impl Strategy<Value = Vec<Vec<(usize, Liveness)>>> {
     let event = (
