@@ -30,7 +30,6 @@ use crate::seal::{SlotSeal, seal_root};
 use crate::store::StoredProof;
 use crate::store::{
     Evidence, InsertOutcome, ProofStore, REGISTRATION_TYPE, StoredRegistration, TASK_PROOF_TYPE,
-    stored_proof,
 };
 use crate::verify::{Verifier, VerifyItem};
 
@@ -480,7 +479,14 @@ impl Ingest {
             let mut stored_index: Vec<usize> = Vec::with_capacity(candidates.len());
             for ((index, proof, _), ok) in candidates.into_iter().zip(valid) {
                 if ok {
-                    to_store.push(stored_proof(proof, messages[index].clone(), late));
+                    // The digest was computed once for the whole batch; hashing again here would double
+                    // the hashing on the hot path.
+                    to_store.push(StoredProof {
+                        proof,
+                        message: messages[index].clone(),
+                        digest: digests[index],
+                        late,
+                    });
                     stored_index.push(index);
                 } else {
                     verdicts[index] = Some(Verdict::Reject(RejectReason::BadSignature));
