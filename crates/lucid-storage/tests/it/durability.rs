@@ -112,6 +112,11 @@ async fn a_damaged_database_is_refused_at_open() {
     // Overwrite pages in the middle of the file (the b-trees of the tables and indexes) with
     // garbage; the header stays valid, so only the integrity check can notice.
     let path = test_db.sqlite_path().unwrap();
+    // A clean close folds the write-ahead log into the file: the file alone holds everything.
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let wal_len = std::fs::metadata(&wal).map(|meta| meta.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the write-ahead log was not checkpointed at close");
     let len = std::fs::metadata(&path).unwrap().len();
     assert!(len > 64 * 1024, "database file unexpectedly small: {len}");
     let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
