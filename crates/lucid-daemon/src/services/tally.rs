@@ -1,0 +1,237 @@
+//! The tally keeper: computes the tally of each epoch from the stored proofs and settles it
+//! (`consensus.md` §7.4).
+//!
+//! - **Computed** at `slot_start(720e + 2)`, when live ingest for window(e) closes: revision 0,
+//!   stored with `put_tally`, used by the leader schedules of epoch e.
+//! - **Settled** at `slot_start(720(e + 1))`: the tally is recomputed from the proofs stored by
+//!   then (late-accepted proofs, `consensus.md` §6.3); if its digest changed it is stored as the
+//!   next revision; then it is frozen with `settle_tally`. Epoch rewards read settled tallies only.
+//! - [`TallyKeeper::revise`] is the same recomputation for the late-acceptance path, which the
+//!   node calls when anti-entropy accepted proofs for an unsettled window.
+//!
+//! Every step reads the store first and does only what is missing, so a tick may run again (a
+//! retry, a restart) without changing anything. After a long outage only the current and the
+//! previous epoch are brought up to date: settling an older epoch from a store that missed its
+//! proofs would freeze a wrong tally for ever, so older epochs wait for the catch-up path.
+//!
+//! The computation streams the window out of the `ProofStore` page by page into a
+//! [`TallyBuilder`] on a blocking thread (it is CPU work, and the builder borrows the membership
+//! view, which is not `Send` across an await), so async threads never stall on it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use lucid_consensus::ConsensusParams;
+use lucid_consensus::proof::ProofKey;
+use lucid_consensus::records::{RecordStore, TallyPut};
+use lucid_consensus::store::ProofStore;
+use lucid_consensus::tally::{CountedProof, MembershipView, Tally, TallyBuilder};
+use lucid_core::{Clock, Epoch, UnixMillis};
+
+use super::ServiceError;
+use super::metrics::ServiceMetrics;
+
+/// Proofs read from the store per page while computing a tally.
+pub const TALLY_PAGE: usize = 10_000;
+
+/// Live ingest for window(e) closes this many slots into epoch e; the tally is computed then.
+pub const TALLY_COMPUTE_DELAY_SLOTS: u64 = lucid_consensus::params::INGEST_GRACE_SLOTS;
+
+/// Pool membership as the tally needs it, shareable across threads.
+pub type SharedMembership = Arc<dyn MembershipView + Send + Sync>;
+
+/// What the keeper needs.
+#[derive(Clone)]
+pub struct TallyDeps {
+    /// The network's parameters.
+    pub params: ConsensusParams,
+    /// Where accepted proofs and evidence are.
+    pub proofs: Arc<dyn ProofStore>,
+    /// Where tallies go.
+    pub records: Arc<dyn RecordStore>,
+    /// Which pool each node sat in at each slot.
+    pub membership: SharedMembership,
+    /// Monotonic time, for the duration histogram.
+    pub clock: Arc<dyn Clock>,
+    /// Where durations and entity counts go.
+    pub metrics: Arc<ServiceMetrics>,
+}
+
+/// Computes, revises and settles tallies.
+#[derive(Clone)]
+pub struct TallyKeeper {
+    deps: TallyDeps,
+}
+
+fn store_error(action: &'static str) -> impl FnOnce(lucid_consensus::Error) -> ServiceError {
+    ServiceError::consensus("tally", action)
+}
+
+impl TallyKeeper {
+    /// A keeper over `deps`.
+    pub fn new(deps: TallyDeps) -> Self {
+        TallyKeeper { deps }
+    }
+
+    /// Computes `tally(epoch)` at `revision` from the stored proofs, on a blocking thread.
+    pub async fn compute(&self, epoch: Epoch, revision: u32) -> Result<Tally, ServiceError> {
+        let params = self.deps.params;
+        let proofs = Arc::clone(&self.deps.proofs);
+        let membership = Arc::clone(&self.deps.membership);
+        let runtime = tokio::runtime::Handle::current();
+        let started = self.deps.clock.monotonic();
+        let tally = tokio::task::spawn_blocking(move || {
+            compute_blocking(
+                &runtime,
+                &params,
+                proofs.as_ref(),
+                membership.as_ref(),
+                epoch,
+                revision,
+            )
+        })
+        .await
+        .map_err(|error| ServiceError::Blocking { service: "tally", detail: error.to_string() })?
+        .map_err(store_error("computing a tally"))?;
+        self.deps.metrics.observe_tally(self.deps.clock.monotonic().saturating_sub(started));
+        Ok(tally)
+    }
+
+    /// Makes sure `tally(epoch)` is stored (revision 0 if none is). Returns the stored tally.
+    pub async fn ensure(&self, epoch: Epoch, now: UnixMillis) -> Result<Tally, ServiceError> {
+        if let Some(stored) =
+            self.deps.records.tally(epoch).await.map_err(store_error("reading a tally"))?
+        {
+            return Ok(stored.tally);
+        }
+        let tally = self.compute(epoch, 0).await?;
+        let put = self
+            .deps
+            .records
+            .put_tally(&tally, now)
+            .await
+            .map_err(store_error("storing a tally"))?;
+        tracing::info!(%epoch, entities = tally.entries.len(), ranked = tally.ranked().len(), ?put, "tally computed");
+        self.publish(&tally);
+        Ok(tally)
+    }
+
+    /// Recomputes `tally(epoch)` and stores it as the next revision if its digest changed (late
+    /// proofs). Settled tallies are never touched. Returns what the store did, `None` if nothing
+    /// changed or no tally was stored yet (then [`TallyKeeper::ensure`] computes one).
+    pub async fn revise(
+        &self,
+        epoch: Epoch,
+        now: UnixMillis,
+    ) -> Result<Option<TallyPut>, ServiceError> {
+        let Some(stored) =
+            self.deps.records.tally(epoch).await.map_err(store_error("reading a tally"))?
+        else {
+            return Ok(None);
+        };
+        if stored.settled_at.is_some() {
+            return Ok(None);
+        }
+        let next = stored.tally.revision.saturating_add(1);
+        let fresh = self.compute(epoch, next).await?;
+        if fresh.digest == stored.tally.digest {
+            return Ok(None);
+        }
+        let put = self
+            .deps
+            .records
+            .put_tally(&fresh, now)
+            .await
+            .map_err(store_error("storing a tally revision"))?;
+        tracing::info!(%epoch, revision = next, ?put, "tally revised with late proofs");
+        if put == TallyPut::Stored {
+            self.publish(&fresh);
+        }
+        Ok(Some(put))
+    }
+
+    /// Brings the tally of `epoch` to its final revision and freezes it. Idempotent.
+    pub async fn settle(&self, epoch: Epoch, now: UnixMillis) -> Result<(), ServiceError> {
+        match self.deps.records.tally(epoch).await.map_err(store_error("reading a tally"))? {
+            Some(stored) if stored.settled_at.is_some() => return Ok(()),
+            Some(_) => {
+                self.revise(epoch, now).await?;
+            }
+            None => {
+                self.ensure(epoch, now).await?;
+            }
+        }
+        let settled = self
+            .deps
+            .records
+            .settle_tally(epoch, now)
+            .await
+            .map_err(store_error("settling a tally"))?;
+        if settled {
+            tracing::info!(%epoch, "tally settled");
+        }
+        Ok(())
+    }
+
+    /// Does what is due at `now`: settles the previous epoch once the current one started, and
+    /// computes the current epoch's tally once its live ingest closed.
+    pub async fn catch_up(&self, now: UnixMillis) -> Result<(), ServiceError> {
+        let time = self.deps.params.time;
+        let Ok(slot) = time.slot_of(now) else { return Ok(()) };
+        let epoch = time.epoch_of(slot);
+        if let Some(previous) = epoch.0.checked_sub(1) {
+            self.settle(Epoch(previous), now).await?;
+        }
+        let start = time
+            .epoch_start(epoch)
+            .map_err(|source| ServiceError::Time { service: "tally", source })?;
+        if slot.0 >= start.0.saturating_add(TALLY_COMPUTE_DELAY_SLOTS) {
+            self.ensure(epoch, now).await?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self, tally: &Tally) {
+        let metrics = &self.deps.metrics;
+        let epoch = i64::try_from(tally.epoch.0).unwrap_or(i64::MAX);
+        if metrics.tally_epoch.load(Ordering::Relaxed) <= epoch {
+            metrics.tally_epoch.store(epoch, Ordering::Relaxed);
+            let ranked = u64::try_from(tally.ranked().len()).unwrap_or(u64::MAX);
+            let all = u64::try_from(tally.entries.len()).unwrap_or(u64::MAX);
+            metrics.tally_ranked.store(ranked, Ordering::Relaxed);
+            metrics.tally_unranked.store(all.saturating_sub(ranked), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The streaming computation, on a blocking thread: evidence keys of the window, then the
+/// window's proofs page by page into a [`TallyBuilder`].
+fn compute_blocking(
+    runtime: &tokio::runtime::Handle,
+    params: &ConsensusParams,
+    proofs: &dyn ProofStore,
+    membership: &dyn MembershipView,
+    epoch: Epoch,
+    revision: u32,
+) -> Result<Tally, lucid_consensus::Error> {
+    let window = params.time.window(epoch).map_err(lucid_consensus::Error::Time)?;
+    let excluded: BTreeSet<ProofKey> =
+        runtime.block_on(proofs.evidence_keys(window))?.into_iter().collect();
+    let is_excluded = |key: &ProofKey| excluded.contains(key);
+    let mut builder =
+        TallyBuilder::new(params, epoch, membership, &is_excluded)?.with_revision(revision);
+    let mut after = None;
+    loop {
+        let page = runtime.block_on(proofs.proofs_in_range(window, after, TALLY_PAGE))?;
+        for stored in &page {
+            let proof = &stored.proof;
+            builder.push(&CountedProof { node: proof.node, slot: proof.slot, value: proof.value });
+        }
+        match page.last() {
+            Some(last) if page.len() == TALLY_PAGE => after = Some(last.key()),
+            _ => break,
+        }
+    }
+    Ok(builder.finish())
+}

@@ -1,0 +1,102 @@
+//! How loops wait: until a wall-clock instant, re-reading the clock on every wake.
+//!
+//! # Choice of the test time source
+//! Loops wait with `tokio::time::sleep` for the distance, by the [`Clock`] port, to the instant
+//! they want, and re-read the clock when they wake: the slot is always derived from the wall
+//! clock, never from the sum of sleeps. Tests run the runtime with paused time
+//! (`start_paused`) and give the loops a [`TokioClock`], a `Clock` whose wall time follows
+//! tokio's clock. Tokio then advances time by itself exactly to the next timer whenever every
+//! task is idle, so a test that sleeps for N slots sees every loop wake at its exact due instant,
+//! in a deterministic order, in microseconds of real time, with no real sleep anywhere. Clock
+//! jumps (suspend, NTP) are simulated with [`TokioClock::jump`].
+//!
+//! We chose this over a home-made `Sleeper` with manually stepped timers because tokio's paused
+//! clock already solves the hard part, "run every task until it is idle, then advance to the
+//! next timer", for every timer in the process, including timeouts inside adapters and
+//! `spawn_blocking` work (which holds the auto-advance back while it runs); a manual timer
+//! would need the test to know which tasks to poll and when.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use lucid_core::{Clock, UnixMillis};
+use tokio_util::sync::CancellationToken;
+
+/// The longest single sleep: a wall clock that jumps forward (suspend, NTP) is noticed within
+/// this time even while a loop waits for a far instant.
+pub const MAX_NAP: Duration = Duration::from_secs(1);
+
+/// Sleeps until the wall clock shows `at` or later; `false` if cancelled first.
+///
+/// Sleeps at most [`MAX_NAP`] at a time and re-reads the clock after each sleep, so an early
+/// wake (a monotonic clock running ahead of the wall clock) sleeps again and a forward jump is
+/// noticed promptly.
+pub async fn sleep_until_wall(
+    clock: &dyn Clock,
+    at: UnixMillis,
+    cancel: &CancellationToken,
+) -> bool {
+    loop {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        let now = clock.wall();
+        if now >= at {
+            return true;
+        }
+        let distance = u64::try_from(at.0.saturating_sub(now.0)).unwrap_or(u64::MAX);
+        let nap = Duration::from_millis(distance).min(MAX_NAP);
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+/// A [`Clock`] that follows tokio's clock: wall time is a fixed origin plus the tokio time
+/// elapsed since the clock was made, plus any jumps. Under paused time (tests) it advances
+/// exactly as tokio auto-advances; see the module documentation for why loops are tested so.
+#[derive(Debug)]
+pub struct TokioClock {
+    origin_wall: UnixMillis,
+    origin: tokio::time::Instant,
+    jumped_ms: AtomicI64,
+}
+
+impl TokioClock {
+    /// A clock showing `wall` now.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this clock is defined by tokio's time, which paused tests control"
+    )]
+    pub fn new(wall: UnixMillis) -> Self {
+        TokioClock {
+            origin_wall: wall,
+            origin: tokio::time::Instant::now(),
+            jumped_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Moves the wall clock by `ms` (negative: backwards) without moving tokio's time: what a
+    /// suspended machine or an NTP correction looks like to the process.
+    pub fn jump(&self, ms: i64) {
+        self.jumped_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TokioClock {
+    fn wall(&self) -> UnixMillis {
+        let elapsed = i64::try_from(self.monotonic().as_millis()).unwrap_or(i64::MAX);
+        self.origin_wall
+            .saturating_add_ms(elapsed)
+            .saturating_add_ms(self.jumped_ms.load(Ordering::SeqCst))
+    }
+
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this clock is defined by tokio's time, which paused tests control"
+    )]
+    fn monotonic(&self) -> Duration {
+        tokio::time::Instant::now().saturating_duration_since(self.origin)
+    }
+}
