@@ -27,7 +27,7 @@ use lucid_consensus::proof::{ProofKey, ProofKind, ProofValue, TaskProof};
 use lucid_consensus::store::ProofStore;
 use lucid_consensus::verify::Verifier;
 use lucid_core::message::Message;
-use lucid_core::{NodeId, NodeKey, SignedMessage, Slot, UnixMillis};
+use lucid_core::{Clock, NodeId, NodeKey, SignedMessage, Slot, UnixMillis};
 use tokio::sync::mpsc;
 
 use super::registration::{RegistrationConfig, RegistrationStatus, ensure_registration};
@@ -53,6 +53,8 @@ pub fn beacon_jitter_ms(params: &ConsensusParams, node: &NodeId) -> u64 {
 pub struct BeaconDeps {
     /// The network's parameters.
     pub params: ConsensusParams,
+    /// The wall clock, re-read just before signing.
+    pub clock: Arc<dyn Clock>,
     /// The node's identity key (signs beacons and the registration).
     pub key: Arc<NodeKey>,
     /// What the registration advertises.
@@ -140,8 +142,8 @@ impl BeaconProducer {
         Ok(registered)
     }
 
-    /// Signs, ingests and publishes the beacon of `slot` at `now`, unless one exists.
-    async fn beacon(&mut self, slot: Slot, now: UnixMillis) -> Result<(), ServiceError> {
+    /// Signs, ingests and publishes the beacon of `slot` now, unless one exists.
+    async fn beacon(&mut self, slot: Slot) -> Result<(), ServiceError> {
         let key = ProofKey { node: self.node, slot, kind: ProofKind::UptimeBeacon };
         let existing = self
             .deps
@@ -152,6 +154,13 @@ impl BeaconProducer {
         if existing.is_some() {
             // Signed before (a restart within the slot): never a second one.
             self.last_signed = Some(slot);
+            return Ok(());
+        }
+        // The store may have been slow: sign with the time of signing, and only if that still
+        // lies in the slot (never for a past slot).
+        let now = self.deps.clock.wall();
+        if self.deps.params.time.slot_of(now).ok() != Some(slot) {
+            tracing::warn!(%slot, "slot ended before its beacon could be signed; not back-filled");
             return Ok(());
         }
         let proof = TaskProof {
@@ -228,7 +237,7 @@ impl Service for BeaconProducer {
         if now < due || self.last_signed.is_some_and(|last| last >= slot) {
             return Ok(());
         }
-        self.beacon(slot, now).await
+        self.beacon(slot).await
     }
 }
 

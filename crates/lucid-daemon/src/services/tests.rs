@@ -1,1 +1,553 @@
-//! Tests.
+//! Shared fixtures of the service tests, and the tests of the consensus records loop (tally,
+//! schedules, results) under paused tokio time with a [`TokioClock`].
+//!
+//! Every test runs on a current-thread runtime with paused time: tokio advances time only when
+//! every task is idle, so the loops wake exactly at their due instants and no test sleeps for
+//! real.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use lucid_consensus::leader::{Claim, Outcome, Recorded, Schedule, SlotResult};
+use lucid_consensus::proof::{ProofKey, ProofKind};
+use lucid_consensus::records::{MemoryRecordStore, RecordStore, StoredTally, TallyPut};
+use lucid_consensus::store::{
+    Evidence, InsertOutcome, MemoryProofStore, ProofStore, StoredProof, StoredRegistration,
+};
+use lucid_consensus::tally::{NoPools, Tally};
+use lucid_consensus::{ConsensusParams, testing};
+use lucid_core::{Clock, EntityId, Epoch, ErrorKind, Slot, SlotRange, UnixMillis};
+use tokio_util::sync::CancellationToken;
+
+use super::consensus::ConsensusRecordsService;
+use super::metrics::ServiceMetrics;
+use super::runner::run_service;
+use super::schedule::{MemoryClaims, ScheduleDeps, ScheduleKeeper};
+use super::tally::{TallyDeps, TallyKeeper};
+use super::time::TokioClock;
+
+/// A current-thread runtime with paused time.
+pub(super) fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
+}
+
+/// An error as a failing database would report it.
+pub(super) fn injected(action: &'static str) -> lucid_consensus::Error {
+    lucid_consensus::Error::Store {
+        action,
+        kind: ErrorKind::StoreUnavailable,
+        source: Arc::new(std::io::Error::other("injected failure")),
+    }
+}
+
+/// Sleeps (paused time) until the clock shows `at`.
+pub(super) async fn sleep_until(clock: &TokioClock, at: UnixMillis) {
+    let now = clock.wall();
+    assert!(at >= now, "cannot sleep back from {now} to {at}");
+    tokio::time::sleep(Duration::from_millis(u64::try_from(at.0 - now.0).unwrap())).await;
+}
+
+/// Every stored proof of `kind`.
+pub(super) async fn proofs_of(store: &dyn ProofStore, kind: ProofKind) -> Vec<StoredProof> {
+    let all = SlotRange { start: Slot(0), end: Slot(u64::MAX) };
+    let proofs = store.proofs_in_range(all, None, usize::MAX).await.unwrap();
+    proofs.into_iter().filter(|p| p.proof.kind() == kind).collect()
+}
+
+/// A proof store that fails or stalls on request, over the in-memory store.
+#[derive(Default)]
+pub(super) struct FlakyProofStore {
+    pub(super) inner: MemoryProofStore,
+    /// The next this many `insert_proofs` calls fail.
+    pub(super) fail_inserts: AtomicU32,
+    /// The next `get_proof` call takes this many milliseconds (then it is reset).
+    pub(super) slow_get_ms: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl ProofStore for FlakyProofStore {
+    async fn insert_proofs(
+        &self,
+        proofs: &[StoredProof],
+    ) -> Result<Vec<InsertOutcome>, lucid_consensus::Error> {
+        if self.fail_inserts.load(Ordering::SeqCst) > 0 {
+            self.fail_inserts.fetch_sub(1, Ordering::SeqCst);
+            return Err(injected("inserting proofs"));
+        }
+        self.inner.insert_proofs(proofs).await
+    }
+    async fn get_proof(
+        &self,
+        key: &ProofKey,
+    ) -> Result<Option<StoredProof>, lucid_consensus::Error> {
+        let slow = self.slow_get_ms.swap(0, Ordering::SeqCst);
+        if slow > 0 {
+            tokio::time::sleep(Duration::from_millis(slow)).await;
+        }
+        self.inner.get_proof(key).await
+    }
+    async fn proofs_in_range(
+        &self,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredProof>, lucid_consensus::Error> {
+        self.inner.proofs_in_range(range, after, limit).await
+    }
+    async fn insert_evidence(&self, evidence: &Evidence) -> Result<bool, lucid_consensus::Error> {
+        self.inner.insert_evidence(evidence).await
+    }
+    async fn evidence_keys(
+        &self,
+        range: SlotRange,
+    ) -> Result<Vec<ProofKey>, lucid_consensus::Error> {
+        self.inner.evidence_keys(range).await
+    }
+    async fn insert_registration(
+        &self,
+        registration: &StoredRegistration,
+    ) -> Result<InsertOutcome, lucid_consensus::Error> {
+        self.inner.insert_registration(registration).await
+    }
+    async fn current_registrations(
+        &self,
+    ) -> Result<Vec<StoredRegistration>, lucid_consensus::Error> {
+        self.inner.current_registrations().await
+    }
+}
+
+/// A record store that counts writes and fails on request, over the in-memory store.
+#[derive(Default)]
+pub(super) struct CountingRecordStore {
+    pub(super) inner: MemoryRecordStore,
+    pub(super) puts: std::sync::Mutex<Vec<(Epoch, u32)>>,
+    pub(super) settles: std::sync::Mutex<Vec<Epoch>>,
+    pub(super) schedule_inserts: AtomicU32,
+    pub(super) result_inserts: AtomicU32,
+    /// The next this many calls of any method fail.
+    pub(super) fail_next: AtomicU32,
+}
+
+impl CountingRecordStore {
+    fn maybe_fail(&self, action: &'static str) -> Result<(), lucid_consensus::Error> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(injected(action));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordStore for CountingRecordStore {
+    async fn put_tally(
+        &self,
+        tally: &Tally,
+        computed_at: UnixMillis,
+    ) -> Result<TallyPut, lucid_consensus::Error> {
+        self.maybe_fail("storing a tally")?;
+        let put = self.inner.put_tally(tally, computed_at).await?;
+        self.puts.lock().unwrap().push((tally.epoch, tally.revision));
+        Ok(put)
+    }
+    async fn settle_tally(
+        &self,
+        epoch: Epoch,
+        settled_at: UnixMillis,
+    ) -> Result<bool, lucid_consensus::Error> {
+        self.maybe_fail("settling")?;
+        let settled = self.inner.settle_tally(epoch, settled_at).await?;
+        if settled {
+            self.settles.lock().unwrap().push(epoch);
+        }
+        Ok(settled)
+    }
+    async fn tally(&self, epoch: Epoch) -> Result<Option<StoredTally>, lucid_consensus::Error> {
+        self.maybe_fail("reading a tally")?;
+        self.inner.tally(epoch).await
+    }
+    async fn insert_schedule(
+        &self,
+        schedule: &Schedule,
+    ) -> Result<Recorded, lucid_consensus::Error> {
+        self.maybe_fail("storing a schedule")?;
+        let recorded = self.inner.insert_schedule(schedule).await?;
+        if recorded == Recorded::Inserted {
+            self.schedule_inserts.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(recorded)
+    }
+    async fn schedule(&self, slot: Slot) -> Result<Option<Schedule>, lucid_consensus::Error> {
+        self.maybe_fail("reading a schedule")?;
+        self.inner.schedule(slot).await
+    }
+    async fn record_result(
+        &self,
+        slot: Slot,
+        result: &SlotResult,
+    ) -> Result<Recorded, lucid_consensus::Error> {
+        self.maybe_fail("recording a result")?;
+        let recorded = self.inner.record_result(slot, result).await?;
+        if recorded == Recorded::Inserted {
+            self.result_inserts.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(recorded)
+    }
+    async fn results(
+        &self,
+        range: SlotRange,
+    ) -> Result<Vec<(Slot, SlotResult)>, lucid_consensus::Error> {
+        self.maybe_fail("reading results")?;
+        self.inner.results(range).await
+    }
+}
+
+/// Signs and stores, for nodes `nodes` and every slot in `slots`, a beacon and a relay proof
+/// worth the node's index in credits (so ranks differ).
+pub(super) async fn seed_proofs(
+    params: &ConsensusParams,
+    store: &dyn ProofStore,
+    nodes: std::ops::RangeInclusive<u64>,
+    slots: std::ops::Range<u64>,
+) {
+    let mut batch = Vec::new();
+    for index in nodes {
+        let key = testing::key(index);
+        let sessions = u32::try_from(index).unwrap();
+        for slot in slots.clone() {
+            for value in [testing::BEACON, testing::relay(sessions)] {
+                let proof = testing::proof(params, &key, Slot(slot), value);
+                let signed = lucid_core::message::Message::sign(&proof, &params.network, &key);
+                batch.push(lucid_consensus::store::stored_proof(proof, signed, false));
+            }
+        }
+    }
+    let outcomes = store.insert_proofs(&batch).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == InsertOutcome::Inserted));
+}
+
+/// The tally of `epoch` computed directly with `compute_tally` over every stored proof.
+async fn expected_tally(params: &ConsensusParams, store: &dyn ProofStore, epoch: Epoch) -> Tally {
+    let all = SlotRange { start: Slot(0), end: Slot(u64::MAX) };
+    let proofs = store.proofs_in_range(all, None, usize::MAX).await.unwrap();
+    let counted = proofs.iter().map(|p| lucid_consensus::tally::CountedProof {
+        node: p.proof.node,
+        slot: p.proof.slot,
+        value: p.proof.value,
+    });
+    lucid_consensus::tally::compute_tally(params, epoch, &NoPools, &|_| false, counted).unwrap()
+}
+
+struct RecordsFixture {
+    params: ConsensusParams,
+    clock: Arc<TokioClock>,
+    proofs: Arc<MemoryProofStore>,
+    records: Arc<CountingRecordStore>,
+    claims: Arc<MemoryClaims>,
+    metrics: Arc<ServiceMetrics>,
+}
+
+impl RecordsFixture {
+    fn new(start_slot: u64) -> Self {
+        let params = testing::small_params();
+        let start = params.time.slot_start(Slot(start_slot)).unwrap();
+        RecordsFixture {
+            params,
+            clock: Arc::new(TokioClock::new(start)),
+            proofs: Arc::new(MemoryProofStore::new()),
+            records: Arc::new(CountingRecordStore::default()),
+            claims: Arc::new(MemoryClaims::default()),
+            metrics: Arc::new(ServiceMetrics::new()),
+        }
+    }
+
+    fn service(&self) -> ConsensusRecordsService {
+        let membership: super::tally::SharedMembership = Arc::new(NoPools);
+        let tally = TallyKeeper::new(TallyDeps {
+            params: self.params,
+            proofs: self.proofs.clone(),
+            records: self.records.clone(),
+            membership: membership.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        });
+        let schedule = ScheduleKeeper::new(ScheduleDeps {
+            params: self.params,
+            records: self.records.clone(),
+            claims: self.claims.clone(),
+            membership,
+            metrics: self.metrics.clone(),
+        });
+        ConsensusRecordsService::new(tally, schedule)
+    }
+
+    fn spawn(&self, cancel: &CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run_service(
+            self.service(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            cancel.child_token(),
+        ))
+    }
+
+    fn at(&self, slot: u64, ms: i64) -> UnixMillis {
+        self.params.time.slot_start(Slot(slot)).unwrap().saturating_add_ms(ms)
+    }
+
+    async fn schedules(&self, slots: std::ops::RangeInclusive<u64>) -> Vec<Option<Schedule>> {
+        let mut out = Vec::new();
+        for slot in slots {
+            out.push(self.records.inner.schedule(Slot(slot)).await.unwrap());
+        }
+        out
+    }
+
+    async fn result(&self, slot: u64) -> Option<SlotResult> {
+        let range = SlotRange { start: Slot(slot), end: Slot(slot + 1) };
+        self.records.inner.results(range).await.unwrap().into_iter().next().map(|(_, r)| r)
+    }
+}
+
+#[test]
+fn a_tally_appears_once_per_epoch_boundary_and_equals_the_builder() {
+    paused_runtime().block_on(async {
+        let f = RecordsFixture::new(20);
+        seed_proofs(&f.params, f.proofs.as_ref(), 1..=4, 0..60).await;
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        sleep_until(&f.clock, f.at(52, 500)).await;
+        cancel.cancel();
+        task.await.unwrap();
+
+        // Started in epoch 2 (slot 20): epoch 1 settled and epoch 2 computed at once; then one
+        // tally per boundary, each computed once (revision 0, no late proofs) and settled once.
+        let puts = f.records.puts.lock().unwrap().clone();
+        assert_eq!(
+            puts,
+            [
+                (Epoch(1), 0),
+                (Epoch(2), 0),
+                (Epoch(3), 0),
+                (Epoch(4), 0),
+                (Epoch(5), 0),
+                (Epoch(6), 0)
+            ]
+        );
+        let settles = f.records.settles.lock().unwrap().clone();
+        assert_eq!(settles, [Epoch(1), Epoch(2), Epoch(3), Epoch(4), Epoch(5)]);
+        for epoch in 1..=6 {
+            let stored = f.records.inner.tally(Epoch(epoch)).await.unwrap().unwrap();
+            assert_eq!(
+                stored.tally,
+                expected_tally(&f.params, f.proofs.as_ref(), Epoch(epoch)).await
+            );
+            assert_eq!(stored.settled_at.is_some(), epoch <= 5, "epoch {epoch}");
+            if epoch >= 3 {
+                // Computed when live ingest for its window closed: slot 8e + 2, by the clock.
+                assert_eq!(stored.computed_at, f.at(8 * epoch + 2, 0), "epoch {epoch}");
+                let settled =
+                    f.records.inner.tally(Epoch(epoch)).await.unwrap().unwrap().settled_at;
+                if epoch <= 5 {
+                    assert_eq!(settled, Some(f.at(8 * (epoch + 1), 0)));
+                }
+            }
+        }
+        assert!(!f.records.inner.tally(Epoch(1)).await.unwrap().unwrap().tally.ranked().is_empty());
+        let text = f.metrics.render();
+        assert!(text.contains("lucid_tally_epoch 6\n"), "{text}");
+        assert!(text.contains("lucid_tally_entities{ranked=\"true\"} 4\n"), "{text}");
+    });
+}
+
+#[test]
+fn every_slot_gets_one_schedule_from_its_epochs_tally_and_one_result() {
+    paused_runtime().block_on(async {
+        let f = RecordsFixture::new(20);
+        seed_proofs(&f.params, f.proofs.as_ref(), 1..=4, 0..60).await;
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        // A claim by the primary of slot 36 inside its window: the result is a success.
+        sleep_until(&f.clock, f.at(36, 1)).await;
+        let schedule = f.records.inner.schedule(Slot(36)).await.unwrap().unwrap();
+        let Outcome::Leader { primary, .. } = schedule.outcome.clone() else {
+            panic!("{schedule:?}")
+        };
+        let EntityId::Node(claimer) = primary else { panic!("no pools here") };
+        let claim = |slot: u64, digest| Claim {
+            node: claimer,
+            slot: Slot(slot),
+            candidate_index: 0,
+            entity: primary,
+            tally_digest: digest,
+            ts: f.at(slot, 10),
+        };
+        f.claims.add(claim(36, schedule.tally_digest.unwrap()));
+        sleep_until(&f.clock, f.at(43, 500)).await;
+        cancel.cancel();
+        task.await.unwrap();
+
+        assert_eq!(f.result(36).await, Some(SlotResult::Success { winner: primary }));
+        // The winner cools down: it is not the primary of the next 16 slots.
+        for slot in 37..=43 {
+            let schedule = f.records.inner.schedule(Slot(slot)).await.unwrap().unwrap();
+            if let Outcome::Leader { primary: next, fallbacks, .. } = &schedule.outcome {
+                assert_ne!(*next, primary, "slot {slot}");
+                assert!(!fallbacks.contains(&primary), "slot {slot}");
+            }
+        }
+        for (slot, schedule) in (20..=43).zip(f.schedules(20..=43).await) {
+            let schedule = schedule.unwrap_or_else(|| panic!("slot {slot} has no schedule"));
+            let pending = matches!(
+                schedule.outcome,
+                Outcome::NoLeader(lucid_consensus::leader::NoLeaderReason::TallyPending)
+            );
+            // The first two slots of an epoch wait for its tally; from slot 8e + 2 on the
+            // schedule uses it, even though the tally is computed at that very instant.
+            assert_eq!(pending, slot % 8 < 2, "slot {slot}: {schedule:?}");
+            let tally = f.records.inner.tally(Epoch(slot / 8)).await.unwrap().map(|t| t.tally);
+            let recent = f
+                .records
+                .inner
+                .results(SlotRange { start: Slot(slot.saturating_sub(16)), end: Slot(slot) })
+                .await
+                .unwrap();
+            let expected = lucid_consensus::leader::select(
+                &f.params,
+                Slot(slot),
+                if pending { None } else { tally.as_ref() },
+                &recent,
+            );
+            assert_eq!(schedule, expected, "slot {slot}");
+            let result =
+                f.result(slot).await.unwrap_or_else(|| panic!("slot {slot} has no result"));
+            match slot {
+                36 => assert!(matches!(result, SlotResult::Success { .. })),
+                _ if pending => assert!(matches!(result, SlotResult::NoLeader(_))),
+                _ => assert_eq!(result, SlotResult::Missed, "slot {slot}"),
+            }
+        }
+        // The first tick (slot 20) also did the bookkeeping of the 16 slots before it.
+        assert!(f.schedules(3..=3).await[0].is_none());
+        assert!(f.schedules(4..=19).await.iter().all(Option::is_some));
+        assert_eq!(f.records.schedule_inserts.load(Ordering::SeqCst), 40);
+        assert_eq!(f.records.result_inserts.load(Ordering::SeqCst), 40);
+        assert_eq!(f.metrics.results_with("success"), 1);
+    });
+}
+
+#[test]
+fn a_restart_never_overwrites_schedules_or_results() {
+    paused_runtime().block_on(async {
+        let f = RecordsFixture::new(20);
+        seed_proofs(&f.params, f.proofs.as_ref(), 1..=3, 0..60).await;
+        // Records written before (by an earlier run) that differ from what this run would
+        // compute: they stay as they are.
+        let foreign = Schedule {
+            slot: Slot(27),
+            epoch: Epoch(3),
+            tally_digest: None,
+            outcome: Outcome::NoLeader(lucid_consensus::leader::NoLeaderReason::NoRankedEntity),
+        };
+        f.records.inner.insert_schedule(&foreign).await.unwrap();
+        let winner = EntityId::Node(testing::node(9));
+        f.records.inner.record_result(Slot(28), &SlotResult::Success { winner }).await.unwrap();
+
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        sleep_until(&f.clock, f.at(30, 500)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        let before = f.schedules(20..=30).await;
+        let results_before: Vec<_> = {
+            let mut out = Vec::new();
+            for slot in 20..=30 {
+                out.push(f.result(slot).await);
+            }
+            out
+        };
+        assert_eq!(before[7], Some(foreign.clone()));
+        assert_eq!(results_before[8], Some(SlotResult::Success { winner }));
+
+        // A restart mid-slot 30, with a new tally revision in the store (late proofs), runs
+        // over the same slots again: nothing already written changes.
+        seed_proofs(&f.params, f.proofs.as_ref(), 4..=4, 20..24).await;
+        let revised = f.service().tally().revise(Epoch(3), f.clock.wall()).await.unwrap();
+        assert_eq!(revised, Some(TallyPut::Stored));
+        assert_eq!(f.records.inner.tally(Epoch(3)).await.unwrap().unwrap().tally.revision, 1);
+        let inserts = f.records.schedule_inserts.load(Ordering::SeqCst);
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        sleep_until(&f.clock, f.at(31, 900)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        assert_eq!(f.schedules(20..=30).await, before);
+        for (slot, result) in (20..=30).zip(results_before) {
+            assert_eq!(f.result(slot).await, result, "slot {slot}");
+        }
+        // Only slot 31 was new.
+        assert_eq!(f.records.schedule_inserts.load(Ordering::SeqCst), inserts + 1);
+        assert_eq!(f.metrics.loop_metrics("consensus_records").error.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn late_proofs_revise_the_tally_before_it_settles_and_never_after() {
+    paused_runtime().block_on(async {
+        let f = RecordsFixture::new(18);
+        seed_proofs(&f.params, f.proofs.as_ref(), 1..=3, 0..40).await;
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        sleep_until(&f.clock, f.at(20, 0)).await;
+        // A late proof for window(2) = [0, 16): the settlement at slot 24 recomputes.
+        seed_proofs(&f.params, f.proofs.as_ref(), 7..=7, 10..12).await;
+        sleep_until(&f.clock, f.at(25, 0)).await;
+        let stored = f.records.inner.tally(Epoch(2)).await.unwrap().unwrap();
+        assert_eq!(stored.tally.revision, 1);
+        assert_eq!(
+            stored.tally.digest,
+            expected_tally(&f.params, f.proofs.as_ref(), Epoch(2)).await.digest
+        );
+        assert_eq!(stored.settled_at, Some(f.at(24, 0)));
+        // After settlement a late proof changes nothing.
+        seed_proofs(&f.params, f.proofs.as_ref(), 8..=8, 12..13).await;
+        sleep_until(&f.clock, f.at(34, 0)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        let frozen = f.records.inner.tally(Epoch(2)).await.unwrap().unwrap();
+        assert_eq!(frozen, stored);
+        let keeper = f.service();
+        assert_eq!(keeper.tally().revise(Epoch(2), f.clock.wall()).await.unwrap(), None);
+        let puts = f.records.puts.lock().unwrap().clone();
+        assert_eq!(puts.iter().filter(|(e, _)| *e == Epoch(2)).count(), 2, "{puts:?}");
+    });
+}
+
+#[test]
+fn a_failing_store_tick_is_retried_and_never_freezes_a_schedule_without_its_tally() {
+    paused_runtime().block_on(async {
+        let f = RecordsFixture::new(20);
+        seed_proofs(&f.params, f.proofs.as_ref(), 1..=3, 0..40).await;
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        // Just before tally(3) is due at slot 26, the store starts failing for two calls.
+        sleep_until(&f.clock, f.at(25, 900)).await;
+        f.records.fail_next.store(2, Ordering::SeqCst);
+        sleep_until(&f.clock, f.at(29, 0)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        let counters = f.metrics.loop_metrics("consensus_records");
+        assert_eq!(counters.error.load(Ordering::SeqCst), 2);
+        assert!(counters.ok.load(Ordering::SeqCst) > 2);
+        assert!(f.records.inner.tally(Epoch(3)).await.unwrap().is_some());
+        for (slot, schedule) in (20..=28).zip(f.schedules(20..=28).await) {
+            let schedule = schedule.unwrap_or_else(|| panic!("slot {slot} has no schedule"));
+            let pending = matches!(
+                schedule.outcome,
+                Outcome::NoLeader(lucid_consensus::leader::NoLeaderReason::TallyPending)
+            );
+            assert_eq!(pending, slot % 8 < 2, "slot {slot}: {schedule:?}");
+            assert!(f.result(slot).await.is_some(), "slot {slot}");
+        }
+    });
+}
