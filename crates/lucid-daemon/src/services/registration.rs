@@ -111,6 +111,15 @@ pub async fn ensure_registration(
                 && record.capabilities == capabilities
                 && record.storage_capacity_bytes == config.storage_capacity_bytes =>
         {
+            // The record may have reached the store on another path (the API, a restart):
+            // the node's ingest must know it, or it would refuse the node's own beacons.
+            let mut ingest = ingest.lock().await;
+            if !ingest.is_registered(&node) {
+                ingest
+                    .load_registrations(store)
+                    .await
+                    .map_err(ServiceError::consensus("registration", "loading registrations"))?;
+            }
             return Ok(RegistrationStatus::Current { seq: record.seq });
         }
         Some(record) => record.seq.saturating_add(1),
