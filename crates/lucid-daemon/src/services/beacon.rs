@@ -128,14 +128,14 @@ impl BeaconProducer {
         )
         .await?;
         // A record that reached the store another way (the API) is found by the next call.
-        if let RegistrationStatus::Missing { missing } = &status {
-            if !self.missing_reported {
-                tracing::warn!(
-                    missing,
-                    "node is not registered: it signs no beacons and earns nothing until this is set"
-                );
-                self.missing_reported = true;
-            }
+        if let RegistrationStatus::Missing { missing } = &status
+            && !self.missing_reported
+        {
+            tracing::warn!(
+                missing,
+                "node is not registered: it signs no beacons and earns nothing until this is set"
+            );
+            self.missing_reported = true;
         }
         let registered = status.is_registered();
         self.registration = Some(status);
