@@ -28,7 +28,7 @@ use lucid_consensus::store::ProofStore;
 use lucid_consensus::verify::Verifier;
 use lucid_core::message::Message;
 use lucid_core::{Clock, NodeId, NodeKey, SignedMessage, Slot, UnixMillis};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::registration::{RegistrationConfig, RegistrationStatus, ensure_registration};
 use super::runner::Service;
@@ -69,6 +69,16 @@ pub struct BeaconDeps {
     pub outbox: Option<mpsc::Sender<SignedMessage>>,
 }
 
+/// What the producer reports for health and `status`: whether the node is registered and the
+/// newest slot it has a beacon for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BeaconStatus {
+    /// The registration state found by the last tick (`None` before the first).
+    pub registration: Option<RegistrationStatus>,
+    /// The newest slot with an own beacon.
+    pub last_signed: Option<Slot>,
+}
+
 /// The beacon loop's state.
 pub struct BeaconProducer {
     deps: BeaconDeps,
@@ -77,6 +87,7 @@ pub struct BeaconProducer {
     registration: Option<RegistrationStatus>,
     missing_reported: bool,
     last_signed: Option<Slot>,
+    status: watch::Sender<BeaconStatus>,
 }
 
 impl BeaconProducer {
@@ -91,7 +102,23 @@ impl BeaconProducer {
             registration: None,
             missing_reported: false,
             last_signed: None,
+            status: watch::Sender::new(BeaconStatus::default()),
         }
+    }
+
+    /// A receiver of the producer's status; take it before the producer is moved into its loop.
+    pub fn status(&self) -> watch::Receiver<BeaconStatus> {
+        self.status.subscribe()
+    }
+
+    fn publish_status(&self) {
+        let status =
+            BeaconStatus { registration: self.registration.clone(), last_signed: self.last_signed };
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
     }
 
     /// The node's beacon offset into each slot.
@@ -227,7 +254,9 @@ impl Service for BeaconProducer {
 
     async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {
         let Ok(slot) = self.deps.params.time.slot_of(now) else { return Ok(()) };
-        if !self.ensure_registered(now).await? {
+        let registered = self.ensure_registered(now).await;
+        self.publish_status();
+        if !registered? {
             return Ok(());
         }
         let due = self.due_in(slot).ok_or(ServiceError::Time {
@@ -237,7 +266,9 @@ impl Service for BeaconProducer {
         if now < due || self.last_signed.is_some_and(|last| last >= slot) {
             return Ok(());
         }
-        self.beacon(slot).await
+        let signed = self.beacon(slot).await;
+        self.publish_status();
+        signed
     }
 }
 

@@ -130,6 +130,7 @@ fn exactly_one_beacon_per_slot_each_at_its_aligned_time() {
         let f = Fixture::new(params, params.time.slot_start(Slot(10)).unwrap());
         let (outbox, mut gossip) = mpsc::channel(64);
         let producer = f.producer(config(), Some(outbox)).await;
+        let status = producer.status();
         let cancel = CancellationToken::new();
         let task = f.spawn(producer, &cancel);
         sleep_until(&f.clock, f.at(30, 0)).await;
@@ -152,6 +153,29 @@ fn exactly_one_beacon_per_slot_each_at_its_aligned_time() {
         assert_eq!(registrations[0].registration.seq, 1);
         assert_eq!(registrations[0].registration.node, f.key.node_id());
         assert!(f.store.inner.all_evidence().is_empty());
+        let status = status.borrow().clone();
+        assert_eq!(status.last_signed, Some(Slot(29)));
+        assert_eq!(status.registration, Some(RegistrationStatus::Published { seq: 1 }));
+    });
+}
+
+#[test]
+fn a_clock_jumping_back_never_signs_a_slot_twice() {
+    paused_runtime().block_on(async {
+        let params = testing::small_params();
+        let f = Fixture::new(params, params.time.slot_start(Slot(10)).unwrap());
+        let cancel = CancellationToken::new();
+        let task = f.spawn(f.producer(config(), None).await, &cancel);
+        sleep_until(&f.clock, f.at(14, 500)).await;
+        // NTP steps the clock back three slots: slots 11..=14 come round again.
+        f.clock.jump(-3_000);
+        sleep_until(&f.clock, f.at(16, 500)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        let slots: Vec<u64> = f.beacons().await.into_iter().map(|(slot, _)| slot).collect();
+        assert_eq!(slots, [10, 11, 12, 13, 14, 15, 16]);
+        assert!(f.store.inner.all_evidence().is_empty());
+        assert_eq!(f.metrics.loop_metrics("beacon").error.load(Ordering::SeqCst), 0);
     });
 }
 
