@@ -551,3 +551,89 @@ fn a_failing_store_tick_is_retried_and_never_freezes_a_schedule_without_its_tall
         }
     });
 }
+
+/// The wiring the node will do: every service on one tracker with a child token each, sharing
+/// the stores and the ingest state. The node's own beacons flow through ingest into the proof
+/// store and from there into the tallies (as beacon slots of its own entity).
+#[test]
+fn the_services_run_together_and_the_own_beacons_reach_the_tally() {
+    use lucid_consensus::ingest::Ingest;
+    use lucid_consensus::registration::{CAP_RELAY, Endpoint};
+    use lucid_consensus::verify::Verifier;
+
+    use super::beacon::{BeaconDeps, BeaconProducer};
+    use super::registration::RegistrationConfig;
+    use super::resources::{
+        RawSample, ResourceConfig, ResourceMonitor, ResourceThresholds, Sampler,
+    };
+
+    struct Idle;
+    impl Sampler for Idle {
+        fn sample(&mut self, _monotonic: Duration) -> RawSample {
+            RawSample { cpu: Some(1_000), memory: Some(2_000), ..RawSample::default() }
+        }
+    }
+
+    paused_runtime().block_on(async {
+        let f = RecordsFixture::new(3);
+        let key = Arc::new(testing::key(1));
+        let node = key.node_id();
+        let mut payout_address = [0u8; 21];
+        payout_address[0] = lucid_consensus::registration::TRON_ADDRESS_VERSION;
+        let beacons = BeaconProducer::new(BeaconDeps {
+            params: f.params,
+            clock: f.clock.clone(),
+            key,
+            registration: RegistrationConfig {
+                payout_address: Some(payout_address),
+                endpoint: Some(Endpoint::Direct("127.0.0.1:50051".into())),
+                capabilities: CAP_RELAY,
+                storage_capacity_bytes: 0,
+            },
+            store: f.proofs.clone(),
+            ingest: Arc::new(tokio::sync::Mutex::new(Ingest::new(f.params))),
+            verifier: Arc::new(Verifier::single_threaded()),
+            outbox: None,
+        });
+        let config = ResourceConfig {
+            interval: Duration::from_secs(30),
+            thresholds: ResourceThresholds::defaults(5),
+        };
+        let (monitor, resources) =
+            ResourceMonitor::new(Idle, config, f.clock.clone(), f.metrics.clone()).unwrap();
+
+        let root = CancellationToken::new();
+        let tracker = tokio_util::task::TaskTracker::new();
+        let clock: Arc<dyn Clock> = f.clock.clone();
+        tracker.spawn(run_service(beacons, clock.clone(), f.metrics.clone(), root.child_token()));
+        tracker.spawn(run_service(
+            f.service(),
+            clock.clone(),
+            f.metrics.clone(),
+            root.child_token(),
+        ));
+        tracker.spawn(run_service(monitor, clock, f.metrics.clone(), root.child_token()));
+        tracker.close();
+        sleep_until(&f.clock, f.at(8 * 4 + 3, 0)).await;
+        root.cancel();
+        tracker.wait().await;
+
+        // Beacons from slot 3 to 34; window(4) = [0, 32): slots 3..=31 are the node's.
+        let tally = f.records.inner.tally(Epoch(4)).await.unwrap().unwrap().tally;
+        let own = tally.entries.iter().find(|e| e.entity == EntityId::Node(node)).unwrap();
+        assert_eq!(own.beacon_slots, 29);
+        assert_eq!(own.credits, 0);
+        assert_eq!(own.rank, None, "beacons earn no credits");
+        assert_eq!(tally, expected_tally(&f.params, f.proofs.as_ref(), Epoch(4)).await);
+        assert!(resources.latest().is_some());
+        let text = f.metrics.render();
+        for name in ["beacon", "consensus_records", "resources"] {
+            assert!(
+                text.contains(&format!(
+                    "lucid_loop_ticks_total{{loop=\"{name}\",outcome=\"error\"}} 0\n"
+                )),
+                "{text}"
+            );
+        }
+    });
+}
