@@ -106,9 +106,167 @@ pub async fn run_service<S: Service>(
     tracing::debug!(service = name, "service stopped");
 }
 
+/// The state of a supervised service, for health.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceState {
+    /// The loop is running.
+    Running,
+    /// The loop ended after cancellation.
+    Stopped,
+    /// The loop panicked; it is not restarted (a panic is a bug) and health is unhealthy.
+    Failed {
+        /// The panic message, for logs and health detail (no secrets are ever formatted into
+        /// panic messages of this crate).
+        detail: String,
+    },
+}
+
+/// The states of every supervised service, by loop name.
+#[derive(Debug, Default)]
+pub struct ServiceStates {
+    states: std::sync::Mutex<std::collections::BTreeMap<&'static str, ServiceState>>,
+}
+
+impl ServiceStates {
+    /// No service yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn set(&self, name: &'static str, state: ServiceState) {
+        self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name, state);
+    }
+
+    /// Every service's state.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<&'static str, ServiceState> {
+        self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The services that failed.
+    pub fn failed(&self) -> Vec<&'static str> {
+        let states = self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        states
+            .iter()
+            .filter(|(_, s)| matches!(s, ServiceState::Failed { .. }))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic without a message".to_owned())
+}
+
+/// Spawns `service` on `tracker` under supervision: its state goes to `states`, and a panic is
+/// caught at the task boundary (the loop's own task), logged, and recorded as
+/// [`ServiceState::Failed`] instead of taking the node down.
+pub fn spawn_supervised<S: Service + 'static>(
+    tracker: &tokio_util::task::TaskTracker,
+    states: Arc<ServiceStates>,
+    service: S,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<ServiceMetrics>,
+    cancel: CancellationToken,
+) {
+    let name = service.name();
+    states.set(name, ServiceState::Running);
+    let inner = tracker.spawn(run_service(service, clock, metrics, cancel));
+    tracker.spawn(async move {
+        match inner.await {
+            Ok(()) => states.set(name, ServiceState::Stopped),
+            Err(error) => {
+                let detail = if error.is_panic() {
+                    panic_detail(error.into_panic().as_ref())
+                } else {
+                    "task cancelled by the runtime".to_owned()
+                };
+                tracing::error!(service = name, %detail, "service failed");
+                states.set(name, ServiceState::Failed { detail });
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Panicky {
+        ticks: u32,
+    }
+
+    #[async_trait::async_trait]
+    impl Service for Panicky {
+        fn name(&self) -> &'static str {
+            "panicky"
+        }
+        fn next_due(&self, after: UnixMillis) -> UnixMillis {
+            after.saturating_add_ms(1_000)
+        }
+        async fn tick(&mut self, _now: UnixMillis) -> Result<(), ServiceError> {
+            self.ticks += 1;
+            assert!(self.ticks < 3, "tick {} broke an invariant", self.ticks);
+            Ok(())
+        }
+    }
+
+    struct Steady;
+
+    #[async_trait::async_trait]
+    impl Service for Steady {
+        fn name(&self) -> &'static str {
+            "steady"
+        }
+        fn next_due(&self, after: UnixMillis) -> UnixMillis {
+            after.saturating_add_ms(1_000)
+        }
+        async fn tick(&mut self, _now: UnixMillis) -> Result<(), ServiceError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panicking_service_is_caught_and_marked_failed_while_the_others_run_on() {
+        crate::services::tests::paused_runtime().block_on(async {
+            let clock: Arc<dyn Clock> =
+                Arc::new(crate::services::time::TokioClock::new(UnixMillis(0)));
+            let metrics = Arc::new(ServiceMetrics::new());
+            let states = Arc::new(ServiceStates::new());
+            let tracker = tokio_util::task::TaskTracker::new();
+            let cancel = CancellationToken::new();
+            let panicky = Panicky { ticks: 0 };
+            spawn_supervised(
+                &tracker,
+                states.clone(),
+                panicky,
+                clock.clone(),
+                metrics.clone(),
+                cancel.child_token(),
+            );
+            spawn_supervised(
+                &tracker,
+                states.clone(),
+                Steady,
+                clock.clone(),
+                metrics.clone(),
+                cancel.child_token(),
+            );
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            assert_eq!(states.failed(), ["panicky"]);
+            let ServiceState::Failed { detail } = &states.snapshot()["panicky"] else { panic!() };
+            assert!(detail.contains("tick 3 broke an invariant"), "{detail}");
+            assert_eq!(states.snapshot()["steady"], ServiceState::Running);
+            assert!(metrics.loop_metrics("steady").ok.load(Ordering::SeqCst) >= 10);
+            cancel.cancel();
+            tracker.close();
+            tracker.wait().await;
+            assert_eq!(states.snapshot()["steady"], ServiceState::Stopped);
+        });
+    }
 
     #[test]
     fn retry_delay_doubles_up_to_a_minute() {
