@@ -71,7 +71,9 @@ pub async fn run_service<S: Service>(
             outcome = service.tick(started) => outcome,
         };
         let finished = clock.wall();
-        let mut due = service.next_due(started);
+        // From the start of the tick, so due times that passed during it count as skipped; from
+        // the end if the clock went back meanwhile, so a step back never stalls the loop.
+        let mut due = service.next_due(started.min(finished));
         let mut skipped = 0;
         while due <= finished && skipped < MAX_SKIPPED_COUNTED {
             skipped += 1;

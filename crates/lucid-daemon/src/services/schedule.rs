@@ -8,10 +8,13 @@
 //!   ([`ClaimSource`]); it is recorded compare-and-set from absent. Valid claims made from
 //!   another tally digest count `lucid_tally_divergence_total` and log a warning.
 //! - Slots are handled in order, so the result of s − 1 is recorded before the schedule of s
-//!   (which needs it for the cooldown). After skipped slots (a stall, a restart) the keeper does
-//!   the bookkeeping of each of them, at most [`CATCH_UP_SLOTS`] back: a schedule and result
-//!   are local observations (§8.4) and older ones are derived from peers' claims by the
-//!   catch-up path, not guessed here.
+//!   (which needs it for the cooldown). After slots skipped while running (a stall, a suspend)
+//!   the keeper does the bookkeeping of each of them, at most [`CATCH_UP_SLOTS`] back.
+//! - At start it begins with the current slot, and only completes the results of the slots of
+//!   the last [`CATCH_UP_SLOTS`] that it had scheduled before stopping. Results are local
+//!   observations (§8.4), fixed once: a node that was down derives the others from claims
+//!   fetched from peers (the catch-up path), and until then they are unknown, which `select`
+//!   treats as contributing nothing to the cooldown.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -184,8 +187,13 @@ impl ScheduleKeeper {
         let params = self.deps.params;
         let Ok(current) = params.time.slot_of(now) else { return Ok(()) };
         let oldest = current.0.saturating_sub(CATCH_UP_SLOTS);
-        let first =
-            self.complete_through.map_or(oldest, |done| done.0.saturating_add(1).max(oldest));
+        let first = match self.complete_through {
+            Some(done) => done.0.saturating_add(1).max(oldest),
+            None => {
+                self.finish_scheduled(Slot(oldest), current, now).await?;
+                current.0
+            }
+        };
         for slot in first..=current.0 {
             let slot = Slot(slot);
             let schedule = self.ensure_schedule(slot).await?;
@@ -196,6 +204,34 @@ impl ScheduleKeeper {
             }
             self.ensure_result(&schedule).await?;
             self.complete_through = Some(slot);
+        }
+        Ok(())
+    }
+
+    /// Records the due results of slots in `[from, to)` that have a stored schedule (scheduled
+    /// by this node before a restart) but no result yet.
+    async fn finish_scheduled(
+        &mut self,
+        from: Slot,
+        to: Slot,
+        now: UnixMillis,
+    ) -> Result<(), ServiceError> {
+        for slot in from.0..to.0 {
+            let slot = Slot(slot);
+            let due = result_time(&self.deps.params, slot)
+                .map_err(store_error("computing the result time"))?;
+            if now < due {
+                break;
+            }
+            let stored = self
+                .deps
+                .records
+                .schedule(slot)
+                .await
+                .map_err(store_error("reading a schedule"))?;
+            if let Some(schedule) = stored {
+                self.ensure_result(&schedule).await?;
+            }
         }
         Ok(())
     }

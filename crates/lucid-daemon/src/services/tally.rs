@@ -10,9 +10,10 @@
 //!   node calls when anti-entropy accepted proofs for an unsettled window.
 //!
 //! Every step reads the store first and does only what is missing, so a tick may run again (a
-//! retry, a restart) without changing anything. After a long outage only the current and the
-//! previous epoch are brought up to date: settling an older epoch from a store that missed its
-//! proofs would freeze a wrong tally for ever, so older epochs wait for the catch-up path.
+//! retry, a restart) without changing anything. Only a tally this node computed is settled,
+//! and only the current and the previous epoch are looked at: settling an epoch from a store
+//! that missed its proofs (the node was down) would freeze a wrong tally for ever, so such
+//! epochs wait for the catch-up path.
 //!
 //! The computation streams the window out of the `ProofStore` page by page into a
 //! [`TallyBuilder`] on a blocking thread (it is CPU work, and the builder borrows the membership
@@ -151,7 +152,10 @@ impl TallyKeeper {
         Ok(Some(put))
     }
 
-    /// Brings the tally of `epoch` to its final revision and freezes it. Idempotent.
+    /// Brings the tally of `epoch` to its final revision and freezes it. Idempotent. An epoch
+    /// without a stored tally is left alone: this node never computed it (it was not running
+    /// at `720e + 2`), so its store may lack the window's proofs, and a settled tally is
+    /// frozen for ever.
     pub async fn settle(&self, epoch: Epoch, now: UnixMillis) -> Result<(), ServiceError> {
         match self.deps.records.tally(epoch).await.map_err(store_error("reading a tally"))? {
             Some(stored) if stored.settled_at.is_some() => return Ok(()),
@@ -159,7 +163,8 @@ impl TallyKeeper {
                 self.revise(epoch, now).await?;
             }
             None => {
-                self.ensure(epoch, now).await?;
+                tracing::warn!(%epoch, "no tally of this epoch was computed here; not settling it");
+                return Ok(());
             }
         }
         let settled = self

@@ -320,23 +320,16 @@ fn a_tally_appears_once_per_epoch_boundary_and_equals_the_builder() {
         cancel.cancel();
         task.await.unwrap();
 
-        // Started in epoch 2 (slot 20): epoch 1 settled and epoch 2 computed at once; then one
-        // tally per boundary, each computed once (revision 0, no late proofs) and settled once.
+        // Started in epoch 2 (slot 20): epoch 2 computed at once, epoch 1 (never computed here)
+        // left alone; then one tally per boundary, each computed once (revision 0, no late
+        // proofs) and settled once.
         let puts = f.records.puts.lock().unwrap().clone();
-        assert_eq!(
-            puts,
-            [
-                (Epoch(1), 0),
-                (Epoch(2), 0),
-                (Epoch(3), 0),
-                (Epoch(4), 0),
-                (Epoch(5), 0),
-                (Epoch(6), 0)
-            ]
-        );
+        let epochs: Vec<(Epoch, u32)> = (2..=6).map(|e| (Epoch(e), 0)).collect();
+        assert_eq!(puts, epochs);
         let settles = f.records.settles.lock().unwrap().clone();
-        assert_eq!(settles, [Epoch(1), Epoch(2), Epoch(3), Epoch(4), Epoch(5)]);
-        for epoch in 1..=6 {
+        assert_eq!(settles, [Epoch(2), Epoch(3), Epoch(4), Epoch(5)]);
+        assert_eq!(f.records.inner.tally(Epoch(1)).await.unwrap(), None);
+        for epoch in 2..=6 {
             let stored = f.records.inner.tally(Epoch(epoch)).await.unwrap().unwrap();
             assert_eq!(
                 stored.tally,
@@ -353,7 +346,7 @@ fn a_tally_appears_once_per_epoch_boundary_and_equals_the_builder() {
                 }
             }
         }
-        assert!(!f.records.inner.tally(Epoch(1)).await.unwrap().unwrap().tally.ranked().is_empty());
+        assert!(!f.records.inner.tally(Epoch(2)).await.unwrap().unwrap().tally.ranked().is_empty());
         let text = f.metrics.render();
         assert!(text.contains("lucid_tally_epoch 6\n"), "{text}");
         assert!(text.contains("lucid_tally_entities{ranked=\"true\"} 4\n"), "{text}");
@@ -427,11 +420,10 @@ fn every_slot_gets_one_schedule_from_its_epochs_tally_and_one_result() {
                 _ => assert_eq!(result, SlotResult::Missed, "slot {slot}"),
             }
         }
-        // The first tick (slot 20) also did the bookkeeping of the 16 slots before it.
-        assert!(f.schedules(3..=3).await[0].is_none());
-        assert!(f.schedules(4..=19).await.iter().all(Option::is_some));
-        assert_eq!(f.records.schedule_inserts.load(Ordering::SeqCst), 40);
-        assert_eq!(f.records.result_inserts.load(Ordering::SeqCst), 40);
+        // The node started at slot 20: it made up nothing for the slots before it.
+        assert!(f.schedules(4..=19).await.iter().all(Option::is_none));
+        assert_eq!(f.records.schedule_inserts.load(Ordering::SeqCst), 24);
+        assert_eq!(f.records.result_inserts.load(Ordering::SeqCst), 24);
         assert_eq!(f.metrics.results_with("success"), 1);
     });
 }
@@ -634,6 +626,41 @@ fn the_services_run_together_and_the_own_beacons_reach_the_tally() {
                 )),
                 "{text}"
             );
+        }
+    });
+}
+
+#[test]
+fn a_restart_completes_the_results_it_had_scheduled_and_a_suspend_is_caught_up() {
+    paused_runtime().block_on(async {
+        let f = RecordsFixture::new(20);
+        seed_proofs(&f.params, f.proofs.as_ref(), 1..=3, 0..60).await;
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        // Stopped inside slot 30, after its schedule and before its result time.
+        sleep_until(&f.clock, f.at(30, 100)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(f.records.inner.schedule(Slot(30)).await.unwrap().is_some());
+        assert_eq!(f.result(30).await, None);
+        // Down for slots 31 and 32; back in slot 33.
+        sleep_until(&f.clock, f.at(33, 500)).await;
+        let cancel = CancellationToken::new();
+        let task = f.spawn(&cancel);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(f.result(30).await, Some(SlotResult::Missed));
+        assert_eq!(f.schedules(31..=32).await, [None, None], "nothing made up for the downtime");
+        assert!(f.records.inner.schedule(Slot(33)).await.unwrap().is_some());
+        // While running, the machine is suspended for five slots: the keeper does the
+        // bookkeeping of every skipped slot.
+        sleep_until(&f.clock, f.at(35, 500)).await;
+        f.clock.jump(5_000);
+        sleep_until(&f.clock, f.at(42, 0)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(f.schedules(33..=41).await.iter().all(Option::is_some));
+        for slot in 33..=41 {
+            assert!(f.result(slot).await.is_some(), "slot {slot}");
         }
     });
 }

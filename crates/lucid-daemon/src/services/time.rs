@@ -30,20 +30,25 @@ pub const MAX_NAP: Duration = Duration::from_secs(1);
 ///
 /// Sleeps at most [`MAX_NAP`] at a time and re-reads the clock after each sleep, so an early
 /// wake (a monotonic clock running ahead of the wall clock) sleeps again and a forward jump is
-/// noticed promptly.
+/// noticed promptly. A backward jump ends the wait early (returns `true`): callers compute
+/// their next instant from the clock and must treat an early wake as harmless.
 pub async fn sleep_until_wall(
     clock: &dyn Clock,
     at: UnixMillis,
     cancel: &CancellationToken,
 ) -> bool {
+    let mut previous = clock.wall();
     loop {
         if cancel.is_cancelled() {
             return false;
         }
         let now = clock.wall();
-        if now >= at {
+        // A wall clock that went back (NTP step) makes `at` stale: wake, so the caller computes
+        // its next instant from the new time instead of waiting out the jump.
+        if now >= at || now < previous {
             return true;
         }
+        previous = now;
         let distance = u64::try_from(at.0.saturating_sub(now.0)).unwrap_or(u64::MAX);
         let nap = Duration::from_millis(distance).min(MAX_NAP);
         tokio::select! {
@@ -98,5 +103,45 @@ impl Clock for TokioClock {
     )]
     fn monotonic(&self) -> Duration {
         tokio::time::Instant::now().saturating_duration_since(self.origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_the_wall_clock_and_wakes_early_when_it_steps_back() {
+        crate::services::tests::paused_runtime().block_on(async {
+            let clock = std::sync::Arc::new(TokioClock::new(UnixMillis(100_000)));
+            let cancel = CancellationToken::new();
+            // A plain wait ends exactly at the instant.
+            assert!(sleep_until_wall(clock.as_ref(), UnixMillis(102_500), &cancel).await);
+            assert_eq!(clock.wall(), UnixMillis(102_500));
+            let spawn_wait = |at| {
+                let clock = clock.clone();
+                let cancel = cancel.clone();
+                tokio::spawn(async move { sleep_until_wall(clock.as_ref(), at, &cancel).await })
+            };
+            // A forward jump is noticed within one nap.
+            let waiter = spawn_wait(UnixMillis(200_000));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            clock.jump(100_000);
+            tokio::time::sleep(MAX_NAP).await;
+            assert!(waiter.is_finished());
+            assert!(waiter.await.unwrap());
+            // A backward jump ends the wait early.
+            let waiter = spawn_wait(UnixMillis(400_000));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            clock.jump(-3_600_000);
+            tokio::time::sleep(MAX_NAP).await;
+            assert!(waiter.is_finished());
+            assert!(waiter.await.unwrap());
+            // Cancellation ends it with `false`.
+            let waiter = spawn_wait(UnixMillis(i64::MAX));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            cancel.cancel();
+            assert!(!waiter.await.unwrap());
+        });
     }
 }
