@@ -373,3 +373,69 @@ fn the_own_registration_is_re_signed_only_when_it_changes() {
         assert!(store.all_evidence().is_empty());
     });
 }
+
+#[test]
+fn a_malformed_registration_config_is_refused_by_the_own_ingest_and_signs_nothing() {
+    paused_runtime().block_on(async {
+        let params = testing::small_params();
+        let key = testing::key(4);
+        let store = MemoryProofStore::new();
+        let ingest = Arc::new(tokio::sync::Mutex::new(Ingest::new(params)));
+        let now = params.time.slot_start(Slot(5)).unwrap();
+        // Not a TRON address (wrong version byte).
+        let mut not_tron = payout_address(1);
+        not_tron[0] = 0x42;
+        let wrong_version = RegistrationConfig { payout_address: Some(not_tron), ..config() };
+        // An endpoint longer than the 255 bytes the record may carry.
+        let oversized =
+            RegistrationConfig { endpoint: Some(Endpoint::Direct("h".repeat(300))), ..config() };
+        // An endpoint with whitespace.
+        let spaced = RegistrationConfig {
+            endpoint: Some(Endpoint::Direct("host name:1".into())),
+            ..config()
+        };
+        for bad in [wrong_version, oversized, spaced] {
+            let refused = ensure_registration(&params, &key, &bad, &store, &ingest, now).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(ServiceError::OwnRegistrationRefused {
+                        reason: lucid_consensus::ingest::RejectReason::Malformed,
+                        ..
+                    })
+                ),
+                "{bad:?}: {refused:?}"
+            );
+        }
+        assert!(store.current_registrations().await.unwrap().is_empty());
+        assert!(!ingest.lock().await.is_registered(&key.node_id()));
+        // Capability bits beyond the defined ones are dropped, not signed.
+        let extra_bits = RegistrationConfig { capabilities: u32::MAX, ..config() };
+        let published =
+            ensure_registration(&params, &key, &extra_bits, &store, &ingest, now).await.unwrap();
+        assert_eq!(published, RegistrationStatus::Published { seq: 1 });
+        let record = &store.current_registrations().await.unwrap()[0].registration;
+        assert_eq!(record.capabilities, lucid_consensus::registration::CAP_ALL);
+    });
+}
+
+#[test]
+fn a_producer_with_a_malformed_address_retries_and_never_signs() {
+    paused_runtime().block_on(async {
+        let params = testing::small_params();
+        let f = Fixture::new(params, params.time.slot_start(Slot(10)).unwrap());
+        let mut not_tron = payout_address(1);
+        not_tron[0] = 0;
+        let bad = RegistrationConfig { payout_address: Some(not_tron), ..config() };
+        let producer = f.producer(bad, None).await;
+        let status = producer.status();
+        let cancel = CancellationToken::new();
+        let task = f.spawn(producer, &cancel);
+        sleep_until(&f.clock, f.at(20, 0)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(f.beacons().await.is_empty());
+        assert!(f.metrics.loop_metrics("beacon").error.load(Ordering::SeqCst) >= 2);
+        assert_eq!(status.borrow().last_signed, None);
+    });
+}
