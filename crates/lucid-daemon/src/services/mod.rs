@@ -3,7 +3,7 @@
 //! that `Node` can wire them and tests can run them under a mock clock.
 //!
 //! - [`beacon`]: exactly one signed uptime beacon per slot, at slot start plus a per-node jitter,
-//!   ingested through the same [`Ingest`](lucid_consensus::ingest::Ingest) path as peer proofs;
+//!   ingested through the same [`Ingest`] path as peer proofs;
 //!   [`registration`] makes sure the node's own signed registration record exists first.
 //! - [`tally`] and [`schedule`], driven together by [`consensus::ConsensusRecordsService`]: the
 //!   tally of each epoch at `slot_start(720e + 2)`, its settlement at `slot_start(720(e + 1))`, the
@@ -17,6 +17,22 @@
 //! missed due times count as skipped, it never queues them), and a failing tick is logged,
 //! counted and retried with backoff, never earlier than useful and never later than the next
 //! due time.
+//!
+//! [`runner::spawn_supervised`] runs a service on the node's `TaskTracker` and catches a panic at
+//! the task boundary, recording the service as failed in [`runner::ServiceStates`] for health.
+//!
+//! # Wiring (what `Node` does with these)
+//! One [`SharedIngest`] for the node (peer paths and the beacon producer alike), one
+//! [`metrics::ServiceMetrics`] whose [`render`](metrics::ServiceMetrics::render) is appended to
+//! the node's metrics, one [`runner::ServiceStates`], and per service a child of the node's
+//! cancellation token:
+//! - `BeaconProducer::new(BeaconDeps { params, clock, key, registration, store, ingest,
+//!   verifier, outbox })`; keep its [`status`](beacon::BeaconProducer::status) receiver.
+//! - `ConsensusRecordsService::new(TallyKeeper::new(TallyDeps { .. }),
+//!   ScheduleKeeper::new(ScheduleDeps { .. }))`, with the pool membership view and a
+//!   [`schedule::ClaimSource`] that the peer service fills.
+//! - `ResourceMonitor::new(SysinfoSampler::new(data_dir), ResourceConfig { .. }, clock,
+//!   metrics)`; hand the returned [`resources::ResourceHandle`] to the API.
 //!
 //! This module does NOT open sockets, gossip, or read configuration files: it gets what it needs
 //! as arguments, and hands what peers should see (signed messages) to a bounded channel.
