@@ -205,7 +205,14 @@ impl BeaconProducer {
             .ingest_batch(self.deps.store.as_ref(), &self.deps.verifier, now, vec![signed.clone()])
             .await
             .map_err(ServiceError::consensus("beacon", "ingesting the own beacon"))?;
-        let verdict = report.outcomes.first().map_or(Verdict::Duplicate, |o| o.verdict);
+        let verdict =
+            report.outcomes.first().map(|o| o.verdict).ok_or_else(|| ServiceError::Consensus {
+                service: "beacon",
+                action: "ingesting the own beacon",
+                source: lucid_consensus::Error::Bug(lucid_core::internal!(
+                    "ingest decided nothing for one message"
+                )),
+            })?;
         match verdict {
             Verdict::Accept => {
                 self.last_signed = Some(slot);
