@@ -439,3 +439,63 @@ fn a_producer_with_a_malformed_address_retries_and_never_signs() {
         assert_eq!(status.borrow().last_signed, None);
     });
 }
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// Time passes normally.
+    Run(u64),
+    /// The wall clock steps (suspend forward, NTP back) while tokio's time does not.
+    Jump(i64),
+    /// The process restarts with fresh state over the same store.
+    Restart,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (1u64..3_000).prop_map(Step::Run),
+        2 => (-4_000i64..8_000).prop_map(Step::Jump),
+        1 => Just(Step::Restart),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the clock and the process do, the node never signs two beacons for one slot
+    /// (no evidence, no refused own beacon), and every beacon is signed inside its slot, no
+    /// earlier than slot start plus the jitter.
+    #[test]
+    fn never_two_beacons_for_a_slot_whatever_the_clock_does(
+        start_ms in 0i64..1_000,
+        steps in proptest::collection::vec(step(), 1..25),
+    ) {
+        paused_runtime().block_on(async {
+            let params = testing::small_params();
+            let f = Fixture::new(params, params.time.slot_start(Slot(20)).unwrap().saturating_add_ms(start_ms));
+            let mut cancel = CancellationToken::new();
+            let mut task = f.spawn(f.producer(config(), None).await, &cancel);
+            for step in steps {
+                match step {
+                    Step::Run(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                    Step::Jump(ms) => f.clock.jump(ms),
+                    Step::Restart => {
+                        cancel.cancel();
+                        task.await.unwrap();
+                        cancel = CancellationToken::new();
+                        task = f.spawn(f.producer(config(), None).await, &cancel);
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+            cancel.cancel();
+            task.await.unwrap();
+            assert!(f.store.inner.all_evidence().is_empty());
+            assert_eq!(f.metrics.loop_metrics("beacon").error.load(Ordering::SeqCst), 0);
+            for (slot, ts) in f.beacons().await {
+                assert_eq!(params.time.slot_of(ts).unwrap(), Slot(slot));
+                assert!(ts >= f.at(slot, f.jitter()), "slot {slot} signed at {ts}, before its jitter point");
+            }
+        });
+    }
+}
