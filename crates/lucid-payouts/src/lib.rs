@@ -39,6 +39,8 @@
 //!   Ed25519 identity seed; a fee limit above the configured cap is a typed refusal, never a clamp.
 //!
 //! # Features
+//! - `testing`: the fake chain, the crash switch and the crash-matrix runner (`testing`), so
+//!   that the SQL stores of `lucid-storage` run the same crash matrix as the in-memory store.
 //! - `tron`: the TRON rail building blocks in the `tron` module (k256, sha2, sha3, bs58, prost,
 //!   zeroize). Off by default: without it payouts stay in the ledger, marked `awaiting_chain`.
 #![warn(missing_docs)]
@@ -51,6 +53,8 @@ pub mod processor;
 pub mod rail;
 pub mod rewards;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(feature = "tron")]
 pub mod tron;
 

@@ -404,6 +404,4 @@ impl Processor {
 }
 
 #[cfg(test)]
-mod fake_chain;
-#[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ use crate::rail::{
 
 /// How the fake chain treats one broadcast.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// Included, answered `result: true`.
     None,
     /// Included, but the answer is lost (`Unknown`).
@@ -45,13 +45,19 @@ const RANDOM_FAULTS: [Fault; 6] = [
     Fault::Reject(RejectCode::Tapos),
 ];
 
+/// A transaction the fake chain included.
 #[derive(Clone, Debug)]
-pub(crate) struct ChainTx {
-    pub(crate) payout_id: String,
-    pub(crate) to_address: ChainAddress,
-    pub(crate) net: u64,
-    pub(crate) success: bool,
-    pub(crate) log_matches: bool,
+pub struct ChainTx {
+    /// The payout it pays.
+    pub payout_id: String,
+    /// The destination.
+    pub to_address: ChainAddress,
+    /// Units transferred.
+    pub net: u64,
+    /// Whether its receipt is SUCCESS.
+    pub success: bool,
+    /// Whether its Transfer log matches the transfer.
+    pub log_matches: bool,
     polls: u32,
     block: u64,
 }
@@ -77,15 +83,17 @@ struct State {
 
 /// The fake chain (shared by every worker of a test, like the real chain).
 #[derive(Debug)]
-pub(crate) struct FakeChain {
+pub struct FakeChain {
     state: Mutex<State>,
 }
 
 /// Transaction lifetime of the fake signer (`tron.tx_expiration`, 60 s).
-pub(crate) const TX_EXPIRATION_MS: i64 = 60_000;
+pub const TX_EXPIRATION_MS: i64 = 60_000;
 
 impl FakeChain {
-    pub(crate) fn new(seed: u64, fault_percent: u64, solidify_polls: u32) -> Self {
+    /// A chain drawing faults for `fault_percent` % of unscripted broadcasts, solidifying a
+    /// transaction after `solidify_polls` status polls.
+    pub fn new(seed: u64, fault_percent: u64, solidify_polls: u32) -> Self {
         FakeChain {
             state: Mutex::new(State {
                 now: 0,
@@ -109,45 +117,48 @@ impl FakeChain {
     }
 
     /// Moves chain time forward (never back: several workers share the chain).
-    pub(crate) fn advance_to(&self, now: UnixMillis) {
+    pub fn advance_to(&self, now: UnixMillis) {
         let mut state = self.lock();
         state.now = state.now.max(now.0);
     }
 
-    pub(crate) fn set_status_error_percent(&self, percent: u64) {
+    /// Percent of status polls that fail in transport.
+    pub fn set_status_error_percent(&self, percent: u64) {
         self.lock().status_error_percent = percent;
     }
 
-    pub(crate) fn set_fault_percent(&self, percent: u64) {
+    /// Percent of unscripted broadcasts that draw a random fault.
+    pub fn set_fault_percent(&self, percent: u64) {
         self.lock().fault_percent = percent;
     }
 
     /// The next broadcasts meet these faults, in order, before random ones resume.
-    pub(crate) fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
         self.lock().scripted.extend(faults);
     }
 
-    pub(crate) fn set_hot_wallet_low(&self, low: bool) {
+    /// Whether preflight reports the hot wallet too low.
+    pub fn set_hot_wallet_low(&self, low: bool) {
         self.lock().hot_wallet_low = low;
     }
 
     /// Every broadcast received: (chain time, txid).
-    pub(crate) fn broadcasts(&self) -> Vec<(i64, Txid)> {
+    pub fn broadcasts(&self) -> Vec<(i64, Txid)> {
         self.lock().broadcasts.clone()
     }
 
     /// Faults drawn so far, by kind (`Debug` form).
-    pub(crate) fn faults_drawn(&self) -> BTreeMap<String, u64> {
+    pub fn faults_drawn(&self) -> BTreeMap<String, u64> {
         self.lock().drawn.clone()
     }
 
     /// The payout a txid signed by this chain's fake signer belongs to.
-    pub(crate) fn payout_of(&self, txid: &Txid) -> Option<String> {
+    pub fn payout_of(&self, txid: &Txid) -> Option<String> {
         self.lock().signed.get(txid).map(|(intent, _)| intent.payout_id.clone())
     }
 
     /// Included transactions that moved money (SUCCESS with a real Transfer), for a payout.
-    pub(crate) fn successful_transfers(&self, payout_id: &str) -> Vec<(Txid, ChainTx)> {
+    pub fn successful_transfers(&self, payout_id: &str) -> Vec<(Txid, ChainTx)> {
         self.lock()
             .included
             .iter()
