@@ -314,6 +314,41 @@ fn rebuild_posting(key: &str, kind: &str, entries: &[(String, i64)]) -> Result<P
     Posting::new(key.to_owned(), kind, entries).map_err(|error| invalid(error.to_string()))
 }
 
+/// Every posting with its entries, in the order [`parse_postings`] expects.
+const POSTINGS_SELECT: &str = "SELECT p.posting_key, p.kind, e.account, e.amount FROM \
+     ledger_postings p LEFT JOIN ledger_entries e ON e.posting_key = p.posting_key \
+     ORDER BY p.posting_key, e.account";
+/// Every account with its balance.
+const BALANCES_SELECT: &str = "SELECT account, balance FROM ledger_accounts ORDER BY account";
+
+fn parse_postings(rows: &[Row]) -> Result<Vec<Posting>, Error> {
+    let mut grouped: BTreeMap<String, (String, Vec<(String, i64)>)> = BTreeMap::new();
+    for row in rows {
+        let c = Columns::new(row, "ledger_postings", "reading the ledger");
+        let key = c.text(0)?;
+        let kind = c.text(1)?;
+        let slot = grouped.entry(key).or_insert_with(|| (kind, Vec::new()));
+        let account = c.opt_text(2)?;
+        let amount = row.opt_int(3).map_err(Error::query("reading the ledger"))?;
+        if let (Some(account), Some(amount)) = (account, amount) {
+            slot.1.push((account, amount));
+        }
+    }
+    grouped.iter().map(|(key, (kind, entries))| rebuild_posting(key, kind, entries)).collect()
+}
+
+fn parse_balances(rows: &[Row]) -> Result<Vec<(Account, i64)>, Error> {
+    rows.iter()
+        .map(|row| {
+            let c = Columns::new(row, "ledger_accounts", "reading balances");
+            let name = c.text(0)?;
+            let account = Account::parse(&name)
+                .ok_or_else(|| c.invalid(format!("unknown account {name:?}")))?;
+            Ok((account, c.signed(1)?))
+        })
+        .collect()
+}
+
 /// An open write transaction with its dialect.
 struct Write {
     tx: Tx,
@@ -594,40 +629,14 @@ impl Database {
 
     /// Every posting, by key (for tests and audits, like `MemoryPayoutStore::ledger`).
     pub async fn ledger_postings(&self) -> Result<Vec<Posting>, Error> {
-        let mut q = self.query(
-            "SELECT p.posting_key, p.kind, e.account, e.amount FROM ledger_postings p \
-             LEFT JOIN ledger_entries e ON e.posting_key = p.posting_key \
-             ORDER BY p.posting_key, e.account",
-        );
-        let rows = self.ledger_read(&mut q, "reading the ledger").await?;
-        let mut grouped: BTreeMap<String, (String, Vec<(String, i64)>)> = BTreeMap::new();
-        for row in &rows {
-            let c = Columns::new(row, "ledger_postings", "reading the ledger");
-            let key = c.text(0)?;
-            let kind = c.text(1)?;
-            let slot = grouped.entry(key).or_insert_with(|| (kind, Vec::new()));
-            let account = c.opt_text(2)?;
-            let amount = row.opt_int(3).map_err(Error::query("reading the ledger"))?;
-            if let (Some(account), Some(amount)) = (account, amount) {
-                slot.1.push((account, amount));
-            }
-        }
-        grouped.iter().map(|(key, (kind, entries))| rebuild_posting(key, kind, entries)).collect()
+        let mut q = self.query(POSTINGS_SELECT);
+        parse_postings(&self.ledger_read(&mut q, "reading the ledger").await?)
     }
 
     /// Every account's maintained balance, by account name.
     pub async fn ledger_balances(&self) -> Result<Vec<(Account, i64)>, Error> {
-        let mut q = self.query("SELECT account, balance FROM ledger_accounts ORDER BY account");
-        let rows = self.ledger_read(&mut q, "reading balances").await?;
-        rows.iter()
-            .map(|row| {
-                let c = Columns::new(row, "ledger_accounts", "reading balances");
-                let name = c.text(0)?;
-                let account = Account::parse(&name)
-                    .ok_or_else(|| c.invalid(format!("unknown account {name:?}")))?;
-                Ok((account, c.signed(1)?))
-            })
-            .collect()
+        let mut q = self.query(BALANCES_SELECT);
+        parse_balances(&self.ledger_read(&mut q, "reading balances").await?)
     }
 
     /// Audits the ledger and the payouts as `MemoryPayoutStore::audit` does: every posting
@@ -637,8 +646,33 @@ impl Database {
     /// reserve, settle and release postings exactly as its status says. `Ok(Err(report))` is a
     /// broken invariant; `Err` a failed read.
     pub async fn audit_ledger_and_payouts(&self) -> Result<Result<(), String>, Error> {
-        let postings = self.ledger_postings().await?;
-        let balances = self.ledger_balances().await?;
+        // One snapshot for every read, so that concurrent writers cannot make a consistent
+        // store look inconsistent: SQLite's write lock, PostgreSQL's repeatable read.
+        let mut w = self.ledger_write().await?;
+        if w.dialect == Dialect::Postgres {
+            let mut q = w.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            w.exec(&mut q, "starting an audit snapshot").await?;
+        }
+        let mut q = w.query(POSTINGS_SELECT);
+        let postings = parse_postings(&w.rows(&mut q, "reading the ledger").await?)?;
+        let mut q = w.query(BALANCES_SELECT);
+        let balances = parse_balances(&w.rows(&mut q, "reading balances").await?)?;
+        let mut q = w.query(PAYOUT_SELECT);
+        q.push("ORDER BY created_at, payout_id");
+        let payouts = w
+            .rows(&mut q, "listing payouts")
+            .await?
+            .iter()
+            .map(read_payout)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut q = w.query(ATTEMPT_SELECT);
+        q.push("ORDER BY payout_id, attempt_no");
+        let mut attempts_of: BTreeMap<String, Vec<AttemptRecord>> = BTreeMap::new();
+        for row in w.rows(&mut q, "reading attempts").await? {
+            let attempt = read_attempt(&row)?;
+            attempts_of.entry(attempt.payout_id.clone()).or_default().push(attempt);
+        }
+        drop(w);
         let mut sums: BTreeMap<Account, i128> = BTreeMap::new();
         for posting in &postings {
             for entry in posting.entries() {
@@ -662,9 +696,9 @@ impl Database {
             return Ok(Err(format!("balances sum to {total}, not zero")));
         }
         let keys: std::collections::BTreeSet<&str> = postings.iter().map(Posting::key).collect();
-        for payout in self.list_payouts(None).await? {
+        for payout in payouts {
             let id = &payout.payout_id;
-            let attempts = self.payout_attempts(id).await?;
+            let attempts = attempts_of.remove(id).unwrap_or_default();
             let live = attempts.iter().filter(|a| a.status.is_live()).count();
             if live > 1 {
                 return Ok(Err(format!("{id} has {live} live attempts")));
