@@ -70,6 +70,8 @@ pub struct PayoutRecord {
     pub first_signed_at: Option<UnixMillis>,
     /// When it became terminal.
     pub completed_at: Option<UnixMillis>,
+    /// Signing failures so far ([`Unclaim::SignFailed`]); at the bound the payout fails.
+    pub sign_failures: u32,
 }
 
 impl PayoutRecord {
@@ -228,6 +230,18 @@ pub enum Unclaim {
     Fail {
         /// Why.
         code: String,
+    },
+    /// The rail could not sign (nothing was committed or sent): the failure is counted on the
+    /// payout, which goes back to `pending` until `max_failures` is reached, then fails with
+    /// its reservation released, in the same transaction, so exactly once (§5.7: a signing
+    /// error must not retry forever).
+    SignFailed {
+        /// Why (`SIGNING_FAILED`).
+        code: String,
+        /// Failures after which the payout fails (≥ 1).
+        max_failures: u32,
+        /// The rail's error, kept as the payout's `error_message` (never key material).
+        message: String,
     },
 }
 
@@ -585,6 +599,7 @@ impl PayoutStore for MemoryPayoutStore {
             updated_at: request.now,
             first_signed_at: None,
             completed_at: None,
+            sign_failures: 0,
         };
         state.payouts.insert(id, record.clone());
         Ok(CreateOutcome::Created(record))
@@ -650,6 +665,20 @@ impl PayoutStore for MemoryPayoutStore {
             Unclaim::Fail { code } => {
                 state.release(payout_id)?;
                 state.set_status(payout_id, PayoutStatus::Failed, now)?;
+                code
+            }
+            Unclaim::SignFailed { code, max_failures, message } => {
+                let failures = payout.sign_failures.saturating_add(1);
+                if failures >= *max_failures {
+                    state.release(payout_id)?;
+                    state.set_status(payout_id, PayoutStatus::Failed, now)?;
+                } else {
+                    state.set_status(payout_id, PayoutStatus::Pending, now)?;
+                }
+                if let Some(payout) = state.payouts.get_mut(payout_id) {
+                    payout.sign_failures = failures;
+                    payout.error_message = Some(message.clone());
+                }
                 code
             }
         };

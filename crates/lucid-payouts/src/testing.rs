@@ -56,9 +56,10 @@ pub fn address(index: u8) -> ChainAddress {
     address
 }
 
-/// The processor settings of the matrix: a one-minute lease, defaults otherwise.
+/// The processor settings of the matrix: a one-minute lease, a payout fails after two signing
+/// failures (so that the matrix meets that end too), defaults otherwise.
 pub fn config() -> ProcessorConfig {
-    ProcessorConfig { lease_ms: 60_000, ..ProcessorConfig::default() }
+    ProcessorConfig { lease_ms: 60_000, max_sign_failures: 2, ..ProcessorConfig::default() }
 }
 
 /// The store under test as a crash test sees it: handles that a crash takes away, and a way to
@@ -550,13 +551,14 @@ impl Rng {
 
 /// The random world of seed `seed` over `harness`: 1–3 payouts over up to 3 nodes, 0–3
 /// retries, 40 % of broadcasts drawing a random fault, 10 % of status polls failing in
-/// transport, solidified after 1–3 polls.
+/// transport, 10 % of signings failing, solidified after 1–3 polls.
 pub async fn random_world(seed: u64, harness: Arc<dyn CrashableStore>) -> World {
     let mut rng = Rng(seed);
     let payouts: Vec<(u64, u64)> =
         (0..1 + rng.below(3)).map(|_| (rng.below(3), 10 + rng.below(5_000))).collect();
     let chain = FakeChain::new(seed, 40, 1 + u32::try_from(rng.below(3)).unwrap());
     chain.set_status_error_percent(10);
+    chain.set_sign_failure_percent(10);
     World::new(harness, chain, &payouts, u32::try_from(rng.below(4)).unwrap()).await
 }
 
@@ -569,6 +571,10 @@ pub struct MatrixReport {
     pub hits: BTreeMap<&'static str, u64>,
     /// Faults the chain drew, by kind.
     pub faults: BTreeMap<String, u64>,
+    /// Signing failures injected.
+    pub sign_failures: u64,
+    /// Payouts that failed for good on signing failures (`SIGNING_FAILED`, nothing signed).
+    pub failed_unsigned: u64,
 }
 
 /// The crash matrix (I13) over the seeds `seeds`: each seed's random world runs once without a
@@ -600,6 +606,17 @@ where
             report.crash_runs += 1;
             for (kind, count) in world.chain.faults_drawn() {
                 *report.faults.entry(kind).or_default() += count;
+            }
+            report.sign_failures += world.chain.sign_failures();
+            for id in &world.ids {
+                let payout = world.payout(id).await;
+                if payout.status == PayoutStatus::Failed
+                    && payout.error_code.as_deref() == Some(crate::processor::SIGNING_FAILED)
+                {
+                    report.failed_unsigned += 1;
+                    // Nothing signed in its last claim, and the reservation came back.
+                    assert!(payout.sign_failures >= 1);
+                }
             }
         }
     }

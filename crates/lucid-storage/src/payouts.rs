@@ -41,7 +41,8 @@ use crate::sql::{Dialect, Query, Row, Tx, Value};
 /// The columns a payout is read from, in the order [`read_payout`] expects.
 const PAYOUT_SELECT: &str = "SELECT payout_id, node_id, origin, idempotency_key, gross, fee, net, \
      to_address, status, attempt_count, max_retries, lease_owner, lease_until, error_code, \
-     error_message, created_at, updated_at, first_signed_at, completed_at FROM payouts ";
+     error_message, created_at, updated_at, first_signed_at, completed_at, sign_failures \
+     FROM payouts ";
 /// The columns an attempt is read from, in the order [`read_attempt`] expects.
 const ATTEMPT_SELECT: &str = "SELECT payout_id, attempt_no, txid, raw_data, signature, \
      expiration_ms, fee_limit_sun, status, broadcasts, broadcast_at, block_number, \
@@ -263,6 +264,7 @@ fn read_payout(row: &Row) -> Result<PayoutRecord, Error> {
         updated_at: c.time(16)?,
         first_signed_at: c.opt_time(17)?,
         completed_at: c.opt_time(18)?,
+        sign_failures: c.small(19, "sign_failures")?,
     })
 }
 
@@ -523,6 +525,7 @@ impl Write {
         q.push(", updated_at = ").bind(time(payout.updated_at));
         q.push(", first_signed_at = ").bind(opt_time(payout.first_signed_at));
         q.push(", completed_at = ").bind(opt_time(payout.completed_at));
+        q.push(", sign_failures = ").bind(int("sign_failures", u64::from(payout.sign_failures))?);
         q.push(" WHERE payout_id = ").bind(text(&payout.payout_id));
         q.push(" AND status = ").bind(text(was.as_str()));
         if self.exec(&mut q, "updating a payout").await? == 1 {
@@ -826,6 +829,7 @@ impl Database {
             updated_at: request.now,
             first_signed_at: None,
             completed_at: None,
+            sign_failures: 0,
         };
         let mut q = w.query(
             "INSERT INTO payouts (payout_id, node_id, origin, idempotency_key, gross, fee, net, \
@@ -936,6 +940,17 @@ impl Database {
             Unclaim::Fail { code } => {
                 w.release(&payout, now).await?;
                 set_status(&mut payout, PayoutStatus::Failed, now)?;
+                code
+            }
+            Unclaim::SignFailed { code, max_failures, message } => {
+                payout.sign_failures = payout.sign_failures.saturating_add(1);
+                payout.error_message = Some(message.clone());
+                if payout.sign_failures >= *max_failures {
+                    w.release(&payout, now).await?;
+                    set_status(&mut payout, PayoutStatus::Failed, now)?;
+                } else {
+                    set_status(&mut payout, PayoutStatus::Pending, now)?;
+                }
                 code
             }
         };

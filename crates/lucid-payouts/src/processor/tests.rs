@@ -77,6 +77,7 @@ fn crash_at_every_step_boundary() {
         "mark_sent",
         "finalize_confirmed",
         "finalize_failed_or_retry",
+        "unclaim",
     ] {
         assert!(report.hits.contains_key(boundary), "no crash at {boundary}: {:?}", report.hits);
     }
@@ -90,6 +91,8 @@ fn crash_at_every_step_boundary() {
         );
     }
     assert!(report.crash_runs >= 3_000, "only {} crash runs", report.crash_runs);
+    // Signing failures were drawn, and some payouts reached the bound and failed unsigned.
+    assert!(report.sign_failures > 0 && report.failed_unsigned > 0, "{report:?}");
 }
 
 /// I14: an answer lost after acceptance is found by polling the same txid, and a timeout leads
@@ -329,4 +332,130 @@ fn low_hot_wallet_signs_nothing() {
     world.chain.set_fault_percent(0);
     settle(&world);
     run(world.check_final(config().dead_margin_ms));
+}
+
+/// A signer that keeps failing does not retry forever: each failure is counted on the payout,
+/// and at `max_sign_failures` it fails with `SIGNING_FAILED`, its reservation released once;
+/// nothing was ever broadcast.
+#[test]
+fn signing_failures_are_bounded_and_release_the_reservation_once() {
+    let world = new_world(FakeChain::new(12, 0, 1), &[(0, 100)], 3);
+    world.chain.fail_next_signings(1_000);
+    let cfg = ProcessorConfig { max_sign_failures: 3, ..config() };
+    let mut processor = world.processor("w", cfg);
+    let id = world.ids[0].clone();
+    let before = run(world.store().balance(&world.nodes[0])).unwrap();
+    for step in 1..=3u32 {
+        let now = UnixMillis(T0 + 1_000 + i64::from(step) * STEP_MS);
+        let report = run(processor.step(now)).unwrap();
+        assert_eq!((report.claimed, report.signing_failures, report.signed), (1, 1, 0));
+        let payout = payout(&world, &id);
+        assert_eq!(payout.sign_failures, step);
+        assert_eq!(payout.error_code.as_deref(), Some(SIGNING_FAILED));
+        let expected = if step < 3 { PayoutStatus::Pending } else { PayoutStatus::Failed };
+        assert_eq!(payout.status, expected);
+        assert_eq!(report.failed, usize::from(step == 3));
+        run(world.check_always());
+    }
+    // Failed for good: never claimed again, nothing broadcast, the reservation back once.
+    let report = run(processor.step(UnixMillis(T0 + 100 * STEP_MS))).unwrap();
+    assert_eq!((report.claimed, report.signing_failures), (0, 0));
+    assert_eq!(world.chain.sign_failures(), 3);
+    assert!(world.chain.broadcasts().is_empty());
+    let after = run(world.store().balance(&world.nodes[0])).unwrap();
+    assert_eq!(after.available, before.available + before.reserved);
+    assert_eq!(after.reserved, 0);
+    run(world.check_final(cfg.dead_margin_ms));
+}
+
+/// Signing failures below the bound only delay the payout.
+#[test]
+fn signing_recovers_before_the_bound() {
+    let world = new_world(FakeChain::new(13, 0, 1), &[(0, 100)], 3);
+    world.chain.fail_next_signings(2);
+    let cfg = ProcessorConfig { max_sign_failures: 3, ..config() };
+    run(run_with_crashes(&world, &[], &Arc::new(CrashSwitch::default()), cfg));
+    let payout = payout(&world, &world.ids[0]);
+    assert_eq!((payout.status, payout.sign_failures), (PayoutStatus::Confirmed, 2));
+    run(world.check_final(cfg.dead_margin_ms));
+}
+
+/// The retry delay doubles from 2 s, is capped at 60 s, and its jitter keeps it between half
+/// and all of that.
+#[test]
+fn retry_delay_doubles_caps_and_jitters() {
+    let full: Vec<i64> = (1..=8).map(|n| retry_delay_ms(n, 1_000)).collect();
+    assert_eq!(full, [2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]);
+    assert_eq!(retry_delay_ms(1, 0), 1_000);
+    assert_eq!(retry_delay_ms(u32::MAX, 1_000), RETRY_MAX_MS);
+    assert_eq!(retry_delay_ms(0, 1_000), RETRY_BASE_MS);
+    for failures in 1..10 {
+        let base = retry_delay_ms(failures, 1_000);
+        for jitter in [0, 1, 499, 500, 999, 1_000, 5_000] {
+            let delay = retry_delay_ms(failures, jitter);
+            assert!(delay >= base / 2 && delay <= base, "{failures} {jitter} {delay}");
+        }
+    }
+}
+
+/// Transport errors while polling do not stop the step, and the payout is polled again only
+/// after its backoff, computed from the `now` given (no sleeping): over 60 s of steps every
+/// 500 ms, a handful of polls instead of 120.
+#[test]
+fn transport_errors_back_off_from_the_time_given() {
+    let world = new_world(FakeChain::new(14, 0, 1), &[(0, 100)], 3);
+    let mut processor = world.processor("w", config());
+    let t = T0 + 1_000;
+    world.chain.advance_to(UnixMillis(t));
+    let report = run(processor.step(UnixMillis(t))).unwrap();
+    assert_eq!(report.sent, 1);
+    world.chain.set_status_error_percent(100);
+    let calls_before = world.chain.status_calls();
+    let mut errors = 0;
+    let mut skipped = 0;
+    for k in 1..=120 {
+        let now = UnixMillis(t + k * 500);
+        world.chain.advance_to(now);
+        let report = run(processor.step(now)).unwrap();
+        errors += report.transport_errors;
+        skipped += report.backing_off;
+    }
+    let polls = world.chain.status_calls() - calls_before;
+    // Delays of at least 1, 2, 4, 8, 16, 30, 30 s: at most 8 polls in 60 s.
+    assert!(polls >= 3 && polls <= 8, "{polls} polls");
+    assert_eq!(u64::try_from(errors).unwrap(), polls);
+    assert!(skipped > 100, "{skipped}");
+    world.chain.set_status_error_percent(0);
+    let mut now = t + 121 * 500;
+    for _ in 0..20 {
+        world.chain.advance_to(UnixMillis(now));
+        run(processor.step(UnixMillis(now))).unwrap();
+        now += STEP_MS;
+    }
+    assert_eq!(statuses(&world), [PayoutStatus::Confirmed]);
+    run(world.check_final(config().dead_margin_ms));
+}
+
+/// Consecutive rail failures of any kind open the worker's circuit: ten signing failures in a
+/// row stop the batch, the rest goes back to pending unsigned.
+#[test]
+fn circuit_opens_after_consecutive_signing_failures() {
+    let world = new_world(FakeChain::new(15, 0, 1), &[(0, 20); 12], 3);
+    world.chain.fail_next_signings(1_000);
+    let caps = crate::payout::DailyCaps { max_count: 0, max_per_node: 0 };
+    let cfg = ProcessorConfig { batch_size: 20, caps, max_sign_failures: 100, ..config() };
+    let mut processor = world.processor("w", cfg);
+    let t = T0 + 1_000;
+    let report = run(processor.step(UnixMillis(t))).unwrap();
+    assert_eq!((report.claimed, report.signing_failures, report.failed), (12, 10, 0));
+    assert_eq!(
+        processor.circuit(),
+        Circuit::Open { until: UnixMillis(t + cfg.circuit_cooldown_ms) }
+    );
+    let reasons: Vec<Option<String>> =
+        world.ids.iter().map(|id| payout(&world, id).error_code).collect();
+    let open = reasons.iter().filter(|r| r.as_deref() == Some("CIRCUIT_OPEN")).count();
+    assert_eq!(open, 2);
+    assert!(statuses(&world).iter().all(|s| *s == PayoutStatus::Pending));
+    run(world.check_always());
 }

@@ -70,6 +70,14 @@ struct State {
     fault_percent: u64,
     /// Percent of status calls that fail in transport.
     status_error_percent: u64,
+    /// Percent of signings that fail.
+    sign_failure_percent: u64,
+    /// Signings that fail before random ones resume.
+    failing_signings: u64,
+    /// Status calls received.
+    status_calls: u64,
+    /// Signing failures injected.
+    sign_failures: u64,
     scripted: VecDeque<Fault>,
     solidify_polls: u32,
     hot_wallet_low: bool,
@@ -100,6 +108,10 @@ impl FakeChain {
                 rng: seed ^ 0x9e37_79b9_7f4a_7c15,
                 fault_percent,
                 status_error_percent: 0,
+                sign_failure_percent: 0,
+                failing_signings: 0,
+                status_calls: 0,
+                sign_failures: 0,
                 scripted: VecDeque::new(),
                 solidify_polls,
                 hot_wallet_low: false,
@@ -125,6 +137,26 @@ impl FakeChain {
     /// Percent of status polls that fail in transport.
     pub fn set_status_error_percent(&self, percent: u64) {
         self.lock().status_error_percent = percent;
+    }
+
+    /// Percent of signings that fail (the signer is broken or unreachable).
+    pub fn set_sign_failure_percent(&self, percent: u64) {
+        self.lock().sign_failure_percent = percent;
+    }
+
+    /// The next `count` signings fail.
+    pub fn fail_next_signings(&self, count: u64) {
+        self.lock().failing_signings = count;
+    }
+
+    /// Status calls received so far.
+    pub fn status_calls(&self) -> u64 {
+        self.lock().status_calls
+    }
+
+    /// Signing failures injected so far.
+    pub fn sign_failures(&self) -> u64 {
+        self.lock().sign_failures
     }
 
     /// Percent of unscripted broadcasts that draw a random fault.
@@ -211,6 +243,20 @@ impl PayoutRail for FakeChain {
 
     async fn build_and_sign(&self, intent: &TransferIntent) -> Result<SignedTransfer, Error> {
         let mut state = self.lock();
+        let fail = if state.failing_signings > 0 {
+            state.failing_signings -= 1;
+            true
+        } else {
+            Self::next_random(&mut state) % 100 < state.sign_failure_percent
+        };
+        if fail {
+            state.sign_failures += 1;
+            return Err(Error::Rail {
+                rail: "fake",
+                action: "signing a transfer",
+                message: "the signer is unavailable".to_owned(),
+            });
+        }
         state.nonce += 1;
         let mut txid = [0u8; 32];
         txid[..8].copy_from_slice(&state.nonce.to_be_bytes());
@@ -287,6 +333,7 @@ impl PayoutRail for FakeChain {
 
     async fn status(&self, txid: &Txid, expected: &ExpectedTransfer) -> Result<ChainStatus, Error> {
         let mut state = self.lock();
+        state.status_calls += 1;
         if Self::next_random(&mut state) % 100 < state.status_error_percent {
             return Err(Error::Rail {
                 rail: "fake",

@@ -81,6 +81,8 @@ CREATE TABLE payouts (
     updated_at BIGINT NOT NULL,
     first_signed_at BIGINT,
     completed_at BIGINT,
+    -- Signing failures counted by the processor; at its bound the payout fails.
+    sign_failures BIGINT NOT NULL DEFAULT 0 CHECK (sign_failures >= 0),
     CHECK (fee + net = gross),
     CHECK (attempt_count <= 1 + max_retries),
     -- A lease exists exactly while the payout is claimed.

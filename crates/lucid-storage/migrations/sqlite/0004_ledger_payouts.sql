@@ -74,6 +74,8 @@ CREATE TABLE payouts (
     updated_at INTEGER NOT NULL,
     first_signed_at INTEGER,
     completed_at INTEGER,
+    -- Signing failures counted by the processor; at its bound the payout fails.
+    sign_failures INTEGER NOT NULL DEFAULT 0 CHECK (sign_failures >= 0),
     CHECK (fee + net = gross),
     CHECK (attempt_count <= 1 + max_retries),
     -- A lease exists exactly while the payout is claimed.
