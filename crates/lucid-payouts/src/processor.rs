@@ -405,11 +405,9 @@ impl Processor {
             // Polling stops; only an admin resolve ends it.
             return Ok(());
         }
-        if let Some(backoff) = self.backoff.get(&payout.payout_id) {
-            if now < backoff.not_before {
-                report.backing_off += 1;
-                return Ok(());
-            }
+        if self.backoff.get(&payout.payout_id).is_some_and(|b| now < b.not_before) {
+            report.backing_off += 1;
+            return Ok(());
         }
         let attempts = self.store.attempts(&payout.payout_id).await?;
         let Some(attempt) = attempts.into_iter().find(|a| a.status.is_live()) else {

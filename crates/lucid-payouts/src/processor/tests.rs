@@ -422,7 +422,7 @@ fn transport_errors_back_off_from_the_time_given() {
     }
     let polls = world.chain.status_calls() - calls_before;
     // Delays of at least 1, 2, 4, 8, 16, 30, 30 s: at most 8 polls in 60 s.
-    assert!(polls >= 3 && polls <= 8, "{polls} polls");
+    assert!((3..=8).contains(&polls), "{polls} polls");
     assert_eq!(u64::try_from(errors).unwrap(), polls);
     assert!(skipped > 100, "{skipped}");
     world.chain.set_status_error_percent(0);

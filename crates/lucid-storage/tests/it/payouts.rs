@@ -128,7 +128,7 @@ enum Op {
     PayoutPosting { payout: usize },
     Create { node: u64, key: u8, requested: Option<u64>, address: bool, max_retries: u32 },
     Claim { batch: u32, owner: u8, max_count: u32, max_per_node: u32 },
-    Unclaim { payout: usize, owner: u8, fail: bool },
+    Unclaim { payout: usize, owner: u8, how: u8 },
     Sign { payout: usize, owner: u8, skew: u32, tag: u8 },
     Broadcast { payout: usize, tag: Option<u8> },
     Sent { payout: usize, tag: Option<u8> },
@@ -166,10 +166,10 @@ fn op() -> impl Strategy<Value = Op> {
         (1..4u32, 0..2u8, 0..4u32, 0..3u32).prop_map(|(batch, owner, max_count, max_per_node)| {
             Op::Claim { batch, owner, max_count, max_per_node }
         }),
-        (payout.clone(), 0..2u8, any::<bool>()).prop_map(|(payout, owner, fail)| Op::Unclaim {
+        (payout.clone(), 0..2u8, 0..3u8).prop_map(|(payout, owner, how)| Op::Unclaim {
             payout,
             owner,
-            fail
+            how
         }),
         (payout.clone(), 0..2u8, 0..3u32, 0..6u8).prop_map(|(payout, owner, skew, tag)| Op::Sign {
             payout,
@@ -266,13 +266,12 @@ async fn step(memory: &MemoryPayoutStore, db: &Database, op: &Op, now: &mut i64)
             }
         }
         Op::Session { node: n, revenue, id } => {
-            match Posting::session_revenue(&format!("s{id}"), node(*n), MicroUsdt(*revenue)) {
-                Ok(posting) => {
-                    same!(apply_posting(&posting, at));
-                    same!(posting(posting.key()));
-                }
-                // A zero revenue is not a posting.
-                Err(_) => {}
+            // A zero revenue is not a posting.
+            if let Ok(posting) =
+                Posting::session_revenue(&format!("s{id}"), node(*n), MicroUsdt(*revenue))
+            {
+                same!(apply_posting(&posting, at));
+                same!(posting(posting.key()));
             }
         }
         Op::PayoutPosting { payout } => {
@@ -304,12 +303,16 @@ async fn step(memory: &MemoryPayoutStore, db: &Database, op: &Op, now: &mut i64)
             };
             same!(claim(&request));
         }
-        Op::Unclaim { payout, owner, fail } => {
+        Op::Unclaim { payout, owner, how } => {
             let id = pick(memory, *payout).await;
-            let what = if *fail {
-                Unclaim::Fail { code: "BAD_ADDRESS".to_owned() }
-            } else {
-                Unclaim::Retry { code: "HOT_WALLET_LOW".to_owned() }
+            let what = match how {
+                0 => Unclaim::Fail { code: "BAD_ADDRESS".to_owned() },
+                1 => Unclaim::Retry { code: "HOT_WALLET_LOW".to_owned() },
+                _ => Unclaim::SignFailed {
+                    code: "SIGNING_FAILED".to_owned(),
+                    max_failures: 2,
+                    message: "signer unavailable".to_owned(),
+                },
             };
             same!(unclaim(&id, &format!("w{owner}"), &what, at));
         }
@@ -754,7 +757,7 @@ async fn the_schema_refuses_what_the_money_rules_refuse() {
             ),
             (
                 "a zero entry",
-                format!("INSERT INTO ledger_entries (posting_key, account, amount) VALUES ('epoch_reward:1', 'treasury', 0)"),
+                "INSERT INTO ledger_entries (posting_key, account, amount) VALUES ('epoch_reward:1', 'treasury', 0)".to_owned(),
             ),
             (
                 "a changed entry",
