@@ -181,6 +181,18 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// A persistent store (the SQL adapter) failed; nothing of the transaction was committed.
+    /// Unlike [`Error::StoreUnavailable`] it keeps the store's own coarse kind, so that a
+    /// constraint the schema enforced (a bug above the store) is not mistaken for an outage.
+    #[error("payout store failed while {action}: {message}")]
+    Store {
+        /// What was being done.
+        action: &'static str,
+        /// The coarse kind the store reported.
+        kind: ErrorKind,
+        /// The store's error chain, as text (the error must stay `Clone + Eq`).
+        message: String,
+    },
     /// A broken internal invariant.
     #[error(transparent)]
     Bug(#[from] Bug),
@@ -231,6 +243,7 @@ impl HasKind for Error {
             Error::Rail { .. } => ErrorKind::TransientNetwork,
             Error::NoChain { .. } => ErrorKind::FeatureDisabled,
             Error::StoreUnavailable { .. } => ErrorKind::StoreUnavailable,
+            Error::Store { kind, .. } => *kind,
             Error::Bug(bug) => bug.kind(),
         }
     }

@@ -97,6 +97,27 @@ impl PostingKind {
             PostingKind::PayoutSettle => "payout_settle",
         }
     }
+
+    /// Every kind.
+    pub const ALL: [PostingKind; 5] = [
+        PostingKind::EpochReward,
+        PostingKind::SessionRevenue,
+        PostingKind::PayoutReserve,
+        PostingKind::PayoutRelease,
+        PostingKind::PayoutSettle,
+    ];
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        PostingKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// Whether postings of this kind credit earnings (epoch rewards, session revenue) rather
+    /// than move a payout's reservation; only these may be posted on their own
+    /// (`LedgerStore::apply_posting`), the others belong to a payout transition.
+    pub fn is_credit(self) -> bool {
+        matches!(self, PostingKind::EpochReward | PostingKind::SessionRevenue)
+    }
 }
 
 /// One immutable line of a posting.
@@ -337,6 +358,11 @@ impl Ledger {
     /// The balance of `account` (0 if it never had an entry).
     pub fn balance(&self, account: &Account) -> i64 {
         self.balances.get(account).copied().unwrap_or(0)
+    }
+
+    /// Every account that ever had an entry, with its balance, by account.
+    pub fn balances(&self) -> impl Iterator<Item = (Account, i64)> + '_ {
+        self.balances.iter().map(|(account, balance)| (*account, *balance))
     }
 
     /// The posting recorded under `key`.

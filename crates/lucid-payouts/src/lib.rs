@@ -9,8 +9,9 @@
 //! 10 000 USDT maximum, a 1 % fee clamped to [0.1, 10] USDT) and a state machine whose every
 //! transition is a compare-and-set. The [`processor`] runs the crash-safe send protocol over two
 //! ports this crate owns: [`store::PayoutStore`] (one method per transaction, with the in-memory
-//! reference `MemoryPayoutStore`) and [`rail::PayoutRail`] (the chain; `LedgerOnlyRail` when
-//! there is none).
+//! reference `MemoryPayoutStore`, which also implements [`store::LedgerStore`] for credit
+//! postings) and [`rail::PayoutRail`] (the chain; `LedgerOnlyRail` when
+//! there is none). The [`sweep`] plans the automatic `auto:{period}` payouts.
 //!
 //! This crate does NOT do I/O, read the clock, spawn tasks or talk HTTP itself: the ledger here is
 //! the in-memory reference whose semantics the database adapter must match, time comes in as an
@@ -39,6 +40,8 @@
 //!   Ed25519 identity seed; a fee limit above the configured cap is a typed refusal, never a clamp.
 //!
 //! # Features
+//! - `testing`: the fake chain, the crash switch and the crash-matrix runner (`testing`), so
+//!   that the SQL stores of `lucid-storage` run the same crash matrix as the in-memory store.
 //! - `tron`: the TRON rail building blocks in the `tron` module (k256, sha2, sha3, bs58, prost,
 //!   zeroize). Off by default: without it payouts stay in the ledger, marked `awaiting_chain`.
 #![warn(missing_docs)]
@@ -51,6 +54,9 @@ pub mod processor;
 pub mod rail;
 pub mod rewards;
 pub mod store;
+pub mod sweep;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(feature = "tron")]
 pub mod tron;
 

@@ -7,7 +7,16 @@
 //! commit that counts it, and a new attempt exists only after the previous one is proven dead.
 //! The processor keeps no state that matters for safety: dropping it at any point (a crash) and
 //! starting a new one over the same store resumes the protocol. Time comes in as `now`.
+//!
+//! Hardening (§5.7): a signing failure is counted on the payout in the store
+//! ([`Unclaim::SignFailed`]) and after `max_sign_failures` the payout fails with its reservation
+//! released in that same commit, so a broken signer never retries forever and never releases
+//! twice. A transport error while polling the chain does not stop the step: that payout waits
+//! for a backoff computed from `now` ([`retry_delay_ms`], 2 s × 2^n capped at 60 s with
+//! deterministic jitter; nothing sleeps here), and every rail failure (attempt failure, signing
+//! failure, transport error) counts toward the worker's circuit breaker.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lucid_core::UnixMillis;
@@ -39,6 +48,8 @@ pub struct ProcessorConfig {
     pub circuit_failures: u32,
     /// How long an open circuit pauses claiming (`payouts.circuit_cooldown`, 120 s), in ms.
     pub circuit_cooldown_ms: i64,
+    /// Signing failures after which a payout fails for good (≥ 1; 3).
+    pub max_sign_failures: u32,
 }
 
 impl Default for ProcessorConfig {
@@ -50,6 +61,7 @@ impl Default for ProcessorConfig {
             caps: DailyCaps::default(),
             circuit_failures: 10,
             circuit_cooldown_ms: 120_000,
+            max_sign_failures: 3,
         }
     }
 }
@@ -94,12 +106,50 @@ pub struct StepReport {
     pub mismatches: usize,
     /// Compare-and-set losses to another worker (harmless).
     pub lost_races: usize,
+    /// Signing failures (each counted on its payout).
+    pub signing_failures: usize,
+    /// Chain reads that failed in transport (each payout then waits for its backoff).
+    pub transport_errors: usize,
+    /// Live payouts skipped because their backoff has not elapsed.
+    pub backing_off: usize,
     /// The rail has no chain: this many payouts wait (`awaiting_chain`).
     pub awaiting_chain: Option<usize>,
     /// The preflight found the hot wallet too low (health `hot_wallet_low`).
     pub hot_wallet_low: bool,
     /// The circuit breaker after the step.
     pub circuit: Option<Circuit>,
+}
+
+/// First retry delay of a failed transport call (§5.7).
+pub const RETRY_BASE_MS: i64 = 2_000;
+/// Longest retry delay.
+pub const RETRY_MAX_MS: i64 = 60_000;
+
+/// The delay before retrying a transport call after `failures` consecutive failures (≥ 1):
+/// `min(2 s × 2^(failures − 1), 60 s)`, jittered down to between half and all of it by
+/// `jitter_per_mille` (0..=1000), so that workers retrying together spread out. Pure: the
+/// caller adds it to its `now`.
+pub fn retry_delay_ms(failures: u32, jitter_per_mille: u16) -> i64 {
+    let exponent = failures.saturating_sub(1).min(16);
+    let base = RETRY_BASE_MS.saturating_mul(1_i64 << exponent).min(RETRY_MAX_MS);
+    let jitter = i64::from(jitter_per_mille.min(1_000));
+    base / 2 + base / 2 * jitter / 1_000
+}
+
+/// A deterministic jitter for `key`'s `failures`-th retry (FNV-1a), in 0..=1000.
+fn jitter_for(key: &str, failures: u32) -> u16 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes().chain(failures.to_be_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    u16::try_from(hash % 1_001).unwrap_or(0)
+}
+
+/// A payout whose chain reads failed in transport: retried no earlier than `not_before`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Backoff {
+    failures: u32,
+    not_before: UnixMillis,
 }
 
 /// One worker of the send protocol.
@@ -109,7 +159,12 @@ pub struct Processor {
     config: ProcessorConfig,
     owner: String,
     circuit: Circuit,
+    /// Per payout; lost with the process, which only makes the restarted one poll sooner.
+    backoff: BTreeMap<String, Backoff>,
 }
+
+/// The error code of a payout whose rail could not sign it.
+pub const SIGNING_FAILED: &str = "SIGNING_FAILED";
 
 /// Whether an error is a lost compare-and-set (another worker got there first).
 fn is_lost_race(error: &Error) -> bool {
@@ -135,7 +190,14 @@ impl Processor {
         config: ProcessorConfig,
         owner: String,
     ) -> Self {
-        Processor { store, rail, config, owner, circuit: Circuit::Closed { failures: 0 } }
+        Processor {
+            store,
+            rail,
+            config,
+            owner,
+            circuit: Circuit::Closed { failures: 0 },
+            backoff: BTreeMap::new(),
+        }
     }
 
     /// The circuit breaker's state.
@@ -246,11 +308,20 @@ impl Processor {
         let transfer = match self.rail.build_and_sign(intent).await {
             Ok(transfer) => transfer,
             Err(error) => {
-                // Nothing was committed: the claim returns to pending and waits for the next
-                // step; the error surfaces after.
-                let code = Unclaim::Retry { code: "SIGNING_FAILED".to_owned() };
-                self.store.unclaim(&payout.payout_id, &self.owner, &code, now).await?;
-                return Err(error);
+                // Nothing was committed or sent. The store counts the failure on the payout and,
+                // at the bound, fails it and releases its reservation in the same commit.
+                let what = Unclaim::SignFailed {
+                    code: SIGNING_FAILED.to_owned(),
+                    max_failures: self.config.max_sign_failures.max(1),
+                    message: error.to_string(),
+                };
+                let payout = self.store.unclaim(&payout.payout_id, &self.owner, &what, now).await?;
+                report.signing_failures += 1;
+                if payout.status == PayoutStatus::Failed {
+                    report.failed += 1;
+                }
+                self.rail_failed(now);
+                return Ok(());
             }
         };
         let attempt = self
@@ -301,6 +372,12 @@ impl Processor {
         if payout.status == PayoutStatus::Failed {
             report.failed += 1;
         }
+        self.rail_failed(now);
+    }
+
+    /// One more consecutive rail failure (attempt failure, signing failure, transport error):
+    /// the circuit opens at `circuit_failures`, and any failure while half-open reopens it.
+    fn rail_failed(&mut self, now: UnixMillis) {
         self.circuit = match self.circuit {
             Circuit::Closed { failures } => {
                 let failures = failures.saturating_add(1);
@@ -328,6 +405,10 @@ impl Processor {
             // Polling stops; only an admin resolve ends it.
             return Ok(());
         }
+        if self.backoff.get(&payout.payout_id).is_some_and(|b| now < b.not_before) {
+            report.backing_off += 1;
+            return Ok(());
+        }
         let attempts = self.store.attempts(&payout.payout_id).await?;
         let Some(attempt) = attempts.into_iter().find(|a| a.status.is_live()) else {
             return Ok(());
@@ -339,7 +420,24 @@ impl Processor {
             // Signed, never broadcast (a crash after the sign commit): nothing can be on chain.
             return self.broadcast(payout, &attempt, now, report).await;
         }
-        match self.rail.status(txid, &Self::expected(payout)).await? {
+        let status = match self.rail.status(txid, &Self::expected(payout)).await {
+            Ok(status) => {
+                self.backoff.remove(id);
+                status
+            }
+            Err(Error::Rail { .. }) => {
+                // Retry the same read later, not in a tight loop; the rest of the step goes on.
+                let failures = self.backoff.get(id).map_or(0, |b| b.failures).saturating_add(1);
+                let delay = retry_delay_ms(failures, jitter_for(id, failures));
+                let not_before = now.saturating_add_ms(delay);
+                self.backoff.insert(id.clone(), Backoff { failures, not_before });
+                report.transport_errors += 1;
+                self.rail_failed(now);
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        };
+        match status {
             ChainStatus::Solidified {
                 success: true,
                 transfer_matches: true,
@@ -403,7 +501,5 @@ impl Processor {
     }
 }
 
-#[cfg(test)]
-mod fake_chain;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,14 @@
-//! The `PayoutStore` port (pools-payouts.md §8, T4–T8) and `MemoryPayoutStore`, the in-memory
-//! reference whose semantics the SQL adapter must match.
+//! The `LedgerStore` and `PayoutStore` ports (pools-payouts.md §8, T3–T8) and
+//! `MemoryPayoutStore`, the in-memory reference of both whose semantics the SQL adapter must
+//! match.
+//!
+//! Why two ports over one store: credits (epoch rewards, session revenue) are posted by the
+//! reward and session services, which have no business with payout transitions, while the
+//! payout postings (reserve, release, settle) exist only inside a payout transaction. So
+//! [`LedgerStore::apply_posting`] accepts credit postings alone and refuses payout postings,
+//! which [`PayoutStore`] writes in the same commit as the state change they account for. Both
+//! ports are implemented by the same store over one ledger, so a balance read by either is the
+//! same number.
 //!
 //! Every method is one transaction and every state change a compare-and-set on the expected
 //! state, so concurrent workers, a cancel and a lease release can race safely: the loser gets
@@ -12,7 +21,7 @@ use async_trait::async_trait;
 use lucid_core::{MicroUsdt, NodeId, UnixMillis};
 
 use crate::error::Error;
-use crate::ledger::{Account, Ledger, NodeBalance, Posting};
+use crate::ledger::{Account, Applied, Ledger, NodeBalance, Posting};
 use crate::payout::{
     Amounts, DailyCaps, Origin, PayoutLimits, PayoutStatus, Refusal, Replay, payout_id, replay,
     utc_day,
@@ -61,6 +70,8 @@ pub struct PayoutRecord {
     pub first_signed_at: Option<UnixMillis>,
     /// When it became terminal.
     pub completed_at: Option<UnixMillis>,
+    /// Signing failures so far ([`Unclaim::SignFailed`]); at the bound the payout fails.
+    pub sign_failures: u32,
 }
 
 impl PayoutRecord {
@@ -220,6 +231,57 @@ pub enum Unclaim {
         /// Why.
         code: String,
     },
+    /// The rail could not sign (nothing was committed or sent): the failure is counted on the
+    /// payout, which goes back to `pending` until `max_failures` is reached, then fails with
+    /// its reservation released, in the same transaction, so exactly once (§5.7: a signing
+    /// error must not retry forever).
+    SignFailed {
+        /// Why (`SIGNING_FAILED`).
+        code: String,
+        /// Failures after which the payout fails (≥ 1).
+        max_failures: u32,
+        /// The rail's error, kept as the payout's `error_message` (never key material).
+        message: String,
+    },
+}
+
+/// The persistence port of the ledger's credits (§8 T3): postings applied idempotently by key.
+///
+/// Semantics of [`Ledger::apply`]: the same key with the same posting is a no-op
+/// ([`Applied::AlreadyPosted`]), the same key with a different posting is
+/// [`Error::PostingConflict`], and a posting that would overdraw a non-negative account is
+/// refused whole ([`Error::Overdraft`]); nothing of a refused posting is written.
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    /// Applies a credit posting (epoch reward, session revenue) in one transaction: entries,
+    /// account balances and the posting row together. Payout postings are refused
+    /// ([`Error::InvalidPosting`]): they are written only with their payout transition.
+    async fn apply_posting(&self, posting: &Posting, now: UnixMillis) -> Result<Applied, Error>;
+
+    /// The posting recorded under `key`, if any.
+    async fn posting(&self, key: &str) -> Result<Option<Posting>, Error>;
+
+    /// The balance of one account (0 if it never had an entry).
+    async fn account_balance(&self, account: &Account) -> Result<i64, Error>;
+
+    /// Every node whose available balance is at least `minimum`, by node id: the candidates of
+    /// the automatic sweep.
+    async fn nodes_with_available(
+        &self,
+        minimum: MicroUsdt,
+    ) -> Result<Vec<(NodeId, MicroUsdt)>, Error>;
+}
+
+/// The refusal of a payout posting offered to [`LedgerStore::apply_posting`].
+pub fn refuse_payout_posting(posting: &Posting) -> Result<(), Error> {
+    if posting.kind().is_credit() {
+        Ok(())
+    } else {
+        Err(Error::InvalidPosting {
+            key: posting.key().to_owned(),
+            rule: "payout postings are written only with their payout transition",
+        })
+    }
 }
 
 /// The persistence port of payouts: one method per transaction of §8.
@@ -537,6 +599,7 @@ impl PayoutStore for MemoryPayoutStore {
             updated_at: request.now,
             first_signed_at: None,
             completed_at: None,
+            sign_failures: 0,
         };
         state.payouts.insert(id, record.clone());
         Ok(CreateOutcome::Created(record))
@@ -602,6 +665,20 @@ impl PayoutStore for MemoryPayoutStore {
             Unclaim::Fail { code } => {
                 state.release(payout_id)?;
                 state.set_status(payout_id, PayoutStatus::Failed, now)?;
+                code
+            }
+            Unclaim::SignFailed { code, max_failures, message } => {
+                let failures = payout.sign_failures.saturating_add(1);
+                if failures >= *max_failures {
+                    state.release(payout_id)?;
+                    state.set_status(payout_id, PayoutStatus::Failed, now)?;
+                } else {
+                    state.set_status(payout_id, PayoutStatus::Pending, now)?;
+                }
+                if let Some(payout) = state.payouts.get_mut(payout_id) {
+                    payout.sign_failures = failures;
+                    payout.error_message = Some(message.clone());
+                }
                 code
             }
         };
@@ -859,6 +936,40 @@ impl PayoutStore for MemoryPayoutStore {
 
     async fn balance(&self, node: &NodeId) -> Result<NodeBalance, Error> {
         Ok(self.lock("reading a balance")?.ledger.node_balance(node))
+    }
+}
+
+#[async_trait]
+impl LedgerStore for MemoryPayoutStore {
+    async fn apply_posting(&self, posting: &Posting, _now: UnixMillis) -> Result<Applied, Error> {
+        refuse_payout_posting(posting)?;
+        self.lock("posting")?.ledger.apply(posting)
+    }
+
+    async fn posting(&self, key: &str) -> Result<Option<Posting>, Error> {
+        Ok(self.lock("reading a posting")?.ledger.posting(key).cloned())
+    }
+
+    async fn account_balance(&self, account: &Account) -> Result<i64, Error> {
+        Ok(self.lock("reading a balance")?.ledger.balance(account))
+    }
+
+    async fn nodes_with_available(
+        &self,
+        minimum: MicroUsdt,
+    ) -> Result<Vec<(NodeId, MicroUsdt)>, Error> {
+        let state = self.lock("listing balances")?;
+        Ok(state
+            .ledger
+            .balances()
+            .filter_map(|(account, balance)| match account {
+                Account::Node(node) => {
+                    let available = MicroUsdt(u64::try_from(balance).ok()?);
+                    (available >= minimum).then_some((node, available))
+                }
+                _ => None,
+            })
+            .collect())
     }
 }
 

@@ -5,8 +5,9 @@
 //! open. It implements `lucid_consensus::store::ProofStore` over the `registrations`, `proofs`
 //! and `evidence` tables of `consensus.md` §10, with exactly the semantics of
 //! `MemoryProofStore`, and `lucid_pools::PoolStore` over the `pools` and `pool_members` tables of
-//! `pools-payouts.md` §6, with exactly the semantics of `MemoryPoolStore`. Other stores (ledger,
-//! payouts) follow on the same `Database`.
+//! `pools-payouts.md` §6, with exactly the semantics of `MemoryPoolStore`, and
+//! `lucid_payouts::store::{LedgerStore, PayoutStore}` over the `ledger_*`, `payouts` and
+//! `payout_attempts` tables, with exactly the semantics of `MemoryPayoutStore`.
 //!
 //! Queries are built at run time (`sqlx::QueryBuilder` with multi-row inserts), not with the
 //! compile-time checked `query!` macros: with two backends in one crate the macros would need
@@ -35,6 +36,13 @@
 //!   backstop: `CHECK (max_nodes BETWEEN 1 AND 100)`, `CHECK (seats BETWEEN 0 AND max_nodes)`,
 //!   status and role checks, partial unique indexes for one seat per node and one leader seat per
 //!   pool, so a bug above the store cannot break those invariants.
+//! - Ledger and payouts (§4, §5, §8 T3–T8): every port method is one write transaction that
+//!   locks what it decides on (the payout row, the account rows in one global order, the node's
+//!   account before a payout is created; claims under an advisory lock on PostgreSQL), and every
+//!   payout write is a compare-and-set on the status read. Balances are maintained with the
+//!   entries and never go below zero on non-negative accounts; the schema is the backstop:
+//!   `CHECK (balance >= 0)`, unique posting keys, immutable entries (triggers), `UNIQUE
+//!   (node_id, idempotency_key)`, `CHECK (fee + net = gross)` and one live attempt per payout.
 //!
 //! # Features
 //! - `testing`: `testing::TestDb`, throwaway SQLite files and PostgreSQL databases (a private
@@ -44,6 +52,7 @@
 mod consensus;
 mod database;
 pub mod error;
+mod payouts;
 mod pools;
 mod sql;
 

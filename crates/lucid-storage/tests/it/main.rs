@@ -8,6 +8,7 @@
 mod consensus;
 mod durability;
 mod ingest;
+mod payouts;
 mod pools;
 
 use lucid_consensus::ConsensusParams;

@@ -18,7 +18,7 @@ use crate::rail::{
 
 /// How the fake chain treats one broadcast.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// Included, answered `result: true`.
     None,
     /// Included, but the answer is lost (`Unknown`).
@@ -45,13 +45,19 @@ const RANDOM_FAULTS: [Fault; 6] = [
     Fault::Reject(RejectCode::Tapos),
 ];
 
+/// A transaction the fake chain included.
 #[derive(Clone, Debug)]
-pub(crate) struct ChainTx {
-    pub(crate) payout_id: String,
-    pub(crate) to_address: ChainAddress,
-    pub(crate) net: u64,
-    pub(crate) success: bool,
-    pub(crate) log_matches: bool,
+pub struct ChainTx {
+    /// The payout it pays.
+    pub payout_id: String,
+    /// The destination.
+    pub to_address: ChainAddress,
+    /// Units transferred.
+    pub net: u64,
+    /// Whether its receipt is SUCCESS.
+    pub success: bool,
+    /// Whether its Transfer log matches the transfer.
+    pub log_matches: bool,
     polls: u32,
     block: u64,
 }
@@ -64,6 +70,14 @@ struct State {
     fault_percent: u64,
     /// Percent of status calls that fail in transport.
     status_error_percent: u64,
+    /// Percent of signings that fail.
+    sign_failure_percent: u64,
+    /// Signings that fail before random ones resume.
+    failing_signings: u64,
+    /// Status calls received.
+    status_calls: u64,
+    /// Signing failures injected.
+    sign_failures: u64,
     scripted: VecDeque<Fault>,
     solidify_polls: u32,
     hot_wallet_low: bool,
@@ -77,21 +91,27 @@ struct State {
 
 /// The fake chain (shared by every worker of a test, like the real chain).
 #[derive(Debug)]
-pub(crate) struct FakeChain {
+pub struct FakeChain {
     state: Mutex<State>,
 }
 
 /// Transaction lifetime of the fake signer (`tron.tx_expiration`, 60 s).
-pub(crate) const TX_EXPIRATION_MS: i64 = 60_000;
+pub const TX_EXPIRATION_MS: i64 = 60_000;
 
 impl FakeChain {
-    pub(crate) fn new(seed: u64, fault_percent: u64, solidify_polls: u32) -> Self {
+    /// A chain drawing faults for `fault_percent` % of unscripted broadcasts, solidifying a
+    /// transaction after `solidify_polls` status polls.
+    pub fn new(seed: u64, fault_percent: u64, solidify_polls: u32) -> Self {
         FakeChain {
             state: Mutex::new(State {
                 now: 0,
                 rng: seed ^ 0x9e37_79b9_7f4a_7c15,
                 fault_percent,
                 status_error_percent: 0,
+                sign_failure_percent: 0,
+                failing_signings: 0,
+                status_calls: 0,
+                sign_failures: 0,
                 scripted: VecDeque::new(),
                 solidify_polls,
                 hot_wallet_low: false,
@@ -109,45 +129,68 @@ impl FakeChain {
     }
 
     /// Moves chain time forward (never back: several workers share the chain).
-    pub(crate) fn advance_to(&self, now: UnixMillis) {
+    pub fn advance_to(&self, now: UnixMillis) {
         let mut state = self.lock();
         state.now = state.now.max(now.0);
     }
 
-    pub(crate) fn set_status_error_percent(&self, percent: u64) {
+    /// Percent of status polls that fail in transport.
+    pub fn set_status_error_percent(&self, percent: u64) {
         self.lock().status_error_percent = percent;
     }
 
-    pub(crate) fn set_fault_percent(&self, percent: u64) {
+    /// Percent of signings that fail (the signer is broken or unreachable).
+    pub fn set_sign_failure_percent(&self, percent: u64) {
+        self.lock().sign_failure_percent = percent;
+    }
+
+    /// The next `count` signings fail.
+    pub fn fail_next_signings(&self, count: u64) {
+        self.lock().failing_signings = count;
+    }
+
+    /// Status calls received so far.
+    pub fn status_calls(&self) -> u64 {
+        self.lock().status_calls
+    }
+
+    /// Signing failures injected so far.
+    pub fn sign_failures(&self) -> u64 {
+        self.lock().sign_failures
+    }
+
+    /// Percent of unscripted broadcasts that draw a random fault.
+    pub fn set_fault_percent(&self, percent: u64) {
         self.lock().fault_percent = percent;
     }
 
     /// The next broadcasts meet these faults, in order, before random ones resume.
-    pub(crate) fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
         self.lock().scripted.extend(faults);
     }
 
-    pub(crate) fn set_hot_wallet_low(&self, low: bool) {
+    /// Whether preflight reports the hot wallet too low.
+    pub fn set_hot_wallet_low(&self, low: bool) {
         self.lock().hot_wallet_low = low;
     }
 
     /// Every broadcast received: (chain time, txid).
-    pub(crate) fn broadcasts(&self) -> Vec<(i64, Txid)> {
+    pub fn broadcasts(&self) -> Vec<(i64, Txid)> {
         self.lock().broadcasts.clone()
     }
 
     /// Faults drawn so far, by kind (`Debug` form).
-    pub(crate) fn faults_drawn(&self) -> BTreeMap<String, u64> {
+    pub fn faults_drawn(&self) -> BTreeMap<String, u64> {
         self.lock().drawn.clone()
     }
 
     /// The payout a txid signed by this chain's fake signer belongs to.
-    pub(crate) fn payout_of(&self, txid: &Txid) -> Option<String> {
+    pub fn payout_of(&self, txid: &Txid) -> Option<String> {
         self.lock().signed.get(txid).map(|(intent, _)| intent.payout_id.clone())
     }
 
     /// Included transactions that moved money (SUCCESS with a real Transfer), for a payout.
-    pub(crate) fn successful_transfers(&self, payout_id: &str) -> Vec<(Txid, ChainTx)> {
+    pub fn successful_transfers(&self, payout_id: &str) -> Vec<(Txid, ChainTx)> {
         self.lock()
             .included
             .iter()
@@ -200,6 +243,20 @@ impl PayoutRail for FakeChain {
 
     async fn build_and_sign(&self, intent: &TransferIntent) -> Result<SignedTransfer, Error> {
         let mut state = self.lock();
+        let fail = if state.failing_signings > 0 {
+            state.failing_signings -= 1;
+            true
+        } else {
+            Self::next_random(&mut state) % 100 < state.sign_failure_percent
+        };
+        if fail {
+            state.sign_failures += 1;
+            return Err(Error::Rail {
+                rail: "fake",
+                action: "signing a transfer",
+                message: "the signer is unavailable".to_owned(),
+            });
+        }
         state.nonce += 1;
         let mut txid = [0u8; 32];
         txid[..8].copy_from_slice(&state.nonce.to_be_bytes());
@@ -276,6 +333,7 @@ impl PayoutRail for FakeChain {
 
     async fn status(&self, txid: &Txid, expected: &ExpectedTransfer) -> Result<ChainStatus, Error> {
         let mut state = self.lock();
+        state.status_calls += 1;
         if Self::next_random(&mut state) % 100 < state.status_error_percent {
             return Err(Error::Rail {
                 rail: "fake",
