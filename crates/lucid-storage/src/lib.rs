@@ -5,7 +5,9 @@
 //! open. It implements `lucid_consensus::store::ProofStore` over the `registrations`, `proofs`
 //! and `evidence` tables of `consensus.md` §10, with exactly the semantics of
 //! `MemoryProofStore`, and `lucid_pools::PoolStore` over the `pools` and `pool_members` tables of
-//! `pools-payouts.md` §6, with exactly the semantics of `MemoryPoolStore`. Other stores (ledger,
+//! `pools-payouts.md` §6, with exactly the semantics of `MemoryPoolStore`, and
+//! `lucid_consensus::records::RecordStore` over the tally, schedule and slot-result tables of
+//! `consensus.md` §10, with exactly the semantics of `MemoryRecordStore`. Other stores (ledger,
 //! payouts) follow on the same `Database`.
 //!
 //! Queries are built at run time (`sqlx::QueryBuilder` with multi-row inserts), not with the
@@ -35,6 +37,10 @@
 //!   backstop: `CHECK (max_nodes BETWEEN 1 AND 100)`, `CHECK (seats BETWEEN 0 AND max_nodes)`,
 //!   status and role checks, partial unique indexes for one seat per node and one leader seat per
 //!   pool, so a bug above the store cannot break those invariants.
+//! - Records (consensus.md §8.4): schedules and slot results are insert-if-absent in one
+//!   transaction with the read-back that judges a taken slot (`AlreadyPresent` or a typed
+//!   conflict); schema triggers refuse every later UPDATE or DELETE of them and every change of a
+//!   settled tally, and a tally revision never moves back or changes its digest.
 //!
 //! # Features
 //! - `testing`: `testing::TestDb`, throwaway SQLite files and PostgreSQL databases (a private
@@ -45,6 +51,7 @@ mod consensus;
 mod database;
 pub mod error;
 mod pools;
+mod records;
 mod sql;
 
 #[cfg(feature = "testing")]

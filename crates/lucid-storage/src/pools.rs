@@ -62,11 +62,11 @@ const MEMBER_STATUSES: [MemberStatus; 7] = [
     MemberStatus::Rejected,
 ];
 
-fn blob(bytes: &[u8]) -> Value {
+pub(crate) fn blob(bytes: &[u8]) -> Value {
     Value::Blob(bytes.to_vec())
 }
 
-fn text(value: &str) -> Value {
+pub(crate) fn text(value: &str) -> Value {
     Value::Text(value.to_owned())
 }
 
@@ -181,26 +181,34 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
 }
 
 /// An open write transaction with its dialect.
-struct Write {
-    tx: Tx,
+pub(crate) struct Write {
+    pub(crate) tx: Tx,
     dialect: Dialect,
 }
 
 impl Write {
-    fn query(&self, sql: &str) -> Query {
+    pub(crate) fn query(&self, sql: &str) -> Query {
         Query::new(self.dialect, sql)
     }
 
-    async fn rows(&mut self, query: &mut Query, action: &'static str) -> Result<Vec<Row>, Error> {
+    pub(crate) async fn rows(
+        &mut self,
+        query: &mut Query,
+        action: &'static str,
+    ) -> Result<Vec<Row>, Error> {
         self.tx.fetch_all(query).await.map_err(Error::query(action))
     }
 
-    async fn exec(&mut self, query: &mut Query, action: &'static str) -> Result<u64, Error> {
+    pub(crate) async fn exec(
+        &mut self,
+        query: &mut Query,
+        action: &'static str,
+    ) -> Result<u64, Error> {
         self.tx.execute(query).await.map_err(Error::query(action))
     }
 
-    async fn commit(self) -> Result<(), Error> {
-        self.tx.commit().await.map_err(Error::query("committing a pool change"))
+    pub(crate) async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await.map_err(Error::query("committing a write"))
     }
 
     /// The pool row, locked until the end of the transaction (PostgreSQL: `FOR UPDATE`; SQLite
@@ -330,12 +338,16 @@ impl Write {
 }
 
 impl Database {
-    async fn write(&self) -> Result<Write, Error> {
-        let tx = self.begin_write().await.map_err(Error::query("starting a pool transaction"))?;
+    pub(crate) async fn write(&self) -> Result<Write, Error> {
+        let tx = self.begin_write().await.map_err(Error::query("starting a write transaction"))?;
         Ok(Write { tx, dialect: self.dialect() })
     }
 
-    async fn read(&self, query: &mut Query, action: &'static str) -> Result<Vec<Row>, Error> {
+    pub(crate) async fn read(
+        &self,
+        query: &mut Query,
+        action: &'static str,
+    ) -> Result<Vec<Row>, Error> {
         self.reader().fetch_all(query).await.map_err(Error::query(action))
     }
 

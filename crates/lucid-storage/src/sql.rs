@@ -129,6 +129,14 @@ impl Row {
         }
     }
 
+    /// Column `index` as a nullable blob.
+    pub(crate) fn opt_blob(&self, index: usize) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
     /// Column `index` as a 64-bit integer.
     pub(crate) fn int(&self, index: usize) -> Result<i64, sqlx::Error> {
         match self {
