@@ -121,6 +121,100 @@ fn proof_row(proof: &StoredProof, received_at: i64) -> Result<[Value; PROOF_COLU
     ])
 }
 
+/// `INSERT_PROOFS` for PostgreSQL with one array bind per column, in the same column order.
+const INSERT_PROOFS_UNNEST: &str = "INSERT INTO proofs (node_id, slot, kind, ts_ms, \
+     bytes_transferred, sessions_relayed, chunks_stored, size_bytes, validated_sessions, \
+     metrics_digest, signed_bytes, signature, digest, received_at, late) \
+     SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int2[], $4::int8[], $5::int8[], \
+     $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::bytea[], $11::bytea[], $12::bytea[], \
+     $13::bytea[], $14::int8[], $15::bool[]) \
+     ON CONFLICT DO NOTHING RETURNING node_id, slot, kind";
+
+/// Inserts `rows` (in `proof_row` column order) with [`INSERT_PROOFS_UNNEST`]; the keys of the
+/// rows inserted.
+async fn insert_proofs_unnest(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    rows: &[[Value; PROOF_COLUMNS]],
+) -> Result<Vec<RawKey>, sqlx::Error> {
+    use sqlx::Row as _;
+    let n = rows.len();
+    let (mut node, mut slot, mut kind, mut ts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut opt_ints: [Vec<Option<i64>>; 5] = Default::default();
+    let (mut metrics, mut bytes, mut signature, mut digest) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut received, mut late) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for row in rows {
+        match row {
+            [
+                Value::Blob(n),
+                Value::Int(s),
+                Value::Small(k),
+                Value::Int(t),
+                Value::OptInt(a),
+                Value::OptInt(b),
+                Value::OptInt(c),
+                Value::OptInt(d),
+                Value::OptInt(e),
+                Value::OptBlob(m),
+                Value::Blob(sb),
+                Value::Blob(sig),
+                Value::Blob(dg),
+                Value::Int(r),
+                Value::Bool(l),
+            ] => {
+                node.push(n.clone());
+                slot.push(*s);
+                kind.push(*k);
+                ts.push(*t);
+                for (column, value) in opt_ints.iter_mut().zip([a, b, c, d, e]) {
+                    column.push(*value);
+                }
+                metrics.push(m.clone());
+                bytes.push(sb.clone());
+                signature.push(sig.clone());
+                digest.push(dg.clone());
+                received.push(*r);
+                late.push(*l);
+            }
+            _ => {
+                return Err(sqlx::Error::Protocol(
+                    "internal: a proof row does not have the proof columns".to_owned(),
+                ));
+            }
+        }
+    }
+    let [bytes_transferred, sessions_relayed, chunks_stored, size_bytes, validated_sessions] =
+        opt_ints;
+    let returned = sqlx::query(INSERT_PROOFS_UNNEST)
+        .bind(node)
+        .bind(slot)
+        .bind(kind)
+        .bind(ts)
+        .bind(bytes_transferred)
+        .bind(sessions_relayed)
+        .bind(chunks_stored)
+        .bind(size_bytes)
+        .bind(validated_sessions)
+        .bind(metrics)
+        .bind(bytes)
+        .bind(signature)
+        .bind(digest)
+        .bind(received)
+        .bind(late)
+        .fetch_all(&mut **tx)
+        .await?;
+    returned.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).collect()
+}
+
 /// The key columns (node_id, slot, kind) of a row, as a key.
 fn read_key(row: &Row) -> Result<ProofKey, Error> {
     let node = row.blob(0).map_err(Error::query("reading a proof key"))?;
@@ -311,22 +405,31 @@ impl Database {
         let action = "inserting proofs";
         let mut tx = self.begin_write().await.map_err(Error::query(action))?;
         let mut inserted: HashSet<ProofKey> = HashSet::with_capacity(rows.len());
-        for chunk in rows.chunks(self.max_binds() / PROOF_COLUMNS) {
-            let mut query = self.query(INSERT_PROOFS);
-            for (position, row) in chunk.iter().enumerate() {
-                if position > 0 {
-                    query.push(", ");
+        let mut returned: Vec<RawKey> = Vec::with_capacity(rows.len());
+        if let Some(pg) = tx.postgres() {
+            // PostgreSQL: one statement with one array per column, whatever the batch size:
+            // 15 binds instead of 15 per row, and one short statement to parse and plan.
+            returned = insert_proofs_unnest(pg, &rows).await.map_err(Error::query(action))?;
+        } else {
+            for chunk in rows.chunks(self.max_binds() / PROOF_COLUMNS) {
+                let mut query = self.query(INSERT_PROOFS);
+                for (position, row) in chunk.iter().enumerate() {
+                    if position > 0 {
+                        query.push(", ");
+                    }
+                    query.tuple(row.iter().cloned());
                 }
-                query.tuple(row.iter().cloned());
+                query.push(" ON CONFLICT DO NOTHING RETURNING node_id, slot, kind");
+                for row in tx.fetch_all(&mut query).await.map_err(Error::query(action))? {
+                    returned.push(read_raw_key(&row)?);
+                }
             }
-            query.push(" ON CONFLICT DO NOTHING RETURNING node_id, slot, kind");
-            for row in tx.fetch_all(&mut query).await.map_err(Error::query(action))? {
-                let raw = read_raw_key(&row)?;
-                let key = by_raw.get(&raw).ok_or_else(|| {
-                    lucid_core::internal!("the database returned a key that was not inserted")
-                })?;
-                inserted.insert(*key);
-            }
+        }
+        for raw in returned {
+            let key = by_raw.get(&raw).ok_or_else(|| {
+                lucid_core::internal!("the database returned a key that was not inserted")
+            })?;
+            inserted.insert(*key);
         }
 
         // Keys that were not free: read back what they hold, in the same transaction.

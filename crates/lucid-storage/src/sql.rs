@@ -227,6 +227,14 @@ impl Tx {
         }
     }
 
+    /// The PostgreSQL transaction, for the statements only that backend has (array binds).
+    pub(crate) fn postgres(&mut self) -> Option<&mut sqlx::Transaction<'static, Postgres>> {
+        match self {
+            Tx::Postgres(tx) => Some(tx),
+            Tx::Sqlite(_) => None,
+        }
+    }
+
     /// Commits.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
