@@ -5,7 +5,8 @@
 //! deterministic leader succession), the in-memory membership state that applies the ops of a
 //! slot in canonical order ([`state::PoolState`]), the membership timeline handed to consensus,
 //! the [`store::PoolStore`] port that the SQL adapter implements (with an in-memory
-//! implementation, [`store::MemoryPoolStore`]), and the split of a pool's reward share among its
+//! implementation, [`store::MemoryPoolStore`]), the precondition checks every store applies in
+//! the same order ([`checks`]: pure functions, so the refusal rules exist once), and the split of a pool's reward share among its
 //! members ([`split::split_pool_share`]).
 //!
 //! Membership changes only through signed pool ops, which take effect three slots after the slot
@@ -39,6 +40,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::float_arithmetic)]
 
+pub mod checks;
 pub mod error;
 pub mod model;
 pub mod op;

@@ -558,13 +558,7 @@ impl PoolState {
     pub fn set_liveness(&mut self, node: &NodeId, liveness: Liveness) -> Option<MemberStatus> {
         let pool = self.pool_of(node)?;
         let row = self.seat_row_mut(&pool, node)?;
-        row.status = match (row.status, liveness) {
-            (MemberStatus::Active, Liveness::Inactive | Liveness::Suspended) => {
-                MemberStatus::Degraded
-            }
-            (MemberStatus::Degraded, Liveness::Active) => MemberStatus::Active,
-            (status, _) => status,
-        };
+        row.status = crate::checks::seat_status_after(row.status, liveness);
         let status = row.status;
         self.refresh_status(&pool);
         Some(status)

@@ -18,11 +18,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use lucid_consensus::tally::MembershipTimeline;
 use lucid_core::{Digest, NodeId, PoolId, Slot};
 
+use crate::checks;
 use crate::error::Error;
-use crate::model::{
-    Liveness, MemberStatus, Membership, Pool, PoolStatus, Role, choose_successor,
-    is_valid_max_nodes,
-};
+use crate::model::{Liveness, MemberStatus, Membership, Pool, PoolStatus, Role, choose_successor};
 use crate::op::{AcceptedOp, Op};
 use crate::state::{
     Action, OpOutcome, OpResult, RejectReason, canonical_batch, decide, target_pool,
@@ -502,14 +500,10 @@ impl MemoryPoolStore {
 impl PoolStore for MemoryPoolStore {
     async fn create_pool(&self, new: &NewPool) -> Result<CreateOutcome, Error> {
         let mut t = self.lock();
-        if !is_valid_max_nodes(new.max_nodes) {
-            return Ok(CreateOutcome::InvalidMaxNodes);
-        }
-        if t.pools.contains_key(&new.pool_id) {
-            return Ok(CreateOutcome::PoolExists);
-        }
-        if t.seat_index(&new.founder).is_some() {
-            return Ok(CreateOutcome::AlreadyInPool);
+        let exists = t.pools.contains_key(&new.pool_id);
+        let founder_has_seat = t.seat_index(&new.founder).is_some();
+        if let Some(refusal) = checks::create_refusal(new.max_nodes, exists, founder_has_seat) {
+            return Ok(refusal);
         }
         let pool = Pool {
             pool_id: new.pool_id,
@@ -546,24 +540,16 @@ impl PoolStore for MemoryPoolStore {
         op_digest: &Digest,
     ) -> Result<SeatOutcome, Error> {
         let mut t = self.lock();
-        let Some(stored) = t.pools.get(pool) else { return Ok(SeatOutcome::PoolNotFound) };
-        if stored.pool.status == PoolStatus::Disbanded {
-            return Ok(SeatOutcome::PoolDisbanded);
-        }
-        let full = stored.pool.seats >= u32::from(stored.pool.max_nodes);
-        if t.seat_index(node).is_some() {
-            return Ok(SeatOutcome::AlreadyInPool);
-        }
-        if t.ban_index(pool, node).is_some() {
-            return Ok(SeatOutcome::Banned);
-        }
-        if full {
-            return Ok(SeatOutcome::PoolFull);
-        }
-        if role == Role::Leader
-            && t.members.iter().any(|m| m.pool_id == *pool && m.is_seat() && m.role == Role::Leader)
-        {
-            return Ok(SeatOutcome::LeaderTaken);
+        let facts = checks::SeatFacts {
+            node_has_seat: t.seat_index(node).is_some(),
+            banned: t.ban_index(pool, node).is_some(),
+            leader_seated: t
+                .members
+                .iter()
+                .any(|m| m.pool_id == *pool && m.is_seat() && m.role == Role::Leader),
+        };
+        if let Some(refusal) = checks::seat_refusal(t.pools.get(pool), role, facts) {
+            return Ok(refusal);
         }
         if let Some(stored) = t.pools.get_mut(pool) {
             stored.pool.seats += 1;
@@ -636,13 +622,10 @@ impl PoolStore for MemoryPoolStore {
 
     async fn disband(&self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
         let mut t = self.lock();
-        match t.pools.get(pool) {
-            None => Ok(DisbandOutcome::PoolNotFound),
-            Some(stored) if stored.pool.status == PoolStatus::Disbanded => {
-                Ok(DisbandOutcome::AlreadyDisbanded)
-            }
-            Some(_) => Ok(DisbandOutcome::Disbanded { closed: t.disband(pool, at_slot) }),
+        if let Some(refusal) = checks::disband_refusal(t.pools.get(pool)) {
+            return Ok(refusal);
         }
+        Ok(DisbandOutcome::Disbanded { closed: t.disband(pool, at_slot) })
     }
 
     async fn unban(&self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
@@ -663,21 +646,14 @@ impl PoolStore for MemoryPoolStore {
         expected_version: u64,
     ) -> Result<SetMaxNodesOutcome, Error> {
         let mut t = self.lock();
+        if let Some(refusal) =
+            checks::set_max_nodes_refusal(t.pools.get(pool), max, expected_version)
+        {
+            return Ok(refusal);
+        }
         let Some(stored) = t.pools.get_mut(pool) else {
             return Ok(SetMaxNodesOutcome::PoolNotFound);
         };
-        if stored.version != expected_version {
-            return Ok(SetMaxNodesOutcome::VersionMismatch { current: stored.version });
-        }
-        if stored.pool.status == PoolStatus::Disbanded {
-            return Ok(SetMaxNodesOutcome::PoolDisbanded);
-        }
-        if !is_valid_max_nodes(max) {
-            return Ok(SetMaxNodesOutcome::InvalidMaxNodes);
-        }
-        if u32::from(max) < stored.pool.seats {
-            return Ok(SetMaxNodesOutcome::BelowSeats { seats: stored.pool.seats });
-        }
         stored.pool.max_nodes = max;
         stored.version += 1;
         Ok(SetMaxNodesOutcome::Set { version: stored.version })
@@ -741,7 +717,7 @@ impl PoolStore for MemoryPoolStore {
         let mut t = self.lock();
         let Some(index) = t.seat_index_in(pool, node) else { return Ok(false) };
         let row = &mut t.members[index];
-        if !matches!(row.status, MemberStatus::Active | MemberStatus::Degraded) {
+        if !checks::may_mark_leaving(row.status) {
             return Ok(false);
         }
         row.status = MemberStatus::Leaving;
@@ -757,13 +733,7 @@ impl PoolStore for MemoryPoolStore {
         let mut t = self.lock();
         let Some(index) = t.seat_index(node) else { return Ok(None) };
         let row = &mut t.members[index];
-        row.status = match (row.status, liveness) {
-            (MemberStatus::Active, Liveness::Inactive | Liveness::Suspended) => {
-                MemberStatus::Degraded
-            }
-            (MemberStatus::Degraded, Liveness::Active) => MemberStatus::Active,
-            (status, _) => status,
-        };
+        row.status = checks::seat_status_after(row.status, liveness);
         let (pool, status) = (row.pool_id, row.status);
         t.refresh_status(&pool);
         Ok(Some(status))

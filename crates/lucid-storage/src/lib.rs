@@ -6,6 +6,8 @@
 //! and `evidence` tables of `consensus.md` §10, with exactly the semantics of
 //! `MemoryProofStore`, and `lucid_pools::PoolStore` over the `pools` and `pool_members` tables of
 //! `pools-payouts.md` §6, with exactly the semantics of `MemoryPoolStore`, and
+//! `lucid_consensus::records::RecordStore` over the tally, schedule and slot-result tables of
+//! `consensus.md` §10, with exactly the semantics of `MemoryRecordStore`, and
 //! `lucid_payouts::store::{LedgerStore, PayoutStore}` over the `ledger_*`, `payouts` and
 //! `payout_attempts` tables, with exactly the semantics of `MemoryPayoutStore`.
 //!
@@ -43,6 +45,10 @@
 //!   entries and never go below zero on non-negative accounts; the schema is the backstop:
 //!   `CHECK (balance >= 0)`, unique posting keys, immutable entries (triggers), `UNIQUE
 //!   (node_id, idempotency_key)`, `CHECK (fee + net = gross)` and one live attempt per payout.
+//! - Records (consensus.md §8.4): schedules and slot results are insert-if-absent in one
+//!   transaction with the read-back that judges a taken slot (`AlreadyPresent` or a typed
+//!   conflict); schema triggers refuse every later UPDATE or DELETE of them and every change of a
+//!   settled tally, and a tally revision never moves back or changes its digest.
 //!
 //! # Features
 //! - `testing`: `testing::TestDb`, throwaway SQLite files and PostgreSQL databases (a private
@@ -54,6 +60,7 @@ mod database;
 pub mod error;
 mod payouts;
 mod pools;
+mod records;
 mod sql;
 
 #[cfg(feature = "testing")]

@@ -14,9 +14,9 @@
 
 use lucid_consensus::tally::MembershipTimeline;
 use lucid_core::{Digest, NodeId, PoolId, Slot};
+use lucid_pools::checks;
 use lucid_pools::model::{
     Liveness, MemberStatus, Membership, Pool, PoolStatus, Role, choose_successor,
-    is_valid_max_nodes,
 };
 use lucid_pools::state::RejectReason;
 use lucid_pools::store::{
@@ -62,11 +62,11 @@ const MEMBER_STATUSES: [MemberStatus; 7] = [
     MemberStatus::Rejected,
 ];
 
-fn blob(bytes: &[u8]) -> Value {
+pub(crate) fn blob(bytes: &[u8]) -> Value {
     Value::Blob(bytes.to_vec())
 }
 
-fn text(value: &str) -> Value {
+pub(crate) fn text(value: &str) -> Value {
     Value::Text(value.to_owned())
 }
 
@@ -181,26 +181,34 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
 }
 
 /// An open write transaction with its dialect.
-struct Write {
-    tx: Tx,
+pub(crate) struct Write {
+    pub(crate) tx: Tx,
     dialect: Dialect,
 }
 
 impl Write {
-    fn query(&self, sql: &str) -> Query {
+    pub(crate) fn query(&self, sql: &str) -> Query {
         Query::new(self.dialect, sql)
     }
 
-    async fn rows(&mut self, query: &mut Query, action: &'static str) -> Result<Vec<Row>, Error> {
+    pub(crate) async fn rows(
+        &mut self,
+        query: &mut Query,
+        action: &'static str,
+    ) -> Result<Vec<Row>, Error> {
         self.tx.fetch_all(query).await.map_err(Error::query(action))
     }
 
-    async fn exec(&mut self, query: &mut Query, action: &'static str) -> Result<u64, Error> {
+    pub(crate) async fn exec(
+        &mut self,
+        query: &mut Query,
+        action: &'static str,
+    ) -> Result<u64, Error> {
         self.tx.execute(query).await.map_err(Error::query(action))
     }
 
-    async fn commit(self) -> Result<(), Error> {
-        self.tx.commit().await.map_err(Error::query("committing a pool change"))
+    pub(crate) async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await.map_err(Error::query("committing a write"))
     }
 
     /// The pool row, locked until the end of the transaction (PostgreSQL: `FOR UPDATE`; SQLite
@@ -330,12 +338,16 @@ impl Write {
 }
 
 impl Database {
-    async fn write(&self) -> Result<Write, Error> {
-        let tx = self.begin_write().await.map_err(Error::query("starting a pool transaction"))?;
+    pub(crate) async fn write(&self) -> Result<Write, Error> {
+        let tx = self.begin_write().await.map_err(Error::query("starting a write transaction"))?;
         Ok(Write { tx, dialect: self.dialect() })
     }
 
-    async fn read(&self, query: &mut Query, action: &'static str) -> Result<Vec<Row>, Error> {
+    pub(crate) async fn read(
+        &self,
+        query: &mut Query,
+        action: &'static str,
+    ) -> Result<Vec<Row>, Error> {
         self.reader().fetch_all(query).await.map_err(Error::query(action))
     }
 
@@ -360,15 +372,15 @@ impl Database {
     }
 
     async fn create_pool_tx(&self, new: &NewPool) -> Result<CreateOutcome, Error> {
-        if !is_valid_max_nodes(new.max_nodes) {
-            return Ok(CreateOutcome::InvalidMaxNodes);
+        // The bounds first, before any lock is taken (the first check of `create_refusal`).
+        if let Some(refusal) = checks::create_refusal(new.max_nodes, false, false) {
+            return Ok(refusal);
         }
         let mut w = self.write().await?;
-        if w.lock_pool(&new.pool_id).await?.is_some() {
-            return Ok(CreateOutcome::PoolExists);
-        }
-        if w.node_has_seat(&new.founder).await? {
-            return Ok(CreateOutcome::AlreadyInPool);
+        let exists = w.lock_pool(&new.pool_id).await?.is_some();
+        let founder_has_seat = !exists && w.node_has_seat(&new.founder).await?;
+        if let Some(refusal) = checks::create_refusal(new.max_nodes, exists, founder_has_seat) {
+            return Ok(refusal);
         }
         let mut q = w.query(
             "INSERT INTO pools (pool_id, name, founder, leader, status, max_nodes, seats, \
@@ -424,29 +436,24 @@ impl Database {
         op_digest: &Digest,
     ) -> Result<SeatOutcome, Error> {
         let mut w = self.write().await?;
-        let Some(stored) = w.lock_pool(pool).await? else { return Ok(SeatOutcome::PoolNotFound) };
-        if stored.pool.status == PoolStatus::Disbanded {
-            return Ok(SeatOutcome::PoolDisbanded);
-        }
-        let full = stored.pool.seats >= u32::from(stored.pool.max_nodes);
-        if w.node_has_seat(node).await? {
-            return Ok(SeatOutcome::AlreadyInPool);
-        }
-        let mut q = w.query("SELECT 1 FROM pool_members WHERE pool_id = ");
-        q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
-        q.push(" AND status = 'banned'");
-        if w.exists(q, "looking up a ban").await? {
-            return Ok(SeatOutcome::Banned);
-        }
-        if full {
-            return Ok(SeatOutcome::PoolFull);
-        }
-        if role == Role::Leader {
+        let stored = w.lock_pool(pool).await?;
+        // Facts the checks would not reach are not looked up (no pool, or a disbanded one).
+        let mut facts =
+            checks::SeatFacts { node_has_seat: false, banned: false, leader_seated: false };
+        if stored.as_ref().is_some_and(|s| s.pool.status != PoolStatus::Disbanded) {
+            facts.node_has_seat = w.node_has_seat(node).await?;
             let mut q = w.query("SELECT 1 FROM pool_members WHERE pool_id = ");
-            q.bind(blob(pool.as_bytes())).push(" AND role = 'leader' AND ").push(SEAT);
-            if w.exists(q, "looking up a leader seat").await? {
-                return Ok(SeatOutcome::LeaderTaken);
+            q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+            q.push(" AND status = 'banned'");
+            facts.banned = w.exists(q, "looking up a ban").await?;
+            if role == Role::Leader {
+                let mut q = w.query("SELECT 1 FROM pool_members WHERE pool_id = ");
+                q.bind(blob(pool.as_bytes())).push(" AND role = 'leader' AND ").push(SEAT);
+                facts.leader_seated = w.exists(q, "looking up a leader seat").await?;
             }
+        }
+        if let Some(refusal) = checks::seat_refusal(stored.as_ref(), role, facts) {
+            return Ok(refusal);
         }
         // §2.4: the conditional increment must affect exactly one row.
         let mut q = w.query("UPDATE pools SET seats = seats + 1, version = version + 1");
@@ -550,17 +557,12 @@ impl Database {
 
     async fn disband_tx(&self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
         let mut w = self.write().await?;
-        match w.lock_pool(pool).await? {
-            None => Ok(DisbandOutcome::PoolNotFound),
-            Some(stored) if stored.pool.status == PoolStatus::Disbanded => {
-                Ok(DisbandOutcome::AlreadyDisbanded)
-            }
-            Some(_) => {
-                let closed = w.disband(pool, at_slot).await?;
-                w.commit().await?;
-                Ok(DisbandOutcome::Disbanded { closed })
-            }
+        if let Some(refusal) = checks::disband_refusal(w.lock_pool(pool).await?.as_ref()) {
+            return Ok(refusal);
         }
+        let closed = w.disband(pool, at_slot).await?;
+        w.commit().await?;
+        Ok(DisbandOutcome::Disbanded { closed })
     }
 
     async fn unban_tx(&self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
@@ -582,27 +584,18 @@ impl Database {
         expected_version: u64,
     ) -> Result<SetMaxNodesOutcome, Error> {
         let mut w = self.write().await?;
-        let Some(stored) = w.lock_pool(pool).await? else {
-            return Ok(SetMaxNodesOutcome::PoolNotFound);
-        };
-        if stored.version != expected_version {
-            return Ok(SetMaxNodesOutcome::VersionMismatch { current: stored.version });
+        let stored = w.lock_pool(pool).await?;
+        if let Some(refusal) = checks::set_max_nodes_refusal(stored.as_ref(), max, expected_version)
+        {
+            return Ok(refusal);
         }
-        if stored.pool.status == PoolStatus::Disbanded {
-            return Ok(SetMaxNodesOutcome::PoolDisbanded);
-        }
-        if !is_valid_max_nodes(max) {
-            return Ok(SetMaxNodesOutcome::InvalidMaxNodes);
-        }
-        if u32::from(max) < stored.pool.seats {
-            return Ok(SetMaxNodesOutcome::BelowSeats { seats: stored.pool.seats });
-        }
+        let current = stored.map_or(expected_version, |s| s.version);
         let mut q = w.query("UPDATE pools SET max_nodes = ");
         q.bind(Value::Int(i64::from(max))).push(", version = version + 1 WHERE pool_id = ");
         q.bind(blob(pool.as_bytes())).push(" AND version = ");
         q.bind(Value::Int(to_sql("version", expected_version)?));
         if w.exec(&mut q, "setting max_nodes").await? != 1 {
-            return Ok(SetMaxNodesOutcome::VersionMismatch { current: stored.version });
+            return Ok(SetMaxNodesOutcome::VersionMismatch { current });
         }
         w.commit().await?;
         Ok(SetMaxNodesOutcome::Set { version: expected_version + 1 })
@@ -682,7 +675,7 @@ impl Database {
         let mut w = self.write().await?;
         w.lock_pool(pool).await?;
         let Some((id, _, status)) = w.seat_in(pool, node).await? else { return Ok(false) };
-        if !matches!(status, MemberStatus::Active | MemberStatus::Degraded) {
+        if !checks::may_mark_leaving(status) {
             return Ok(false);
         }
         let mut q = w.query("UPDATE pool_members SET status = 'leaving' WHERE id = ");
@@ -709,13 +702,7 @@ impl Database {
         // seat is read again under the lock.
         w.lock_pool(&pool).await?;
         let Some((id, _, status)) = w.seat_in(&pool, node).await? else { return Ok(None) };
-        let next = match (status, liveness) {
-            (MemberStatus::Active, Liveness::Inactive | Liveness::Suspended) => {
-                MemberStatus::Degraded
-            }
-            (MemberStatus::Degraded, Liveness::Active) => MemberStatus::Active,
-            (status, _) => status,
-        };
+        let next = checks::seat_status_after(status, liveness);
         if next != status {
             let mut q = w.query("UPDATE pool_members SET status = ");
             q.bind(text(next.as_str())).push(" WHERE id = ").bind(Value::Int(id));

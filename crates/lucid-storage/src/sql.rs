@@ -129,6 +129,14 @@ impl Row {
         }
     }
 
+    /// Column `index` as a nullable blob.
+    pub(crate) fn opt_blob(&self, index: usize) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => row.try_get(index),
+            Row::Postgres(row) => row.try_get(index),
+        }
+    }
+
     /// Column `index` as a 64-bit integer.
     pub(crate) fn int(&self, index: usize) -> Result<i64, sqlx::Error> {
         match self {
@@ -216,6 +224,14 @@ impl Tx {
                 Ok(builder.build().execute(&mut **tx).await?.rows_affected())
             }
             _ => Err(dialect_mismatch()),
+        }
+    }
+
+    /// The PostgreSQL transaction, for the statements only that backend has (array binds).
+    pub(crate) fn postgres(&mut self) -> Option<&mut sqlx::Transaction<'static, Postgres>> {
+        match self {
+            Tx::Postgres(tx) => Some(tx),
+            Tx::Sqlite(_) => None,
         }
     }
 

@@ -284,3 +284,63 @@ async fn mixed_batches_match_the_memory_store_exactly() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counted_proofs_match_the_decoded_signed_bytes() {
+    use lucid_consensus::ProofValue;
+    use lucid_consensus::tally::CountedProof;
+    use lucid_core::Digest;
+    let params = testing::params();
+    let mut proofs = Vec::new();
+    for node in 0..3 {
+        let key = testing::key(node);
+        for slot in 40..46 {
+            let values = [
+                ProofValue::Relay { bytes_transferred: 7 * slot + node, sessions_relayed: 3 },
+                ProofValue::Storage { chunks_stored: slot, size_bytes: u64::from(u32::MAX) + node },
+                ProofValue::Validation { validated_sessions: u32::MAX - 1 },
+                ProofValue::Beacon {
+                    metrics_digest: (slot % 2 == 0).then(|| Digest::from_bytes([node as u8; 32])),
+                },
+            ];
+            for value in values {
+                let proof = testing::proof(&params, &key, Slot(slot), value);
+                proofs.push(stored(proof.sign(&params.network, &key)));
+            }
+        }
+    }
+    for (test_db, db) in databases().await {
+        db.insert_proofs(&proofs).await.unwrap();
+        for (window, limit) in [(range(41, 44), 7), (range(0, u64::MAX), 1_000), (range(45, 46), 2)]
+        {
+            let mut after = None;
+            loop {
+                let counted = db.counted_proofs_in_range(window, after, limit).await.unwrap();
+                let full = db.proofs_in_range(window, after, limit).await.unwrap();
+                let expected: Vec<CountedProof> = full
+                    .iter()
+                    .map(|p| CountedProof {
+                        node: p.proof.node,
+                        slot: p.proof.slot,
+                        value: p.proof.value,
+                    })
+                    .collect();
+                assert_eq!(counted, expected, "{:?} {window:?}", test_db.backend);
+                let Some(last) = full.last() else { break };
+                after = Some(last.key());
+            }
+        }
+        assert!(
+            db.counted_proofs_in_range(range(u64::MAX - 3, u64::MAX), None, 9)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A row whose value columns do not fit its kind is an error, not a zero.
+        raw(&test_db, "UPDATE proofs SET sessions_relayed = NULL WHERE kind = 1 AND slot = 42")
+            .await
+            .unwrap();
+        let error = db.counted_proofs_in_range(range(0, 100), None, 1_000).await.unwrap_err();
+        assert!(matches!(error, lucid_storage::Error::InvalidRow { .. }), "{error:?}");
+    }
+}

@@ -10,6 +10,7 @@ mod durability;
 mod ingest;
 mod payouts;
 mod pools;
+mod records;
 
 use lucid_consensus::ConsensusParams;
 use lucid_consensus::proof::TaskProof;
@@ -18,8 +19,8 @@ use lucid_consensus::store::{StoredProof, StoredRegistration, stored_proof};
 use lucid_consensus::testing;
 use lucid_core::message::Message;
 use lucid_core::{NodeKey, SignedMessage, Slot};
-use lucid_storage::Database;
 use lucid_storage::testing::TestDb;
+use lucid_storage::{Backend, Database};
 
 /// Every available backend, opened: (its test database, the open database).
 async fn databases() -> Vec<(TestDb, Database)> {
@@ -29,6 +30,33 @@ async fn databases() -> Vec<(TestDb, Database)> {
         opened.push((test_db, db));
     }
     opened
+}
+
+/// `bytes` as a blob literal of the backend's SQL, for raw statements behind the adapter's back.
+fn lit(backend: Backend, bytes: &[u8]) -> String {
+    let hex = lucid_core::ids::to_hex(bytes);
+    match backend {
+        Backend::Sqlite => format!("X'{hex}'"),
+        Backend::Postgres => format!("'\\x{hex}'::bytea"),
+    }
+}
+
+/// Runs `sql` on a connection of its own, behind the adapter's back; the rows it changed.
+async fn raw(test_db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
+    match test_db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&test_db.url).await.unwrap();
+            let result = sqlx::query(sql).execute(&pool).await.map(|r| r.rows_affected());
+            pool.close().await;
+            result
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&test_db.url).await.unwrap();
+            let result = sqlx::query(sql).execute(&pool).await.map(|r| r.rows_affected());
+            pool.close().await;
+            result
+        }
+    }
 }
 
 /// A stored proof from its signed pair.

@@ -231,32 +231,6 @@ async fn pools_and_members_survive_a_restart() {
 // ---------------------------------------------------------------------------------------------
 // The constraint backstop: raw SQL that bypasses the store and breaks a rule must be refused.
 
-/// A blob literal in the backend's syntax.
-fn lit(backend: Backend, bytes: &[u8]) -> String {
-    let hex = lucid_core::ids::to_hex(bytes);
-    match backend {
-        Backend::Sqlite => format!("X'{hex}'"),
-        Backend::Postgres => format!("'\\x{hex}'::bytea"),
-    }
-}
-
-async fn raw(test_db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
-    match test_db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&test_db.url).await.unwrap();
-            let result = sqlx::query(sql).execute(&pool).await.map(|r| r.rows_affected());
-            pool.close().await;
-            result
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&test_db.url).await.unwrap();
-            let result = sqlx::query(sql).execute(&pool).await.map(|r| r.rows_affected());
-            pool.close().await;
-            result
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_refuses_what_the_domain_refuses() {
     for (test_db, db) in databases().await {
