@@ -1,0 +1,3 @@
+//! Integration tests of lucid-daemon (feature `tron`).
+
+mod tron_payouts;
