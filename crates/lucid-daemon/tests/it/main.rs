@@ -4,3 +4,5 @@
 // `cfg(test)` tells clippy these are tests, where a panic is a failed test (`clippy.toml`).
 #[cfg(test)]
 mod tron_payouts;
+#[cfg(test)]
+mod tron_transport;
