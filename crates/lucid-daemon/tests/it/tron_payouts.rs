@@ -9,12 +9,14 @@ use std::time::Duration;
 use lucid_consensus::testing;
 use lucid_core::{Epoch, MicroUsdt, NodeId, UnixMillis};
 use lucid_daemon::tron_transport::{ReqwestTronTransport, TronTransportConfig};
+use lucid_payouts::ledger::NodeBalance;
 use lucid_payouts::ledger::Posting;
 use lucid_payouts::payout::{Origin, PayoutLimits, PayoutStatus, withdrawal_key};
 use lucid_payouts::processor::{Processor, ProcessorConfig, StepReport};
-use lucid_payouts::rail::ChainAddress;
+use lucid_payouts::rail::{ChainAddress, SignedTransfer, Txid as RailTxid};
 use lucid_payouts::store::{
-    AttemptStatus, CreateOutcome, MemoryPayoutStore, NewPayout, PayoutStore,
+    AttemptEnd, AttemptRecord, AttemptStatus, ClaimRequest, CreateOutcome, MemoryPayoutStore,
+    NewPayout, PayoutRecord, PayoutStore, Receipt, Unclaim,
 };
 use lucid_payouts::tron::transport::{Endpoint, TronTransport};
 use lucid_payouts::tron::{
@@ -41,6 +43,8 @@ fn destination(index: u8) -> ChainAddress {
 struct Harness {
     fake: FakeTronNode,
     store: Arc<MemoryPayoutStore>,
+    rail: Arc<TronRail>,
+    config: ProcessorConfig,
     processor: Processor,
     hot_wallet: ChainAddress,
     nodes: Vec<NodeId>,
@@ -113,9 +117,14 @@ async fn harness(setup: Setup) -> Harness {
             other => panic!("{other:?}"),
         }
     }
-    let config = ProcessorConfig { dead_margin_ms: DEAD_MARGIN_MS, ..ProcessorConfig::default() };
-    let processor = Processor::new(store.clone(), Arc::new(rail), config, "worker-1".to_owned());
-    Harness { fake, store, processor, hot_wallet, nodes, ids, errors: Vec::new() }
+    let config = ProcessorConfig {
+        dead_margin_ms: DEAD_MARGIN_MS,
+        lease_ms: 30_000,
+        ..ProcessorConfig::default()
+    };
+    let rail = Arc::new(rail);
+    let processor = Processor::new(store.clone(), rail.clone(), config, "worker-1".to_owned());
+    Harness { fake, store, rail, config, processor, hot_wallet, nodes, ids, errors: Vec::new() }
 }
 
 impl Harness {
@@ -404,4 +413,248 @@ fn push_varint(out: &mut Vec<u8>, mut value: usize) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// A store that "crashes" at a chosen commit: the worker dies either just before the commit
+/// (nothing written) or just after it (written, but the worker never learns it). Reads pass.
+struct CrashingStore {
+    inner: Arc<MemoryPayoutStore>,
+    /// Commits left before the crash; the crash happens when it reaches zero.
+    commits_left: std::sync::atomic::AtomicI64,
+    after_commit: std::sync::atomic::AtomicBool,
+    crashed: std::sync::atomic::AtomicBool,
+}
+
+impl CrashingStore {
+    fn crash() -> lucid_payouts::Error {
+        lucid_payouts::Error::StoreUnavailable { action: "test", message: "simulated crash".into() }
+    }
+
+    async fn commit<T, F>(&self, commit: F) -> Result<T, lucid_payouts::Error>
+    where
+        F: std::future::Future<Output = Result<T, lucid_payouts::Error>>,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.crashed.load(SeqCst) {
+            return Err(Self::crash());
+        }
+        if self.commits_left.fetch_sub(1, SeqCst) != 1 {
+            return commit.await;
+        }
+        self.crashed.store(true, SeqCst);
+        if self.after_commit.load(SeqCst) {
+            let _ = commit.await;
+        }
+        Err(Self::crash())
+    }
+}
+
+#[async_trait::async_trait]
+impl PayoutStore for CrashingStore {
+    async fn create_payout(
+        &self,
+        request: &NewPayout,
+    ) -> Result<CreateOutcome, lucid_payouts::Error> {
+        self.commit(self.inner.create_payout(request)).await
+    }
+    async fn claim(
+        &self,
+        request: &ClaimRequest,
+    ) -> Result<Vec<PayoutRecord>, lucid_payouts::Error> {
+        self.commit(self.inner.claim(request)).await
+    }
+    async fn unclaim(
+        &self,
+        payout_id: &str,
+        lease_owner: &str,
+        what: &Unclaim,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, lucid_payouts::Error> {
+        self.commit(self.inner.unclaim(payout_id, lease_owner, what, now)).await
+    }
+    async fn record_signed(
+        &self,
+        payout_id: &str,
+        lease_owner: &str,
+        attempt_no: u32,
+        transfer: &SignedTransfer,
+        now: UnixMillis,
+    ) -> Result<AttemptRecord, lucid_payouts::Error> {
+        self.commit(self.inner.record_signed(payout_id, lease_owner, attempt_no, transfer, now))
+            .await
+    }
+    async fn begin_broadcast(
+        &self,
+        payout_id: &str,
+        txid: &RailTxid,
+        now: UnixMillis,
+    ) -> Result<u32, lucid_payouts::Error> {
+        self.commit(self.inner.begin_broadcast(payout_id, txid, now)).await
+    }
+    async fn mark_sent(
+        &self,
+        payout_id: &str,
+        txid: &RailTxid,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, lucid_payouts::Error> {
+        self.commit(self.inner.mark_sent(payout_id, txid, now)).await
+    }
+    async fn finalize_confirmed(
+        &self,
+        payout_id: &str,
+        txid: &RailTxid,
+        receipt: &Receipt,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, lucid_payouts::Error> {
+        self.commit(self.inner.finalize_confirmed(payout_id, txid, receipt, now)).await
+    }
+    async fn finalize_failed_or_retry(
+        &self,
+        payout_id: &str,
+        txid: &RailTxid,
+        end: &AttemptEnd,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, lucid_payouts::Error> {
+        self.commit(self.inner.finalize_failed_or_retry(payout_id, txid, end, now)).await
+    }
+    async fn mark_chain_mismatch(
+        &self,
+        payout_id: &str,
+        txid: &RailTxid,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, lucid_payouts::Error> {
+        self.commit(self.inner.mark_chain_mismatch(payout_id, txid, now)).await
+    }
+    async fn cancel(
+        &self,
+        payout_id: &str,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, lucid_payouts::Error> {
+        self.commit(self.inner.cancel(payout_id, now)).await
+    }
+    async fn release_expired_leases(
+        &self,
+        now: UnixMillis,
+    ) -> Result<Vec<String>, lucid_payouts::Error> {
+        self.commit(self.inner.release_expired_leases(now)).await
+    }
+    async fn get(&self, payout_id: &str) -> Result<PayoutRecord, lucid_payouts::Error> {
+        self.inner.get(payout_id).await
+    }
+    async fn list(
+        &self,
+        status: Option<PayoutStatus>,
+    ) -> Result<Vec<PayoutRecord>, lucid_payouts::Error> {
+        self.inner.list(status).await
+    }
+    async fn attempts(&self, payout_id: &str) -> Result<Vec<AttemptRecord>, lucid_payouts::Error> {
+        self.inner.attempts(payout_id).await
+    }
+    async fn balance(&self, node: &NodeId) -> Result<NodeBalance, lucid_payouts::Error> {
+        self.inner.balance(node).await
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so that a failing seed replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
+    }
+}
+
+/// Crashes at random commits (before or after each), restarting a fresh worker every time, with
+/// random faults from the fake node: every payout still ends with exactly one transfer if
+/// confirmed and none if failed, and every reservation is settled or released exactly once.
+#[tokio::test]
+async fn crashes_at_random_commits_never_pay_twice() {
+    const RUNS: u64 = 40;
+    let faults = [Fault::DropResponseAfterAccept, Fault::Expire, Fault::OutOfEnergy];
+    let mut crashes = 0;
+    let mut ends = std::collections::BTreeMap::new();
+    for seed in 1..=RUNS {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut h = harness(Setup { payouts: vec![10, 30, 70], ..Setup::default() }).await;
+        for _ in 0..rng.below(3) {
+            h.fake.inject(faults[usize::try_from(rng.below(3)).unwrap()]);
+        }
+        let mut restarts = 0;
+        let mut steps = 0;
+        while !h.all_terminal().await {
+            steps += 1;
+            assert!(steps < 2 * MAX_STEPS, "seed {seed}: not final; errors {:?}", h.errors);
+            let store = Arc::new(CrashingStore {
+                inner: h.store.clone(),
+                commits_left: std::sync::atomic::AtomicI64::new(
+                    i64::try_from(1 + rng.below(12)).unwrap(),
+                ),
+                after_commit: std::sync::atomic::AtomicBool::new(rng.below(2) == 1),
+                crashed: std::sync::atomic::AtomicBool::new(false),
+            });
+            restarts += 1;
+            let owner = format!("worker-{restarts}");
+            let mut worker = Processor::new(store.clone(), h.rail.clone(), h.config, owner);
+            // The worker runs until it crashes (then it is dropped, like a killed process).
+            for _ in 0..20 {
+                let result = worker.step(h.now()).await;
+                h.store.audit().unwrap();
+                h.fake.produce_blocks(1);
+                for tx in h.fake.successful_transfers() {
+                    let paying =
+                        h.fake.successful_transfers().iter().filter(|t| t.to == tx.to).count();
+                    assert_eq!(paying, 1, "seed {seed}: two transfers to one payout");
+                }
+                if store.crashed.load(std::sync::atomic::Ordering::SeqCst) {
+                    crashes += 1;
+                    break;
+                }
+                if let Err(error) = result {
+                    h.errors.push(error);
+                }
+                if h.all_terminal().await {
+                    break;
+                }
+            }
+        }
+        h.check_final().await;
+        for index in 0..h.ids.len() {
+            *ends.entry(format!("{:?}", h.status(index).await)).or_insert(0) += 1;
+        }
+    }
+    eprintln!("{RUNS} runs, {crashes} crashes, payouts ended {ends:?}");
+    assert!(crashes > RUNS, "only {crashes} crashes in {RUNS} runs");
+}
+
+#[tokio::test]
+async fn four_concurrent_workers_never_send_a_payout_twice() {
+    let payouts = vec![10, 11, 12, 13, 14, 15, 16, 17];
+    let mut h = harness(Setup { payouts, ..Setup::default() }).await;
+    h.fake.inject(Fault::DropResponseAfterAccept);
+    let mut workers: Vec<Processor> = (1..=4)
+        .map(|n| Processor::new(h.store.clone(), h.rail.clone(), h.config, format!("w{n}")))
+        .collect();
+    for _ in 0..MAX_STEPS {
+        if h.all_terminal().await {
+            break;
+        }
+        let now = h.now();
+        let [a, b, c, d] = workers.as_mut_slice() else { unreachable!() };
+        let results = tokio::join!(a.step(now), b.step(now), c.step(now), d.step(now));
+        for result in [results.0, results.1, results.2, results.3] {
+            if let Err(error) = result {
+                h.errors.push(error);
+            }
+        }
+        h.store.audit().unwrap();
+        h.fake.produce_blocks(1);
+    }
+    h.check_final().await;
+    for index in 0..h.ids.len() {
+        assert_eq!(h.status(index).await, PayoutStatus::Confirmed);
+    }
+    assert_eq!(h.fake.transactions().len(), 8, "one transaction per payout");
 }
