@@ -19,8 +19,10 @@ use lucid_payouts::store::{
     NewPayout, PayoutRecord, PayoutStore, Receipt, Unclaim,
 };
 use lucid_payouts::tron::transport::{Endpoint, TronTransport};
+use lucid_payouts::tron::tx::sign_transfer;
 use lucid_payouts::tron::{
-    BuildMode, HotWalletKey, TronAddress, TronClient, TronRail, TronRailConfig,
+    BlockRef, BuildMode, HotWalletKey, TransferParams, TronAddress, TronClient, TronRail,
+    TronRailConfig,
 };
 use lucid_testkit::fake_tron::{FakeTronConfig, FakeTronNode, FakeTxState, Fault};
 
@@ -398,6 +400,37 @@ async fn the_fake_node_judges_signatures_and_txids_itself() {
     let stranger = other_key.sign_txid(&txid.0).unwrap();
     assert_eq!(broadcast(envelope(&other_raw, stranger.as_bytes())).await, "SIGERROR");
     assert_eq!(broadcast(envelope(raw, &forged)).await, "DUP_TRANSACTION_ERROR");
+
+    // Well signed but invalid for the chain: unknown reference block, expired, other contract.
+    let key = HotWalletKey::from_bytes(&HOT_SECRET, &NODE_SEED).unwrap();
+    let (number, head_time) = h.fake.head();
+    let params = TransferParams {
+        owner: key.address(),
+        contract: TronAddress::from_base58(USDT).unwrap(),
+        to: TronAddress::from_bytes(destination(9)).unwrap(),
+        amount: MicroUsdt(1_000_000),
+        reference: BlockRef { number, id: [0x77; 32] },
+        timestamp: UnixMillis(head_time),
+        expiration: UnixMillis(head_time + 60_000),
+        fee_limit_sun: 50_000_000,
+    };
+    let signed_body = |params: &TransferParams| {
+        let signed = sign_transfer(&key, params).unwrap();
+        envelope(&signed.raw, signed.signature.as_bytes())
+    };
+    assert_eq!(broadcast(signed_body(&params)).await, "TAPOS_ERROR");
+    let expired = TransferParams {
+        timestamp: UnixMillis(head_time - 90_000),
+        expiration: UnixMillis(head_time - 30_000),
+        ..params
+    };
+    assert_eq!(broadcast(signed_body(&expired)).await, "TRANSACTION_EXPIRATION_ERROR");
+    let other_contract =
+        TransferParams { contract: TronAddress::from_bytes(destination(8)).unwrap(), ..params };
+    assert_eq!(broadcast(signed_body(&other_contract)).await, "CONTRACT_VALIDATE_ERROR");
+    let garbage = serde_json::json!({ "transaction": "zz" });
+    assert_eq!(broadcast(garbage).await, "OTHER_ERROR");
+    assert_eq!(h.fake.transactions().len(), 1, "a refused transaction was accepted");
     h.run_to_end().await;
     h.check_final().await;
     assert_eq!(h.fake.transactions().len(), 1);

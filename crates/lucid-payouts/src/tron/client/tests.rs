@@ -309,3 +309,97 @@ fn broadcast_bytes_refuse_corrupted_stored_attempts() {
     assert!(BroadcastBytes::from_stored(&signed.txid.0, &signed.raw, &sig, &stranger).is_err());
     assert!(BroadcastBytes::from_stored(&signed.txid.0, &signed.raw, &sig[..64], &owner).is_err());
 }
+
+mod props {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Arbitrary JSON, biased towards the field names TRON replies use, so that near-miss
+    /// shapes (right names, wrong types or values) are common.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let names = prop::sample::select(vec![
+            "blockID",
+            "block_header",
+            "raw_data",
+            "number",
+            "timestamp",
+            "chainParameter",
+            "key",
+            "value",
+            "getEnergyFee",
+            "result",
+            "energy_used",
+            "constant_result",
+            "transaction",
+            "raw_data_hex",
+            "balance",
+            "EnergyLimit",
+            "EnergyUsed",
+            "code",
+            "txID",
+            "id",
+            "blockNumber",
+            "receipt",
+            "result",
+            "log",
+            "address",
+            "topics",
+            "data",
+            "fee",
+            "contract_address",
+            "energy_usage_total",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            "[0-9a-fA-F]{0,80}".prop_map(Value::from),
+            "[A-Z_]{0,20}".prop_map(Value::from),
+            Just(Value::from("SUCCESS")),
+            Just(Value::from("FAILED")),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(names.clone(), inner, 0..6).prop_map(|map| {
+                    Value::Object(map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Every parser answers a value or a typed error for any JSON: never a panic.
+        #[test]
+        fn parsers_never_panic(body in json_value(), earlier_unknown in any::<bool>()) {
+            let id = txid();
+            let _ = parse_now_block(&body);
+            let _ = parse_energy_fee(&body);
+            let _ = parse_energy_estimate(&body);
+            let _ = parse_balance_of(&body);
+            let _ = parse_trigger(&body);
+            let _ = parse_trx_balance(&body);
+            let _ = parse_account_resource(&body);
+            let _ = parse_broadcast(&body, earlier_unknown);
+            let _ = parse_transaction_known(&body, &id);
+            if let Ok(Some(info)) = parse_transaction_info(&body, &id) {
+                // Whatever parsed is about our txid only.
+                prop_assert_eq!(body["id"].as_str().map(str::to_ascii_lowercase), Some(id.to_hex()));
+                let _ = info.has_transfer(&TronAddress::from_account([7; 20]),
+                    &TronAddress::from_account([1; 20]), &TronAddress::from_account([2; 20]),
+                    MicroUsdt(1));
+            }
+        }
+
+        /// A refusal after an unanswered try of the same bytes never reads as definitive.
+        #[test]
+        fn refusals_after_unknown_prove_nothing(code in "[A-Z_]{1,30}") {
+            let body = json!({ "code": code });
+            let outcome = parse_broadcast(&body, true).unwrap();
+            prop_assert!(matches!(outcome, BroadcastOutcome::Unknown | BroadcastOutcome::Duplicate));
+        }
+    }
+}
