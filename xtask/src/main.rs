@@ -71,7 +71,7 @@ fn has_cargo_subcommand(name: &str) -> bool {
 
 /// Off-by-default features whose code and tests must still be built, linted and run, as
 /// (package, features). A workspace run with default features never compiles them.
-const FEATURE_SUITES: &[(&str, &str)] = &[("lucid-payouts", "tron")];
+const FEATURE_SUITES: &[(&str, &str)] = &[("lucid-payouts", "tron"), ("lucid-daemon", "tron")];
 
 /// The whole suite: nextest when installed (parallel, per-test processes), else `cargo test`;
 /// then each crate of [`FEATURE_SUITES`] again with its features on.

@@ -16,7 +16,10 @@
 //! - Readiness is false until start-up completed and as soon as shutdown begins.
 //!
 //! # Features
-//! None yet; `blockchain`, `session` and `rdp` integrations are wired by the binary's features.
+//! - `tron`: [`tron_transport`], the reqwest (rustls) adapter of the `TronTransport` port of
+//!   `lucid-payouts/tron`.
+//!
+//! The `blockchain`, `session` and `rdp` integrations are wired by the binary's features.
 #![warn(missing_docs)]
 
 pub mod clock;
@@ -24,6 +27,8 @@ pub mod config;
 pub mod metrics;
 pub mod node;
 pub mod services;
+#[cfg(feature = "tron")]
+pub mod tron_transport;
 
 pub use config::Config;
 pub use node::{DatabaseProbe, Node, NodeError};

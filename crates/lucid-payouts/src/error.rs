@@ -72,6 +72,25 @@ pub enum Error {
         /// The cap in force.
         cap_sun: u64,
     },
+    /// A TRON node could not be reached or gave no usable reply; the same call may be retried.
+    #[cfg(feature = "tron")]
+    #[error("TRON call {call} failed in transport")]
+    TronTransport {
+        /// The API call.
+        call: &'static str,
+        /// What the transport reported.
+        #[source]
+        source: crate::tron::TransportError,
+    },
+    /// A TRON node's reply is malformed, oversized, about something else, or reports failure.
+    #[cfg(feature = "tron")]
+    #[error("TRON call {call} answered unusably: {reason}")]
+    TronResponse {
+        /// The API call.
+        call: &'static str,
+        /// What is wrong with the reply.
+        reason: &'static str,
+    },
     /// A posting is malformed (empty, unbalanced, repeated account, zero amount, bad key).
     #[error("posting {key:?} is invalid: {rule}")]
     InvalidPosting {
@@ -230,6 +249,10 @@ impl HasKind for Error {
             Error::Transaction { .. } => ErrorKind::InvalidInput,
             Error::RemoteTransaction { .. } => ErrorKind::PeerMisbehaved,
             Error::FeeInput { .. } => ErrorKind::InvalidInput,
+            #[cfg(feature = "tron")]
+            Error::TronTransport { .. } => ErrorKind::TransientNetwork,
+            #[cfg(feature = "tron")]
+            Error::TronResponse { .. } => ErrorKind::PeerMisbehaved,
             // The chain's energy price or the recipient's state makes the transfer too expensive
             // now; the payout waits rather than failing (a too-low limit would burn TRX for
             // nothing).

@@ -15,8 +15,8 @@
 //!
 //! This crate does NOT do I/O, read the clock, spawn tasks or talk HTTP itself: the ledger here is
 //! the in-memory reference whose semantics the database adapter must match, time comes in as an
-//! argument, and the TRON HTTP calls will go through the `TronTransport` port that `lucid-daemon`
-//! implements. It never builds money from floats and never signs a transaction that a remote node
+//! argument, and the TRON HTTP calls go through the `TronTransport` port (`tron::transport`) that
+//! `lucid-daemon` implements. It never builds money from floats and never signs a transaction that a remote node
 //! handed back without checking it field by field against what it meant to send.
 //!
 //! # Invariants
@@ -42,8 +42,10 @@
 //! # Features
 //! - `testing`: the fake chain, the crash switch and the crash-matrix runner (`testing`), so
 //!   that the SQL stores of `lucid-storage` run the same crash matrix as the in-memory store.
-//! - `tron`: the TRON rail building blocks in the `tron` module (k256, sha2, sha3, bs58, prost,
-//!   zeroize). Off by default: without it payouts stay in the ledger, marked `awaiting_chain`.
+//! - `tron`: the TRON rail in the `tron` module: building blocks (k256, sha2, sha3, bs58, prost,
+//!   zeroize), the HTTP client logic with strict JSON parsing (serde_json, hex, tracing) over the
+//!   `TronTransport` port, and `TronRail`. Still no runtime and no HTTP library. Off by default:
+//!   without it payouts stay in the ledger, marked `awaiting_chain`.
 #![warn(missing_docs)]
 #![deny(clippy::float_arithmetic)]
 

@@ -322,6 +322,14 @@ pub fn sign_transfer(key: &HotWalletKey, params: &TransferParams) -> Result<Sign
     })
 }
 
+/// The expiration written in raw transaction bytes from elsewhere, read before the full check
+/// of [`verify_remote_tx`] (which then demands the same value). Undecodable bytes are refused.
+pub fn raw_expiration(raw: &[u8]) -> Result<UnixMillis, Error> {
+    proto::Raw::decode(raw)
+        .map(|message| UnixMillis(message.expiration))
+        .map_err(|_| Error::RemoteTransaction { field: "encoding" })
+}
+
 /// What a transaction from elsewhere must be: the transfer we meant to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExpectedTransfer {
