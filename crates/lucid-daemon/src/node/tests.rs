@@ -49,9 +49,10 @@ fn readiness_follows_start_and_drain_and_the_clock() {
         let db = database(true);
         let node = Node::build(
             config(),
-            NodeKey::from_seed(&[1; 32]).node_id(),
+            NodeKey::from_seed(&[1; 32]),
             clock.clone(),
             db.clone(),
+            Ports::in_memory(),
         );
         let api = node.api();
         node.spawn();
@@ -95,9 +96,10 @@ fn the_slot_clock_publishes_slots_from_the_wall_clock() {
         let clock = Arc::new(ManualClock::new(UnixMillis(1_003_200)));
         let node = Node::build(
             config(),
-            NodeKey::from_seed(&[1; 32]).node_id(),
+            NodeKey::from_seed(&[1; 32]),
             clock.clone(),
             database(true),
+            Ports::in_memory(),
         );
         let api = node.api();
         node.spawn();
