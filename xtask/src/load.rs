@@ -5,6 +5,10 @@
 //!
 //! It speaks just enough HTTP/1.1 for the node's answers: a status line, headers and a body of
 //! `Content-Length` bytes. Anything else is counted as an error and the connection reopened.
+#![expect(
+    clippy::disallowed_methods,
+    reason = "a load generator measures real latency, so it reads the real monotonic clock"
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -224,9 +228,9 @@ mod tests {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect();
-        let plan = plan(&args).unwrap();
-        assert_eq!((plan.method.as_str(), plan.connections), ("POST", 4));
-        let bytes = String::from_utf8(request_bytes(&plan)).unwrap();
+        let parsed = plan(&args).unwrap();
+        assert_eq!((parsed.method.as_str(), parsed.connections), ("POST", 4));
+        let bytes = String::from_utf8(request_bytes(&parsed)).unwrap();
         assert!(bytes.starts_with("POST /health HTTP/1.1\r\n") && bytes.contains("X: y\r\n"));
         assert!(plan(&["--frobnicate".to_owned()]).is_err());
         assert!(plan(&["--connections".to_owned(), "0".to_owned()]).is_err());

@@ -569,7 +569,7 @@ async fn pool_op(
 
 /// Decodes lowercase hex of at most one signed message's size.
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 2 * lucid_core::message::MAX_MESSAGE_BYTES {
+    if !text.len().is_multiple_of(2) || text.len() > 2 * lucid_core::message::MAX_MESSAGE_BYTES {
         return None;
     }
     let digit = |c: u8| match c {

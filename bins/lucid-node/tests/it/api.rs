@@ -252,7 +252,9 @@ fn every_mutation_needs_the_token_and_refused_bodies_change_nothing() {
     let auth = ("Authorization", bearer.as_str());
     let json_type = ("Content-Type", "application/json");
     let big = vec![b'a'; 2 * 1024 * 1024];
-    let cases: Vec<(Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    /// Headers, body, expected status and code.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (vec![auth, json_type], b"{".to_vec(), 400, "INVALID_INPUT"),
         (
             vec![auth, json_type],
