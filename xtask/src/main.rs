@@ -5,12 +5,15 @@
 //! - `ci`: what must pass before a change lands: format check, clippy with `-D warnings` on every
 //!   target, `cargo check` per crate, the test suite, docs with `-D warnings`, `cargo deny` (when
 //!   installed), and compiling the benches.
+//! - `load`: a closed-loop HTTP/1.1 load generator for loopback figures (`cargo xtask load
+//!   --addr 127.0.0.1:8080 --path /health`); see `load.rs`.
 //!
 //! This crate depends on no Lucid crate and few external ones, so it builds in seconds.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod load;
 mod tidy;
 
 fn main() -> ExitCode {
@@ -33,8 +36,9 @@ fn run() -> anyhow::Result<()> {
     match task.as_str() {
         "test" => test(),
         "ci" => ci(),
+        "load" => load::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => anyhow::bail!(
-            "usage: cargo xtask <test|ci>\n  test  run the whole test suite\n  ci    fmt, clippy, check, test, doc, deny, bench --no-run"
+            "usage: cargo xtask <test|ci|load>\n  test  run the whole test suite\n  ci    fmt, clippy, check, test, doc, deny, bench --no-run\n  load  HTTP load generator (--addr, --path, --method, --connections, --seconds)"
         ),
     }
 }

@@ -95,8 +95,8 @@ pub(crate) fn load_key(data_dir: &Path) -> anyhow::Result<NodeKey> {
         .map_err(|e| anyhow::anyhow!("{}: not a valid node key: {e}", path.display()))
 }
 
-/// Checks the admin token file (mode and shape); its value is used by the API's mutations.
-pub(crate) fn check_token(data_dir: &Path) -> anyhow::Result<()> {
+/// Loads the admin token file (mode and shape checked); it guards the API's mutations.
+pub(crate) fn load_token(data_dir: &Path) -> anyhow::Result<lucid_daemon::AdminToken> {
     let path = data_dir.join(TOKEN_FILE);
     let text = Zeroizing::new(read_secret(&path)?);
     let token = text.trim();
@@ -106,7 +106,8 @@ pub(crate) fn check_token(data_dir: &Path) -> anyhow::Result<()> {
             path.display()
         );
     }
-    Ok(())
+    lucid_daemon::AdminToken::new(token)
+        .ok_or_else(|| anyhow::anyhow!("{}: the admin token is empty", path.display()))
 }
 
 /// The lock that keeps a second instance off this data directory; released when dropped.

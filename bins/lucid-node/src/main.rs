@@ -190,13 +190,41 @@ impl lucid_daemon::DatabaseProbe for DatabaseProbe {
     }
 }
 
+/// Lists pools over the SQL adapter.
+struct PoolIndex(Arc<lucid_storage::Database>);
+
+#[async_trait::async_trait]
+impl lucid_daemon::PoolIndex for PoolIndex {
+    async fn all_pools(&self) -> Result<Vec<lucid_pools::Pool>, lucid_pools::Error> {
+        self.0.all_pools().await.map_err(|error| lucid_pools::Error::Store {
+            action: "listing pools",
+            kind: lucid_core::HasKind::kind(&error),
+            source: Arc::new(error),
+        })
+    }
+}
+
+/// The daemon's stores over the SQL adapter.
+fn ports(database: &Arc<lucid_storage::Database>) -> lucid_daemon::Ports {
+    lucid_daemon::Ports {
+        proofs: database.clone(),
+        pools: database.clone(),
+        pool_index: Arc::new(PoolIndex(Arc::clone(database))),
+        // MERGE: `Database` does not implement `RecordStore` (issue 3) or `PayoutStore`
+        // (issue 4) on this branch yet. Until it does, tallies, schedules, payouts and the ledger
+        // live in memory and do not survive a restart; swap both lines for `database.clone()`.
+        records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
+        payouts: Arc::new(lucid_payouts::store::MemoryPayoutStore::new()),
+    }
+}
+
 fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
     let daemon = resolved.daemon;
     let database_url = resolved.database_url;
     let connect_timeout = resolved.database_connect_timeout;
     let _lock = datadir::lock(&daemon.data_dir)?;
     let key = datadir::load_key(&daemon.data_dir)?;
-    datadir::check_token(&daemon.data_dir)?;
+    let token = datadir::load_token(&daemon.data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("lucid-node")
@@ -217,8 +245,8 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding the HTTP listener on {}", daemon.http_addr))?;
         tracing::info!(node_id = %key.node_id(), network = %daemon.network_name, http = %daemon.http_addr, "starting");
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
-        let node = lucid_daemon::Node::build(daemon, key.node_id(), clock, probe);
-        node.serve_http(listener);
+        let node = lucid_daemon::Node::build(daemon, key, clock, probe, ports(&database));
+        node.serve_http(listener, token);
         node.spawn();
         if node.check_database().await {
             node.mark_ready();

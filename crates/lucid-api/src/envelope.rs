@@ -1,11 +1,17 @@
-//! The one JSON error envelope, request ids, and the single `ErrorKind` → HTTP status mapping.
+//! The one JSON error envelope and request ids.
+//!
+//! Handlers and extractors return a [`Failure`]; its response carries only the status and the
+//! failure itself (as a response extension). The request-tracking middleware, which knows the
+//! request id, renders every such response into the envelope, so there is exactly one place
+//! where error bodies are written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use lucid_core::ErrorKind;
 use serde::Serialize;
+
+use crate::failure::{Failure, status_of};
 
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -24,34 +30,6 @@ pub fn request_id(headers: &HeaderMap) -> String {
         )
 }
 
-/// The HTTP status of a coarse error kind; the only place this mapping exists.
-pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::PeerMisbehaved => StatusCode::BAD_REQUEST,
-        ErrorKind::TransientNetwork | ErrorKind::StoreUnavailable => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        ErrorKind::FeatureDisabled | ErrorKind::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        // ErrorKind is non-exhaustive; an unknown kind is treated as our own failure.
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// An API error: a stable code (`LUCID_ERR_<NAME>` on the wire), a message for humans, a status.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    request_id: Option<String>,
-}
-
 #[derive(Serialize)]
 struct Envelope<'a> {
     error: Body<'a>,
@@ -60,52 +38,30 @@ struct Envelope<'a> {
 #[derive(Serialize)]
 struct Body<'a> {
     code: String,
-    message: &'a str,
+    message: String,
     request_id: &'a str,
 }
 
-impl ApiError {
-    /// An error with an explicit status and code name (without the `LUCID_ERR_` prefix).
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), request_id: None }
-    }
-
-    /// An error of a coarse kind.
-    pub fn of_kind(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(status_of(kind), code, message)
-    }
-
-    /// 404 for a route or resource that does not exist.
-    pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
-    }
-
-    /// Attaches the request id.
-    pub fn with_request_id(mut self, request_id: String) -> Self {
-        self.request_id = Some(request_id);
-        self
-    }
-
-    /// The status.
-    pub fn status(&self) -> StatusCode {
-        self.status
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut response = status_of(&self).into_response();
+        response.extensions_mut().insert(self);
+        response
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let request_id = self.request_id.unwrap_or_else(|| request_id(&HeaderMap::new()));
-        let body = Envelope {
-            error: Body {
-                code: format!("LUCID_ERR_{}", self.code),
-                message: &self.message,
-                request_id: &request_id,
-            },
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(REQUEST_ID, value);
-        }
-        response
+/// Renders `failure` as the envelope for request `request_id`.
+pub(crate) fn render(failure: &Failure, request_id: &str) -> Response {
+    let body = Envelope {
+        error: Body {
+            code: format!("LUCID_ERR_{}", failure.code()),
+            message: failure.to_string(),
+            request_id,
+        },
+    };
+    let mut response = (status_of(failure), axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
     }
+    response
 }

@@ -4,14 +4,24 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, patch, post};
 use axum::{Json, Router};
+use lucid_core::{Epoch, MicroUsdt, NodeId, PoolId, Signature, Slot};
 use serde::Serialize;
 
-use crate::envelope::{ApiError, REQUEST_ID, request_id};
+use crate::auth::{Admin, AdminToken, HasAdminToken};
+use crate::dto::{
+    BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary, OpAccepted, Page,
+    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourcesView, ScheduleView,
+    SignedBody, TallyView, UpdatePoolRequest, Withdrawal, WithdrawalRequest,
+};
+use crate::envelope::{REQUEST_ID, render, request_id};
+use crate::extract::{JsonBody, PathParams, QueryParams, parse};
+use crate::failure::{Failure, Missing};
+use crate::openapi::{Auth, RouteSpec};
 
 /// Overall health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -80,6 +90,8 @@ pub struct NodeInfo {
 pub struct ClockInfo {
     /// The network name.
     pub network: String,
+    /// The network id every signed message names (hex).
+    pub network_id: String,
     /// Genesis, RFC 3339 is not used here: unix milliseconds.
     pub genesis_ms: i64,
     /// Slot length in milliseconds.
@@ -96,7 +108,12 @@ pub struct ClockInfo {
     pub next_slot_start_ms: Option<i64>,
 }
 
-/// What the HTTP layer needs from the node; implemented by the daemon.
+/// What the HTTP layer needs from the node; implemented by the daemon over its stores.
+///
+/// Every method answers from the stores (no cache is a source of truth) and reports refusals as
+/// typed [`Failure`]s; failures of the node's own machinery are logged by the implementation and
+/// reported as `StoreUnavailable` or `Internal` without detail.
+#[async_trait::async_trait]
 pub trait NodeApi: Send + Sync + 'static {
     /// The current health snapshot.
     fn health(&self) -> HealthReport;
@@ -106,6 +123,67 @@ pub trait NodeApi: Send + Sync + 'static {
     fn clock(&self) -> ClockInfo;
     /// The node's own metrics in Prometheus text format (HTTP metrics are appended here).
     fn metrics(&self) -> String;
+    /// What the resource monitor published.
+    fn resources(&self) -> ResourcesView;
+
+    /// Known nodes (registered or seated), by id.
+    async fn nodes(&self, page: PageQuery) -> Result<Page<NodeSummary>, Failure>;
+    /// One known node.
+    async fn node(&self, node: NodeId) -> Result<NodeSummary, Failure>;
+
+    /// Pools, by id.
+    async fn pools(&self, page: PageQuery) -> Result<Page<PoolView>, Failure>;
+    /// One pool.
+    async fn pool(&self, pool: PoolId) -> Result<PoolView, Failure>;
+    /// A pool's seats and bans, by node.
+    async fn pool_members(&self, pool: PoolId) -> Result<Vec<MemberView>, Failure>;
+    /// A pool's capacity.
+    async fn pool_capacity(&self, pool: PoolId) -> Result<CapacityView, Failure>;
+    /// The own node signs and submits a Create.
+    async fn create_pool(&self, request: CreatePoolRequest) -> Result<OpAccepted, Failure>;
+    /// The own node signs and submits a Join.
+    async fn join_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure>;
+    /// The own node signs and submits a Leave.
+    async fn leave_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure>;
+    /// The own node (the leader) signs and submits a SetMaxNodes.
+    async fn update_pool(
+        &self,
+        pool: PoolId,
+        request: UpdatePoolRequest,
+    ) -> Result<OpAccepted, Failure>;
+    /// Any node's signed pool op.
+    async fn submit_pool_op(
+        &self,
+        message: Vec<u8>,
+        signature: Signature,
+    ) -> Result<OpAccepted, Failure>;
+
+    /// The current revision of an epoch's tally.
+    async fn tally(&self, epoch: Epoch) -> Result<TallyView, Failure>;
+    /// The leader schedule of a slot (404 `SLOT_NOT_SCHEDULED` for future or unknown slots).
+    async fn leader(&self, slot: Slot) -> Result<ScheduleView, Failure>;
+
+    /// A node's balance.
+    async fn balance(&self, node: NodeId) -> Result<BalanceView, Failure>;
+    /// Payouts (of one node, or all), ordered by (created_at, payout_id).
+    async fn payouts(
+        &self,
+        node: Option<NodeId>,
+        query: PayoutQuery,
+    ) -> Result<Page<PayoutView>, Failure>;
+    /// One payout.
+    async fn payout(&self, payout_id: &str) -> Result<PayoutView, Failure>;
+    /// Payout counts by status.
+    async fn payout_stats(&self) -> Result<PayoutStats, Failure>;
+    /// A withdrawal for `node` with the client's idempotency key.
+    async fn request_withdrawal(
+        &self,
+        node: NodeId,
+        idempotency_key: &str,
+        amount: Option<MicroUsdt>,
+    ) -> Result<Withdrawal, Failure>;
+    /// Cancels a pending payout.
+    async fn cancel_payout(&self, payout_id: &str) -> Result<PayoutView, Failure>;
 }
 
 /// Largest accepted request body: 1 MiB.
@@ -139,19 +217,125 @@ impl HttpMetrics {
 #[derive(Clone)]
 struct AppState {
     api: Arc<dyn NodeApi>,
+    token: Arc<AdminToken>,
     metrics: Arc<HttpMetrics>,
+    openapi: Arc<String>,
 }
 
-/// The router of every HTTP route.
-pub fn router(api: Arc<dyn NodeApi>) -> Router {
-    let state = AppState { api, metrics: Arc::new(HttpMetrics::default()) };
-    Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/node", get(node))
-        .route("/api/v1/poot/clock", get(clock))
+impl HasAdminToken for AppState {
+    fn admin_token(&self) -> &AdminToken {
+        &self.token
+    }
+}
+
+/// Builds the router and the table of its routes together: a route is added only with its
+/// spec, so the table (and the OpenAPI document made from it) lists exactly what is served.
+struct Routes {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+}
+
+impl Routes {
+    fn add(mut self, spec: RouteSpec, handler: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(spec.path, handler);
+        self.specs.push(spec);
+        self
+    }
+}
+
+const fn spec(
+    method: &'static str,
+    path: &'static str,
+    auth: Auth,
+    summary: &'static str,
+) -> RouteSpec {
+    RouteSpec { method, path, auth, summary }
+}
+
+fn table() -> Routes {
+    use Auth::{Admin as A, Open as O, Signed as S};
+    Routes { router: Router::new(), specs: Vec::new() }
+        .add(spec("get", "/health/live", O, "Liveness"), get(live))
+        .add(spec("get", "/health/ready", O, "Readiness"), get(ready))
+        .add(spec("get", "/health", O, "Health with components"), get(health))
+        .add(spec("get", "/metrics", O, "Prometheus metrics"), get(metrics))
+        .add(spec("get", "/api/v1/openapi.json", O, "This document"), get(openapi))
+        .add(spec("get", "/api/v1/node", O, "The node's identity"), get(node))
+        .add(spec("get", "/api/v1/nodes", O, "Known nodes"), get(nodes))
+        .add(spec("get", "/api/v1/nodes/{node_id}", O, "One node"), get(node_by_id))
+        .add(spec("get", "/api/v1/nodes/{node_id}/balance", O, "A node's balance"), get(balance))
+        .add(
+            spec("get", "/api/v1/nodes/{node_id}/payouts", O, "A node's payouts"),
+            get(node_payouts),
+        )
+        .add(
+            spec(
+                "post",
+                "/api/v1/nodes/{node_id}/withdrawals",
+                A,
+                "Request a withdrawal (Idempotency-Key header)",
+            ),
+            post(withdraw),
+        )
+        .add(spec("get", "/api/v1/poot/clock", O, "The slot clock"), get(clock))
+        .add(spec("get", "/api/v1/poot/epochs/{epoch}/tally", O, "An epoch's tally"), get(tally))
+        .add(
+            spec("get", "/api/v1/poot/slots/{slot}/leader", O, "A slot's leader schedule"),
+            get(leader),
+        )
+        .add(spec("get", "/api/v1/pools", O, "Pools"), get(pools))
+        .add(spec("post", "/api/v1/pools", A, "The own node creates a pool"), post(create_pool))
+        .add(
+            spec("post", "/api/v1/pools/ops", S, "Submit any node's signed pool op"),
+            post(pool_op),
+        )
+        .add(spec("get", "/api/v1/pools/{pool_id}", O, "One pool"), get(pool))
+        .add(
+            spec("patch", "/api/v1/pools/{pool_id}", A, "The own node (leader) sets max_nodes"),
+            patch(update_pool),
+        )
+        .add(
+            spec("get", "/api/v1/pools/{pool_id}/members", O, "A pool's members"),
+            get(pool_members),
+        )
+        .add(
+            spec("get", "/api/v1/pools/{pool_id}/capacity", O, "A pool's capacity"),
+            get(pool_capacity),
+        )
+        .add(
+            spec("post", "/api/v1/pools/{pool_id}/join", A, "The own node joins a pool"),
+            post(join_pool),
+        )
+        .add(
+            spec("post", "/api/v1/pools/{pool_id}/leave", A, "The own node leaves a pool"),
+            post(leave_pool),
+        )
+        .add(spec("get", "/api/v1/payouts", O, "Payouts"), get(payouts))
+        .add(spec("get", "/api/v1/payouts/stats", O, "Payout counts by status"), get(payout_stats))
+        .add(spec("get", "/api/v1/payouts/{payout_id}", O, "One payout"), get(payout))
+        .add(
+            spec("post", "/api/v1/payouts/{payout_id}/cancel", A, "Cancel a pending payout"),
+            post(cancel_payout),
+        )
+        .add(spec("get", "/api/v1/resources", O, "Resource monitor readings"), get(resources))
+}
+
+/// The spec of every route the router serves, in the order they were added.
+pub fn route_specs() -> Vec<RouteSpec> {
+    table().specs
+}
+
+/// The router of every HTTP route; mutations need `token`.
+pub fn router(api: Arc<dyn NodeApi>, token: AdminToken) -> Router {
+    let Routes { router, specs } = table();
+    let openapi = Arc::new(crate::openapi::document(&specs, crate::routes::VERSION_OF_API));
+    let state = AppState {
+        api,
+        token: Arc::new(token),
+        metrics: Arc::new(HttpMetrics::default()),
+        openapi,
+    };
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -159,17 +343,21 @@ pub fn router(api: Arc<dyn NodeApi>) -> Router {
         .with_state(state)
 }
 
+/// The version written into the OpenAPI document.
+pub(crate) const VERSION_OF_API: &str = "1";
+
 /// Serves `api` on `listener` until `shutdown` completes; requests in flight then finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<dyn NodeApi>,
+    token: AdminToken,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(api, token)).with_graceful_shutdown(shutdown).await
 }
 
-/// Request ids on every response, and request counting by route template (bounded labels: the
-/// template, never the raw path).
+/// Request ids on every response, every failure rendered into the envelope with that id, and
+/// request counting by route template (bounded labels: the template, never the raw path).
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let id = request_id(request.headers());
     let route = request
@@ -178,10 +366,14 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let mut response = next.run(request).await;
+    if let Some(failure) = response.extensions_mut().remove::<Failure>() {
+        response = render(&failure, &id);
+    } else if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // A body refused by a layer below the extractors still gets the envelope.
+        response = render(&Failure::BodyTooLarge, &id);
+    }
     state.metrics.record(route, method, response.status().as_u16());
-    if !response.headers().contains_key(REQUEST_ID)
-        && let Ok(value) = HeaderValue::from_str(&id)
-    {
+    if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
@@ -196,8 +388,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     if report.ready {
         (StatusCode::OK, Json(serde_json::json!({ "ready": true }))).into_response()
     } else {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "the node is not ready")
-            .into_response()
+        Failure::NotReady.into_response()
     }
 }
 
@@ -217,6 +408,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+async fn openapi(State(state): State<AppState>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], state.openapi.as_str().to_owned())
+        .into_response()
+}
+
 async fn node(State(state): State<AppState>) -> Json<NodeInfo> {
     Json(state.api.node_info())
 }
@@ -225,17 +421,239 @@ async fn clock(State(state): State<AppState>) -> Json<ClockInfo> {
     Json(state.api.clock())
 }
 
-async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found("route").with_request_id(request_id(request.headers()))
+async fn resources(State(state): State<AppState>) -> Json<ResourcesView> {
+    Json(state.api.resources())
 }
 
-async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        "method not allowed on this route",
-    )
-    .with_request_id(request_id(request.headers()))
+type Answer<T> = Result<Json<T>, Failure>;
+
+async fn nodes(
+    State(state): State<AppState>,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Answer<Page<NodeSummary>> {
+    page.limit()?;
+    state.api.nodes(page).await.map(Json)
+}
+
+async fn node_by_id(
+    State(state): State<AppState>,
+    PathParams(node_id): PathParams<String>,
+) -> Answer<NodeSummary> {
+    state.api.node(parse("node_id", &node_id)?).await.map(Json)
+}
+
+async fn balance(
+    State(state): State<AppState>,
+    PathParams(node_id): PathParams<String>,
+) -> Answer<BalanceView> {
+    state.api.balance(parse("node_id", &node_id)?).await.map(Json)
+}
+
+async fn node_payouts(
+    State(state): State<AppState>,
+    PathParams(node_id): PathParams<String>,
+    QueryParams(query): QueryParams<PayoutQuery>,
+) -> Answer<Page<PayoutView>> {
+    let node = parse("node_id", &node_id)?;
+    query.page().limit()?;
+    state.api.payouts(Some(node), query).await.map(Json)
+}
+
+/// Longest accepted `Idempotency-Key` header.
+const MAX_IDEMPOTENCY_KEY: usize = 64;
+
+fn idempotency_key(headers: &HeaderMap) -> Result<&str, Failure> {
+    let missing = || Failure::InvalidInput("the Idempotency-Key header is required".to_owned());
+    let key = headers.get("idempotency-key").ok_or_else(missing)?;
+    let key = key.to_str().map_err(|_| missing())?;
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Failure::InvalidInput(
+            "Idempotency-Key must be 1..=64 characters of [A-Za-z0-9_-]".to_owned(),
+        ));
+    }
+    Ok(key)
+}
+
+async fn withdraw(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams(node_id): PathParams<String>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<WithdrawalRequest>,
+) -> Result<Response, Failure> {
+    let node = parse("node_id", &node_id)?;
+    let key = idempotency_key(&headers)?;
+    let amount = match request.amount.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<MicroUsdt>().map_err(|_| {
+            Failure::InvalidInput(
+                "amount must be a decimal string with at most 6 fractional digits".to_owned(),
+            )
+        })?),
+    };
+    let Withdrawal { created, payout } = state.api.request_withdrawal(node, key, amount).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(payout)).into_response())
+}
+
+async fn tally(
+    State(state): State<AppState>,
+    PathParams(epoch): PathParams<String>,
+) -> Answer<TallyView> {
+    state.api.tally(Epoch(parse("epoch", &epoch)?)).await.map(Json)
+}
+
+async fn leader(
+    State(state): State<AppState>,
+    PathParams(slot): PathParams<String>,
+) -> Answer<ScheduleView> {
+    state.api.leader(Slot(parse("slot", &slot)?)).await.map(Json)
+}
+
+async fn pools(
+    State(state): State<AppState>,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Answer<Page<PoolView>> {
+    page.limit()?;
+    state.api.pools(page).await.map(Json)
+}
+
+async fn pool(
+    State(state): State<AppState>,
+    PathParams(pool_id): PathParams<String>,
+) -> Answer<PoolView> {
+    state.api.pool(parse("pool_id", &pool_id)?).await.map(Json)
+}
+
+async fn pool_members(
+    State(state): State<AppState>,
+    PathParams(pool_id): PathParams<String>,
+) -> Answer<Vec<MemberView>> {
+    state.api.pool_members(parse("pool_id", &pool_id)?).await.map(Json)
+}
+
+async fn pool_capacity(
+    State(state): State<AppState>,
+    PathParams(pool_id): PathParams<String>,
+) -> Answer<CapacityView> {
+    state.api.pool_capacity(parse("pool_id", &pool_id)?).await.map(Json)
+}
+
+fn accepted(op: OpAccepted) -> Response {
+    (StatusCode::ACCEPTED, Json(op)).into_response()
+}
+
+async fn create_pool(
+    _admin: Admin,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CreatePoolRequest>,
+) -> Result<Response, Failure> {
+    state.api.create_pool(request).await.map(accepted)
+}
+
+async fn pool_op(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SignedBody>,
+) -> Result<Response, Failure> {
+    let message = hex_bytes(&body.message)
+        .ok_or_else(|| Failure::MalformedMessage("message is not lowercase hex".to_owned()))?;
+    let signature: Signature = body
+        .signature
+        .parse()
+        .map_err(|_| Failure::MalformedMessage("signature is not 128 hex".to_owned()))?;
+    state.api.submit_pool_op(message, signature).await.map(accepted)
+}
+
+/// Decodes lowercase hex of at most one signed message's size.
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.len() > 2 * lucid_core::message::MAX_MESSAGE_BYTES {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+async fn update_pool(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams(pool_id): PathParams<String>,
+    JsonBody(request): JsonBody<UpdatePoolRequest>,
+) -> Result<Response, Failure> {
+    let pool = parse("pool_id", &pool_id)?;
+    state.api.update_pool(pool, request).await.map(accepted)
+}
+
+async fn join_pool(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams(pool_id): PathParams<String>,
+) -> Result<Response, Failure> {
+    let pool = parse("pool_id", &pool_id)?;
+    state.api.join_pool(pool).await.map(accepted)
+}
+
+async fn leave_pool(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams(pool_id): PathParams<String>,
+) -> Result<Response, Failure> {
+    let pool = parse("pool_id", &pool_id)?;
+    state.api.leave_pool(pool).await.map(accepted)
+}
+
+async fn payouts(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<PayoutQuery>,
+) -> Answer<Page<PayoutView>> {
+    query.page().limit()?;
+    state.api.payouts(None, query).await.map(Json)
+}
+
+async fn payout_stats(State(state): State<AppState>) -> Answer<PayoutStats> {
+    state.api.payout_stats().await.map(Json)
+}
+
+/// Longest payout id accepted in a path (`payout_` + 24 hex).
+const MAX_PAYOUT_ID: usize = 64;
+
+fn payout_id(text: &str) -> Result<&str, Failure> {
+    if text.len() > MAX_PAYOUT_ID || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(Failure::InvalidInput("payout_id is not valid".to_owned()));
+    }
+    Ok(text)
+}
+
+async fn payout(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Answer<PayoutView> {
+    state.api.payout(payout_id(&id)?).await.map(Json)
+}
+
+async fn cancel_payout(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Answer<PayoutView> {
+    state.api.cancel_payout(payout_id(&id)?).await.map(Json)
+}
+
+async fn not_found() -> Failure {
+    Failure::NotFound(Missing::Route)
+}
+
+async fn method_not_allowed() -> Failure {
+    Failure::MethodNotAllowed
 }
 
 #[cfg(test)]

@@ -26,9 +26,14 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod node;
+mod operator;
+mod pool_ops;
+pub mod ports;
 pub mod services;
 #[cfg(feature = "tron")]
 pub mod tron_transport;
 
 pub use config::Config;
+pub use lucid_api::AdminToken;
 pub use node::{DatabaseProbe, Node, NodeError};
+pub use ports::{PoolIndex, Ports};

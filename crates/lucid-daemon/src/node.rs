@@ -5,14 +5,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lucid_api::{ClockInfo, ComponentHealth, HealthReport, HealthStatus, NodeApi, NodeInfo};
-use lucid_core::{Clock, NodeId, Slot};
+use lucid_api::dto::{
+    BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary, OpAccepted, Page,
+    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourcesView, ScheduleView,
+    TallyView, UpdatePoolRequest, Withdrawal,
+};
+use lucid_api::{
+    AdminToken, ClockInfo, ComponentHealth, Failure, HealthReport, HealthStatus, NodeApi, NodeInfo,
+};
+use lucid_core::{Clock, Epoch, MicroUsdt, NodeId, NodeKey, PoolId, Signature, Slot};
+use lucid_pools::Op;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::ports::Ports;
+use crate::{operator, pool_ops};
 
 /// The daemon's version, from the package.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -61,14 +71,22 @@ const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Readiness needs a successful database check at most this old.
 const DB_CHECK_FRESH: Duration = Duration::from_secs(10);
 
-struct State {
-    config: Config,
+pub(crate) struct State {
+    pub(crate) config: Config,
     database: Arc<dyn DatabaseProbe>,
+    /// The node's identity key: signs the node's own pool ops.
+    pub(crate) key: NodeKey,
+    /// The stores.
+    pub(crate) ports: Ports,
+    /// Pool ops accepted and not yet applied.
+    pub(crate) pool_ops: pool_ops::PoolOps,
+    /// What the resource monitor last published.
+    resources: Mutex<ResourcesView>,
     /// Monotonic milliseconds (since the clock's origin, plus one) of the last successful
     /// database check; 0 = never.
     db_ok_at: AtomicU64,
     node_id: NodeId,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     started: Duration,
     metrics: Metrics,
     ready: AtomicBool,
@@ -84,17 +102,24 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node with its identity, clock and database; nothing runs until [`Node::spawn`].
+    /// A node with its identity key, clock, database probe and stores; nothing runs until
+    /// [`Node::spawn`].
     pub fn build(
         config: Config,
-        node_id: NodeId,
+        key: NodeKey,
         clock: Arc<dyn Clock>,
         database: Arc<dyn DatabaseProbe>,
+        ports: Ports,
     ) -> Self {
         let started = clock.monotonic();
+        let node_id = key.node_id();
         let state = State {
             config,
             database,
+            key,
+            ports,
+            pool_ops: pool_ops::PoolOps::default(),
+            resources: Mutex::new(ResourcesView::default()),
             db_ok_at: AtomicU64::new(0),
             node_id,
             clock,
@@ -130,14 +155,21 @@ impl Node {
         components.insert(name, ComponentHealth { status, detail: detail.into() });
     }
 
-    /// Serves HTTP on `listener` until shutdown; in-flight requests finish during the drain.
-    pub fn serve_http(&self, listener: TcpListener) {
+    /// Publishes the resource monitor's latest readings for `GET /api/v1/resources`.
+    pub fn publish_resources(&self, readings: ResourcesView) {
+        *self.state.resources.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = readings;
+    }
+
+    /// Serves HTTP on `listener` until shutdown, with `token` guarding mutations; in-flight
+    /// requests finish during the drain.
+    pub fn serve_http(&self, listener: TcpListener, token: AdminToken) {
         let api = self.api();
         let cancel = self.cancel.child_token();
         self.tracker.spawn(async move {
             let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
             let served =
-                lucid_api::serve(listener, api, async move { cancel.cancelled().await }).await;
+                lucid_api::serve(listener, api, token, async move { cancel.cancelled().await })
+                    .await;
             if let Err(error) = served {
                 tracing::error!(%addr, %error, "HTTP server stopped with an error");
             }
@@ -148,6 +180,7 @@ impl Node {
     pub fn spawn(&self) {
         self.tracker.spawn(slot_clock(Arc::clone(&self.state), self.cancel.child_token()));
         self.tracker.spawn(database_monitor(Arc::clone(&self.state), self.cancel.child_token()));
+        self.tracker.spawn(pool_ops::applier(Arc::clone(&self.state), self.cancel.child_token()));
     }
 
     /// Checks the database once now (start-up marks the node ready only after a good check).
@@ -247,6 +280,7 @@ struct Api {
     state: Arc<State>,
 }
 
+#[async_trait::async_trait]
 impl NodeApi for Api {
     fn health(&self) -> HealthReport {
         let state = &self.state;
@@ -265,6 +299,16 @@ impl NodeApi for Api {
             },
         };
         components.insert("consensus", consensus);
+        components.insert(
+            "pools",
+            ComponentHealth {
+                status: HealthStatus::Healthy,
+                detail: format!(
+                    "{} accepted pool ops waiting for their slot",
+                    state.pool_ops.waiting()
+                ),
+            },
+        );
         let ok_at = state.db_ok_at.load(Ordering::SeqCst);
         let now = u64::try_from(state.clock.monotonic().as_millis()).unwrap_or(u64::MAX);
         let fresh =
@@ -328,6 +372,7 @@ impl NodeApi for Api {
         let slot = time.slot_of(self.state.clock.wall()).ok();
         ClockInfo {
             network: self.state.config.network_name.clone(),
+            network_id: self.state.config.consensus.network.to_string(),
             genesis_ms: time.genesis().0,
             slot_ms: time.slot_ms(),
             slots_per_epoch: time.slots_per_epoch(),
@@ -342,6 +387,104 @@ impl NodeApi for Api {
 
     fn metrics(&self) -> String {
         self.state.metrics.render(VERSION)
+    }
+
+    fn resources(&self) -> ResourcesView {
+        self.state.resources.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    async fn nodes(&self, page: PageQuery) -> Result<Page<NodeSummary>, Failure> {
+        operator::nodes(&self.state, page).await
+    }
+
+    async fn node(&self, node: NodeId) -> Result<NodeSummary, Failure> {
+        operator::node(&self.state, node).await
+    }
+
+    async fn pools(&self, page: PageQuery) -> Result<Page<PoolView>, Failure> {
+        operator::pools(&self.state, page).await
+    }
+
+    async fn pool(&self, pool: PoolId) -> Result<PoolView, Failure> {
+        operator::pool(&self.state, pool).await
+    }
+
+    async fn pool_members(&self, pool: PoolId) -> Result<Vec<MemberView>, Failure> {
+        operator::pool_members(&self.state, pool).await
+    }
+
+    async fn pool_capacity(&self, pool: PoolId) -> Result<CapacityView, Failure> {
+        operator::pool_capacity(&self.state, pool).await
+    }
+
+    async fn create_pool(&self, request: CreatePoolRequest) -> Result<OpAccepted, Failure> {
+        let max_nodes = request.max_nodes.unwrap_or(lucid_pools::MAX_NODES_PER_POOL);
+        pool_ops::submit_own(&self.state, Op::Create { name: request.name, max_nodes }).await
+    }
+
+    async fn join_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure> {
+        pool_ops::submit_own(&self.state, Op::Join { pool }).await
+    }
+
+    async fn leave_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure> {
+        pool_ops::submit_own(&self.state, Op::Leave { pool }).await
+    }
+
+    async fn update_pool(
+        &self,
+        pool: PoolId,
+        request: UpdatePoolRequest,
+    ) -> Result<OpAccepted, Failure> {
+        pool_ops::submit_own(&self.state, Op::SetMaxNodes { pool, max: request.max_nodes }).await
+    }
+
+    async fn submit_pool_op(
+        &self,
+        message: Vec<u8>,
+        signature: Signature,
+    ) -> Result<OpAccepted, Failure> {
+        pool_ops::submit(&self.state, message, signature).await
+    }
+
+    async fn tally(&self, epoch: Epoch) -> Result<TallyView, Failure> {
+        operator::tally(&self.state, epoch).await
+    }
+
+    async fn leader(&self, slot: Slot) -> Result<ScheduleView, Failure> {
+        operator::leader(&self.state, slot).await
+    }
+
+    async fn balance(&self, node: NodeId) -> Result<BalanceView, Failure> {
+        operator::balance(&self.state, node).await
+    }
+
+    async fn payouts(
+        &self,
+        node: Option<NodeId>,
+        query: PayoutQuery,
+    ) -> Result<Page<PayoutView>, Failure> {
+        operator::payouts(&self.state, node, query).await
+    }
+
+    async fn payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
+        operator::payout(&self.state, payout_id).await
+    }
+
+    async fn payout_stats(&self) -> Result<PayoutStats, Failure> {
+        operator::payout_stats(&self.state).await
+    }
+
+    async fn request_withdrawal(
+        &self,
+        node: NodeId,
+        idempotency_key: &str,
+        amount: Option<MicroUsdt>,
+    ) -> Result<Withdrawal, Failure> {
+        operator::request_withdrawal(&self.state, node, idempotency_key, amount).await
+    }
+
+    async fn cancel_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
+        operator::cancel_payout(&self.state, payout_id).await
     }
 }
 

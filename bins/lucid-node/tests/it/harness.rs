@@ -59,9 +59,15 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts the node with extra `LUCID_*` environment variables.
+    pub(crate) fn start_with(data_dir: &Path, env: &[(&str, String)]) -> Self {
         let addr = free_addr();
         let child = command(data_dir)
             .args(["run", "--http-addr", &addr.to_string()])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("LUCID_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -123,6 +129,36 @@ pub(crate) fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// One HTTP/1.1 request with `headers` and `body`; `None` if the connection fails before a
+/// status line arrives. A server may answer before reading a large body: the write error is
+/// ignored and the answer read.
+pub(crate) fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
     let text = String::from_utf8_lossy(&response).to_string();
     let status = text.get(9..12)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();

@@ -1,17 +1,74 @@
-//! Router tests against a fake `NodeApi`.
+//! Router tests against a recording fake `NodeApi`: health, envelope, auth on every mutation,
+//! body limit and JSON rejections, no shadowing, the OpenAPI document against the router.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use axum::http::Request;
+use lucid_core::NodeKey;
 use tower::ServiceExt as _;
 
 use super::*;
+use crate::dto::ResourcesView;
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 struct FakeNode {
     ready: AtomicBool,
+    calls: Mutex<Vec<String>>,
 }
 
+impl FakeNode {
+    fn new(ready: bool) -> Arc<Self> {
+        Arc::new(FakeNode { ready: AtomicBool::new(ready), calls: Mutex::new(Vec::new()) })
+    }
+
+    fn call(&self, what: impl Into<String>) {
+        self.calls.lock().unwrap().push(what.into());
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn node_id() -> NodeId {
+    NodeKey::from_seed(&[2; 32]).node_id()
+}
+
+fn pool_id() -> PoolId {
+    PoolId::derive(&node_id(), Slot(1), "alpha")
+}
+
+/// The pool every join of the fake refuses as full.
+fn full_pool() -> PoolId {
+    PoolId::derive(&node_id(), Slot(2), "full")
+}
+
+fn accepted() -> OpAccepted {
+    OpAccepted { op_digest: "d".into(), pool_id: pool_id().to_string(), effective_slot: 4 }
+}
+
+fn payout_view(id: &str) -> PayoutView {
+    PayoutView {
+        payout_id: id.into(),
+        node_id: node_id().to_string(),
+        origin: "withdrawal".into(),
+        status: "pending".into(),
+        gross: "10.000000".into(),
+        fee: "0.100000".into(),
+        net: "9.900000".into(),
+        to_address: "41".into(),
+        idempotency_key: "wd:k".into(),
+        attempts: vec![],
+        error_code: None,
+        created_at: 1,
+        updated_at: 1,
+        completed_at: None,
+    }
+}
+
+#[async_trait::async_trait]
 impl NodeApi for FakeNode {
     fn health(&self) -> HealthReport {
         let ready = self.ready.load(Ordering::SeqCst);
@@ -43,6 +100,7 @@ impl NodeApi for FakeNode {
     fn clock(&self) -> ClockInfo {
         ClockInfo {
             network: "test".into(),
+            network_id: "00".into(),
             genesis_ms: 0,
             slot_ms: 1000,
             slots_per_epoch: 8,
@@ -55,77 +113,492 @@ impl NodeApi for FakeNode {
     fn metrics(&self) -> String {
         "# TYPE lucid_slot gauge\nlucid_slot 1\n".into()
     }
+    fn resources(&self) -> ResourcesView {
+        self.call("resources");
+        ResourcesView::default()
+    }
+    async fn nodes(&self, _page: PageQuery) -> Result<Page<NodeSummary>, Failure> {
+        self.call("nodes");
+        Ok(Page { items: vec![], next_cursor: None })
+    }
+    async fn node(&self, node: NodeId) -> Result<NodeSummary, Failure> {
+        self.call(format!("node {node}"));
+        Err(Failure::NotFound(Missing::Node))
+    }
+    async fn pools(&self, _page: PageQuery) -> Result<Page<PoolView>, Failure> {
+        self.call("pools");
+        Ok(Page { items: vec![], next_cursor: None })
+    }
+    async fn pool(&self, pool: PoolId) -> Result<PoolView, Failure> {
+        self.call(format!("pool {pool}"));
+        Err(Failure::NotFound(Missing::Pool))
+    }
+    async fn pool_members(&self, pool: PoolId) -> Result<Vec<MemberView>, Failure> {
+        self.call(format!("members {pool}"));
+        Ok(vec![])
+    }
+    async fn pool_capacity(&self, pool: PoolId) -> Result<CapacityView, Failure> {
+        self.call(format!("capacity {pool}"));
+        Err(Failure::NotFound(Missing::Pool))
+    }
+    async fn create_pool(&self, request: CreatePoolRequest) -> Result<OpAccepted, Failure> {
+        self.call(format!("create {} {:?}", request.name, request.max_nodes));
+        Ok(accepted())
+    }
+    async fn join_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure> {
+        self.call(format!("join {pool}"));
+        if pool == full_pool() { Err(Failure::PoolFull) } else { Ok(accepted()) }
+    }
+    async fn leave_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure> {
+        self.call(format!("leave {pool}"));
+        Ok(accepted())
+    }
+    async fn update_pool(
+        &self,
+        pool: PoolId,
+        request: UpdatePoolRequest,
+    ) -> Result<OpAccepted, Failure> {
+        self.call(format!("update {pool} {}", request.max_nodes));
+        Ok(accepted())
+    }
+    async fn submit_pool_op(
+        &self,
+        message: Vec<u8>,
+        _signature: Signature,
+    ) -> Result<OpAccepted, Failure> {
+        self.call(format!("op {}", message.len()));
+        Err(Failure::BadSignature)
+    }
+    async fn tally(&self, epoch: Epoch) -> Result<TallyView, Failure> {
+        self.call(format!("tally {}", epoch.0));
+        Err(Failure::NotFound(Missing::Tally))
+    }
+    async fn leader(&self, slot: Slot) -> Result<ScheduleView, Failure> {
+        self.call(format!("leader {}", slot.0));
+        Err(Failure::NotFound(Missing::Slot))
+    }
+    async fn balance(&self, node: NodeId) -> Result<BalanceView, Failure> {
+        self.call(format!("balance {node}"));
+        Err(Failure::StoreUnavailable)
+    }
+    async fn payouts(
+        &self,
+        node: Option<NodeId>,
+        _query: PayoutQuery,
+    ) -> Result<Page<PayoutView>, Failure> {
+        self.call(format!("payouts {}", node.is_some()));
+        Ok(Page { items: vec![], next_cursor: None })
+    }
+    async fn payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
+        self.call(format!("payout {payout_id}"));
+        Err(Failure::NotFound(Missing::Payout))
+    }
+    async fn payout_stats(&self) -> Result<PayoutStats, Failure> {
+        self.call("stats");
+        Ok(PayoutStats { by_status: BTreeMap::new(), paid_gross: "0.000000".into() })
+    }
+    async fn request_withdrawal(
+        &self,
+        node: NodeId,
+        idempotency_key: &str,
+        amount: Option<MicroUsdt>,
+    ) -> Result<Withdrawal, Failure> {
+        self.call(format!("withdraw {node} {idempotency_key} {amount:?}"));
+        Ok(Withdrawal { created: true, payout: payout_view("payout_1") })
+    }
+    async fn cancel_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
+        self.call(format!("cancel {payout_id}"));
+        Err(Failure::InvalidState("not pending".into()))
+    }
 }
 
-async fn call(router: &Router, method: &str, uri: &str) -> (StatusCode, String, Option<String>) {
-    let request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+fn app(fake: &Arc<FakeNode>) -> Router {
+    router(fake.clone(), AdminToken::new(TOKEN).unwrap())
+}
+
+struct Reply {
+    status: StatusCode,
+    body: String,
+    id: Option<String>,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// Asserts the envelope with `code`.
+    fn envelope(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        let json = self.json();
+        assert_eq!(json["error"]["code"], format!("LUCID_ERR_{code}"), "{}", self.body);
+        let id = json["error"]["request_id"].as_str().unwrap();
+        assert_eq!(Some(id), self.id.as_deref());
+        assert!(!json["error"]["message"].as_str().unwrap().is_empty());
+    }
+}
+
+async fn send(router: &Router, request: Request<Body>) -> Reply {
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let id = response.headers().get(REQUEST_ID).map(|v| v.to_str().unwrap().to_owned());
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap(), id)
+    Reply { status, body: String::from_utf8(bytes.to_vec()).unwrap(), id }
+}
+
+async fn call(router: &Router, method: &str, uri: &str) -> Reply {
+    send(router, Request::builder().method(method).uri(uri).body(Body::empty()).unwrap()).await
+}
+
+async fn admin(router: &Router, method: &str, uri: &str, json: &str) -> Reply {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k1")
+        .body(Body::from(json.to_owned()))
+        .unwrap();
+    send(router, request).await
 }
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
+/// A concrete path for a template, with valid ids.
+fn concrete(path: &str) -> String {
+    path.replace("{node_id}", &node_id().to_string())
+        .replace("{pool_id}", &pool_id().to_string())
+        .replace("{epoch}", "3")
+        .replace("{slot}", "7")
+        .replace("{payout_id}", "payout_0a")
+}
+
+/// A valid body for each mutation.
+fn valid_body(path: &str) -> &'static str {
+    match path {
+        "/api/v1/pools" => r#"{"name":"alpha","max_nodes":100}"#,
+        "/api/v1/pools/{pool_id}" => r#"{"max_nodes":50}"#,
+        "/api/v1/pools/ops" => r#"{"message":"00","signature":"00"}"#,
+        "/api/v1/nodes/{node_id}/withdrawals" => r#"{"amount":"10.5"}"#,
+        _ => "{}",
+    }
+}
+
 #[test]
 fn health_routes_follow_readiness() {
     runtime().block_on(async {
-        let fake = Arc::new(FakeNode { ready: AtomicBool::new(false) });
-        let router = router(fake.clone());
-        assert_eq!(call(&router, "GET", "/health/live").await.0, StatusCode::OK);
-        let (status, body, id) = call(&router, "GET", "/health/ready").await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("LUCID_ERR_NOT_READY"), "{body}");
-        assert!(id.is_some());
-        assert_eq!(call(&router, "GET", "/health").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        let fake = FakeNode::new(false);
+        let router = app(&fake);
+        assert_eq!(call(&router, "GET", "/health/live").await.status, StatusCode::OK);
+        call(&router, "GET", "/health/ready").await.envelope(503, "NOT_READY");
+        assert_eq!(call(&router, "GET", "/health").await.status, StatusCode::SERVICE_UNAVAILABLE);
         fake.ready.store(true, Ordering::SeqCst);
-        assert_eq!(call(&router, "GET", "/health/ready").await.0, StatusCode::OK);
-        let (status, body, _) = call(&router, "GET", "/health").await;
-        assert_eq!(status, StatusCode::OK);
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(json["status"], "healthy");
-        assert_eq!(json["components"]["database"]["status"], "healthy");
+        assert_eq!(call(&router, "GET", "/health/ready").await.status, StatusCode::OK);
+        let reply = call(&router, "GET", "/health").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.json()["status"], "healthy");
+        assert_eq!(reply.json()["components"]["database"]["status"], "healthy");
     });
 }
 
 #[test]
 fn unknown_routes_and_methods_get_the_envelope() {
     runtime().block_on(async {
-        let router = router(Arc::new(FakeNode { ready: AtomicBool::new(true) }));
-        let (status, body, _) = call(&router, "GET", "/api/v1/nope").await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(json["error"]["code"], "LUCID_ERR_NOT_FOUND");
-        assert!(json["error"]["request_id"].as_str().unwrap().starts_with("req-"));
-        let (status, body, _) = call(&router, "POST", "/health").await;
-        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-        assert!(body.contains("LUCID_ERR_METHOD_NOT_ALLOWED"));
+        let router = app(&FakeNode::new(true));
+        let reply = call(&router, "GET", "/api/v1/nope").await;
+        reply.envelope(404, "NOT_FOUND");
+        assert!(reply.id.unwrap().starts_with("req-"));
+        call(&router, "POST", "/health").await.envelope(405, "METHOD_NOT_ALLOWED");
+        call(&router, "DELETE", "/api/v1/pools").await.envelope(405, "METHOD_NOT_ALLOWED");
     });
 }
 
 #[test]
 fn request_ids_are_echoed_and_metrics_count_by_template() {
     runtime().block_on(async {
-        let router = router(Arc::new(FakeNode { ready: AtomicBool::new(true) }));
+        let router = app(&FakeNode::new(true));
         let request = Request::builder()
-            .uri("/api/v1/node")
+            .uri(format!("/api/v1/pools/{}", pool_id()))
             .header(REQUEST_ID, "abc-123")
             .body(Body::empty())
             .unwrap();
-        let response = router.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.headers().get(REQUEST_ID).unwrap(), "abc-123");
-        let (_, text, _) = call(&router, "GET", "/metrics").await;
+        let reply = send(&router, request).await;
+        reply.envelope(404, "POOL_NOT_FOUND");
+        assert_eq!(reply.json()["error"]["request_id"], "abc-123");
+        let text = call(&router, "GET", "/metrics").await.body;
         assert!(text.contains("lucid_slot 1"));
         assert!(
             text.contains(
-                r#"lucid_http_requests_total{route="/api/v1/node",method="GET",status="200"} 1"#
+                r#"lucid_http_requests_total{route="/api/v1/pools/{pool_id}",method="GET",status="404"} 1"#
             ),
             "{text}"
         );
-        let (_, text, _) = call(&router, "GET", "/no/such/path").await;
+        call(&router, "GET", "/no/such/path").await;
+        let text = call(&router, "GET", "/metrics").await.body;
         assert!(!text.contains("/no/such/path"));
+    });
+}
+
+#[test]
+fn every_mutation_is_admin_or_signed() {
+    let specs = route_specs();
+    assert!(specs.iter().filter(|s| s.is_mutation()).count() >= 7);
+    for spec in specs.iter().filter(|s| s.is_mutation()) {
+        assert_ne!(spec.auth, Auth::Open, "{} {} is an open mutation", spec.method, spec.path);
+    }
+}
+
+#[test]
+fn every_admin_route_refuses_missing_malformed_and_wrong_tokens_before_doing_anything() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let admin_routes: Vec<RouteSpec> =
+            route_specs().into_iter().filter(|s| s.auth == Auth::Admin).collect();
+        assert!(admin_routes.len() >= 6);
+        let wrong = format!("Bearer {}", TOKEN.replace('0', "1"));
+        for spec in &admin_routes {
+            let uri = concrete(spec.path);
+            let method = spec.method.to_uppercase();
+            for (header, status, code) in [
+                (None, 401, "UNAUTHENTICATED"),
+                (Some(format!("Basic {TOKEN}")), 401, "UNAUTHENTICATED"),
+                (Some(TOKEN.to_owned()), 401, "UNAUTHENTICATED"),
+                (Some(wrong.clone()), 403, "FORBIDDEN"),
+            ] {
+                let mut request = Request::builder()
+                    .method(method.as_str())
+                    .uri(&uri)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", "k1");
+                if let Some(header) = header {
+                    request = request.header("authorization", header);
+                }
+                let request = request.body(Body::from(valid_body(spec.path))).unwrap();
+                send(&router, request).await.envelope(status, code);
+            }
+            assert!(
+                fake.calls().is_empty(),
+                "{} {} reached the node: {:?}",
+                method,
+                uri,
+                fake.calls()
+            );
+            let reply = admin(&router, &method, &uri, valid_body(spec.path)).await;
+            assert!(
+                reply.status != StatusCode::UNAUTHORIZED && reply.status != StatusCode::FORBIDDEN,
+                "{method} {uri}: {}",
+                reply.body
+            );
+            assert_eq!(fake.calls().len(), 1, "{method} {uri}");
+            fake.calls.lock().unwrap().clear();
+        }
+    });
+}
+
+#[test]
+fn oversized_malformed_mistyped_and_unknown_field_bodies_get_the_envelope_and_reach_nothing() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let big = format!(r#"{{"name":"{}"}}"#, "a".repeat(BODY_LIMIT_BYTES));
+        admin(&router, "POST", "/api/v1/pools", &big).await.envelope(413, "BODY_TOO_LARGE");
+        for body in [
+            "{",
+            "[]",
+            "null",
+            r#"{"name":"alpha","max_nodes":"100"}"#,
+            r#"{"name":"alpha","max_nodes":101000}"#,
+            r#"{"name":7}"#,
+            r#"{"name":"alpha","admin":true}"#,
+            r#"{}"#,
+        ] {
+            admin(&router, "POST", "/api/v1/pools", body).await.envelope(400, "INVALID_INPUT");
+        }
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/pools")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "text/plain")
+            .body(Body::from(r#"{"name":"alpha"}"#))
+            .unwrap();
+        send(&router, request).await.envelope(415, "UNSUPPORTED_MEDIA_TYPE");
+        let withdrawal = format!("/api/v1/nodes/{}/withdrawals", node_id());
+        for body in [r#"{"amount":10}"#, r#"{"amount":"1.0000001"}"#, r#"{"amount":"-1"}"#] {
+            admin(&router, "POST", &withdrawal, body).await.envelope(400, "INVALID_INPUT");
+        }
+        let no_key = Request::builder()
+            .method("POST")
+            .uri(&withdrawal)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        send(&router, no_key).await.envelope(400, "INVALID_INPUT");
+        for body in [r#"{"message":"zz","signature":"00"}"#, r#"{"message":"00","signature":"00"}"#]
+        {
+            let request = Request::builder()
+                .method("POST")
+                .uri("/api/v1/pools/ops")
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            send(&router, request).await.envelope(400, "MALFORMED_MESSAGE");
+        }
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+        let reply = admin(&router, "POST", &withdrawal, r#"{"amount":"10.5"}"#).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        assert_eq!(
+            fake.calls(),
+            vec![format!("withdraw {} k1 Some(MicroUsdt(10500000))", node_id())]
+        );
+    });
+}
+
+#[test]
+fn bad_ids_and_page_bounds_are_invalid_input() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        for uri in [
+            "/api/v1/pools/not-a-pool",
+            "/api/v1/nodes/node_zz/balance",
+            "/api/v1/poot/epochs/-1/tally",
+            "/api/v1/poot/slots/x/leader",
+            "/api/v1/payouts/..%2Fetc",
+            "/api/v1/pools?limit=0",
+            "/api/v1/pools?limit=101",
+            "/api/v1/pools?limit=abc",
+            "/api/v1/pools?order=desc",
+            "/api/v1/payouts?limit=1000",
+        ] {
+            call(&router, "GET", uri).await.envelope(400, "INVALID_INPUT");
+        }
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+        assert_eq!(call(&router, "GET", "/api/v1/pools?limit=100").await.status, StatusCode::OK);
+    });
+}
+
+#[test]
+fn domain_failures_keep_their_status_and_code() {
+    runtime().block_on(async {
+        let router = app(&FakeNode::new(true));
+        let uri = format!("/api/v1/pools/{}/join", full_pool());
+        admin(&router, "POST", &uri, "").await.envelope(409, "POOL_FULL");
+        let reply = admin(&router, "POST", &format!("/api/v1/pools/{}/join", pool_id()), "").await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(reply.json()["effective_slot"], 4);
+        admin(&router, "POST", "/api/v1/payouts/payout_1/cancel", "")
+            .await
+            .envelope(409, "INVALID_STATE");
+        call(&router, "GET", &format!("/api/v1/nodes/{}/balance", node_id()))
+            .await
+            .envelope(503, "STORE_UNAVAILABLE");
+        call(&router, "GET", "/api/v1/poot/slots/9/leader")
+            .await
+            .envelope(404, "SLOT_NOT_SCHEDULED");
+    });
+}
+
+#[test]
+fn literal_segments_are_never_shadowed_by_parameters() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        assert_eq!(call(&router, "GET", "/api/v1/payouts/stats").await.status, StatusCode::OK);
+        assert_eq!(fake.calls(), vec!["stats".to_owned()]);
+        fake.calls.lock().unwrap().clear();
+        call(&router, "GET", "/api/v1/payouts/payout_ab").await.envelope(404, "PAYOUT_NOT_FOUND");
+        assert_eq!(fake.calls(), vec!["payout payout_ab".to_owned()]);
+        fake.calls.lock().unwrap().clear();
+        // `ops` is a literal under /pools: GET does not fall through to `/pools/{pool_id}`.
+        call(&router, "GET", "/api/v1/pools/ops").await.envelope(405, "METHOD_NOT_ALLOWED");
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/pools/ops")
+            .header("content-type", "application/json")
+            .body(Body::from(format!(r#"{{"message":"00","signature":"{}"}}"#, "0".repeat(128))))
+            .unwrap();
+        send(&router, request).await.envelope(400, "BAD_SIGNATURE");
+        assert_eq!(fake.calls(), vec!["op 1".to_owned()]);
+        // Every literal route's path is matched by itself, never by a template with parameters.
+        let specs = route_specs();
+        for literal in specs.iter().filter(|s| !s.path.contains('{')) {
+            for template in specs.iter().filter(|s| s.path.contains('{')) {
+                let (a, b): (Vec<&str>, Vec<&str>) =
+                    (literal.path.split('/').collect(), template.path.split('/').collect());
+                let overlaps = a.len() == b.len()
+                    && a.iter().zip(&b).all(|(x, y)| x == y || y.starts_with('{'));
+                if overlaps {
+                    let reply = call(&router, &literal.method.to_uppercase(), literal.path).await;
+                    assert!(
+                        !reply.body.contains("_NOT_FOUND")
+                            && reply.status != StatusCode::BAD_REQUEST,
+                        "{} is shadowed by {}: {}",
+                        literal.path,
+                        template.path,
+                        reply.body
+                    );
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_served() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let reply = call(&router, "GET", "/api/v1/openapi.json").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let document = reply.json();
+        assert_eq!(document["openapi"], "3.1.0");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, methods) in document["paths"].as_object().unwrap() {
+            for (method, operation) in methods.as_object().unwrap() {
+                documented.push((method.clone(), path.clone()));
+                assert!(operation["summary"].as_str().is_some());
+            }
+        }
+        documented.sort();
+        let mut specs: Vec<(String, String)> =
+            route_specs().iter().map(|s| (s.method.to_owned(), s.path.to_owned())).collect();
+        specs.sort();
+        assert_eq!(documented, specs);
+        for spec in route_specs() {
+            let operation = &document["paths"][spec.path][spec.method];
+            assert_eq!(operation["security"].is_array(), spec.auth == Auth::Admin, "{}", spec.path);
+            // Served: the route answers something other than "no such route" or 405.
+            let reply = if spec.is_mutation() {
+                admin(
+                    &router,
+                    &spec.method.to_uppercase(),
+                    &concrete(spec.path),
+                    valid_body(spec.path),
+                )
+                .await
+            } else {
+                call(&router, &spec.method.to_uppercase(), &concrete(spec.path)).await
+            };
+            assert!(
+                !reply.body.contains("LUCID_ERR_NOT_FOUND\"")
+                    && reply.status != StatusCode::METHOD_NOT_ALLOWED,
+                "{} {} is documented but not served: {}",
+                spec.method,
+                spec.path,
+                reply.body
+            );
+            // Every other method on a documented path is refused.
+            for other in ["get", "post", "put", "patch", "delete"] {
+                if route_specs().iter().any(|s| s.path == spec.path && s.method == other) {
+                    continue;
+                }
+                let reply = call(&router, &other.to_uppercase(), &concrete(spec.path)).await;
+                assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{other} {}", spec.path);
+            }
+        }
     });
 }

@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use lucid_api::dto::{CreatePoolRequest, PageQuery, PayoutQuery, UpdatePoolRequest};
 use lucid_consensus::ConsensusParams;
 use lucid_core::clock::ManualClock;
-use lucid_core::{NodeKey, TimeParams, UnixMillis};
+use lucid_core::{Epoch, NodeKey, PoolId, Signature, Slot, TimeParams, UnixMillis};
+use lucid_pools::Op;
 
 use super::*;
 
@@ -49,9 +51,10 @@ fn readiness_follows_start_and_drain_and_the_clock() {
         let db = database(true);
         let node = Node::build(
             config(),
-            NodeKey::from_seed(&[1; 32]).node_id(),
+            NodeKey::from_seed(&[1; 32]),
             clock.clone(),
             db.clone(),
+            Ports::in_memory(),
         );
         let api = node.api();
         node.spawn();
@@ -95,9 +98,10 @@ fn the_slot_clock_publishes_slots_from_the_wall_clock() {
         let clock = Arc::new(ManualClock::new(UnixMillis(1_003_200)));
         let node = Node::build(
             config(),
-            NodeKey::from_seed(&[1; 32]).node_id(),
+            NodeKey::from_seed(&[1; 32]),
             clock.clone(),
             database(true),
+            Ports::in_memory(),
         );
         let api = node.api();
         node.spawn();
@@ -110,5 +114,216 @@ fn the_slot_clock_publishes_slots_from_the_wall_clock() {
         assert!(api.metrics().contains("lucid_slot 9\n"), "{}", api.metrics());
         assert!(api.metrics().contains("lucid_epoch 1\n"));
         node.drain().await.unwrap();
+    });
+}
+
+fn member(i: u8) -> NodeKey {
+    NodeKey::from_seed(&[i; 32])
+}
+
+/// `key`'s op signed at `now` (slot of `now` on the unit network).
+fn signed(key: &NodeKey, now: i64, op: Op) -> (Vec<u8>, Signature) {
+    use lucid_core::message::Message as _;
+    let time = config().consensus.time;
+    let slot = time.slot_of(UnixMillis(now)).unwrap();
+    let pool_op = lucid_pools::PoolOp { node: key.node_id(), slot, ts: UnixMillis(now), op };
+    pool_op.sign(&config().consensus.network, key).into_parts()
+}
+
+#[test]
+fn pool_ops_are_checked_refused_early_when_full_and_applied_at_their_effect_slot() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(UnixMillis(1_005_500)));
+        let node =
+            Node::build(config(), member(1), clock.clone(), database(true), Ports::in_memory());
+        let api = node.api();
+        let request = CreatePoolRequest { name: "pool-a".into(), max_nodes: Some(3) };
+        let created = api.create_pool(request).await.unwrap();
+        assert_eq!(created.effective_slot, 8);
+        let pool: PoolId = created.pool_id.parse().unwrap();
+        assert_eq!(api.pool(pool).await.unwrap_err(), Failure::NotFound(lucid_api::Missing::Pool));
+        // A second Create by the same node while the first waits is refused.
+        let again = CreatePoolRequest { name: "pool-b".into(), max_nodes: None };
+        assert_eq!(api.create_pool(again).await.unwrap_err(), Failure::AlreadyInPool);
+        let bad = CreatePoolRequest { name: "Pool A".into(), max_nodes: None };
+        assert_eq!(api.create_pool(bad).await.unwrap_err(), Failure::InvalidName);
+        let bad = CreatePoolRequest { name: "pool-c".into(), max_nodes: Some(0) };
+        assert_eq!(api.create_pool(bad).await.unwrap_err(), Failure::InvalidMaxNodes);
+        clock.set_wall(UnixMillis(1_008_000));
+        pool_ops::apply_due(&node.state, Slot(8)).await;
+        let view = api.pool(pool).await.unwrap();
+        assert_eq!(
+            (view.seats, view.status.as_str(), view.leader.clone()),
+            (1, "forming", member(1).node_id().to_string())
+        );
+
+        let now = 1_008_200;
+        for i in [2, 3] {
+            let (bytes, signature) = signed(&member(i), now, Op::Join { pool });
+            let accepted = api.submit_pool_op(bytes.clone(), signature).await.unwrap();
+            assert_eq!(accepted.effective_slot, 11);
+            // The same signed op again: the same answer, nothing more pending.
+            assert_eq!(
+                api.submit_pool_op(bytes, signature).await.unwrap().op_digest,
+                accepted.op_digest
+            );
+        }
+        let capacity = api.pool_capacity(pool).await.unwrap();
+        assert_eq!((capacity.seats, capacity.pending_joins, capacity.remaining), (1, 2, 0));
+        let (bytes, signature) = signed(&member(4), now, Op::Join { pool });
+        assert_eq!(api.submit_pool_op(bytes, signature).await.unwrap_err(), Failure::PoolFull);
+        // Forged, other-network, stale and undecodable ops are refused.
+        let (bytes, _) = signed(&member(5), now, Op::Join { pool });
+        let (_, other_signature) = signed(&member(6), now, Op::Join { pool });
+        assert_eq!(
+            api.submit_pool_op(bytes, other_signature).await.unwrap_err(),
+            Failure::BadSignature
+        );
+        let (bytes, signature) = signed(&member(5), 1_002_100, Op::Join { pool });
+        assert!(matches!(
+            api.submit_pool_op(bytes, signature).await,
+            Err(Failure::InvalidInput(_))
+        ));
+        let foreign = lucid_pools::PoolOp {
+            node: member(5).node_id(),
+            slot: Slot(8),
+            ts: UnixMillis(now),
+            op: Op::Join { pool },
+        };
+        let other_network = ConsensusParams::test_network("other", config().consensus.time).network;
+        let (bytes, signature) =
+            lucid_core::message::Message::sign(&foreign, &other_network, &member(5)).into_parts();
+        assert!(matches!(
+            api.submit_pool_op(bytes, signature).await,
+            Err(Failure::InvalidInput(_))
+        ));
+        let (mut bytes, signature) = signed(&member(5), now, Op::Join { pool });
+        bytes.push(0);
+        assert!(matches!(
+            api.submit_pool_op(bytes, signature).await,
+            Err(Failure::MalformedMessage(_))
+        ));
+        // Only the leader may change max_nodes, never below the seats.
+        let (bytes, signature) = signed(&member(2), now, Op::SetMaxNodes { pool, max: 50 });
+        assert_eq!(api.submit_pool_op(bytes, signature).await.unwrap_err(), Failure::NotLeader);
+
+        clock.set_wall(UnixMillis(1_011_000));
+        pool_ops::apply_due(&node.state, Slot(11)).await;
+        let view = api.pool(pool).await.unwrap();
+        assert_eq!((view.seats, view.pending_joins, view.status.as_str()), (3, 0, "active"));
+        assert!(view.is_at_capacity);
+        let members = api.pool_members(pool).await.unwrap();
+        assert_eq!(members.len(), 3);
+        let update = UpdatePoolRequest { max_nodes: 2 };
+        assert_eq!(api.update_pool(pool, update).await.unwrap_err(), Failure::BelowSeats);
+        let (bytes, signature) = signed(&member(4), 1_011_100, Op::Leave { pool });
+        assert_eq!(api.submit_pool_op(bytes, signature).await.unwrap_err(), Failure::NotMember);
+        let (bytes, signature) = signed(&member(3), 1_011_100, Op::Leave { pool });
+        api.submit_pool_op(bytes, signature).await.unwrap();
+        clock.set_wall(UnixMillis(1_014_000));
+        pool_ops::apply_due(&node.state, Slot(14)).await;
+        assert_eq!(api.pool(pool).await.unwrap().seats, 2);
+        let page = api.pools(PageQuery::default()).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert!(page.next_cursor.is_none());
+        let nodes = api.nodes(PageQuery { limit: Some(1), cursor: None }).await.unwrap();
+        assert_eq!(nodes.items.len(), 1);
+        assert!(nodes.next_cursor.is_some());
+    });
+}
+
+#[test]
+fn the_applier_applies_due_ops_when_the_slot_boundary_passes() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(UnixMillis(1_005_500)));
+        let node =
+            Node::build(config(), member(1), clock.clone(), database(true), Ports::in_memory());
+        let api = node.api();
+        node.spawn();
+        let request = CreatePoolRequest { name: "pool-a".into(), max_nodes: None };
+        let pool: PoolId = api.create_pool(request).await.unwrap().pool_id.parse().unwrap();
+        clock.set_wall(UnixMillis(1_007_999));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(api.pool(pool).await.is_err(), "applied before its effect slot");
+        clock.set_wall(UnixMillis(1_008_000));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(api.pool(pool).await.unwrap().seats, 1);
+        node.drain().await.unwrap();
+    });
+}
+
+#[test]
+fn tallies_schedules_balances_and_payouts_are_read_from_the_ports() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        use lucid_consensus::leader::{NoLeaderReason, Outcome, Schedule};
+        let clock = Arc::new(ManualClock::new(UnixMillis(1_020_500)));
+        let ports = Ports::in_memory();
+        let node = Node::build(config(), member(1), clock.clone(), database(true), ports.clone());
+        let api = node.api();
+        assert_eq!(
+            api.tally(Epoch(1)).await.unwrap_err(),
+            Failure::NotFound(lucid_api::Missing::Tally)
+        );
+        let params = config().consensus;
+        let window = params
+            .time
+            .window(Epoch(1))
+            .unwrap_or(lucid_core::SlotRange { start: Slot(0), end: Slot(8) });
+        let tally =
+            lucid_consensus::tally::Tally::from_entries(&params, Epoch(1), window, 0, vec![]);
+        ports.records.put_tally(&tally, UnixMillis(1)).await.unwrap();
+        let view = api.tally(Epoch(1)).await.unwrap();
+        assert_eq!(
+            (view.epoch, view.settled, view.digest.clone()),
+            (1, false, tally.digest.to_hex())
+        );
+        let schedule = Schedule {
+            slot: Slot(19),
+            epoch: Epoch(2),
+            tally_digest: None,
+            outcome: Outcome::NoLeader(NoLeaderReason::TallyPending),
+        };
+        ports.records.insert_schedule(&schedule).await.unwrap();
+        let leader = api.leader(Slot(19)).await.unwrap();
+        assert_eq!(leader.no_leader_reason.as_deref(), Some("tally_pending"));
+        assert_eq!(
+            api.leader(Slot(18)).await.unwrap_err(),
+            Failure::NotFound(lucid_api::Missing::Slot)
+        );
+        // The future is never scheduled, even when a schedule is stored.
+        let future = Schedule { slot: Slot(25), ..schedule };
+        ports.records.insert_schedule(&future).await.unwrap();
+        assert_eq!(
+            api.leader(Slot(25)).await.unwrap_err(),
+            Failure::NotFound(lucid_api::Missing::Slot)
+        );
+        let balance = api.balance(member(2).node_id()).await.unwrap();
+        assert_eq!(
+            (balance.available.as_str(), balance.minimum.as_str()),
+            ("0.000000", "10.000000")
+        );
+        let refused = api.request_withdrawal(member(2).node_id(), "k1", None).await.unwrap_err();
+        assert_eq!(refused, Failure::NoPayoutAddress);
+        let bad_key = api.request_withdrawal(member(2).node_id(), "", None).await.unwrap_err();
+        assert!(matches!(bad_key, Failure::InvalidInput(_)));
+        assert_eq!(
+            api.payout("payout_00").await.unwrap_err(),
+            Failure::NotFound(lucid_api::Missing::Payout)
+        );
+        assert_eq!(
+            api.cancel_payout("payout_00").await.unwrap_err(),
+            Failure::NotFound(lucid_api::Missing::Payout)
+        );
+        let query = PayoutQuery { status: Some("nonsense".into()), ..PayoutQuery::default() };
+        assert!(matches!(api.payouts(None, query).await, Err(Failure::InvalidInput(_))));
+        assert!(api.payouts(None, PayoutQuery::default()).await.unwrap().items.is_empty());
+        assert_eq!(api.payout_stats().await.unwrap().paid_gross, "0.000000");
     });
 }

@@ -1,0 +1,305 @@
+//! `/api/v1` through the real binary: the admin token on every mutation, refused bodies that
+//! change nothing, one pool filled to 100 with signed ops and the 101st join refused, and
+//! restart keeping the pool, on SQLite and PostgreSQL.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lucid_core::message::Message as _;
+use lucid_core::{NetworkId, NodeKey, PoolId, Slot, UnixMillis};
+use lucid_pools::{Op, PoolOp};
+use serde_json::Value;
+
+use crate::harness::{Running, TempDir, command, get, request, run_to_end};
+
+/// One-second slots on a test network whose genesis lies in the past.
+fn test_network(database_url: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("LUCID_NETWORK_KIND", "test".to_owned()),
+        ("LUCID_NETWORK_NAME", "api-it".to_owned()),
+        ("LUCID_NETWORK_GENESIS_MS", "1700000000000".to_owned()),
+        ("LUCID_NETWORK_SLOT_MS", "1000".to_owned()),
+        ("LUCID_NETWORK_SLOTS_PER_EPOCH", "8".to_owned()),
+    ];
+    if let Some(url) = database_url {
+        env.push(("LUCID_DATABASE_URL", url.to_owned()));
+    }
+    env
+}
+
+fn init(dir: &TempDir) -> String {
+    let output = run_to_end({
+        let mut c = command(dir.path());
+        c.arg("init");
+        c
+    });
+    assert!(output.status.success(), "init failed: {}", String::from_utf8_lossy(&output.stderr));
+    std::fs::read_to_string(dir.path().join("admin.token")).unwrap().trim().to_owned()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, body) = get(addr, path).unwrap();
+    (status, json(&body))
+}
+
+fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json"), ("Idempotency-Key", "k1")];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer));
+    }
+    let (status, body) = request(addr, "POST", path, &headers, body.as_bytes()).unwrap();
+    (status, json(&body))
+}
+
+fn assert_envelope(reply: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(reply.0, status, "{}", reply.1);
+    assert_eq!(reply.1["error"]["code"], format!("LUCID_ERR_{code}"), "{}", reply.1);
+    assert!(reply.1["error"]["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+}
+
+/// Polls `path` until `done` holds for its JSON, or panics after `within`.
+fn wait_until(
+    addr: SocketAddr,
+    path: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some((200, body)) = get(addr, path) {
+            let value = json(&body);
+            if done(&value) {
+                return value;
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "{path} did not reach the expected state within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Clock {
+    network: NetworkId,
+    genesis_ms: i64,
+    slot_ms: i64,
+}
+
+impl Clock {
+    fn of(addr: SocketAddr) -> Clock {
+        let (status, clock) = get_json(addr, "/api/v1/poot/clock");
+        assert_eq!(status, 200);
+        Clock {
+            network: clock["network_id"].as_str().unwrap().parse().unwrap(),
+            genesis_ms: clock["genesis_ms"].as_i64().unwrap(),
+            slot_ms: clock["slot_ms"].as_i64().unwrap(),
+        }
+    }
+
+    /// A Join of `key` signed now.
+    fn signed_join(&self, key: &NodeKey, pool: PoolId) -> String {
+        let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis())
+            .unwrap();
+        let slot = Slot(u64::try_from((now - self.genesis_ms) / self.slot_ms).unwrap());
+        let op = PoolOp { node: key.node_id(), slot, ts: UnixMillis(now), op: Op::Join { pool } };
+        let signed = op.sign(&self.network, key);
+        serde_json::json!({
+            "message": lucid_core::ids::to_hex(signed.bytes()),
+            "signature": signed.signature().to_hex(),
+        })
+        .to_string()
+    }
+}
+
+fn member_key(i: u32) -> NodeKey {
+    let mut seed = [7u8; 32];
+    seed[..4].copy_from_slice(&i.to_le_bytes());
+    NodeKey::from_seed(&seed)
+}
+
+/// Creates a pool through the admin API, fills it to 100 seats with 99 signed joins, checks the
+/// 101st is refused before and after the joins take effect, restarts, and checks the pool.
+fn fill_a_pool_to_100_and_restart(database_url: Option<&str>) {
+    let dir = TempDir::new();
+    let token = init(&dir);
+    let env = test_network(database_url);
+    let mut node = Running::start_with(dir.path(), &env);
+    node.wait_for("/health/ready", 200, Duration::from_secs(10));
+    let addr = node.addr;
+    let created =
+        post(addr, "/api/v1/pools", Some(&token), r#"{"name":"hundred","max_nodes":100}"#);
+    assert_eq!(created.0, 202, "{}", created.1);
+    let pool_id = created.1["pool_id"].as_str().unwrap().to_owned();
+    let pool: PoolId = pool_id.parse().unwrap();
+    let pool_path = format!("/api/v1/pools/{pool_id}");
+    // The Create takes effect three slots later.
+    let view = wait_until(addr, &pool_path, Duration::from_secs(10), |p| p["seats"] == 1);
+    assert_eq!(view["status"], "forming");
+    let clock = Clock::of(addr);
+    for i in 0..99 {
+        let reply = post(addr, "/api/v1/pools/ops", None, &clock.signed_join(&member_key(i), pool));
+        assert_eq!(reply.0, 202, "join {i}: {}", reply.1);
+        assert_eq!(reply.1["pool_id"], pool_id.as_str());
+    }
+    // 1 seat + 99 pending joins: the 101st node is refused at once.
+    let refused = post(addr, "/api/v1/pools/ops", None, &clock.signed_join(&member_key(99), pool));
+    assert_envelope(&refused, 409, "POOL_FULL");
+    // The own node (the founder) cannot join again.
+    let again = post(addr, &format!("{pool_path}/join"), Some(&token), "");
+    assert_envelope(&again, 409, "ALREADY_IN_POOL");
+    // A forged join (the signature of another key) is refused and counts nothing.
+    let mut forged = json(&clock.signed_join(&member_key(500), pool));
+    forged["signature"] = json(&clock.signed_join(&member_key(501), pool))["signature"].clone();
+    let reply = post(addr, "/api/v1/pools/ops", None, &forged.to_string());
+    assert_envelope(&reply, 400, "BAD_SIGNATURE");
+    let full = wait_until(addr, &pool_path, Duration::from_secs(15), |p| p["seats"] == 100);
+    assert_eq!(full["pending_joins"], 0);
+    assert_eq!(full["is_at_capacity"], true);
+    assert_eq!(full["status"], "active");
+    let refused = post(addr, "/api/v1/pools/ops", None, &clock.signed_join(&member_key(100), pool));
+    assert_envelope(&refused, 409, "POOL_FULL");
+    let (_, capacity) = get_json(addr, &format!("{pool_path}/capacity"));
+    assert_eq!((capacity["seats"].as_u64(), capacity["remaining"].as_u64()), (Some(100), Some(0)));
+    let (_, members) = get_json(addr, &format!("{pool_path}/members"));
+    assert_eq!(members.as_array().unwrap().len(), 100);
+    // Restart: the pool and its members are read back from the database.
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    let node = Running::start_with(dir.path(), &env);
+    node.wait_for("/health/ready", 200, Duration::from_secs(10));
+    let (status, after) = get_json(node.addr, &pool_path);
+    assert_eq!(status, 200);
+    assert_eq!(after["seats"], 100);
+    assert_eq!(after["leader"], full["leader"]);
+    let (_, members) = get_json(node.addr, &format!("{pool_path}/members"));
+    assert_eq!(members.as_array().unwrap().len(), 100);
+    let (_, pools) = get_json(node.addr, "/api/v1/pools?limit=1");
+    assert_eq!(pools["items"][0]["pool_id"], pool_id.as_str());
+}
+
+#[test]
+fn a_pool_fills_to_100_through_the_api_the_101st_join_is_refused_and_restart_keeps_it_sqlite() {
+    fill_a_pool_to_100_and_restart(None);
+}
+
+#[test]
+fn a_pool_fills_to_100_through_the_api_the_101st_join_is_refused_and_restart_keeps_it_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(lucid_storage::testing::TestDb::postgres()).unwrap() else {
+        return;
+    };
+    fill_a_pool_to_100_and_restart(Some(&db.url));
+}
+
+/// Every admin route of the served OpenAPI document refuses a missing, malformed and wrong
+/// token; refused bodies get the envelope; nothing changes.
+#[test]
+fn every_mutation_needs_the_token_and_refused_bodies_change_nothing() {
+    let dir = TempDir::new();
+    let token = init(&dir);
+    let node = Running::start_with(dir.path(), &test_network(None));
+    node.wait_for("/health/ready", 200, Duration::from_secs(10));
+    let addr = node.addr;
+    let (status, document) = get_json(addr, "/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    let node_id = get_json(addr, "/api/v1/node").1["node_id"].as_str().unwrap().to_owned();
+    let pool_id = PoolId::derive(&member_key(1).node_id(), Slot(1), "somepool").to_string();
+    let mut admin_routes = 0;
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            if method != "get" {
+                assert!(
+                    operation["security"].is_array() || path.ends_with("/ops"),
+                    "{method} {path} is a mutation without auth"
+                );
+            }
+            if !operation["security"].is_array() {
+                continue;
+            }
+            admin_routes += 1;
+            let concrete = path
+                .replace("{node_id}", &node_id)
+                .replace("{pool_id}", &pool_id)
+                .replace("{payout_id}", "payout_00");
+            let method = method.to_uppercase();
+            let wrong = format!("Bearer {}", "f".repeat(64));
+            let basic = format!("Basic {token}");
+            for (auth, status, code) in [
+                (None, 401, "UNAUTHENTICATED"),
+                (Some(basic.as_str()), 401, "UNAUTHENTICATED"),
+                (Some(wrong.as_str()), 403, "FORBIDDEN"),
+            ] {
+                let mut headers =
+                    vec![("Content-Type", "application/json"), ("Idempotency-Key", "k1")];
+                if let Some(auth) = auth {
+                    headers.push(("Authorization", auth));
+                }
+                let body = br#"{"name":"sneaky","max_nodes":5,"amount":"10"}"#;
+                let (got, text) = request(addr, &method, &concrete, &headers, body).unwrap();
+                assert_envelope(&(got, json(&text)), status, code);
+            }
+        }
+    }
+    assert!(admin_routes >= 6, "{admin_routes}");
+    // Bad bodies with the right token.
+    let bearer = format!("Bearer {token}");
+    let auth = ("Authorization", bearer.as_str());
+    let json_type = ("Content-Type", "application/json");
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    /// Headers, body, expected status and code.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (vec![auth, json_type], b"{".to_vec(), 400, "INVALID_INPUT"),
+        (
+            vec![auth, json_type],
+            br#"{"name":"ok-name","max_nodes":"100"}"#.to_vec(),
+            400,
+            "INVALID_INPUT",
+        ),
+        (vec![auth, json_type], br#"{"name":"ok-name","extra":1}"#.to_vec(), 400, "INVALID_INPUT"),
+        (vec![auth, json_type], br#"{"name":"Bad Name!"}"#.to_vec(), 400, "INVALID_NAME"),
+        (
+            vec![auth, json_type],
+            br#"{"name":"ok-name","max_nodes":101}"#.to_vec(),
+            400,
+            "INVALID_MAX_NODES",
+        ),
+        (
+            vec![auth, ("Content-Type", "text/plain")],
+            br#"{"name":"ok-name"}"#.to_vec(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (vec![auth, json_type], big, 413, "BODY_TOO_LARGE"),
+    ];
+    for (headers, body, status, code) in cases {
+        let (got, text) = request(addr, "POST", "/api/v1/pools", &headers, &body).unwrap();
+        assert_envelope(&(got, json(&text)), status, code);
+    }
+    let forged = serde_json::json!({"message": "00", "signature": "00"}).to_string();
+    assert_envelope(&post(addr, "/api/v1/pools/ops", None, &forged), 400, "MALFORMED_MESSAGE");
+    // Nothing changed: no pool, no pending op, no payout.
+    let (_, pools) = get_json(addr, "/api/v1/pools");
+    assert_eq!(pools["items"].as_array().unwrap().len(), 0, "{pools}");
+    let (_, health) = get_json(addr, "/health");
+    assert_eq!(
+        health["components"]["pools"]["detail"],
+        "0 accepted pool ops waiting for their slot"
+    );
+    let (_, payouts) = get_json(addr, "/api/v1/payouts");
+    assert_eq!(payouts["items"].as_array().unwrap().len(), 0);
+    // A well-formed withdrawal without a registered payout address is refused (422).
+    let withdrawal =
+        post(addr, &format!("/api/v1/nodes/{node_id}/withdrawals"), Some(&token), "{}");
+    assert_envelope(&withdrawal, 422, "NO_PAYOUT_ADDRESS");
+    // The literal route is not shadowed by the parameter.
+    let (status, stats) = get_json(addr, "/api/v1/payouts/stats");
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["paid_gross"], "0.000000");
+}

@@ -1,0 +1,376 @@
+//! The JSON shapes of `/api/v1` (requests deny unknown fields). Amounts are 6-decimal strings,
+//! slots and epochs numbers, credits strings, ids their text forms.
+
+use serde::{Deserialize, Serialize};
+
+/// Page parameters: `?limit=1..100 (20)&cursor=<opaque>`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items per page, 1..=100; 20 when absent.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The largest page.
+pub const MAX_PAGE: u32 = 100;
+/// The page size when none is asked for.
+pub const DEFAULT_PAGE: u32 = 20;
+
+impl PageQuery {
+    /// The validated page size.
+    pub fn limit(&self) -> Result<usize, crate::Failure> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE as usize),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n as usize),
+            Some(_) => Err(crate::Failure::InvalidInput("limit must be 1..=100".to_owned())),
+        }
+    }
+}
+
+/// Payout list parameters.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutQuery {
+    /// Items per page, 1..=100; 20 when absent.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only payouts in this status.
+    pub status: Option<String>,
+}
+
+impl PayoutQuery {
+    /// The page part.
+    pub fn page(&self) -> PageQuery {
+        PageQuery { limit: self.limit, cursor: self.cursor.clone() }
+    }
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A known node (from its registration and the pool tables).
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeSummary {
+    /// `node_…`.
+    pub node_id: String,
+    /// How peers reach it, when registered.
+    pub endpoint: Option<String>,
+    /// TRON payout address bytes (hex, `41…`), when registered.
+    pub payout_address: Option<String>,
+    /// Capability bits of the registration.
+    pub capabilities: u32,
+    /// Sequence number of the current registration (0 when unregistered).
+    pub registration_seq: u64,
+    /// The pool where it holds a seat.
+    pub pool_id: Option<String>,
+}
+
+/// A pool with its capacity.
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolView {
+    /// `pool_…`.
+    pub pool_id: String,
+    /// Display name.
+    pub name: String,
+    /// `forming`, `active`, `degraded` or `disbanded`.
+    pub status: String,
+    /// The leader.
+    pub leader: String,
+    /// The founder.
+    pub founder: String,
+    /// Seat limit.
+    pub max_nodes: u8,
+    /// Seats held.
+    pub seats: u32,
+    /// `max_nodes − seats − pending_joins`, at least 0.
+    pub capacity_remaining: u32,
+    /// Whether no join can be accepted now.
+    pub is_at_capacity: bool,
+    /// Joins accepted and not yet applied.
+    pub pending_joins: u32,
+    /// The slot the pool was created at.
+    pub created_slot: u64,
+    /// The slot it was disbanded at.
+    pub disbanded_slot: Option<u64>,
+}
+
+/// A pool's capacity.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapacityView {
+    /// `pool_…`.
+    pub pool_id: String,
+    /// Seats held.
+    pub seats: u32,
+    /// Seat limit.
+    pub max_nodes: u8,
+    /// `max_nodes − seats − pending_joins`, at least 0.
+    pub remaining: u32,
+    /// Whether no join can be accepted now.
+    pub is_at_capacity: bool,
+    /// Joins accepted and not yet applied.
+    pub pending_joins: u32,
+}
+
+/// A membership row.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberView {
+    /// `node_…`.
+    pub node_id: String,
+    /// `leader` or `member`.
+    pub role: String,
+    /// Member status.
+    pub status: String,
+    /// First slot of the seat.
+    pub from_slot: u64,
+    /// Slot the seat closed at.
+    pub to_slot: Option<u64>,
+}
+
+/// `POST /pools`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePoolRequest {
+    /// 3..=64 characters of `[a-z0-9_-]`.
+    pub name: String,
+    /// Seat limit, 1..=100 (100 when absent).
+    pub max_nodes: Option<u8>,
+}
+
+/// `PATCH /pools/{pool_id}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePoolRequest {
+    /// The new seat limit, 1..=100 and at least the seats held.
+    pub max_nodes: u8,
+}
+
+/// A signed message as hex: the exact signed bytes and the Ed25519 signature.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedBody {
+    /// Signed bytes, hex.
+    pub message: String,
+    /// Signature, 128 hex.
+    pub signature: String,
+}
+
+/// An accepted pool op.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpAccepted {
+    /// The op's message digest.
+    pub op_digest: String,
+    /// The pool it concerns (the derived id for a Create).
+    pub pool_id: String,
+    /// The slot it takes effect at.
+    pub effective_slot: u64,
+}
+
+/// One entry of a tally.
+#[derive(Clone, Debug, Serialize)]
+pub struct TallyEntryView {
+    /// `node_…` or `pool_…`.
+    pub entity: String,
+    /// Rank, when ranked.
+    pub rank: Option<u32>,
+    /// Total credits.
+    pub credits: String,
+    /// Relay credits.
+    pub relay: String,
+    /// Storage credits.
+    pub storage: String,
+    /// Validation credits.
+    pub validation: String,
+    /// Window slots with a beacon.
+    pub beacon_slots: u64,
+    /// Beacon density in parts per million.
+    pub density_ppm: u32,
+}
+
+/// `GET /poot/epochs/{epoch}/tally`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TallyView {
+    /// The epoch.
+    pub epoch: u64,
+    /// First slot of the work window.
+    pub window_start: u64,
+    /// One past the last slot of the window.
+    pub window_end: u64,
+    /// Revision.
+    pub revision: u32,
+    /// Whether the tally is frozen.
+    pub settled: bool,
+    /// The tally digest.
+    pub digest: String,
+    /// Entries: ranked first.
+    pub entries: Vec<TallyEntryView>,
+}
+
+/// `GET /poot/slots/{slot}/leader`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleView {
+    /// The slot.
+    pub slot: u64,
+    /// Its epoch.
+    pub epoch: u64,
+    /// The tally the schedule was computed from.
+    pub tally_digest: Option<String>,
+    /// The primary, when a leader exists.
+    pub primary: Option<String>,
+    /// Ordered fallbacks.
+    pub fallbacks: Vec<String>,
+    /// Why the primary was chosen.
+    pub reason: Option<String>,
+    /// Why there is no leader.
+    pub no_leader_reason: Option<String>,
+    /// The recorded result, once known.
+    pub result: Option<String>,
+}
+
+/// `GET /nodes/{node_id}/balance`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BalanceView {
+    /// `node_…`.
+    pub node_id: String,
+    /// Everything credited.
+    pub earned: String,
+    /// Gross of payouts not yet final.
+    pub reserved: String,
+    /// Gross of settled payouts.
+    pub paid: String,
+    /// Available balance.
+    pub available: String,
+    /// The payout minimum.
+    pub minimum: String,
+    /// Whether this node's ledger is the payer's (authoritative) one.
+    pub authoritative: bool,
+}
+
+/// `POST /nodes/{node_id}/withdrawals`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequest {
+    /// Gross as a decimal string; everything available (capped at the maximum) when absent.
+    pub amount: Option<String>,
+}
+
+/// One payout attempt.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttemptView {
+    /// 1-based.
+    pub attempt_no: u32,
+    /// Transaction id, hex.
+    pub txid: String,
+    /// Attempt status.
+    pub status: String,
+    /// Fee limit, sun.
+    pub fee_limit_sun: u64,
+    /// Expiration, unix ms.
+    pub expiration: i64,
+    /// First broadcast, unix ms.
+    pub broadcast_at: Option<i64>,
+    /// Block of the receipt.
+    pub block_number: Option<u64>,
+    /// Energy used.
+    pub energy_used: Option<u64>,
+    /// TRX burned, sun.
+    pub fee_sun: Option<u64>,
+}
+
+/// A payout.
+#[derive(Clone, Debug, Serialize)]
+pub struct PayoutView {
+    /// `payout_…`.
+    pub payout_id: String,
+    /// `node_…`.
+    pub node_id: String,
+    /// `auto` or `withdrawal`.
+    pub origin: String,
+    /// Status.
+    pub status: String,
+    /// Gross.
+    pub gross: String,
+    /// Fee.
+    pub fee: String,
+    /// Net.
+    pub net: String,
+    /// Destination (hex of the 21 address bytes).
+    pub to_address: String,
+    /// The idempotency key.
+    pub idempotency_key: String,
+    /// Attempts.
+    pub attempts: Vec<AttemptView>,
+    /// Last failure code.
+    pub error_code: Option<String>,
+    /// Creation, unix ms.
+    pub created_at: i64,
+    /// Last change, unix ms.
+    pub updated_at: i64,
+    /// Terminal, unix ms.
+    pub completed_at: Option<i64>,
+}
+
+/// Whether a withdrawal created a payout or replayed one.
+#[derive(Clone, Debug)]
+pub struct Withdrawal {
+    /// `true`: 201, `false`: 200 replay.
+    pub created: bool,
+    /// The payout.
+    pub payout: PayoutView,
+}
+
+/// `GET /payouts/stats`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PayoutStats {
+    /// Payouts by status.
+    pub by_status: std::collections::BTreeMap<String, u64>,
+    /// Gross of confirmed payouts.
+    pub paid_gross: String,
+}
+
+/// One resource sample.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResourceSample {
+    /// Sample time, unix ms.
+    pub ts: i64,
+    /// CPU, percent × 100 (basis points of one core set).
+    pub cpu_bps: u32,
+    /// Memory, basis points.
+    pub memory_bps: u32,
+    /// Disk of the data directory, basis points.
+    pub disk_bps: u32,
+    /// Free bytes of the data directory's filesystem.
+    pub disk_free_bytes: String,
+    /// Network throughput, kilobits per second.
+    pub network_kbps: u64,
+}
+
+/// An open resource alert.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResourceAlert {
+    /// `cpu`, `memory`, `disk` or `network`.
+    pub resource: String,
+    /// `warning` or `critical`.
+    pub level: String,
+    /// Since, unix ms.
+    pub since: i64,
+}
+
+/// `GET /resources`: whatever the resource monitor published.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ResourcesView {
+    /// Whether a resource monitor runs in this node.
+    pub monitor_running: bool,
+    /// The latest sample.
+    pub latest: Option<ResourceSample>,
+    /// Open alerts.
+    pub alerts: Vec<ResourceAlert>,
+}
