@@ -210,11 +210,8 @@ fn ports(database: &Arc<lucid_storage::Database>) -> lucid_daemon::Ports {
         proofs: database.clone(),
         pools: database.clone(),
         pool_index: Arc::new(PoolIndex(Arc::clone(database))),
-        // MERGE: `Database` does not implement `RecordStore` (issue 3) or `PayoutStore`
-        // (issue 4) on this branch yet. Until it does, tallies, schedules, payouts and the ledger
-        // live in memory and do not survive a restart; swap both lines for `database.clone()`.
-        records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
-        payouts: Arc::new(lucid_payouts::store::MemoryPayoutStore::new()),
+        records: database.clone(),
+        payouts: database.clone(),
     }
 }
 
