@@ -5,12 +5,15 @@
 //! - `ci`: what must pass before a change lands: format check, clippy with `-D warnings` on every
 //!   target, `cargo check` per crate, the test suite, docs with `-D warnings`, `cargo deny` (when
 //!   installed), and compiling the benches.
+//! - `codegen`: regenerates the committed gRPC code of `lucid-proto` from `proto/` (`protox` and
+//!   `tonic-prost-build`, no system `protoc`); a test checks that the committed code is current.
 //!
-//! This crate depends on no Lucid crate and few external ones, so it builds in seconds.
+//! This crate depends on no Lucid crate; besides `anyhow` only the code generator.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod codegen;
 mod tidy;
 
 fn main() -> ExitCode {
@@ -33,8 +36,9 @@ fn run() -> anyhow::Result<()> {
     match task.as_str() {
         "test" => test(),
         "ci" => ci(),
+        "codegen" => codegen::codegen(&root),
         _ => anyhow::bail!(
-            "usage: cargo xtask <test|ci>\n  test  run the whole test suite\n  ci    fmt, clippy, check, test, doc, deny, bench --no-run"
+            "usage: cargo xtask <test|ci|codegen>\n  test     run the whole test suite\n  ci       fmt, clippy, check, test, doc, deny, bench --no-run\n  codegen  regenerate crates/lucid-proto/src/gen from proto/"
         ),
     }
 }
