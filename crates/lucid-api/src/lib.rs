@@ -13,11 +13,16 @@
 //! - `ErrorKind` maps to an HTTP status in exactly one function ([`status_of`]).
 //! - Literal route segments are never shadowed by parameters (tested).
 //!
+//! The gRPC API (tonic, port 50051) lives in [`grpc`]: the `Operator` service over `NodeApi`, and
+//! the `Peer` service over the [`grpc::PeerApi`] port, with protobuf conversions as `FromProto`/`ToProto`
+//! impls and `ErrorKind` mapped to a gRPC code in exactly one function ([`grpc::grpc_code`]).
+//!
 //! # Features
 //! None.
 #![warn(missing_docs)]
 
 pub mod envelope;
+pub mod grpc;
 pub mod routes;
 
 pub use envelope::{ApiError, status_of};
