@@ -109,6 +109,13 @@ pub(crate) fn check_token(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the admin token (mode-checked like every secret file) for the operator API.
+pub(crate) fn load_token(data_dir: &Path) -> anyhow::Result<Zeroizing<String>> {
+    check_token(data_dir)?;
+    let text = Zeroizing::new(read_secret(&data_dir.join(TOKEN_FILE))?);
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
 /// The lock that keeps a second instance off this data directory; released when dropped.
 pub(crate) struct DataDirLock {
     _file: File,

@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod node;
+pub mod peer;
 
 pub use config::Config;
 pub use node::{DatabaseProbe, Node, NodeError};

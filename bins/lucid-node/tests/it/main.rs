@@ -6,5 +6,6 @@
     reason = "a test harness: a failure is a failed test, and waiting for a real process needs real time"
 )]
 
+mod grpc;
 mod harness;
 mod lifecycle;
