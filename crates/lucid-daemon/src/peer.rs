@@ -114,3 +114,6 @@ impl PeerApi for StorePeer {
         Ok(u64::try_from(count).unwrap_or(u64::MAX))
     }
 }
+
+#[cfg(test)]
+mod tests;
