@@ -7,12 +7,16 @@
 //!   installed), and compiling the benches.
 //! - `load`: a closed-loop HTTP/1.1 load generator for loopback figures (`cargo xtask load
 //!   --addr 127.0.0.1:8080 --path /health`); see `load.rs`.
+//! - `codegen`: regenerates the committed gRPC code of `lucid-proto` from `proto/` (`protox` and
+//!   `tonic-prost-build`, no system `protoc`); a test checks that the committed code is current.
 //!
-//! This crate depends on no Lucid crate and few external ones, so it builds in seconds.
+//! This crate depends on no Lucid crate; besides `anyhow` only the code generator and the load
+//! generator's HTTP client.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod codegen;
 mod load;
 mod tidy;
 
@@ -37,8 +41,9 @@ fn run() -> anyhow::Result<()> {
         "test" => test(),
         "ci" => ci(),
         "load" => load::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "codegen" => codegen::codegen(&root),
         _ => anyhow::bail!(
-            "usage: cargo xtask <test|ci|load>\n  test  run the whole test suite\n  ci    fmt, clippy, check, test, doc, deny, bench --no-run\n  load  HTTP load generator (--addr, --path, --method, --connections, --seconds)"
+            "usage: cargo xtask <test|ci|load|codegen>\n  test     run the whole test suite\n  ci       fmt, clippy, check, test, doc, deny, bench --no-run\n  load     HTTP load generator (--addr, --path, --method, --connections, --seconds)\n  codegen  regenerate crates/lucid-proto/src/gen from proto/"
         ),
     }
 }

@@ -81,7 +81,12 @@ mod tests {
         assert!(files.len() > 10, "found only {} files", files.len());
         let missing: Vec<_> = files
             .iter()
-            .filter(|file| !fs::read_to_string(file).unwrap().starts_with("//!"))
+            .filter(|file| {
+                let text = fs::read_to_string(file).unwrap();
+                // Generated code (lucid-proto's `src/gen/`) is included with `include!`, where an
+                // inner doc comment is not allowed; its including module carries the doc.
+                !text.starts_with("//!") && !text.starts_with("// This file is @generated")
+            })
             .collect();
         assert!(missing.is_empty(), "files without a leading //! doc: {missing:#?}");
     }

@@ -19,6 +19,7 @@ pub(crate) const KEYS: &[&str] = &[
     "network.slot_ms",
     "network.slots_per_epoch",
     "http.addr",
+    "grpc.addr",
     "database.url",
     "database.connect_timeout_s",
     "log.level",
@@ -39,6 +40,8 @@ struct RawConfig {
     network: RawNetwork,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    grpc: RawGrpc,
     #[serde(default)]
     database: RawDatabase,
     #[serde(default)]
@@ -62,6 +65,12 @@ struct RawNetwork {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHttp {
+    addr: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrpc {
     addr: Option<String>,
 }
 
@@ -102,6 +111,8 @@ pub(crate) enum LogFormat {
 #[derive(Clone, Debug)]
 pub(crate) struct Resolved {
     pub(crate) daemon: lucid_daemon::Config,
+    /// The gRPC listener (`Operator` and `Peer`).
+    pub(crate) grpc_addr: SocketAddr,
     /// `sqlite://PATH` or `postgres://…` (no password in the URL).
     pub(crate) database_url: String,
     pub(crate) database_connect_timeout: Duration,
@@ -129,6 +140,7 @@ fn usage(message: impl Into<String>) -> UsageError {
 #[derive(Debug, Default)]
 pub(crate) struct Overrides {
     pub(crate) http_addr: Option<String>,
+    pub(crate) grpc_addr: Option<String>,
 }
 
 /// Reads the file (if it exists, or if it was named explicitly), applies the environment and
@@ -157,6 +169,9 @@ pub(crate) fn resolve(
     if let Some(addr) = &overrides.http_addr {
         raw.http.addr = Some(addr.clone());
     }
+    if let Some(addr) = &overrides.grpc_addr {
+        raw.grpc.addr = Some(addr.clone());
+    }
     validate(raw, data_dir)
 }
 
@@ -176,6 +191,7 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), 
             "network.slot_ms" => raw.network.slot_ms = Some(parse_env(key, value)?),
             "network.slots_per_epoch" => raw.network.slots_per_epoch = Some(parse_env(key, value)?),
             "http.addr" => raw.http.addr = Some(value.clone()),
+            "grpc.addr" => raw.grpc.addr = Some(value.clone()),
             "database.url" => raw.database.url = Some(value.clone()),
             "database.connect_timeout_s" => {
                 raw.database.connect_timeout_s = Some(parse_env(key, value)?)
@@ -240,6 +256,10 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
     let http_addr: SocketAddr = addr
         .parse()
         .map_err(|_| usage(format!("http.addr: {addr:?} is not a host:port socket address")))?;
+    let addr = raw.grpc.addr.as_deref().unwrap_or("0.0.0.0:50051");
+    let grpc_addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| usage(format!("grpc.addr: {addr:?} is not a host:port socket address")))?;
     let log_format = match raw.log.format.as_deref().unwrap_or("text") {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -287,6 +307,7 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
             shutdown_grace: Duration::from_secs(grace),
             verify_threads,
         },
+        grpc_addr,
         database_url,
         database_connect_timeout: Duration::from_secs(connect_timeout),
         log_level,
@@ -314,6 +335,9 @@ pub(crate) fn example(network: &str) -> String {
          [http]\n\
          # Health, metrics and /api/v1.\n\
          addr = \"0.0.0.0:8080\"\n\n\
+         [grpc]\n\
+         # The Operator and Peer services.\n\
+         addr = \"0.0.0.0:50051\"\n\n\
          [database]\n\
          # Default: a SQLite file in the data directory. PostgreSQL: \"postgres://USER@HOST/DB\".\n\
          # url = \"sqlite://./lucid-data/lucid.db\"\n\
@@ -360,6 +384,8 @@ mod tests {
         let from_file = resolve(&dir, None, &env(&[]), &Overrides::default()).unwrap();
         let defaults = validate(RawConfig::default(), &dir).unwrap();
         assert_eq!(format!("{:?}", from_file.daemon), format!("{:?}", defaults.daemon));
+        assert_eq!(from_file.grpc_addr, defaults.grpc_addr);
+        assert_eq!(defaults.grpc_addr.port(), 50051);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -378,10 +404,26 @@ mod tests {
             &dir,
             None,
             &env(&[("LUCID_HTTP_ADDR", "127.0.0.1:2")]),
-            &Overrides { http_addr: Some("127.0.0.1:3".into()) },
+            &Overrides { http_addr: Some("127.0.0.1:3".into()), ..Overrides::default() },
         )
         .unwrap();
         assert_eq!(flag_wins.daemon.http_addr.port(), 3);
+        let grpc = resolve(
+            &dir,
+            None,
+            &env(&[("LUCID_GRPC_ADDR", "127.0.0.1:4")]),
+            &Overrides { grpc_addr: Some("127.0.0.1:5".into()), ..Overrides::default() },
+        )
+        .unwrap();
+        assert_eq!(grpc.grpc_addr.port(), 5);
+        let grpc_env =
+            resolve(&dir, None, &env(&[("LUCID_GRPC_ADDR", "127.0.0.1:4")]), &Overrides::default())
+                .unwrap();
+        assert_eq!(grpc_env.grpc_addr.port(), 4);
+        let bad_grpc =
+            resolve(&dir, None, &env(&[("LUCID_GRPC_ADDR", "nope")]), &Overrides::default())
+                .unwrap_err();
+        assert!(bad_grpc.0.contains("grpc.addr"), "{}", bad_grpc.0);
         let unknown_var =
             resolve(&dir, None, &env(&[("LUCID_NOPE", "1")]), &Overrides::default()).unwrap_err();
         assert!(unknown_var.0.contains("LUCID_NOPE"));

@@ -97,6 +97,14 @@ pub(crate) fn load_key(data_dir: &Path) -> anyhow::Result<NodeKey> {
 
 /// Loads the admin token file (mode and shape checked); it guards the API's mutations.
 pub(crate) fn load_token(data_dir: &Path) -> anyhow::Result<lucid_daemon::AdminToken> {
+    let text = read_token(data_dir)?;
+    lucid_daemon::AdminToken::new(&text).ok_or_else(|| {
+        anyhow::anyhow!("{}: the admin token is empty", data_dir.join(TOKEN_FILE).display())
+    })
+}
+
+/// Reads the admin token's text (mode and shape checked), for a client that must present it.
+pub(crate) fn read_token(data_dir: &Path) -> anyhow::Result<Zeroizing<String>> {
     let path = data_dir.join(TOKEN_FILE);
     let text = Zeroizing::new(read_secret(&path)?);
     let token = text.trim();
@@ -106,8 +114,7 @@ pub(crate) fn load_token(data_dir: &Path) -> anyhow::Result<lucid_daemon::AdminT
             path.display()
         );
     }
-    lucid_daemon::AdminToken::new(token)
-        .ok_or_else(|| anyhow::anyhow!("{}: the admin token is empty", path.display()))
+    Ok(Zeroizing::new(token.to_owned()))
 }
 
 /// The lock that keeps a second instance off this data directory; released when dropped.

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod config;
 mod datadir;
+mod status;
 
 /// Exit code of usage and configuration errors.
 const EXIT_USAGE: u8 = 64;
@@ -41,9 +42,21 @@ enum Command {
         /// HTTP listen address (overrides http.addr).
         #[arg(long)]
         http_addr: Option<String>,
+        /// gRPC listen address (overrides grpc.addr).
+        #[arg(long)]
+        grpc_addr: Option<String>,
         /// Initialise the data directory first if it holds no identity yet (never replaces one).
         #[arg(long)]
         init: bool,
+    },
+    /// Ask the running node for its status over gRPC (Operator.GetStatus).
+    Status {
+        /// The node's gRPC address (overrides grpc.addr; an unspecified IP means loopback).
+        #[arg(long)]
+        grpc_addr: Option<String>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the node's public identity (never secret material).
     Keys {
@@ -116,11 +129,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let resolved = resolve(&cli, &config::Overrides::default())?;
             let daemon = &resolved.daemon;
             println!(
-                "data_dir = {:?}\nnetwork.name = {:?}\nnetwork.id = {}\nhttp.addr = \"{}\"\ndatabase.url = {:?}\nlog.level = {:?}\nlog.format = {:?}\nshutdown.grace_s = {}\nconsensus.verify_threads = {}",
+                "data_dir = {:?}\nnetwork.name = {:?}\nnetwork.id = {}\nhttp.addr = \"{}\"\ngrpc.addr = \"{}\"\ndatabase.url = {:?}\nlog.level = {:?}\nlog.format = {:?}\nshutdown.grace_s = {}\nconsensus.verify_threads = {}",
                 daemon.data_dir,
                 daemon.network_name,
                 daemon.consensus.network,
                 daemon.http_addr,
+                resolved.grpc_addr,
                 resolved.database_url,
                 resolved.log_level,
                 resolved.log_format,
@@ -137,12 +151,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(if live(addr) { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Run { http_addr, init } => {
+        Command::Status { grpc_addr, json } => {
+            let overrides =
+                config::Overrides { grpc_addr: grpc_addr.clone(), ..config::Overrides::default() };
+            let resolved = resolve(&cli, &overrides)?;
+            let token = datadir::read_token(&cli.data_dir)?;
+            status::run(resolved.grpc_addr, &token, *json)
+        }
+        Command::Run { http_addr, grpc_addr, init } => {
             if *init && !cli.data_dir.join(datadir::KEY_FILE).exists() {
                 let created = datadir::init(&cli.data_dir, &config::example("mainnet"))?;
                 println!("initialised {} for {}", cli.data_dir.display(), created.node_id);
             }
-            let overrides = config::Overrides { http_addr: http_addr.clone() };
+            let overrides =
+                config::Overrides { http_addr: http_addr.clone(), grpc_addr: grpc_addr.clone() };
             let resolved = resolve(&cli, &overrides)?;
             init_tracing(&resolved)?;
             serve(resolved)
@@ -218,10 +240,13 @@ fn ports(database: &Arc<lucid_storage::Database>) -> lucid_daemon::Ports {
 fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
     let daemon = resolved.daemon;
     let database_url = resolved.database_url;
+    let grpc_addr = resolved.grpc_addr;
     let connect_timeout = resolved.database_connect_timeout;
     let _lock = datadir::lock(&daemon.data_dir)?;
     let key = datadir::load_key(&daemon.data_dir)?;
     let token = datadir::load_token(&daemon.data_dir)?;
+    let verifier = lucid_consensus::verify::Verifier::new(daemon.verify_threads)
+        .context("starting the signature verification threads")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("lucid-node")
@@ -240,10 +265,23 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(daemon.http_addr)
             .await
             .with_context(|| format!("binding the HTTP listener on {}", daemon.http_addr))?;
-        tracing::info!(node_id = %key.node_id(), network = %daemon.network_name, http = %daemon.http_addr, "starting");
+        let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)
+            .await
+            .with_context(|| format!("binding the gRPC listener on {grpc_addr}"))?;
+        tracing::info!(node_id = %key.node_id(), network = %daemon.network_name, http = %daemon.http_addr, grpc = %grpc_addr, "starting");
+        let proofs: Arc<dyn lucid_consensus::store::ProofStore> = Arc::clone(&database) as _;
+        let peer = lucid_daemon::peer::StorePeer::load(
+            daemon.consensus,
+            proofs,
+            Arc::new(verifier),
+            Arc::clone(&clock),
+        )
+        .await
+        .context("loading the registrations for the peer service")?;
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
         let node = lucid_daemon::Node::build(daemon, key, clock, probe, ports(&database));
-        node.serve_http(listener, token);
+        node.serve_http(listener, token.clone());
+        node.serve_grpc(grpc_listener, Arc::new(peer), token);
         node.spawn();
         if node.check_database().await {
             node.mark_ready();

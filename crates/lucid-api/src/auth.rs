@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use crate::failure::Failure;
 
 /// The admin token of the node, as read from its file by the binary.
+#[derive(Clone)]
 pub struct AdminToken {
     /// BLAKE3 of the token: comparing digests of equal length makes the comparison independent
     /// of the presented token's length as well as of its content.

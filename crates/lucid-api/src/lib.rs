@@ -20,6 +20,10 @@
 //!   exactly the routes served (tested).
 //! - Literal route segments are never shadowed by parameters (tested).
 //!
+//! The gRPC API (tonic, port 50051) lives in [`grpc`]: the `Operator` service over `NodeApi`, and
+//! the `Peer` service over the [`grpc::PeerApi`] port, with protobuf conversions as `FromProto`/`ToProto`
+//! impls and `ErrorKind` mapped to a gRPC code in exactly one function ([`grpc::grpc_code`]).
+//!
 //! # Features
 //! None.
 #![warn(missing_docs)]
@@ -29,6 +33,7 @@ pub mod dto;
 pub mod envelope;
 pub mod extract;
 pub mod failure;
+pub mod grpc;
 pub mod openapi;
 pub mod routes;
 

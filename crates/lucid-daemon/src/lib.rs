@@ -27,6 +27,7 @@ pub mod config;
 pub mod metrics;
 pub mod node;
 mod operator;
+pub mod peer;
 mod pool_ops;
 pub mod ports;
 pub mod services;

@@ -176,6 +176,28 @@ impl Node {
         });
     }
 
+    /// Serves gRPC (`Operator` and `Peer`) on `listener` until shutdown, in the same cancellation
+    /// tree as HTTP; calls in flight finish during the drain.
+    pub fn serve_grpc(
+        &self,
+        listener: TcpListener,
+        peer: Arc<dyn lucid_api::grpc::PeerApi>,
+        token: lucid_api::grpc::AdminToken,
+    ) {
+        let api = self.api();
+        let cancel = self.cancel.child_token();
+        self.tracker.spawn(async move {
+            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            let served = lucid_api::grpc::serve(listener, api, peer, token, async move {
+                cancel.cancelled().await;
+            })
+            .await;
+            if let Err(error) = served {
+                tracing::error!(%addr, %error, "gRPC server stopped with an error");
+            }
+        });
+    }
+
     /// Starts the services.
     pub fn spawn(&self) {
         self.tracker.spawn(slot_clock(Arc::clone(&self.state), self.cancel.child_token()));

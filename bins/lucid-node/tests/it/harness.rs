@@ -55,6 +55,8 @@ pub(crate) fn free_addr() -> SocketAddr {
 pub(crate) struct Running {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
+    /// The gRPC listener (a free port too, so tests can run in parallel).
+    pub(crate) grpc_addr: SocketAddr,
 }
 
 impl Running {
@@ -65,15 +67,16 @@ impl Running {
     /// Starts the node with extra `LUCID_*` environment variables.
     pub(crate) fn start_with(data_dir: &Path, env: &[(&str, String)]) -> Self {
         let addr = free_addr();
+        let grpc_addr = free_addr();
         let child = command(data_dir)
-            .args(["run", "--http-addr", &addr.to_string()])
+            .args(["run", "--http-addr", &addr.to_string(), "--grpc-addr", &grpc_addr.to_string()])
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("LUCID_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn lucid-node");
-        Running { child, addr }
+        Running { child, addr, grpc_addr }
     }
 
     /// Polls until `path` answers `status`, or panics after `within`.

@@ -166,13 +166,21 @@ fn loose_key_permissions_and_missing_identity_refuse_to_start() {
 fn run_init_creates_the_identity_once_and_keeps_it() {
     let dir = TempDir::new();
     let addr = crate::harness::free_addr();
+    let grpc_addr = crate::harness::free_addr();
     let child = command(dir.path())
-        .args(["run", "--init", "--http-addr", &addr.to_string()])
+        .args([
+            "run",
+            "--init",
+            "--http-addr",
+            &addr.to_string(),
+            "--grpc-addr",
+            &grpc_addr.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut node = Running { child, addr };
+    let mut node = Running { child, addr, grpc_addr };
     node.wait_for("/health/ready", 200, Duration::from_secs(5));
     let key = std::fs::read(dir.path().join("node.key")).unwrap();
     node.signal("TERM");

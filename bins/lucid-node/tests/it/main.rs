@@ -7,5 +7,6 @@
 )]
 
 mod api;
+mod grpc;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,308 @@
+//! The gRPC API (tonic, port 50051): the `Operator` service for the node's operator and the `Peer`
+//! service for other nodes, over the wire types of `lucid-proto`.
+//!
+//! Handlers reach the node through ports: [`NodeApi`](crate::NodeApi) (status, clock) and
+//! [`PeerApi`] (proof and registration ingest and reads), which the daemon implements over its
+//! `ProofStore`. Conversions from protobuf are `FromProto` impls in [`convert`] with typed
+//! [`GrpcError`]s; every error becomes a `tonic::Status` through [`grpc_status`], the one
+//! `ErrorKind` → gRPC code mapping.
+//!
+//! Every input is bounded: the encoded message ([`MAX_MESSAGE_BYTES`], server and client), the
+//! proofs of one batch ([`MAX_BATCH`]), slot ranges and page sizes. Malformed, forged, replayed
+//! and oversized proofs inside a batch get a typed verdict each, never a failed call or a panic.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lucid_consensus::ProofKey;
+use lucid_consensus::ingest::Outcome;
+use lucid_consensus::store::StoredProof;
+use lucid_core::{Digest, ErrorKind, HasKind, NodeId, SignedMessage, Slot, SlotRange};
+
+pub mod convert;
+mod operator;
+mod peer;
+
+pub use crate::auth::AdminToken;
+pub use lucid_proto::MAX_MESSAGE_BYTES;
+pub use lucid_proto::v1 as pb;
+pub use operator::OperatorService;
+pub use peer::PeerService;
+
+/// Most proofs in one `SubmitProofs` batch (daemon.md §6).
+pub const MAX_BATCH: usize = 1024;
+/// Most slots in one `GetSlotDigests` or `GetSchedule` range: one epoch.
+pub const MAX_DIGEST_SLOTS: u64 = 720;
+/// Most slots in one `PullProofs` range: one work window.
+pub const MAX_PULL_SLOTS: u64 = 5040;
+/// Most proofs in one `PullProofs` page.
+pub const MAX_PULL_PAGE: usize = 1024;
+/// Most registration records in one `ExchangePeers` answer.
+pub const MAX_PEERS_PAGE: usize = 100;
+
+/// A refused or failed gRPC call, before it becomes a `tonic::Status`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrpcError {
+    /// A field is missing, malformed or out of range.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// The protobuf field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A list holds more items than allowed.
+    #[error("{field}: {len} items, at most {max} allowed")]
+    TooMany {
+        /// The protobuf field.
+        field: &'static str,
+        /// How many items came.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The thing asked for does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// No `authorization: Bearer …` metadata on an operator call.
+    #[error("missing admin token (authorization: Bearer <token>)")]
+    MissingToken,
+    /// The presented admin token is wrong.
+    #[error("wrong admin token")]
+    WrongToken,
+    /// The node does not serve this call yet.
+    #[error("{what} is not available on this node yet")]
+    NotWired {
+        /// The call.
+        what: &'static str,
+    },
+    /// The node's proof store or ingest failed (our fault, not the caller's).
+    #[error("proof store failed")]
+    Store(#[from] lucid_consensus::Error),
+}
+
+impl HasKind for GrpcError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            GrpcError::InvalidField { .. } | GrpcError::TooMany { .. } => ErrorKind::InvalidInput,
+            GrpcError::NotFound { .. } => ErrorKind::NotFound,
+            GrpcError::MissingToken => ErrorKind::Unauthenticated,
+            GrpcError::WrongToken => ErrorKind::Forbidden,
+            GrpcError::NotWired { .. } => ErrorKind::FeatureDisabled,
+            GrpcError::Store(error) => error.kind(),
+        }
+    }
+}
+
+/// The gRPC code of a coarse error kind; the only place this mapping exists.
+pub fn grpc_code(kind: ErrorKind) -> tonic::Code {
+    match kind {
+        ErrorKind::InvalidInput | ErrorKind::PeerMisbehaved => tonic::Code::InvalidArgument,
+        ErrorKind::NotFound => tonic::Code::NotFound,
+        ErrorKind::Conflict => tonic::Code::FailedPrecondition,
+        ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+        ErrorKind::Forbidden => tonic::Code::PermissionDenied,
+        ErrorKind::TransientNetwork | ErrorKind::StoreUnavailable | ErrorKind::ShuttingDown => {
+            tonic::Code::Unavailable
+        }
+        ErrorKind::FeatureDisabled => tonic::Code::Unimplemented,
+        ErrorKind::Internal => tonic::Code::Internal,
+        // ErrorKind is non-exhaustive; an unknown kind is treated as our own failure.
+        _ => tonic::Code::Internal,
+    }
+}
+
+/// The `tonic::Status` of an error: the code from [`grpc_code`], and a message that names the
+/// caller's mistake but never our internals (store failures are logged, not sent).
+pub fn grpc_status(error: &GrpcError) -> tonic::Status {
+    let kind = error.kind();
+    let message = match error {
+        GrpcError::Store(source) => {
+            tracing::error!(error = %source, "gRPC call failed in the proof store");
+            kind.to_string()
+        }
+        other => other.to_string(),
+    };
+    tonic::Status::new(grpc_code(kind), message)
+}
+
+impl From<GrpcError> for tonic::Status {
+    fn from(error: GrpcError) -> Self {
+        grpc_status(&error)
+    }
+}
+
+/// The accepted task proofs of one slot, summarised for anti-entropy: their count and the seal
+/// Merkle root over their message digests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotDigest {
+    /// The slot.
+    pub slot: Slot,
+    /// Accepted proofs in the slot.
+    pub count: u32,
+    /// `seal_root` of their digests.
+    pub root: Digest,
+}
+
+/// What the peer service needs from the node; the daemon implements it over its `ProofStore`
+/// and the consensus ingest.
+#[async_trait::async_trait]
+pub trait PeerApi: Send + Sync + 'static {
+    /// Ingests task proofs received live; one outcome per message, in input order.
+    async fn submit_proofs(
+        &self,
+        proofs: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error>;
+    /// Count and seal root of the accepted proofs of every slot in `range` that has any.
+    async fn slot_digests(
+        &self,
+        range: SlotRange,
+    ) -> Result<Vec<SlotDigest>, lucid_consensus::Error>;
+    /// Up to `limit` accepted proofs of `range` after `after`, ordered by (slot, node, kind).
+    async fn pull_proofs(
+        &self,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredProof>, lucid_consensus::Error>;
+    /// Ingests one registration record.
+    async fn submit_registration(
+        &self,
+        registration: SignedMessage,
+    ) -> Result<Outcome, lucid_consensus::Error>;
+    /// The current registration records (highest seq) of up to `limit` nodes after `after`, by
+    /// node id.
+    async fn registrations(
+        &self,
+        after: Option<NodeId>,
+        limit: usize,
+    ) -> Result<Vec<SignedMessage>, lucid_consensus::Error>;
+    /// The current registration record of `node`.
+    async fn registration(
+        &self,
+        node: NodeId,
+    ) -> Result<Option<SignedMessage>, lucid_consensus::Error>;
+    /// Nodes with an accepted registration.
+    async fn registered_nodes(&self) -> Result<u64, lucid_consensus::Error>;
+}
+
+/// Summarises the accepted proofs of `range` per slot (count and seal root), reading the store
+/// in pages of `page` proofs; memory holds one slot's digests at a time.
+pub async fn slot_digests(
+    store: &dyn lucid_consensus::store::ProofStore,
+    range: SlotRange,
+    page: usize,
+) -> Result<Vec<SlotDigest>, lucid_consensus::Error> {
+    fn close(slot: Slot, digests: &mut Vec<Digest>, out: &mut Vec<SlotDigest>) {
+        if !digests.is_empty() {
+            let count = u32::try_from(digests.len()).unwrap_or(u32::MAX);
+            out.push(SlotDigest { slot, count, root: lucid_consensus::seal::seal_root(digests) });
+            digests.clear();
+        }
+    }
+    let page = page.max(1);
+    let mut out = Vec::new();
+    let mut current = range.start;
+    let mut digests = Vec::new();
+    let mut after = None;
+    loop {
+        let proofs = store.proofs_in_range(range, after, page).await?;
+        for proof in &proofs {
+            if proof.proof.slot != current {
+                close(current, &mut digests, &mut out);
+                current = proof.proof.slot;
+            }
+            digests.push(proof.digest);
+        }
+        if proofs.len() < page {
+            break;
+        }
+        after = proofs.last().map(StoredProof::key);
+    }
+    close(current, &mut digests, &mut out);
+    Ok(out)
+}
+
+/// Serves both services on `listener` until `shutdown` completes; calls in flight then finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Arc<dyn crate::NodeApi>,
+    peer: Arc<dyn PeerApi>,
+    token: AdminToken,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let operator = OperatorService::new(node, Arc::clone(&peer), token).into_server();
+    let peer = PeerService::new(peer).into_server();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(operator)
+        .add_service(peer)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+/// A client channel to `addr` with the node's message size bound.
+pub async fn connect(
+    addr: SocketAddr,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+}
+
+/// An operator client on `channel` that sends the admin token `token` with every call.
+pub fn operator_client(
+    channel: tonic::transport::Channel,
+    token: &str,
+) -> Result<
+    pb::operator_client::OperatorClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
+    >,
+    GrpcError,
+> {
+    let header = zeroize::Zeroizing::new(format!("Bearer {}", token.trim()));
+    let value = tonic::metadata::MetadataValue::try_from(header.as_str()).map_err(|_| {
+        GrpcError::InvalidField { field: "authorization", reason: "not printable ASCII".into() }
+    })?;
+    let bearer = BearerToken(value);
+    Ok(pb::operator_client::OperatorClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// A peer client on `channel`, bounded like the server.
+pub fn peer_client(
+    channel: tonic::transport::Channel,
+) -> pb::peer_client::PeerClient<tonic::transport::Channel> {
+    pb::peer_client::PeerClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct BearerToken(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+//! Conversions between the protobuf wire types and domain types: [`FromProto`] with typed
+//! [`GrpcError`]s for what comes in, [`ToProto`] for what goes out. Signed messages are carried
+//! as their exact bytes and never rebuilt from fields.
+//!
+//! These are local traits rather than `TryFrom`/`From` because both sides are foreign to this
+//! crate (the wire types live in `lucid-proto`, the domain types in `lucid-core` and
+//! `lucid-consensus`), and the orphan rule forbids implementing a foreign trait between them.
+
+use lucid_consensus::ingest::{Outcome, RejectReason, Verdict};
+use lucid_consensus::{ProofKey, ProofKind};
+use lucid_core::message::MAX_MESSAGE_BYTES as MAX_SIGNED_BYTES;
+use lucid_core::{NodeId, Signature, SignedMessage, Slot, SlotRange};
+
+use super::{GrpcError, SlotDigest, pb};
+
+/// A domain value decoded from its wire form; the error names the offending field.
+pub trait FromProto<P>: Sized {
+    /// Checks and converts `proto`.
+    fn from_proto(proto: P) -> Result<Self, GrpcError>;
+}
+
+/// The wire form of a domain value.
+pub trait ToProto<P> {
+    /// Converts to the wire type.
+    fn to_proto(&self) -> P;
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> GrpcError {
+    GrpcError::InvalidField { field, reason: reason.into() }
+}
+
+impl FromProto<pb::SignedMessage> for SignedMessage {
+    /// Checks only the shape (non-empty bytes within the canonical maximum, a 64-byte
+    /// signature); decoding and verification are the ingest's job.
+    fn from_proto(message: pb::SignedMessage) -> Result<Self, GrpcError> {
+        if message.message.is_empty() {
+            return Err(invalid("message", "empty"));
+        }
+        if message.message.len() > MAX_SIGNED_BYTES {
+            return Err(invalid(
+                "message",
+                format!("{} bytes, at most {MAX_SIGNED_BYTES}", message.message.len()),
+            ));
+        }
+        let signature: [u8; 64] = message.signature.as_slice().try_into().map_err(|_| {
+            invalid("signature", format!("{} bytes, expected 64", message.signature.len()))
+        })?;
+        Ok(SignedMessage::new(message.message, Signature::from_bytes(signature)))
+    }
+}
+
+impl ToProto<pb::SignedMessage> for SignedMessage {
+    fn to_proto(&self) -> pb::SignedMessage {
+        let message = self;
+        pb::SignedMessage {
+            message: message.bytes().to_vec(),
+            signature: message.signature().as_bytes().to_vec(),
+        }
+    }
+}
+
+impl FromProto<pb::ProofCursor> for ProofKey {
+    fn from_proto(cursor: pb::ProofCursor) -> Result<Self, GrpcError> {
+        let node = node_from_bytes("after.node", &cursor.node)?;
+        let kind = u8::try_from(cursor.kind)
+            .ok()
+            .and_then(ProofKind::from_tag)
+            .ok_or_else(|| invalid("after.kind", format!("unknown proof kind {}", cursor.kind)))?;
+        Ok(ProofKey { node, slot: Slot(cursor.slot), kind })
+    }
+}
+
+impl ToProto<pb::ProofCursor> for ProofKey {
+    fn to_proto(&self) -> pb::ProofCursor {
+        let key = self;
+        pb::ProofCursor {
+            slot: key.slot.0,
+            node: key.node.as_bytes().to_vec(),
+            kind: u32::from(key.kind.tag()),
+        }
+    }
+}
+
+/// A node id from its 32 raw bytes; small-order and non-canonical keys are refused.
+pub fn node_from_bytes(field: &'static str, bytes: &[u8]) -> Result<NodeId, GrpcError> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| invalid(field, format!("{} bytes, expected 32", bytes.len())))?;
+    NodeId::from_bytes(bytes).map_err(|e| invalid(field, e.to_string()))
+}
+
+/// A node id from its text form (`node_` + 64 lowercase hex); weak keys are refused.
+pub fn node_from_text(field: &'static str, text: &str) -> Result<NodeId, GrpcError> {
+    text.parse().map_err(|e: lucid_core::ids::IdParseError| invalid(field, e.to_string()))
+}
+
+/// The range `[from, to)`, non-empty and at most `max` slots long.
+pub fn slot_range(from: u64, to: u64, max: u64) -> Result<SlotRange, GrpcError> {
+    if to <= from {
+        return Err(invalid("to_slot", "must be greater than from_slot"));
+    }
+    if to - from > max {
+        return Err(invalid("to_slot", format!("at most {max} slots per request")));
+    }
+    Ok(SlotRange { start: Slot(from), end: Slot(to) })
+}
+
+/// A page size: 0 means `max`; above `max` is refused.
+pub fn page_limit(field: &'static str, limit: u32, max: usize) -> Result<usize, GrpcError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match limit {
+        0 => Ok(max),
+        n if n <= max => Ok(n),
+        n => Err(GrpcError::TooMany { field, len: n, max }),
+    }
+}
+
+impl ToProto<pb::RejectReason> for RejectReason {
+    fn to_proto(&self) -> pb::RejectReason {
+        match self {
+            RejectReason::Malformed => pb::RejectReason::Malformed,
+            RejectReason::UnsupportedVersion => pb::RejectReason::UnsupportedVersion,
+            RejectReason::WrongNetwork => pb::RejectReason::WrongNetwork,
+            RejectReason::WeakKey => pb::RejectReason::WeakKey,
+            RejectReason::SlotTimestampMismatch => pb::RejectReason::SlotTimestampMismatch,
+            RejectReason::Stale => pb::RejectReason::Stale,
+            RejectReason::FromFuture => pb::RejectReason::FromFuture,
+            RejectReason::UnknownNode => pb::RejectReason::UnknownNode,
+            RejectReason::ValueOutOfRange => pb::RejectReason::ValueOutOfRange,
+            RejectReason::BadSignature => pb::RejectReason::BadSignature,
+            RejectReason::Equivocation => pb::RejectReason::Equivocation,
+            RejectReason::Superseded => pb::RejectReason::Superseded,
+            RejectReason::SealMismatch => pb::RejectReason::SealMismatch,
+        }
+    }
+}
+
+impl ToProto<pb::MessageVerdict> for Outcome {
+    fn to_proto(&self) -> pb::MessageVerdict {
+        let outcome = self;
+        let (verdict, reason) = match outcome.verdict {
+            Verdict::Accept => (pb::Verdict::Accept, pb::RejectReason::Unspecified),
+            Verdict::Duplicate => (pb::Verdict::Duplicate, pb::RejectReason::Unspecified),
+            Verdict::Reject(reason) => (pb::Verdict::Reject, reason.to_proto()),
+        };
+        pb::MessageVerdict {
+            digest: outcome.digest.as_bytes().to_vec(),
+            verdict: verdict.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl ToProto<pb::SlotDigest> for SlotDigest {
+    fn to_proto(&self) -> pb::SlotDigest {
+        let digest = self;
+        pb::SlotDigest {
+            slot: digest.slot.0,
+            count: digest.count,
+            root: digest.root.as_bytes().to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

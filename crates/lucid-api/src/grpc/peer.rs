@@ -1,0 +1,169 @@
+//! The `Peer` service: proof batches in, anti-entropy digests and proofs out, registrations.
+
+use std::sync::Arc;
+
+use lucid_consensus::ingest::{Outcome, RejectReason, Verdict};
+use lucid_core::SignedMessage;
+use lucid_core::message::message_digest;
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    FromProto as _, ToProto as _, node_from_bytes, node_from_text, page_limit, slot_range,
+};
+use super::{
+    GrpcError, MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PeerApi,
+    pb,
+};
+
+/// The `Peer` service over the node's [`PeerApi`].
+#[derive(Clone)]
+pub struct PeerService {
+    peer: Arc<dyn PeerApi>,
+}
+
+impl PeerService {
+    /// The service.
+    pub fn new(peer: Arc<dyn PeerApi>) -> Self {
+        PeerService { peer }
+    }
+
+    /// The tonic server of this service, with the node's message size bound.
+    pub fn into_server(self) -> pb::peer_server::PeerServer<Self> {
+        pb::peer_server::PeerServer::new(self)
+            .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::peer_server::Peer for PeerService {
+    async fn submit_proofs(
+        &self,
+        request: Request<pb::SubmitProofsRequest>,
+    ) -> Result<Response<pb::SubmitProofsResponse>, Status> {
+        let proofs = request.into_inner().proofs;
+        if proofs.len() > MAX_BATCH {
+            return Err(
+                GrpcError::TooMany { field: "proofs", len: proofs.len(), max: MAX_BATCH }.into()
+            );
+        }
+        // A pair of the wrong shape is refused on its own (Malformed, identified by the digest
+        // of its bytes); the well-formed rest of the batch goes to ingest together.
+        let mut verdicts: Vec<Option<Outcome>> = Vec::with_capacity(proofs.len());
+        let mut wellformed: Vec<SignedMessage> = Vec::with_capacity(proofs.len());
+        for proof in proofs {
+            let digest = message_digest(&proof.message);
+            match SignedMessage::from_proto(proof) {
+                Ok(message) => {
+                    wellformed.push(message);
+                    verdicts.push(None);
+                }
+                Err(_) => verdicts.push(Some(Outcome {
+                    digest,
+                    verdict: Verdict::Reject(RejectReason::Malformed),
+                })),
+            }
+        }
+        let expected = wellformed.len();
+        let ingested = if wellformed.is_empty() {
+            Vec::new()
+        } else {
+            self.peer.submit_proofs(wellformed).await.map_err(GrpcError::from)?
+        };
+        if ingested.len() != expected {
+            return Err(GrpcError::Store(lucid_consensus::Error::Bug(lucid_core::internal!(
+                "ingest returned {} outcomes for {expected} proofs",
+                ingested.len()
+            )))
+            .into());
+        }
+        let mut ingested = ingested.into_iter();
+        let verdicts = verdicts
+            .into_iter()
+            .filter_map(|verdict| verdict.or_else(|| ingested.next()))
+            .map(|outcome| outcome.to_proto())
+            .collect();
+        Ok(Response::new(pb::SubmitProofsResponse { verdicts }))
+    }
+
+    async fn get_slot_digests(
+        &self,
+        request: Request<pb::GetSlotDigestsRequest>,
+    ) -> Result<Response<pb::GetSlotDigestsResponse>, Status> {
+        let request = request.into_inner();
+        let range = slot_range(request.from_slot, request.to_slot, MAX_DIGEST_SLOTS)?;
+        let digests = self.peer.slot_digests(range).await.map_err(GrpcError::from)?;
+        Ok(Response::new(pb::GetSlotDigestsResponse {
+            slots: digests.iter().map(|digest| digest.to_proto()).collect(),
+        }))
+    }
+
+    async fn pull_proofs(
+        &self,
+        request: Request<pb::PullProofsRequest>,
+    ) -> Result<Response<pb::PullProofsResponse>, Status> {
+        let request = request.into_inner();
+        let range = slot_range(request.from_slot, request.to_slot, MAX_PULL_SLOTS)?;
+        let limit = page_limit("limit", request.limit, MAX_PULL_PAGE)?;
+        let after = request.after.map(lucid_consensus::ProofKey::from_proto).transpose()?;
+        let proofs = self.peer.pull_proofs(range, after, limit).await.map_err(GrpcError::from)?;
+        let next = if proofs.len() == limit {
+            proofs.last().map(|last| last.key().to_proto())
+        } else {
+            None
+        };
+        Ok(Response::new(pb::PullProofsResponse {
+            proofs: proofs.iter().map(|stored| stored.message.to_proto()).collect(),
+            next,
+        }))
+    }
+
+    async fn submit_registration(
+        &self,
+        request: Request<pb::SubmitRegistrationRequest>,
+    ) -> Result<Response<pb::SubmitRegistrationResponse>, Status> {
+        let registration = request
+            .into_inner()
+            .registration
+            .ok_or(GrpcError::InvalidField { field: "registration", reason: "missing".into() })?;
+        let digest = message_digest(&registration.message);
+        let outcome = match SignedMessage::from_proto(registration) {
+            Ok(message) => self.peer.submit_registration(message).await.map_err(GrpcError::from)?,
+            Err(_) => Outcome { digest, verdict: Verdict::Reject(RejectReason::Malformed) },
+        };
+        Ok(Response::new(pb::SubmitRegistrationResponse { verdict: Some(outcome.to_proto()) }))
+    }
+
+    async fn get_registration(
+        &self,
+        request: Request<pb::GetRegistrationRequest>,
+    ) -> Result<Response<pb::GetRegistrationResponse>, Status> {
+        let node = node_from_text("node_id", &request.into_inner().node_id)?;
+        let registration = self
+            .peer
+            .registration(node)
+            .await
+            .map_err(GrpcError::from)?
+            .ok_or(GrpcError::NotFound { what: "registration" })?;
+        Ok(Response::new(pb::GetRegistrationResponse {
+            registration: Some(registration.to_proto()),
+        }))
+    }
+
+    async fn exchange_peers(
+        &self,
+        request: Request<pb::ExchangePeersRequest>,
+    ) -> Result<Response<pb::ExchangePeersResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_limit("limit", request.limit, MAX_PEERS_PAGE)?;
+        let after = if request.after.is_empty() {
+            None
+        } else {
+            Some(node_from_bytes("after", &request.after)?)
+        };
+        let records = self.peer.registrations(after, limit).await.map_err(GrpcError::from)?;
+        Ok(Response::new(pb::ExchangePeersResponse {
+            registrations: records.iter().map(|record| record.to_proto()).collect(),
+        }))
+    }
+}

@@ -1,0 +1,685 @@
+//! The gRPC services end to end: a tonic server on loopback over the real consensus ingest and
+//! the in-memory `ProofStore`, called through the real client.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lucid_consensus::ingest::{Ingest, Outcome};
+use lucid_consensus::store::{MemoryProofStore, ProofStore, StoredProof};
+use lucid_consensus::verify::Verifier;
+use lucid_consensus::{ConsensusParams, ProofKey, testing};
+use lucid_core::message::Message as _;
+use lucid_core::{NodeId, NodeKey, SignedMessage, Slot, SlotRange, UnixMillis};
+use tonic::Code;
+
+use super::convert::ToProto as _;
+use super::*;
+use crate::dto::*;
+use crate::failure::Failure;
+use crate::{ClockInfo, ComponentHealth, HealthReport, HealthStatus, NodeInfo};
+use lucid_core::{Epoch, MicroUsdt, PoolId, Signature};
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// The slot "now" lies in, for every test.
+const NOW_SLOT: Slot = Slot(1_000);
+
+fn params() -> ConsensusParams {
+    testing::params()
+}
+
+fn now() -> UnixMillis {
+    params().time.slot_start(NOW_SLOT).unwrap().saturating_add_ms(30_000)
+}
+
+/// `PeerApi` over the real ingest and the in-memory store, at a fixed `now`.
+struct TestPeer {
+    ingest: tokio::sync::Mutex<Ingest>,
+    store: Arc<MemoryProofStore>,
+    verifier: Verifier,
+}
+
+#[async_trait::async_trait]
+impl PeerApi for TestPeer {
+    async fn submit_proofs(
+        &self,
+        proofs: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        let mut ingest = self.ingest.lock().await;
+        let report =
+            ingest.ingest_batch(self.store.as_ref(), &self.verifier, now(), proofs).await?;
+        Ok(report.outcomes)
+    }
+
+    async fn slot_digests(
+        &self,
+        range: SlotRange,
+    ) -> Result<Vec<SlotDigest>, lucid_consensus::Error> {
+        // A small page, so the grouping across pages is exercised.
+        super::slot_digests(self.store.as_ref(), range, 2).await
+    }
+
+    async fn pull_proofs(
+        &self,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredProof>, lucid_consensus::Error> {
+        self.store.proofs_in_range(range, after, limit).await
+    }
+
+    async fn submit_registration(
+        &self,
+        registration: SignedMessage,
+    ) -> Result<Outcome, lucid_consensus::Error> {
+        let mut ingest = self.ingest.lock().await;
+        Ok(ingest.ingest_registration(self.store.as_ref(), now(), registration).await?.0)
+    }
+
+    async fn registrations(
+        &self,
+        after: Option<NodeId>,
+        limit: usize,
+    ) -> Result<Vec<SignedMessage>, lucid_consensus::Error> {
+        Ok(self
+            .store
+            .current_registrations()
+            .await?
+            .into_iter()
+            .filter(|r| after.is_none_or(|after| r.registration.node > after))
+            .take(limit)
+            .map(|r| r.message)
+            .collect())
+    }
+
+    async fn registration(
+        &self,
+        node: NodeId,
+    ) -> Result<Option<SignedMessage>, lucid_consensus::Error> {
+        Ok(self
+            .store
+            .current_registrations()
+            .await?
+            .into_iter()
+            .find(|r| r.registration.node == node)
+            .map(|r| r.message))
+    }
+
+    async fn registered_nodes(&self) -> Result<u64, lucid_consensus::Error> {
+        Ok(self.ingest.lock().await.registered_count() as u64)
+    }
+}
+
+/// A node with fixed answers, for the operator service.
+struct TestNode;
+
+#[async_trait::async_trait]
+impl crate::NodeApi for TestNode {
+    fn health(&self) -> HealthReport {
+        let mut components = BTreeMap::new();
+        components.insert(
+            "database",
+            ComponentHealth { status: HealthStatus::Healthy, detail: "sqlite reachable".into() },
+        );
+        HealthReport {
+            status: HealthStatus::Healthy,
+            ready: true,
+            version: "9.9.9",
+            node_id: testing::node(7).to_string(),
+            network: "lucid-test".into(),
+            slot: Some(NOW_SLOT.0),
+            epoch: Some(1),
+            uptime_s: 42,
+            components,
+        }
+    }
+
+    fn node_info(&self) -> NodeInfo {
+        unreachable!("not used by the gRPC services")
+    }
+
+    fn clock(&self) -> ClockInfo {
+        ClockInfo {
+            network: "lucid-test".into(),
+            network_id: "00".into(),
+            genesis_ms: 5,
+            slot_ms: 120_000,
+            slots_per_epoch: 720,
+            slot: Some(NOW_SLOT.0),
+            epoch: Some(1),
+            slot_start_ms: Some(6),
+            next_slot_start_ms: Some(7),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        String::new()
+    }
+
+    fn resources(&self) -> ResourcesView {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn nodes(&self, _page: PageQuery) -> Result<Page<NodeSummary>, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn node(&self, _node: NodeId) -> Result<NodeSummary, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn pools(&self, _page: PageQuery) -> Result<Page<PoolView>, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn pool(&self, _pool: PoolId) -> Result<PoolView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn pool_members(&self, _pool: PoolId) -> Result<Vec<MemberView>, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn pool_capacity(&self, _pool: PoolId) -> Result<CapacityView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn create_pool(&self, _request: CreatePoolRequest) -> Result<OpAccepted, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn join_pool(&self, _pool: PoolId) -> Result<OpAccepted, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn leave_pool(&self, _pool: PoolId) -> Result<OpAccepted, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn update_pool(
+        &self,
+        _pool: PoolId,
+        _request: UpdatePoolRequest,
+    ) -> Result<OpAccepted, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn submit_pool_op(
+        &self,
+        _message: Vec<u8>,
+        _signature: Signature,
+    ) -> Result<OpAccepted, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn tally(&self, _epoch: Epoch) -> Result<TallyView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn leader(&self, _slot: Slot) -> Result<ScheduleView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn balance(&self, _node: NodeId) -> Result<BalanceView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn payouts(
+        &self,
+        _node: Option<NodeId>,
+        _query: PayoutQuery,
+    ) -> Result<Page<PayoutView>, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn payout(&self, _payout_id: &str) -> Result<PayoutView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn payout_stats(&self) -> Result<PayoutStats, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn request_withdrawal(
+        &self,
+        _node: NodeId,
+        _idempotency_key: &str,
+        _amount: Option<MicroUsdt>,
+    ) -> Result<Withdrawal, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn cancel_payout(&self, _payout_id: &str) -> Result<PayoutView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    store: Arc<MemoryProofStore>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let store = Arc::new(MemoryProofStore::new());
+        let peer = Arc::new(TestPeer {
+            ingest: tokio::sync::Mutex::new(Ingest::new(params())),
+            store: Arc::clone(&store),
+            verifier: Verifier::single_threaded(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::new(TestNode),
+            peer,
+            AdminToken::new(TOKEN).unwrap(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Server { addr, store, stop: Some(stop), task }
+    }
+
+    async fn peer(&self) -> pb::peer_client::PeerClient<tonic::transport::Channel> {
+        peer_client(connect(self.addr).await.unwrap())
+    }
+
+    /// Stops the server and checks that it shut down cleanly.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+fn wire(message: &SignedMessage) -> pb::SignedMessage {
+    message.to_proto()
+}
+
+async fn register(
+    client: &mut pb::peer_client::PeerClient<tonic::transport::Channel>,
+    key: &NodeKey,
+) {
+    let registration = testing::signed_registration(&params(), key, 1);
+    let answer = client
+        .submit_registration(pb::SubmitRegistrationRequest {
+            registration: Some(wire(&registration)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.verdict.unwrap().verdict(), pb::Verdict::Accept);
+}
+
+fn verdict(v: &pb::MessageVerdict) -> (pb::Verdict, pb::RejectReason) {
+    (v.verdict(), v.reason())
+}
+
+#[tokio::test]
+async fn a_batch_gets_one_typed_verdict_per_proof_in_order() {
+    let server = Server::start().await;
+    let mut client = server.peer().await;
+    let params = params();
+    let alice = testing::key(1);
+    let stranger = testing::key(2);
+    register(&mut client, &alice).await;
+
+    let beacon = testing::signed_beacon(&params, &alice, NOW_SLOT);
+    let relay = testing::signed_relay(&params, &alice, NOW_SLOT, 1_000);
+    // Forged: alice's bytes with the stranger's signature.
+    let forged_bytes = testing::signed_relay(&params, &alice, Slot(NOW_SLOT.0 - 1), 5);
+    let forged =
+        SignedMessage::new(forged_bytes.bytes().to_vec(), stranger.sign(forged_bytes.bytes()));
+    // Equivocation: a second, different beacon of alice for the same slot.
+    let mut other = testing::proof(&params, &alice, NOW_SLOT, testing::BEACON);
+    other.ts = other.ts.saturating_add_ms(1);
+    let equivocating = other.sign(&params.network, &alice);
+    let unknown = testing::signed_beacon(&params, &stranger, NOW_SLOT);
+    let stale = testing::signed_beacon(&params, &alice, Slot(NOW_SLOT.0 - 10));
+    let garbage =
+        pb::SignedMessage { message: b"not a lucid message".to_vec(), signature: vec![0; 64] };
+    let short_signature =
+        pb::SignedMessage { message: beacon.bytes().to_vec(), signature: vec![0; 63] };
+    let oversized = pb::SignedMessage { message: vec![0; 64 * 1024 + 1], signature: vec![0; 64] };
+
+    let batch = vec![
+        wire(&beacon),
+        wire(&relay),
+        wire(&forged),
+        garbage,
+        short_signature,
+        oversized,
+        wire(&unknown),
+        wire(&stale),
+        wire(&beacon),
+        wire(&equivocating),
+    ];
+    let answer = client
+        .submit_proofs(pb::SubmitProofsRequest { proofs: batch.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let got: Vec<_> = answer.verdicts.iter().map(verdict).collect();
+    use pb::RejectReason as R;
+    use pb::Verdict as V;
+    assert_eq!(
+        got,
+        vec![
+            (V::Accept, R::Unspecified),
+            (V::Accept, R::Unspecified),
+            (V::Reject, R::BadSignature),
+            (V::Reject, R::Malformed),
+            (V::Reject, R::Malformed),
+            (V::Reject, R::Malformed),
+            (V::Reject, R::UnknownNode),
+            (V::Reject, R::Stale),
+            (V::Duplicate, R::Unspecified),
+            (V::Reject, R::Equivocation),
+        ]
+    );
+    for (sent, verdict) in batch.iter().zip(&answer.verdicts) {
+        assert_eq!(verdict.digest, lucid_core::message::message_digest(&sent.message).as_bytes());
+    }
+
+    // Replaying the whole batch changes nothing: accepted proofs are now duplicates.
+    let replay =
+        client.submit_proofs(pb::SubmitProofsRequest { proofs: batch }).await.unwrap().into_inner();
+    assert_eq!(verdict(&replay.verdicts[0]), (V::Duplicate, R::Unspecified));
+    assert_eq!(verdict(&replay.verdicts[1]), (V::Duplicate, R::Unspecified));
+    assert_eq!(verdict(&replay.verdicts[2]), (V::Reject, R::BadSignature));
+    assert_eq!(server.store.proof_count(), 2);
+    assert_eq!(server.store.all_evidence().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_batches_and_messages_are_refused_whole() {
+    let server = Server::start().await;
+    let mut client = server.peer().await;
+    let alice = testing::key(1);
+    let beacon = wire(&testing::signed_beacon(&params(), &alice, NOW_SLOT));
+
+    let too_many = client
+        .submit_proofs(pb::SubmitProofsRequest { proofs: vec![beacon.clone(); MAX_BATCH + 1] })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), Code::InvalidArgument, "{too_many:?}");
+
+    // Past the 4 MiB message bound: an unbounded client sends it, the server refuses to decode it.
+    let mut unbounded = pb::peer_client::PeerClient::new(connect(server.addr).await.unwrap());
+    let huge = pb::SignedMessage { message: vec![7; 64 * 1024], signature: vec![0; 64] };
+    let too_big = unbounded
+        .submit_proofs(pb::SubmitProofsRequest { proofs: vec![huge; 70] })
+        .await
+        .unwrap_err();
+    assert!(matches!(too_big.code(), Code::OutOfRange | Code::ResourceExhausted), "{too_big:?}");
+    // The bounded client refuses to send it at all.
+    let huge = pb::SignedMessage { message: vec![7; 64 * 1024], signature: vec![0; 64] };
+    assert!(
+        client.submit_proofs(pb::SubmitProofsRequest { proofs: vec![huge; 70] }).await.is_err()
+    );
+    assert_eq!(server.store.proof_count(), 0);
+
+    // The server still serves after refusing.
+    let ok = client.submit_proofs(pb::SubmitProofsRequest { proofs: vec![beacon] }).await.unwrap();
+    assert_eq!(ok.into_inner().verdicts[0].reason(), pb::RejectReason::UnknownNode);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pulls_return_exactly_the_stored_bytes_in_pages() {
+    let server = Server::start().await;
+    let mut client = server.peer().await;
+    let params = params();
+    let keys: Vec<NodeKey> = (1..=3).map(testing::key).collect();
+    let mut sent = Vec::new();
+    for key in &keys {
+        register(&mut client, key).await;
+        for slot in [NOW_SLOT.0 - 2, NOW_SLOT.0 - 1, NOW_SLOT.0] {
+            sent.push(testing::signed_beacon(&params, key, Slot(slot)));
+            sent.push(testing::signed_relay(&params, key, Slot(slot), slot));
+        }
+    }
+    let answer = client
+        .submit_proofs(pb::SubmitProofsRequest { proofs: sent.iter().map(wire).collect() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.verdicts.iter().all(|v| v.verdict() == pb::Verdict::Accept));
+
+    let mut pulled = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client
+            .pull_proofs(pb::PullProofsRequest {
+                from_slot: NOW_SLOT.0 - 2,
+                to_slot: NOW_SLOT.0 + 1,
+                after: after.clone(),
+                limit: 4,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.proofs.len() <= 4);
+        pulled.extend(page.proofs);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    // Ordered by (slot, node, kind), byte for byte what was signed.
+    let mut expected: Vec<(ProofKey, pb::SignedMessage)> = sent
+        .iter()
+        .map(|m| {
+            let (_, proof) = lucid_consensus::TaskProof::from_signed_bytes(m.bytes()).unwrap();
+            (proof.key(), wire(m))
+        })
+        .collect();
+    expected.sort_by_key(|(key, _)| (key.slot, key.node, key.kind.tag()));
+    let expected: Vec<_> = expected.into_iter().map(|(_, m)| m).collect();
+    assert_eq!(pulled, expected);
+
+    // Per-slot digests: one entry per slot with the seal root of that slot's digests.
+    let digests = client
+        .get_slot_digests(pb::GetSlotDigestsRequest {
+            from_slot: NOW_SLOT.0 - 5,
+            to_slot: NOW_SLOT.0 + 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(digests.slots.len(), 3);
+    for entry in &digests.slots {
+        let of_slot: Vec<_> = sent
+            .iter()
+            .filter(|m| {
+                lucid_consensus::TaskProof::from_signed_bytes(m.bytes()).unwrap().1.slot.0
+                    == entry.slot
+            })
+            .map(SignedMessage::digest)
+            .collect();
+        assert_eq!(entry.count as usize, of_slot.len());
+        assert_eq!(entry.root, lucid_consensus::seal::seal_root(&of_slot).as_bytes());
+    }
+
+    // Bounds: empty and over-long ranges, and page sizes above the maximum, are refused.
+    for (from, to, limit) in [(5, 5, 0), (5, 4, 0), (0, MAX_PULL_SLOTS + 1, 0), (0, 1, 1025)] {
+        let refused = client
+            .pull_proofs(pb::PullProofsRequest { from_slot: from, to_slot: to, after: None, limit })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{from}..{to} limit {limit}");
+    }
+    let bad_cursor = pb::ProofCursor { slot: 1, node: vec![1; 31], kind: 1 };
+    let refused = client
+        .pull_proofs(pb::PullProofsRequest {
+            from_slot: 0,
+            to_slot: 1,
+            after: Some(bad_cursor),
+            limit: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let refused = client
+        .get_slot_digests(pb::GetSlotDigestsRequest { from_slot: 0, to_slot: MAX_DIGEST_SLOTS + 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn registrations_by_id_and_peer_exchange() {
+    let server = Server::start().await;
+    let mut client = server.peer().await;
+    let params = params();
+    let alice = testing::key(1);
+    register(&mut client, &alice).await;
+
+    let found = client
+        .get_registration(pb::GetRegistrationRequest { node_id: alice.node_id().to_string() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.registration, Some(wire(&testing::signed_registration(&params, &alice, 1))));
+
+    // Invalid and weak ids are refused; a valid id without a record is not found.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = format!("node_{}", lucid_core::ids::to_hex(&identity));
+    for bad in ["", "node_xyz", "NODE_00", weak.as_str()] {
+        let refused = client
+            .get_registration(pb::GetRegistrationRequest { node_id: bad.to_owned() })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{bad:?}");
+    }
+    let missing = client
+        .get_registration(pb::GetRegistrationRequest { node_id: testing::node(9).to_string() })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    // A forged registration (signed by another key) and a replayed one get verdicts.
+    let genuine = testing::signed_registration(&params, &testing::key(2), 1);
+    let forged = SignedMessage::new(genuine.bytes().to_vec(), alice.sign(genuine.bytes()));
+    let answer = client
+        .submit_registration(pb::SubmitRegistrationRequest { registration: Some(wire(&forged)) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.verdict.unwrap().reason(), pb::RejectReason::BadSignature);
+    let replayed = client
+        .submit_registration(pb::SubmitRegistrationRequest {
+            registration: Some(wire(&testing::signed_registration(&params, &alice, 1))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.verdict.unwrap().verdict(), pb::Verdict::Duplicate);
+    let missing_field = client
+        .submit_registration(pb::SubmitRegistrationRequest { registration: None })
+        .await
+        .unwrap_err();
+    assert_eq!(missing_field.code(), Code::InvalidArgument);
+
+    register(&mut client, &testing::key(2)).await;
+    let all = client
+        .exchange_peers(pb::ExchangePeersRequest { after: Vec::new(), limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.registrations.len(), 2);
+    let first = lucid_consensus::registration::Registration::from_signed_bytes(
+        &all.registrations[0].message,
+    )
+    .unwrap()
+    .1
+    .node;
+    let rest = client
+        .exchange_peers(pb::ExchangePeersRequest { after: first.as_bytes().to_vec(), limit: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.registrations, all.registrations[1..].to_vec());
+    for (after, limit) in [(vec![1u8; 31], 1), (Vec::new(), 101), (vec![0u8; 32], 1)] {
+        let refused =
+            client.exchange_peers(pb::ExchangePeersRequest { after, limit }).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn operator_calls_need_the_admin_token() {
+    let server = Server::start().await;
+    let channel = connect(server.addr).await.unwrap();
+    let mut anonymous = pb::operator_client::OperatorClient::new(channel.clone());
+    let refused = anonymous.get_status(pb::GetStatusRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let mut wrong = operator_client(channel.clone(), &TOKEN.replace('0', "1")).unwrap();
+    assert_eq!(
+        wrong.get_status(pb::GetStatusRequest {}).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        wrong.get_clock(pb::GetClockRequest {}).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    let mut operator = operator_client(channel, TOKEN).unwrap();
+    let status = operator.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.node_id, testing::node(7).to_string());
+    assert!(status.ready);
+    assert_eq!(status.health, "healthy");
+    assert_eq!(status.slot, Some(NOW_SLOT.0));
+    assert_eq!(status.registered_nodes, 0);
+    assert_eq!(status.components.len(), 1);
+    assert_eq!(status.components[0].name, "database");
+    let clock = operator.get_clock(pb::GetClockRequest {}).await.unwrap().into_inner();
+    assert_eq!((clock.genesis_ms, clock.slot_start_ms), (5, Some(6)));
+    let pools = operator.list_pools(pb::ListPoolsRequest::default()).await.unwrap_err();
+    assert_eq!(pools.code(), Code::Unimplemented);
+    server.stop().await;
+}
+
+#[test]
+fn every_error_kind_has_one_grpc_code() {
+    use lucid_core::ErrorKind as K;
+    let table = [
+        (K::InvalidInput, Code::InvalidArgument),
+        (K::PeerMisbehaved, Code::InvalidArgument),
+        (K::NotFound, Code::NotFound),
+        (K::Conflict, Code::FailedPrecondition),
+        (K::Unauthenticated, Code::Unauthenticated),
+        (K::Forbidden, Code::PermissionDenied),
+        (K::TransientNetwork, Code::Unavailable),
+        (K::StoreUnavailable, Code::Unavailable),
+        (K::ShuttingDown, Code::Unavailable),
+        (K::FeatureDisabled, Code::Unimplemented),
+        (K::Internal, Code::Internal),
+    ];
+    for (kind, code) in table {
+        assert_eq!(grpc_code(kind), code, "{kind:?}");
+    }
+    // Store failures never leak their detail.
+    let status = grpc_status(&GrpcError::Store(lucid_consensus::Error::Bug(
+        lucid_core::internal!("secret detail"),
+    )));
+    assert_eq!(status.code(), Code::Internal);
+    assert!(!status.message().contains("secret"));
+}
+
+#[test]
+fn the_admin_token_is_never_printed() {
+    let token = AdminToken::new(&format!("{TOKEN}\n")).unwrap();
+    assert!(token.matches(TOKEN.as_bytes()));
+    assert!(!token.matches(&TOKEN.as_bytes()[1..]));
+    assert!(!format!("{token:?}").contains(&TOKEN[..8]));
+}
