@@ -84,6 +84,12 @@ fn fill(runtime: &tokio::runtime::Runtime, db: &Database, keys: &[NodeKey]) -> u
     stored
 }
 
+/// Tells the operator of the run what the setup stored (criterion prints only timings).
+#[allow(clippy::print_stderr, reason = "bench output for the person running it")]
+fn report(line: &str) {
+    eprintln!("{line}");
+}
+
 /// The timed path: the tally of `EPOCH` from what the database holds.
 async fn tally_from_store(db: &Database, params: &ConsensusParams) -> Tally {
     let window = window(params);
@@ -129,7 +135,10 @@ fn bench_backend(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &st
         Ok(expected) if expected == got => {}
         other => panic!("{name}: the stored tally differs from the in-memory one: {other:?}"),
     }
-    eprintln!("{name}: {stored} proofs stored for {count} entities; {} entries", got.entries.len());
+    report(&format!(
+        "{name}: {stored} proofs stored for {count} entities; {} entries",
+        got.entries.len()
+    ));
 
     let mut group = c.benchmark_group(format!("stored_tally_{name}"));
     group.sample_size(10);

@@ -24,7 +24,7 @@ use lucid_core::{Digest, NodeId, Signature, SignedMessage, Slot, SlotRange};
 
 use crate::database::Database;
 use crate::error::Error;
-use crate::sql::{Row, Value};
+use crate::sql::{Query, Row, Value};
 
 /// Columns written per proof row (the bind count of one row).
 const PROOF_COLUMNS: usize = 15;
@@ -482,6 +482,40 @@ impl Database {
         Ok(outcomes)
     }
 
+    /// One page of `select` over the proofs of `range` in key order, strictly after `after`;
+    /// `None` when the page is empty without asking the database.
+    fn page_query(
+        &self,
+        select: &str,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Option<Query>, Error> {
+        // Slots beyond BIGINT are never stored, so a range or cursor starting there is empty.
+        let Ok(start) = i64::try_from(range.start.0) else { return Ok(None) };
+        if range.is_empty() || limit == 0 || after.is_some_and(|k| i64::try_from(k.slot.0).is_err())
+        {
+            return Ok(None);
+        }
+        let mut query = self.query(select);
+        query.push("WHERE slot >= ").bind(Value::Int(start));
+        // An end beyond the BIGINT range is no bound at all: every stored slot lies below it.
+        if let Ok(end) = i64::try_from(range.end.0) {
+            query.push(" AND slot < ").bind(Value::Int(end));
+        }
+        if let Some(after) = after {
+            let [node, slot, kind] = key_values(&after)?;
+            // Row-value comparison: strictly after (slot, node, kind) in paging order.
+            query.push(" AND (slot, node_id, kind) > (").bind(slot);
+            query.push(", ").bind(node);
+            query.push(", ").bind(kind);
+            query.push(")");
+        }
+        query.push(" ORDER BY slot, node_id, kind LIMIT ");
+        query.bind(Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        Ok(Some(query))
+    }
+
     async fn get_proof_sql(&self, key: &ProofKey) -> Result<Option<StoredProof>, Error> {
         // Slots beyond BIGINT are never stored (inserting them is refused), so nothing is there.
         if i64::try_from(key.slot.0).is_err() {
@@ -503,28 +537,9 @@ impl Database {
         after: Option<ProofKey>,
         limit: usize,
     ) -> Result<Vec<StoredProof>, Error> {
-        // Slots beyond BIGINT are never stored, so a range or cursor starting there is empty.
-        let Ok(start) = i64::try_from(range.start.0) else { return Ok(Vec::new()) };
-        if range.is_empty() || limit == 0 || after.is_some_and(|k| i64::try_from(k.slot.0).is_err())
-        {
+        let Some(mut query) = self.page_query(PROOF_SELECT, range, after, limit)? else {
             return Ok(Vec::new());
-        }
-        let mut query = self.query(PROOF_SELECT);
-        query.push("WHERE slot >= ").bind(Value::Int(start));
-        // An end beyond the BIGINT range is no bound at all: every stored slot lies below it.
-        if let Ok(end) = i64::try_from(range.end.0) {
-            query.push(" AND slot < ").bind(Value::Int(end));
-        }
-        if let Some(after) = after {
-            let [node, slot, kind] = key_values(&after)?;
-            // Row-value comparison: strictly after (slot, node, kind) in paging order.
-            query.push(" AND (slot, node_id, kind) > (").bind(slot);
-            query.push(", ").bind(node);
-            query.push(", ").bind(kind);
-            query.push(")");
-        }
-        query.push(" ORDER BY slot, node_id, kind LIMIT ");
-        query.bind(Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        };
         let rows = self
             .reader()
             .fetch_all(&mut query)
@@ -548,25 +563,9 @@ impl Database {
         after: Option<ProofKey>,
         limit: usize,
     ) -> Result<Vec<CountedProof>, Error> {
-        let Ok(start) = i64::try_from(range.start.0) else { return Ok(Vec::new()) };
-        if range.is_empty() || limit == 0 || after.is_some_and(|k| i64::try_from(k.slot.0).is_err())
-        {
+        let Some(mut query) = self.page_query(COUNTED_SELECT, range, after, limit)? else {
             return Ok(Vec::new());
-        }
-        let mut query = self.query(COUNTED_SELECT);
-        query.push("WHERE slot >= ").bind(Value::Int(start));
-        if let Ok(end) = i64::try_from(range.end.0) {
-            query.push(" AND slot < ").bind(Value::Int(end));
-        }
-        if let Some(after) = after {
-            let [node, slot, kind] = key_values(&after)?;
-            query.push(" AND (slot, node_id, kind) > (").bind(slot);
-            query.push(", ").bind(node);
-            query.push(", ").bind(kind);
-            query.push(")");
-        }
-        query.push(" ORDER BY slot, node_id, kind LIMIT ");
-        query.bind(Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        };
         let rows = self
             .reader()
             .fetch_all(&mut query)
