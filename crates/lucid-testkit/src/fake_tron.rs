@@ -519,11 +519,15 @@ impl Chain {
             .as_slice()
             .try_into()
             .map_err(|_| contract_error("owner is not 21 bytes"))?;
-        if self.txs.contains_key(&txid) {
-            return Err(refusal("DUP_TRANSACTION_ERROR", "dup transaction"));
-        }
         let head = self.head();
-        if raw.expiration <= head.timestamp || raw.expiration > head.timestamp + MAX_EXPIRATION_MS {
+        let expired =
+            raw.expiration <= head.timestamp || raw.expiration > head.timestamp + MAX_EXPIRATION_MS;
+        match self.txs.get(&txid).map(|record| &record.tx.state) {
+            // A transaction dropped from the pool is judged afresh, like one never seen.
+            None | Some(FakeTxState::Dropped) => {}
+            Some(_) => return Err(refusal("DUP_TRANSACTION_ERROR", "dup transaction")),
+        }
+        if expired {
             return Err(refusal("TRANSACTION_EXPIRATION_ERROR", "transaction expired"));
         }
         let tapos_ok = self.blocks.iter().any(|block| {
@@ -580,8 +584,14 @@ impl Chain {
         }
         record.out_of_energy = fault == Some(Fault::OutOfEnergy);
         record.never_include = fault == Some(Fault::Expire);
-        self.txs.insert(txid, record);
-        self.order.push(txid);
+        match self.txs.get_mut(&txid) {
+            // Back in the pool; a transaction meant never to be included stays so.
+            Some(dropped) => dropped.tx.state = FakeTxState::Waiting,
+            None => {
+                self.txs.insert(txid, record);
+                self.order.push(txid);
+            }
+        }
         if fault == Some(Fault::DropResponseAfterAccept) {
             return Reply::DropConnection;
         }
