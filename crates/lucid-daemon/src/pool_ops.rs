@@ -126,8 +126,14 @@ pub(crate) async fn submit(
     }
     let effect = op.effect_slot().ok_or_else(|| Failure::InvalidInput("slot overflow".into()))?;
     let accepted = AcceptedOp::new(op, &network);
-    let _serial = state.pool_ops.submit.lock().await;
     // The same signed op again is answered as before and changes nothing.
+    if let Some(known) = state.pool_ops.find(&accepted.digest) {
+        return Ok(answer(&known, effect));
+    }
+    // A first check outside the lock, so that refusals run in parallel and never queue behind
+    // accepted ops; the check is repeated under the lock before anything is recorded.
+    advise(state, &accepted.op).await?;
+    let _serial = state.pool_ops.submit.lock().await;
     if let Some(known) = state.pool_ops.find(&accepted.digest) {
         return Ok(answer(&known, effect));
     }
