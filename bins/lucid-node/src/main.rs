@@ -270,19 +270,33 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding the gRPC listener on {grpc_addr}"))?;
         tracing::info!(node_id = %key.node_id(), network = %daemon.network_name, http = %daemon.http_addr, grpc = %grpc_addr, "starting");
         let proofs: Arc<dyn lucid_consensus::store::ProofStore> = Arc::clone(&database) as _;
+        let verifier = Arc::new(verifier);
         let peer = lucid_daemon::peer::StorePeer::load(
             daemon.consensus,
             proofs,
-            Arc::new(verifier),
+            Arc::clone(&verifier),
             Arc::clone(&clock),
         )
         .await
         .context("loading the registrations for the peer service")?;
+        let wiring = lucid_daemon::ServiceWiring {
+            ingest: peer.ingest(),
+            verifier,
+            // No payout address or endpoint is configurable yet: the beacon producer keeps a
+            // registration already recorded, and otherwise runs unregistered and says so.
+            registration: lucid_daemon::services::registration::RegistrationConfig {
+                payout_address: None,
+                endpoint: None,
+                capabilities: 0,
+                storage_capacity_bytes: 0,
+            },
+        };
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
         let node = lucid_daemon::Node::build(daemon, key, clock, probe, ports(&database));
         node.serve_http(listener, token.clone());
         node.serve_grpc(grpc_listener, Arc::new(peer), token);
         node.spawn();
+        let _resources = node.spawn_services(wiring).context("starting the services")?;
         if node.check_database().await {
             node.mark_ready();
         }

@@ -36,5 +36,5 @@ pub mod tron_transport;
 
 pub use config::Config;
 pub use lucid_api::AdminToken;
-pub use node::{DatabaseProbe, Node, NodeError};
+pub use node::{DatabaseProbe, Node, NodeError, ServiceWiring};
 pub use ports::{PoolIndex, Ports};

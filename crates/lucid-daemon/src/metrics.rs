@@ -11,8 +11,6 @@ pub struct Metrics {
     pub slot: AtomicI64,
     /// Current epoch (−1 before genesis).
     pub epoch: AtomicI64,
-    /// Slot-clock ticks.
-    pub slot_ticks: AtomicU64,
     /// Whether the node is ready (0/1).
     pub ready: AtomicU64,
 }
@@ -35,11 +33,6 @@ impl Metrics {
         );
         gauge(&mut out, "lucid_slot", "Current slot.", self.slot.load(Ordering::Relaxed));
         gauge(&mut out, "lucid_epoch", "Current epoch.", self.epoch.load(Ordering::Relaxed));
-        let ticks = self.slot_ticks.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP lucid_loop_ticks_total Loop ticks by loop and outcome.\n# TYPE lucid_loop_ticks_total counter\nlucid_loop_ticks_total{{loop=\"slot_clock\",outcome=\"ok\"}} {ticks}"
-        );
         let ready = i64::try_from(self.ready.load(Ordering::Relaxed)).unwrap_or(0);
         gauge(&mut out, "lucid_ready", "Whether the node is ready.", ready);
         out

@@ -22,6 +22,17 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ports::Ports;
+use crate::services::SharedIngest;
+use crate::services::beacon::{BeaconDeps, BeaconProducer};
+use crate::services::consensus::ConsensusRecordsService;
+use crate::services::metrics::ServiceMetrics;
+use crate::services::registration::RegistrationConfig;
+use crate::services::resources::{
+    ResourceConfig, ResourceHandle, ResourceMonitor, ResourceThresholds, SysinfoSampler,
+};
+use crate::services::runner::{ServiceStates, spawn_supervised};
+use crate::services::schedule::{MemoryClaims, ScheduleDeps, ScheduleKeeper};
+use crate::services::tally::{SharedMembership, TallyDeps, TallyKeeper};
 use crate::{operator, pool_ops};
 
 /// The daemon's version, from the package.
@@ -40,6 +51,12 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// A service could not be set up.
+    #[error("setting up the services failed: {detail}")]
+    Services {
+        /// Why.
+        detail: String,
+    },
     /// Services did not stop within the grace period.
     #[error("services did not stop within {grace:?}")]
     ForcedShutdown {
@@ -53,6 +70,7 @@ impl lucid_core::HasKind for NodeError {
         match self {
             NodeError::Http { .. } => lucid_core::ErrorKind::TransientNetwork,
             NodeError::ForcedShutdown { .. } => lucid_core::ErrorKind::ShuttingDown,
+            NodeError::Services { .. } => lucid_core::ErrorKind::InvalidInput,
         }
     }
 }
@@ -66,6 +84,21 @@ pub trait DatabaseProbe: Send + Sync {
     async fn ping(&self) -> Result<(), String>;
 }
 
+/// How often the resource monitor samples (`resources.interval` of `daemon.md`).
+const RESOURCE_SAMPLE_EVERY: Duration = Duration::from_secs(30);
+/// How far (percentage points) a resource must fall back below a threshold to leave its level.
+const RESOURCE_HYSTERESIS_POINTS: u64 = 5;
+
+/// What the service loops need beyond the node's ports.
+pub struct ServiceWiring {
+    /// The ingest state shared with the peer service.
+    pub ingest: SharedIngest,
+    /// The signature verifier of that ingest.
+    pub verifier: Arc<lucid_consensus::verify::Verifier>,
+    /// What the node's registration record advertises.
+    pub registration: RegistrationConfig,
+}
+
 /// How often the database is pinged.
 const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Readiness needs a successful database check at most this old.
@@ -74,8 +107,8 @@ const DB_CHECK_FRESH: Duration = Duration::from_secs(10);
 pub(crate) struct State {
     pub(crate) config: Config,
     database: Arc<dyn DatabaseProbe>,
-    /// The node's identity key: signs the node's own pool ops.
-    pub(crate) key: NodeKey,
+    /// The node's identity key: signs the node's own pool ops, beacons and registration.
+    pub(crate) key: Arc<NodeKey>,
     /// The stores.
     pub(crate) ports: Ports,
     /// Pool ops accepted and not yet applied.
@@ -89,6 +122,10 @@ pub(crate) struct State {
     pub(crate) clock: Arc<dyn Clock>,
     started: Duration,
     metrics: Metrics,
+    /// The counters of the service loops, rendered after the node's own metrics.
+    service_metrics: Arc<ServiceMetrics>,
+    /// Which service loops run, failed or stopped.
+    service_states: Arc<ServiceStates>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
     components: Mutex<BTreeMap<&'static str, ComponentHealth>>,
@@ -116,7 +153,7 @@ impl Node {
         let state = State {
             config,
             database,
-            key,
+            key: Arc::new(key),
             ports,
             pool_ops: pool_ops::PoolOps::default(),
             resources: Mutex::new(ResourcesView::default()),
@@ -125,6 +162,8 @@ impl Node {
             clock,
             started,
             metrics: Metrics::new(),
+            service_metrics: Arc::new(ServiceMetrics::new()),
+            service_states: Arc::new(ServiceStates::default()),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             components: Mutex::new(BTreeMap::new()),
@@ -205,6 +244,82 @@ impl Node {
         self.tracker.spawn(pool_ops::applier(Arc::clone(&self.state), self.cancel.child_token()));
     }
 
+    /// Starts the consensus service loops (the beacon producer with the node's registration,
+    /// tallies with leader schedules and slot results) and the resource monitor, each
+    /// supervised on the node's tracker under a child of its cancellation token.
+    ///
+    /// `ingest` must be the one the peer service uses, so the node judges its own beacons
+    /// exactly like a peer's and one registry serves both.
+    pub fn spawn_services(&self, wiring: ServiceWiring) -> Result<ResourceHandle, NodeError> {
+        let state = &self.state;
+        let params = state.config.consensus;
+        let clock = Arc::clone(&state.clock);
+        let metrics = Arc::clone(&state.service_metrics);
+        let beacons = BeaconProducer::new(BeaconDeps {
+            params,
+            clock: Arc::clone(&clock),
+            key: Arc::clone(&state.key),
+            registration: wiring.registration,
+            store: Arc::clone(&state.ports.proofs),
+            ingest: wiring.ingest,
+            verifier: wiring.verifier,
+            outbox: None,
+        });
+        spawn_supervised(
+            &self.tracker,
+            Arc::clone(&state.service_states),
+            beacons,
+            Arc::clone(&clock),
+            Arc::clone(&metrics),
+            self.cancel.child_token(),
+        );
+        // Pool entities need the membership timeline of the pool store, which is not wired yet:
+        // until it is, every node is counted as itself.
+        let membership: SharedMembership = Arc::new(lucid_consensus::tally::NoPools);
+        let tally = TallyKeeper::new(TallyDeps {
+            params,
+            proofs: Arc::clone(&state.ports.proofs),
+            records: Arc::clone(&state.ports.records),
+            membership: Arc::clone(&membership),
+            clock: Arc::clone(&clock),
+            metrics: Arc::clone(&metrics),
+        });
+        let schedule = ScheduleKeeper::new(ScheduleDeps {
+            params,
+            records: Arc::clone(&state.ports.records),
+            claims: Arc::new(MemoryClaims::default()),
+            membership,
+            metrics: Arc::clone(&metrics),
+        });
+        spawn_supervised(
+            &self.tracker,
+            Arc::clone(&state.service_states),
+            ConsensusRecordsService::new(tally, schedule),
+            Arc::clone(&clock),
+            Arc::clone(&metrics),
+            self.cancel.child_token(),
+        );
+        let (monitor, handle) = ResourceMonitor::new(
+            SysinfoSampler::new(&state.config.data_dir),
+            ResourceConfig {
+                interval: RESOURCE_SAMPLE_EVERY,
+                thresholds: ResourceThresholds::defaults(RESOURCE_HYSTERESIS_POINTS),
+            },
+            Arc::clone(&clock),
+            Arc::clone(&metrics),
+        )
+        .map_err(|error| NodeError::Services { detail: error.to_string() })?;
+        spawn_supervised(
+            &self.tracker,
+            Arc::clone(&state.service_states),
+            monitor,
+            clock,
+            metrics,
+            self.cancel.child_token(),
+        );
+        Ok(handle)
+    }
+
     /// Checks the database once now (start-up marks the node ready only after a good check).
     pub async fn check_database(&self) -> bool {
         check_database(&self.state).await
@@ -279,7 +394,10 @@ async fn slot_clock(state: Arc<State>, cancel: CancellationToken) {
                     .metrics
                     .epoch
                     .store(i64::try_from(epoch.0).unwrap_or(i64::MAX), Ordering::Relaxed);
-                state.metrics.slot_ticks.fetch_add(1, Ordering::Relaxed);
+                // One loop-metrics family for every loop: the slot clock counts with the services.
+                let ticks = state.service_metrics.loop_metrics("slot_clock");
+                ticks.ok.fetch_add(1, Ordering::Relaxed);
+                ticks.last_success_ms.store(now.0, Ordering::Relaxed);
                 time.slot_start(Slot(slot.0.saturating_add(1))).unwrap_or(now)
             }
             // Before genesis nothing is live; wake at genesis.
@@ -408,7 +526,9 @@ impl NodeApi for Api {
     }
 
     fn metrics(&self) -> String {
-        self.state.metrics.render(VERSION)
+        let mut text = self.state.metrics.render(VERSION);
+        text.push_str(&self.state.service_metrics.render());
+        text
     }
 
     fn resources(&self) -> ResourcesView {

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::services::SharedIngest;
+
 use lucid_api::grpc::{PeerApi, SlotDigest};
 use lucid_consensus::ingest::{Ingest, Outcome};
 use lucid_consensus::store::{ProofStore, StoredProof};
@@ -19,7 +21,7 @@ const DIGEST_PAGE: usize = 1024;
 
 /// `PeerApi` over the ingest and the proof store.
 pub struct StorePeer {
-    ingest: tokio::sync::Mutex<Ingest>,
+    ingest: SharedIngest,
     store: Arc<dyn ProofStore>,
     verifier: Arc<Verifier>,
     clock: Arc<dyn Clock>,
@@ -35,7 +37,14 @@ impl StorePeer {
     ) -> Result<Self, lucid_consensus::Error> {
         let mut ingest = Ingest::new(params);
         ingest.load_registrations(store.as_ref()).await?;
-        Ok(StorePeer { ingest: tokio::sync::Mutex::new(ingest), store, verifier, clock })
+        let ingest = Arc::new(tokio::sync::Mutex::new(ingest));
+        Ok(StorePeer { ingest, store, verifier, clock })
+    }
+
+    /// The ingest state this peer port judges proofs with, to be shared with the node's own
+    /// beacon producer.
+    pub fn ingest(&self) -> SharedIngest {
+        Arc::clone(&self.ingest)
     }
 }
 

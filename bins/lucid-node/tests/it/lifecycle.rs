@@ -68,6 +68,19 @@ fn run_is_ready_fast_serves_health_and_stops_cleanly_on_sigterm() {
     let (status, metrics) = get(node.addr, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(metrics.contains("lucid_slot "), "{metrics}");
+    // The service loops run and report under one family; no family is declared twice (a
+    // Prometheus scraper rejects the whole page otherwise).
+    for service in ["slot_clock", "beacon", "consensus_records", "resources"] {
+        assert!(
+            metrics
+                .contains(&format!("lucid_loop_ticks_total{{loop=\"{service}\",outcome=\"ok\"}}")),
+            "{service}: {metrics}"
+        );
+    }
+    let mut families = std::collections::BTreeSet::new();
+    for line in metrics.lines().filter(|line| line.starts_with("# TYPE ")) {
+        assert!(families.insert(line.to_owned()), "declared twice: {line}");
+    }
     assert!(
         metrics.contains(
             r#"lucid_http_requests_total{route="/api/v1/node",method="GET",status="200"} 1"#
