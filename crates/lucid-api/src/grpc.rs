@@ -74,12 +74,6 @@ pub enum GrpcError {
     /// The presented admin token is wrong.
     #[error("wrong admin token")]
     WrongToken,
-    /// The node does not serve this call yet.
-    #[error("{what} is not available on this node yet")]
-    NotWired {
-        /// The call.
-        what: &'static str,
-    },
     /// The node's proof store or ingest failed (our fault, not the caller's).
     #[error("proof store failed")]
     Store(#[from] lucid_consensus::Error),
@@ -92,7 +86,6 @@ impl HasKind for GrpcError {
             GrpcError::NotFound { .. } => ErrorKind::NotFound,
             GrpcError::MissingToken => ErrorKind::Unauthenticated,
             GrpcError::WrongToken => ErrorKind::Forbidden,
-            GrpcError::NotWired { .. } => ErrorKind::FeatureDisabled,
             GrpcError::Store(error) => error.kind(),
         }
     }

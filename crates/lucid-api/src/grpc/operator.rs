@@ -5,6 +5,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{AdminToken, GrpcError, PeerApi, pb};
+use lucid_core::{Epoch, HasKind as _, NodeId, Slot};
+
+use crate::dto::{MAX_PAGE, PageQuery, PayoutQuery};
+use crate::failure::{Failure, Missing};
 use crate::{HealthStatus, NodeApi};
 
 /// The `Operator` service over the node's ports.
@@ -103,7 +107,25 @@ impl pb::operator_server::Operator for OperatorService {
         request: Request<pb::ListPoolsRequest>,
     ) -> Result<Response<pb::ListPoolsResponse>, Status> {
         self.authorize(&request)?;
-        Err(GrpcError::NotWired { what: "ListPools" }.into())
+        let request = request.into_inner();
+        let query = PageQuery {
+            limit: Some(page_limit(request.limit)),
+            cursor: (!request.after.is_empty()).then_some(request.after),
+        };
+        let page = self.node.pools(query).await.map_err(|failure| failure_status(&failure))?;
+        let pools = page
+            .items
+            .into_iter()
+            .map(|pool| pb::Pool {
+                pool_id: pool.pool_id,
+                name: pool.name,
+                status: pool.status,
+                seats: pool.seats,
+                max_nodes: u32::from(pool.max_nodes),
+                leader: pool.leader,
+            })
+            .collect();
+        Ok(Response::new(pb::ListPoolsResponse { pools }))
     }
 
     async fn list_payouts(
@@ -111,7 +133,34 @@ impl pb::operator_server::Operator for OperatorService {
         request: Request<pb::ListPayoutsRequest>,
     ) -> Result<Response<pb::ListPayoutsResponse>, Status> {
         self.authorize(&request)?;
-        Err(GrpcError::NotWired { what: "ListPayouts" }.into())
+        let request = request.into_inner();
+        let node = if request.node_id.is_empty() {
+            None
+        } else {
+            let node = request
+                .node_id
+                .parse::<NodeId>()
+                .map_err(|error| Status::invalid_argument(format!("node_id: {error}")))?;
+            Some(node)
+        };
+        let query =
+            PayoutQuery { limit: Some(page_limit(request.limit)), cursor: None, status: None };
+        let page =
+            self.node.payouts(node, query).await.map_err(|failure| failure_status(&failure))?;
+        let payouts = page
+            .items
+            .into_iter()
+            .map(|payout| pb::Payout {
+                txid: payout.attempts.last().map(|a| a.txid.clone()).unwrap_or_default(),
+                payout_id: payout.payout_id,
+                node_id: payout.node_id,
+                state: payout.status,
+                gross_usdt: payout.gross,
+                fee_usdt: payout.fee,
+                net_usdt: payout.net,
+            })
+            .collect();
+        Ok(Response::new(pb::ListPayoutsResponse { payouts }))
     }
 
     async fn get_tally(
@@ -119,7 +168,23 @@ impl pb::operator_server::Operator for OperatorService {
         request: Request<pb::GetTallyRequest>,
     ) -> Result<Response<pb::GetTallyResponse>, Status> {
         self.authorize(&request)?;
-        Err(GrpcError::NotWired { what: "GetTally" }.into())
+        let epoch = Epoch(request.into_inner().epoch);
+        let tally = self.node.tally(epoch).await.map_err(|failure| failure_status(&failure))?;
+        let entries = tally
+            .entries
+            .into_iter()
+            .map(|entry| pb::TallyEntry {
+                entity: entry.entity,
+                credits: entry.credits,
+                density_ppm: entry.density_ppm,
+                rank: entry.rank.unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(pb::GetTallyResponse {
+            epoch: tally.epoch,
+            digest: tally.digest,
+            entries,
+        }))
     }
 
     async fn get_schedule(
@@ -128,7 +193,36 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::GetScheduleResponse>, Status> {
         self.authorize(&request)?;
         let request = request.into_inner();
-        super::convert::slot_range(request.from_slot, request.to_slot, super::MAX_DIGEST_SLOTS)?;
-        Err(GrpcError::NotWired { what: "GetSchedule" }.into())
+        let range = super::convert::slot_range(
+            request.from_slot,
+            request.to_slot,
+            super::MAX_DIGEST_SLOTS,
+        )?;
+        let mut slots = Vec::new();
+        for slot in range.start.0..range.end.0 {
+            match self.node.leader(Slot(slot)).await {
+                Ok(schedule) => slots.push(pb::ScheduledSlot {
+                    slot: schedule.slot,
+                    leader: schedule.primary.unwrap_or_default(),
+                    no_leader_reason: schedule.no_leader_reason.unwrap_or_default(),
+                }),
+                // A slot without a stored schedule (not reached yet, or before this node ran)
+                // is left out rather than failing the whole range.
+                Err(Failure::NotFound(Missing::Slot)) => {}
+                Err(failure) => return Err(failure_status(&failure)),
+            }
+        }
+        Ok(Response::new(pb::GetScheduleResponse { slots }))
     }
+}
+
+/// A request's page size: 0 means the maximum, anything larger is clamped to it.
+fn page_limit(requested: u32) -> u32 {
+    if requested == 0 { MAX_PAGE } else { requested.min(MAX_PAGE) }
+}
+
+/// An API failure as a gRPC status: the code from its kind, the text its stable code and
+/// client-facing message (never internal detail, as for HTTP).
+fn failure_status(failure: &Failure) -> Status {
+    Status::new(super::grpc_code(failure.kind()), format!("{}: {failure}", failure.code()))
 }

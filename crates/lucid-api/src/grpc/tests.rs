@@ -16,7 +16,7 @@ use tonic::Code;
 use super::convert::ToProto as _;
 use super::*;
 use crate::dto::*;
-use crate::failure::Failure;
+use crate::failure::{Failure, Missing};
 use crate::{ClockInfo, ComponentHealth, HealthReport, HealthStatus, NodeInfo};
 use lucid_core::{Epoch, MicroUsdt, PoolId, Signature};
 
@@ -169,7 +169,24 @@ impl crate::NodeApi for TestNode {
     }
 
     async fn pools(&self, _page: PageQuery) -> Result<Page<PoolView>, Failure> {
-        unreachable!("not used by the gRPC services")
+        assert_eq!(_page.limit, Some(100), "0 asks for the maximum page");
+        Ok(Page {
+            items: vec![PoolView {
+                pool_id: "pool_x".into(),
+                name: "alpha".into(),
+                status: "active".into(),
+                leader: "node_l".into(),
+                founder: "node_l".into(),
+                max_nodes: 100,
+                seats: 3,
+                capacity_remaining: 97,
+                is_at_capacity: false,
+                pending_joins: 0,
+                created_slot: 1,
+                disbanded_slot: None,
+            }],
+            next_cursor: None,
+        })
     }
 
     async fn pool(&self, _pool: PoolId) -> Result<PoolView, Failure> {
@@ -213,11 +230,43 @@ impl crate::NodeApi for TestNode {
     }
 
     async fn tally(&self, _epoch: Epoch) -> Result<TallyView, Failure> {
-        unreachable!("not used by the gRPC services")
+        if _epoch != Epoch(1) {
+            return Err(Failure::NotFound(Missing::Tally));
+        }
+        Ok(TallyView {
+            epoch: 1,
+            window_start: 0,
+            window_end: 720,
+            revision: 0,
+            settled: true,
+            digest: "ab".repeat(32),
+            entries: vec![TallyEntryView {
+                entity: "node_e".into(),
+                rank: Some(1),
+                credits: "18446744073709551616".into(),
+                relay: "0".into(),
+                storage: "0".into(),
+                validation: "0".into(),
+                beacon_slots: 700,
+                density_ppm: 972_222,
+            }],
+        })
     }
 
     async fn leader(&self, _slot: Slot) -> Result<ScheduleView, Failure> {
-        unreachable!("not used by the gRPC services")
+        if _slot != NOW_SLOT {
+            return Err(Failure::NotFound(Missing::Slot));
+        }
+        Ok(ScheduleView {
+            slot: NOW_SLOT.0,
+            epoch: 1,
+            tally_digest: None,
+            primary: Some("node_l".into()),
+            fallbacks: vec![],
+            reason: None,
+            no_leader_reason: None,
+            result: None,
+        })
     }
 
     async fn balance(&self, _node: NodeId) -> Result<BalanceView, Failure> {
@@ -229,7 +278,26 @@ impl crate::NodeApi for TestNode {
         _node: Option<NodeId>,
         _query: PayoutQuery,
     ) -> Result<Page<PayoutView>, Failure> {
-        unreachable!("not used by the gRPC services")
+        assert_eq!(_node, Some(testing::node(7)));
+        Ok(Page {
+            items: vec![PayoutView {
+                payout_id: "po_1".into(),
+                node_id: testing::node(7).to_string(),
+                origin: "withdrawal".into(),
+                status: "pending".into(),
+                gross: "10.000000".into(),
+                fee: "0.100000".into(),
+                net: "9.900000".into(),
+                to_address: "41".into(),
+                idempotency_key: "wd:k".into(),
+                attempts: vec![],
+                error_code: None,
+                created_at: 1,
+                updated_at: 1,
+                completed_at: None,
+            }],
+            next_cursor: None,
+        })
     }
 
     async fn payout(&self, _payout_id: &str) -> Result<PayoutView, Failure> {
@@ -644,8 +712,27 @@ async fn operator_calls_need_the_admin_token() {
     assert_eq!(status.components[0].name, "database");
     let clock = operator.get_clock(pb::GetClockRequest {}).await.unwrap().into_inner();
     assert_eq!((clock.genesis_ms, clock.slot_start_ms), (5, Some(6)));
-    let pools = operator.list_pools(pb::ListPoolsRequest::default()).await.unwrap_err();
-    assert_eq!(pools.code(), Code::Unimplemented);
+    let pools = operator.list_pools(pb::ListPoolsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(pools.pools.len(), 1);
+    assert_eq!((pools.pools[0].seats, pools.pools[0].max_nodes), (3, 100));
+    let tally = operator.get_tally(pb::GetTallyRequest { epoch: 1 }).await.unwrap().into_inner();
+    assert_eq!(tally.entries[0].credits, "18446744073709551616", "credits beyond 2^64 stay exact");
+    assert_eq!(tally.entries[0].rank, 1);
+    let missing = operator.get_tally(pb::GetTallyRequest { epoch: 2 }).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert!(missing.message().starts_with("TALLY_NOT_FOUND"), "{}", missing.message());
+    let range = pb::GetScheduleRequest { from_slot: NOW_SLOT.0 - 2, to_slot: NOW_SLOT.0 + 2 };
+    let schedule = operator.get_schedule(range).await.unwrap().into_inner();
+    assert_eq!(schedule.slots.len(), 1, "slots without a stored schedule are left out");
+    assert_eq!((schedule.slots[0].slot, schedule.slots[0].leader.as_str()), (NOW_SLOT.0, "node_l"));
+    let for_node = pb::ListPayoutsRequest { node_id: testing::node(7).to_string(), limit: 0 };
+    let payouts = operator.list_payouts(for_node).await.unwrap().into_inner();
+    assert_eq!(
+        (payouts.payouts[0].net_usdt.as_str(), payouts.payouts[0].txid.as_str()),
+        ("9.900000", "")
+    );
+    let bad_node = pb::ListPayoutsRequest { node_id: "node_zz".into(), limit: 0 };
+    assert_eq!(operator.list_payouts(bad_node).await.unwrap_err().code(), Code::InvalidArgument);
     server.stop().await;
 }
 
