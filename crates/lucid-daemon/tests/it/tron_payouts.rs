@@ -313,16 +313,23 @@ async fn out_of_energy_fails_the_payout_and_releases_the_reservation_once() {
 async fn a_tampered_trigger_reply_is_refused_before_signing() {
     let mut h = harness(Setup { build: BuildMode::RemoteTrigger, ..Setup::default() }).await;
     h.fake.inject(Fault::TamperTrigger);
-    assert!(h.step().await.is_none());
-    assert!(
-        matches!(h.errors.as_slice(), [lucid_payouts::Error::RemoteTransaction { field: "data" }]),
-        "{:?}",
-        h.errors
-    );
+    // The refusal is a signing failure: counted on the payout (bounded, see the processor),
+    // nothing committed or sent, and the payout back to pending for another try.
+    let report = h.step().await.unwrap();
+    assert_eq!(report.signing_failures, 1, "{report:?}");
+    assert!(h.errors.is_empty(), "{:?}", h.errors);
     assert_eq!(h.fake.trigger_calls(), 1);
     assert_eq!(h.fake.broadcast_calls(), 0);
     assert!(h.store.attempts(&h.ids[0]).await.unwrap().is_empty(), "something was signed");
-    assert_eq!(h.status(0).await, PayoutStatus::Pending);
+    let payout = h.store.get(&h.ids[0]).await.unwrap();
+    assert_eq!(payout.status, PayoutStatus::Pending);
+    assert_eq!(payout.sign_failures, 1);
+    let expected = lucid_payouts::Error::RemoteTransaction { field: "data" }.to_string();
+    assert_eq!(
+        payout.error_message.as_deref(),
+        Some(expected.as_str()),
+        "refused for the call data"
+    );
     // An honest reply is then signed and paid.
     h.run_to_end().await;
     h.check_final().await;
