@@ -14,7 +14,7 @@ use lucid_consensus::registration::Endpoint;
 use lucid_consensus::store::StoredRegistration;
 use lucid_core::{Epoch, HasKind, MicroUsdt, NodeId, PoolId, Slot};
 use lucid_payouts::payout::{Origin, PayoutLimits, PayoutStatus, Refusal};
-use lucid_payouts::store::{AttemptRecord, AttemptStatus, CreateOutcome, NewPayout, PayoutRecord};
+use lucid_payouts::store::{AttemptRecord, CreateOutcome, NewPayout, PayoutRecord};
 use lucid_pools::Pool;
 
 use crate::node::State;
@@ -322,26 +322,11 @@ pub(crate) async fn balance(state: &State, node: NodeId) -> Result<BalanceView, 
     })
 }
 
-fn attempt_status(status: AttemptStatus) -> &'static str {
-    match status {
-        AttemptStatus::Signed => "signed",
-        AttemptStatus::Sent => "sent",
-        AttemptStatus::Confirmed => "confirmed",
-        AttemptStatus::Reverted => "reverted",
-        AttemptStatus::Rejected => "rejected",
-        AttemptStatus::Expired => "expired",
-    }
-}
-
 fn payout_view(record: &PayoutRecord, attempts: &[AttemptRecord]) -> PayoutView {
     PayoutView {
         payout_id: record.payout_id.clone(),
         node_id: record.node.to_string(),
-        origin: match record.origin {
-            Origin::Auto => "auto",
-            Origin::Withdrawal => "withdrawal",
-        }
-        .to_owned(),
+        origin: record.origin.as_str().to_owned(),
         status: record.status.as_str().to_owned(),
         gross: record.amounts.gross.to_string(),
         fee: record.amounts.fee.to_string(),
@@ -353,7 +338,7 @@ fn payout_view(record: &PayoutRecord, attempts: &[AttemptRecord]) -> PayoutView 
             .map(|a| AttemptView {
                 attempt_no: a.attempt_no,
                 txid: lucid_core::ids::to_hex(&a.transfer.txid),
-                status: attempt_status(a.status).to_owned(),
+                status: a.status.as_str().to_owned(),
                 fee_limit_sun: a.transfer.fee_limit_sun,
                 expiration: a.transfer.expiration.0,
                 broadcast_at: a.broadcast_at.map(|t| t.0),

@@ -159,6 +159,19 @@ pub enum Origin {
     Withdrawal,
 }
 
+impl Origin {
+    /// Every origin.
+    pub const ALL: [Origin; 2] = [Origin::Auto, Origin::Withdrawal];
+
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Auto => "auto",
+            Origin::Withdrawal => "withdrawal",
+        }
+    }
+}
+
 /// Why an idempotency key is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("idempotency keys are 1..=64 characters of [A-Za-z0-9_-]")]

@@ -99,6 +99,28 @@ pub enum AttemptStatus {
 }
 
 impl AttemptStatus {
+    /// Every status, in the order of the state machine.
+    pub const ALL: [AttemptStatus; 6] = [
+        AttemptStatus::Signed,
+        AttemptStatus::Sent,
+        AttemptStatus::Confirmed,
+        AttemptStatus::Reverted,
+        AttemptStatus::Rejected,
+        AttemptStatus::Expired,
+    ];
+
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Signed => "signed",
+            AttemptStatus::Sent => "sent",
+            AttemptStatus::Confirmed => "confirmed",
+            AttemptStatus::Reverted => "reverted",
+            AttemptStatus::Rejected => "rejected",
+            AttemptStatus::Expired => "expired",
+        }
+    }
+
     /// Whether the attempt may still reach the chain (`signed`, `sent`).
     pub fn is_live(self) -> bool {
         matches!(self, AttemptStatus::Signed | AttemptStatus::Sent)

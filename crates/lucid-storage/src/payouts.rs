@@ -50,33 +50,6 @@ const ATTEMPT_SELECT: &str = "SELECT payout_id, attempt_no, txid, raw_data, sign
 /// The key of the advisory lock that serialises claims on PostgreSQL ("lucidclm").
 const CLAIM_LOCK: i64 = 0x6c75_6369_6463_6c6d;
 const DAY_MS: i64 = 86_400_000;
-const ATTEMPT_STATUSES: [AttemptStatus; 6] = [
-    AttemptStatus::Signed,
-    AttemptStatus::Sent,
-    AttemptStatus::Confirmed,
-    AttemptStatus::Reverted,
-    AttemptStatus::Rejected,
-    AttemptStatus::Expired,
-];
-
-fn attempt_status_name(status: AttemptStatus) -> &'static str {
-    match status {
-        AttemptStatus::Signed => "signed",
-        AttemptStatus::Sent => "sent",
-        AttemptStatus::Confirmed => "confirmed",
-        AttemptStatus::Reverted => "reverted",
-        AttemptStatus::Rejected => "rejected",
-        AttemptStatus::Expired => "expired",
-    }
-}
-
-fn origin_name(origin: Origin) -> &'static str {
-    match origin {
-        Origin::Auto => "auto",
-        Origin::Withdrawal => "withdrawal",
-    }
-}
-
 fn account_kind(account: &Account) -> &'static str {
     match account {
         Account::Node(_) => "node",
@@ -230,11 +203,11 @@ impl<'a> Columns<'a> {
 
 fn read_payout(row: &Row) -> Result<PayoutRecord, Error> {
     let c = Columns::new(row, "payouts", "reading a payout");
-    let origin = match c.text(2)?.as_str() {
-        "auto" => Origin::Auto,
-        "withdrawal" => Origin::Withdrawal,
-        other => return Err(c.invalid(format!("unknown origin {other:?}"))),
-    };
+    let origin_name = c.text(2)?;
+    let origin = Origin::ALL
+        .into_iter()
+        .find(|o| o.as_str() == origin_name)
+        .ok_or_else(|| c.invalid(format!("unknown origin {origin_name:?}")))?;
     let status_name = c.text(8)?;
     let status = PayoutStatus::ALL
         .into_iter()
@@ -271,9 +244,9 @@ fn read_payout(row: &Row) -> Result<PayoutRecord, Error> {
 fn read_attempt(row: &Row) -> Result<AttemptRecord, Error> {
     let c = Columns::new(row, "payout_attempts", "reading an attempt");
     let status_name = c.text(7)?;
-    let status = ATTEMPT_STATUSES
+    let status = AttemptStatus::ALL
         .into_iter()
-        .find(|s| attempt_status_name(*s) == status_name)
+        .find(|s| s.as_str() == status_name)
         .ok_or_else(|| c.invalid(format!("unknown status {status_name:?}")))?;
     Ok(AttemptRecord {
         payout_id: c.text(0)?,
@@ -567,7 +540,7 @@ impl Write {
 
     async fn write_attempt(&mut self, attempt: &AttemptRecord) -> Result<(), Fail> {
         let mut q = self.query("UPDATE payout_attempts SET status = ");
-        q.bind(text(attempt_status_name(attempt.status)));
+        q.bind(text(attempt.status.as_str()));
         q.push(", broadcasts = ").bind(int("broadcasts", u64::from(attempt.broadcasts))?);
         q.push(", broadcast_at = ").bind(opt_time(attempt.broadcast_at));
         q.push(", block_number = ").bind(opt_int("block_number", attempt.block)?);
@@ -838,7 +811,7 @@ impl Database {
         q.tuple([
             text(&id),
             Value::Blob(request.node.as_bytes().to_vec()),
-            text(origin_name(request.origin)),
+            text(request.origin.as_str()),
             text(&request.idempotency_key),
             int("gross", amounts.gross.0)?,
             int("fee", amounts.fee.0)?,
@@ -1018,7 +991,7 @@ impl Database {
             Value::Blob(transfer.signature.clone()),
             time(transfer.expiration),
             int("fee_limit_sun", transfer.fee_limit_sun)?,
-            text(attempt_status_name(AttemptStatus::Signed)),
+            text(AttemptStatus::Signed.as_str()),
             Value::Int(0),
             time(now),
         ]);
