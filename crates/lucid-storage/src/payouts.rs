@@ -36,7 +36,7 @@ use lucid_payouts::store::{
 
 use crate::database::Database;
 use crate::error::Error;
-use crate::sql::{Dialect, Query, Row, Tx, Value};
+use crate::sql::{Columns, Dialect, Query, Row, Tx, Value};
 
 /// The columns a payout is read from, in the order [`read_payout`] expects.
 const PAYOUT_SELECT: &str = "SELECT payout_id, node_id, origin, idempotency_key, gross, fee, net, \
@@ -126,81 +126,6 @@ fn opt_time(value: Option<UnixMillis>) -> Value {
     Value::OptInt(value.map(|t| t.0))
 }
 
-/// A reader of one row's columns that names the table and row in its errors.
-struct Columns<'a> {
-    row: &'a Row,
-    table: &'static str,
-    key: String,
-    action: &'static str,
-}
-
-impl<'a> Columns<'a> {
-    fn new(row: &'a Row, table: &'static str, action: &'static str) -> Self {
-        let key = row
-            .text(0)
-            .or_else(|_| row.blob(0).map(|b| lucid_core::ids::to_hex(&b)))
-            .unwrap_or_default();
-        Columns { row, table, key, action }
-    }
-
-    fn invalid(&self, detail: String) -> Error {
-        Error::InvalidRow { table: self.table, key: self.key.clone(), detail }
-    }
-
-    fn text(&self, index: usize) -> Result<String, Error> {
-        self.row.text(index).map_err(Error::query(self.action))
-    }
-
-    fn opt_text(&self, index: usize) -> Result<Option<String>, Error> {
-        self.row.opt_text(index).map_err(Error::query(self.action))
-    }
-
-    fn bytes<const N: usize>(&self, index: usize, column: &str) -> Result<[u8; N], Error> {
-        let bytes = self.row.blob(index).map_err(Error::query(self.action))?;
-        bytes.as_slice().try_into().map_err(|_| self.invalid(format!("{column} is not {N} bytes")))
-    }
-
-    fn blob(&self, index: usize) -> Result<Vec<u8>, Error> {
-        self.row.blob(index).map_err(Error::query(self.action))
-    }
-
-    fn signed(&self, index: usize) -> Result<i64, Error> {
-        self.row.int(index).map_err(Error::query(self.action))
-    }
-
-    fn unsigned(&self, index: usize, column: &str) -> Result<u64, Error> {
-        u64::try_from(self.signed(index)?)
-            .map_err(|_| self.invalid(format!("{column} is negative")))
-    }
-
-    fn small(&self, index: usize, column: &str) -> Result<u32, Error> {
-        u32::try_from(self.signed(index)?)
-            .map_err(|_| self.invalid(format!("{column} is out of range")))
-    }
-
-    fn opt_unsigned(&self, index: usize, column: &str) -> Result<Option<u64>, Error> {
-        match self.row.opt_int(index).map_err(Error::query(self.action))? {
-            None => Ok(None),
-            Some(v) => u64::try_from(v)
-                .map(Some)
-                .map_err(|_| self.invalid(format!("{column} is negative"))),
-        }
-    }
-
-    fn time(&self, index: usize) -> Result<UnixMillis, Error> {
-        Ok(UnixMillis(self.signed(index)?))
-    }
-
-    fn opt_time(&self, index: usize) -> Result<Option<UnixMillis>, Error> {
-        Ok(self.row.opt_int(index).map_err(Error::query(self.action))?.map(UnixMillis))
-    }
-
-    fn node(&self, index: usize) -> Result<NodeId, Error> {
-        NodeId::from_bytes(self.bytes(index, "node_id")?)
-            .map_err(|_| self.invalid("node_id is not a node id".to_owned()))
-    }
-}
-
 fn read_payout(row: &Row) -> Result<PayoutRecord, Error> {
     let c = Columns::new(row, "payouts", "reading a payout");
     let origin_name = c.text(2)?;
@@ -221,14 +146,14 @@ fn read_payout(row: &Row) -> Result<PayoutRecord, Error> {
     }
     Ok(PayoutRecord {
         payout_id: c.text(0)?,
-        node: c.node(1)?,
+        node: c.node(1, "node_id")?,
         origin,
         idempotency_key: c.text(3)?,
         amounts: Amounts { gross, fee, net },
         to_address: c.bytes(7, "to_address")?,
         status,
-        attempt_count: c.small(9, "attempt_count")?,
-        max_retries: c.small(10, "max_retries")?,
+        attempt_count: c.u32(9, "attempt_count")?,
+        max_retries: c.u32(10, "max_retries")?,
         lease_owner: c.opt_text(11)?,
         lease_until: c.opt_time(12)?,
         error_code: c.opt_text(13)?,
@@ -237,7 +162,7 @@ fn read_payout(row: &Row) -> Result<PayoutRecord, Error> {
         updated_at: c.time(16)?,
         first_signed_at: c.opt_time(17)?,
         completed_at: c.opt_time(18)?,
-        sign_failures: c.small(19, "sign_failures")?,
+        sign_failures: c.u32(19, "sign_failures")?,
     })
 }
 
@@ -250,7 +175,7 @@ fn read_attempt(row: &Row) -> Result<AttemptRecord, Error> {
         .ok_or_else(|| c.invalid(format!("unknown status {status_name:?}")))?;
     Ok(AttemptRecord {
         payout_id: c.text(0)?,
-        attempt_no: c.small(1, "attempt_no")?,
+        attempt_no: c.u32(1, "attempt_no")?,
         transfer: SignedTransfer {
             txid: c.bytes(2, "txid")?,
             raw: c.blob(3)?,
@@ -259,7 +184,7 @@ fn read_attempt(row: &Row) -> Result<AttemptRecord, Error> {
             fee_limit_sun: c.unsigned(6, "fee_limit_sun")?,
         },
         status,
-        broadcasts: c.small(8, "broadcasts")?,
+        broadcasts: c.u32(8, "broadcasts")?,
         broadcast_at: c.opt_time(9)?,
         block: c.opt_unsigned(10, "block_number")?,
         result_code: c.opt_text(11)?,
@@ -319,7 +244,7 @@ fn parse_balances(rows: &[Row]) -> Result<Vec<(Account, i64)>, Error> {
             let name = c.text(0)?;
             let account = Account::parse(&name)
                 .ok_or_else(|| c.invalid(format!("unknown account {name:?}")))?;
-            Ok((account, c.signed(1)?))
+            Ok((account, c.int(1)?))
         })
         .collect()
 }
@@ -855,7 +780,8 @@ impl Database {
         let mut all = 0u32;
         let mut per_node: BTreeMap<NodeId, u32> = BTreeMap::new();
         for row in w.rows(&mut q, "counting today's payouts").await? {
-            let node = Columns::new(&row, "payouts", "counting today's payouts").node(0)?;
+            let node =
+                Columns::new(&row, "payouts", "counting today's payouts").node(0, "node_id")?;
             all = all.saturating_add(1);
             let count = per_node.entry(node).or_insert(0);
             *count = count.saturating_add(1);
@@ -1210,10 +1136,10 @@ impl Database {
         })?;
         let c = Columns::new(row, "ledger_accounts", "reading a balance");
         Ok(NodeBalance {
-            earned: c.signed(0)?,
-            reserved: c.signed(1)?,
-            paid: c.signed(2)?,
-            available: c.signed(3)?,
+            earned: c.int(0)?,
+            reserved: c.int(1)?,
+            paid: c.int(2)?,
+            available: c.int(3)?,
         })
     }
 }
@@ -1238,9 +1164,7 @@ impl LedgerStore for Database {
             q.bind(text(&account.name()));
             let rows = self.ledger_read(&mut q, "reading a balance").await?;
             match rows.first() {
-                Some(row) => {
-                    Ok(Columns::new(row, "ledger_accounts", "reading a balance").signed(0)?)
-                }
+                Some(row) => Ok(Columns::new(row, "ledger_accounts", "reading a balance").int(0)?),
                 None => Ok::<_, Fail>(0),
             }
         }

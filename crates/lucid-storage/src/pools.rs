@@ -27,7 +27,7 @@ use lucid_pools::store::{
 use crate::consensus::to_sql;
 use crate::database::Database;
 use crate::error::Error;
-use crate::sql::{Dialect, Query, Row, Tx, Value};
+use crate::sql::{Columns, Dialect, Query, Row, Tx, Value};
 
 /// The rows that hold a seat.
 const SEAT: &str = "status IN ('active', 'degraded', 'leaving')";
@@ -74,60 +74,8 @@ fn slot(field: &'static str, slot: Slot) -> Result<Value, Error> {
     Ok(Value::Int(to_sql(field, slot.0)?))
 }
 
-/// A reader of one row's columns that names the table and row in its errors.
-struct Columns<'a> {
-    row: &'a Row,
-    table: &'static str,
-    action: &'static str,
-}
-
-impl Columns<'_> {
-    fn invalid(&self, detail: String) -> Error {
-        let key = self.row.blob(0).map(|b| lucid_core::ids::to_hex(&b)).unwrap_or_default();
-        Error::InvalidRow { table: self.table, key, detail }
-    }
-
-    fn bytes<const N: usize>(&self, index: usize, column: &str) -> Result<[u8; N], Error> {
-        let bytes = self.row.blob(index).map_err(Error::query(self.action))?;
-        bytes.as_slice().try_into().map_err(|_| self.invalid(format!("{column} is not {N} bytes")))
-    }
-
-    fn node(&self, index: usize, column: &str) -> Result<NodeId, Error> {
-        NodeId::from_bytes(self.bytes(index, column)?)
-            .map_err(|_| self.invalid(format!("{column} is not a node id")))
-    }
-
-    fn unsigned(&self, index: usize, column: &str) -> Result<u64, Error> {
-        let value = self.row.int(index).map_err(Error::query(self.action))?;
-        u64::try_from(value).map_err(|_| self.invalid(format!("{column} is negative")))
-    }
-
-    fn opt_slot(&self, index: usize, column: &str) -> Result<Option<Slot>, Error> {
-        match self.row.opt_int(index).map_err(Error::query(self.action))? {
-            None => Ok(None),
-            Some(value) => u64::try_from(value)
-                .map(|v| Some(Slot(v)))
-                .map_err(|_| self.invalid(format!("{column} is negative"))),
-        }
-    }
-
-    fn keyword<T: Copy>(
-        &self,
-        index: usize,
-        column: &str,
-        all: &[T],
-        name: impl Fn(T) -> &'static str,
-    ) -> Result<T, Error> {
-        let value = self.row.text(index).map_err(Error::query(self.action))?;
-        all.iter()
-            .copied()
-            .find(|v| name(*v) == value)
-            .ok_or_else(|| self.invalid(format!("unknown {column} {value:?}")))
-    }
-}
-
 fn read_pool(row: &Row) -> Result<StoredPool, Error> {
-    let c = Columns { row, table: "pools", action: "reading a pool" };
+    let c = Columns::new(row, "pools", "reading a pool");
     let max_nodes = c.unsigned(5, "max_nodes")?;
     let seats = c.unsigned(6, "seats")?;
     let pool = Pool {
@@ -141,13 +89,13 @@ fn read_pool(row: &Row) -> Result<StoredPool, Error> {
         seats: u32::try_from(seats)
             .map_err(|_| c.invalid(format!("seats {seats} out of range")))?,
         created_slot: Slot(c.unsigned(7, "created_slot")?),
-        disbanded_slot: c.opt_slot(8, "disbanded_slot")?,
+        disbanded_slot: c.opt_unsigned(8, "disbanded_slot")?.map(Slot),
     };
     Ok(StoredPool { pool, version: c.unsigned(9, "version")? })
 }
 
 fn read_member(row: &Row) -> Result<Membership, Error> {
-    let c = Columns { row, table: "pool_members", action: "reading a membership" };
+    let c = Columns::new(row, "pool_members", "reading a membership");
     let reason = match row.opt_text(7).map_err(Error::query(c.action))? {
         None => None,
         Some(code) => Some(
@@ -164,7 +112,7 @@ fn read_member(row: &Row) -> Result<Membership, Error> {
         role: c.keyword(2, "role", &[Role::Leader, Role::Member], Role::as_str)?,
         status: c.keyword(3, "status", &MEMBER_STATUSES, MemberStatus::as_str)?,
         from_slot: Slot(c.unsigned(4, "from_slot")?),
-        to_slot: c.opt_slot(5, "to_slot")?,
+        to_slot: c.opt_unsigned(5, "to_slot")?.map(Slot),
         op_digest: Digest::from_bytes(c.bytes(6, "op_digest")?),
         reason,
     })
@@ -246,7 +194,7 @@ impl Write {
         q.push(" AND ").push(SEAT);
         let rows = self.rows(&mut q, "looking up a seat").await?;
         let Some(row) = rows.first() else { return Ok(None) };
-        let c = Columns { row, table: "pool_members", action: "reading a seat" };
+        let c = Columns::new(row, "pool_members", "reading a seat");
         let id = row.int(0).map_err(Error::query(c.action))?;
         let role = c.keyword(1, "role", &[Role::Leader, Role::Member], Role::as_str)?;
         let status = c.keyword(2, "status", &MEMBER_STATUSES, MemberStatus::as_str)?;
@@ -306,7 +254,7 @@ impl Write {
         q.bind(blob(pool.as_bytes()));
         let rows = self.rows(&mut q, "counting active members").await?;
         let Some(row) = rows.first() else { return Ok(()) };
-        let c = Columns { row, table: "pools", action: "counting active members" };
+        let c = Columns::new(row, "pools", "counting active members");
         let status = c.keyword(0, "status", &POOL_STATUSES, PoolStatus::as_str)?;
         let active = usize::try_from(c.unsigned(1, "active count")?).unwrap_or(usize::MAX);
         let next = status.recompute(active);
@@ -529,7 +477,7 @@ impl Database {
             let rows = w.rows(&mut q, "listing the seat holders").await?;
             let mut holders = Vec::with_capacity(rows.len());
             for row in &rows {
-                let c = Columns { row, table: "pool_members", action: "reading a seat holder" };
+                let c = Columns::new(row, "pool_members", "reading a seat holder");
                 holders.push((c.node(0, "node_id")?, Slot(c.unsigned(1, "from_slot")?)));
             }
             successor = choose_successor(holders.iter().map(|(n, s)| (n, *s)));
@@ -696,7 +644,7 @@ impl Database {
         q.bind(blob(node.as_bytes())).push(" AND ").push(SEAT);
         let rows = w.rows(&mut q, "looking up a node's seat").await?;
         let Some(row) = rows.first() else { return Ok(None) };
-        let c = Columns { row, table: "pool_members", action: "reading a seat" };
+        let c = Columns::new(row, "pool_members", "reading a seat");
         let pool = PoolId::from_bytes(c.bytes(0, "pool_id")?);
         // Lock the pool before the seat row, in the order every other method takes them; the
         // seat is read again under the lock.
@@ -736,7 +684,7 @@ impl Database {
         q.bind(blob(node.as_bytes())).push(" AND ").push(SEAT);
         let rows = self.read(&mut q, "looking up a node's pool").await?;
         let Some(row) = rows.first() else { return Ok(None) };
-        let c = Columns { row, table: "pool_members", action: "reading a node's pool" };
+        let c = Columns::new(row, "pool_members", "reading a node's pool");
         Ok(Some(PoolId::from_bytes(c.bytes(0, "pool_id")?)))
     }
 

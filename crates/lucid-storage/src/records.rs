@@ -26,7 +26,7 @@ use crate::consensus::to_sql;
 use crate::database::Database;
 use crate::error::Error;
 use crate::pools::{Write, blob, text};
-use crate::sql::{Dialect, Row, Value};
+use crate::sql::{Columns, Dialect, Row, Value};
 
 /// Columns of one `tally_entries` row (the bind count of one row).
 const ENTRY_COLUMNS: usize = 10;
@@ -78,57 +78,24 @@ fn entity_value(entity: &EntityId) -> Value {
     blob(&bytes[..len])
 }
 
-/// A reader of one row's columns that names the table and key in its errors.
-struct Cells<'a> {
-    row: &'a Row,
-    table: &'static str,
-    key: &'a str,
-    action: &'static str,
-}
-
-impl Cells<'_> {
-    fn invalid(&self, detail: impl Into<String>) -> Error {
-        Error::InvalidRow { table: self.table, key: self.key.to_owned(), detail: detail.into() }
-    }
-
-    fn int(&self, index: usize) -> Result<i64, Error> {
-        self.row.int(index).map_err(Error::query(self.action))
-    }
-
-    fn opt_int(&self, index: usize) -> Result<Option<i64>, Error> {
-        self.row.opt_int(index).map_err(Error::query(self.action))
-    }
-
-    fn unsigned(&self, index: usize, column: &str) -> Result<u64, Error> {
-        let value = self.int(index)?;
-        u64::try_from(value).map_err(|_| self.invalid(format!("{column} {value} is negative")))
-    }
-
-    fn u32(&self, index: usize, column: &str) -> Result<u32, Error> {
-        let value = self.int(index)?;
-        u32::try_from(value).map_err(|_| self.invalid(format!("{column} {value} is out of range")))
-    }
-
-    fn opt_blob(&self, index: usize) -> Result<Option<Vec<u8>>, Error> {
-        self.row.opt_blob(index).map_err(Error::query(self.action))
-    }
-
-    fn digest(&self, bytes: &[u8], column: &str) -> Result<Digest, Error> {
+/// Column readers of the records' canonical byte forms.
+impl Columns<'_> {
+    fn digest_of(&self, bytes: &[u8], column: &str) -> Result<Digest, Error> {
         let bytes: [u8; 32] =
             bytes.try_into().map_err(|_| self.invalid(format!("{column} is not 32 bytes")))?;
         Ok(Digest::from_bytes(bytes))
     }
 
-    fn node(&self, bytes: &[u8], column: &str) -> Result<NodeId, Error> {
+    fn node_of(&self, bytes: &[u8], column: &str) -> Result<NodeId, Error> {
         let bytes: [u8; 32] =
             bytes.try_into().map_err(|_| self.invalid(format!("{column} is not 32 bytes")))?;
         NodeId::from_bytes(bytes).map_err(|_| self.invalid(format!("{column} is not a node id")))
     }
 
     /// An entity from its canonical bytes (tag, then the id).
-    fn entity(&self, bytes: &[u8], column: &str) -> Result<EntityId, Error> {
+    fn entity_of(&self, bytes: &[u8], column: &str) -> Result<EntityId, Error> {
         match bytes.split_first() {
-            Some((&EntityId::TAG_NODE, id)) => Ok(EntityId::Node(self.node(id, column)?)),
+            Some((&EntityId::TAG_NODE, id)) => Ok(EntityId::Node(self.node_of(id, column)?)),
             Some((&EntityId::TAG_POOL, id)) => {
                 let id: [u8; 16] = id
                     .try_into()
@@ -137,28 +104,6 @@ impl Cells<'_> {
             }
             _ => Err(self.invalid(format!("{column} is not an entity"))),
         }
-    }
-
-    fn keyword<T: Copy>(
-        &self,
-        index: usize,
-        column: &str,
-        all: &[T],
-        code: impl Fn(T) -> &'static str,
-    ) -> Result<T, Error> {
-        let value = self.row.text(index).map_err(Error::query(self.action))?;
-        all.iter()
-            .copied()
-            .find(|v| code(*v) == value)
-            .ok_or_else(|| self.invalid(format!("unknown {column} {value:?}")))
-    }
-
-    fn text(&self, index: usize) -> Result<String, Error> {
-        self.row.text(index).map_err(Error::query(self.action))
-    }
-
-    fn opt_text(&self, index: usize) -> Result<Option<String>, Error> {
-        self.row.opt_text(index).map_err(Error::query(self.action))
     }
 }
 
@@ -216,21 +161,21 @@ fn read_tally(epoch: Epoch, rows: &[Row]) -> Result<Option<StoredTally>, Error> 
     let Some(first) = rows.first() else { return Ok(None) };
     let key = format!("epoch {}", epoch.0);
     let action = "reading a tally";
-    let c = Cells { row: first, table: "tallies", key: &key, action };
+    let c = Columns::keyed(first, "tallies", action, &key);
     let window = SlotRange {
         start: Slot(c.unsigned(0, "window_start")?),
         end: Slot(c.unsigned(1, "window_end")?),
     };
     let revision = c.u32(2, "revision")?;
     let digest_bytes = first.blob(3).map_err(Error::query(action))?;
-    let digest = c.digest(&digest_bytes, "digest")?;
+    let digest = c.digest_of(&digest_bytes, "digest")?;
     let entry_count = c.unsigned(4, "entry_count")?;
     let computed_at = UnixMillis(c.int(5)?);
     let settled_at = c.opt_int(6)?.map(UnixMillis);
 
     let mut entries: Vec<TallyEntry> = Vec::new();
     for row in rows {
-        let c = Cells { row, table: "tally_entries", key: &key, action };
+        let c = Columns::keyed(row, "tally_entries", action, &key);
         let Some(position) = c.opt_int(7)? else { continue };
         let fresh = match entries.len().checked_sub(1) {
             None => true,
@@ -242,7 +187,7 @@ fn read_tally(epoch: Epoch, rows: &[Row]) -> Result<Option<StoredTally>, Error> 
             }
             let entity_bytes = row.blob(8).map_err(Error::query(action))?;
             entries.push(TallyEntry {
-                entity: c.entity(&entity_bytes, "entity")?,
+                entity: c.entity_of(&entity_bytes, "entity")?,
                 rank: c
                     .opt_int(9)?
                     .map(u32::try_from)
@@ -258,9 +203,9 @@ fn read_tally(epoch: Epoch, rows: &[Row]) -> Result<Option<StoredTally>, Error> 
             });
         }
         if let Some(node) = c.opt_blob(16)? {
-            let c = Cells { row, table: "tally_contributions", key: &key, action };
+            let c = Columns::keyed(row, "tally_contributions", action, &key);
             let credits = c.unsigned(17, "credits")?;
-            let node = c.node(&node, "node_id")?;
+            let node = c.node_of(&node, "node_id")?;
             if let Some(entry) = entries.last_mut() {
                 entry.contributions.push((node, credits));
             }
@@ -281,10 +226,10 @@ fn read_tally(epoch: Epoch, rows: &[Row]) -> Result<Option<StoredTally>, Error> 
 fn read_schedule(slot: Slot, rows: &[Row]) -> Result<Option<Schedule>, Error> {
     let Some(first) = rows.first() else { return Ok(None) };
     let key = format!("slot {}", slot.0);
-    let c = Cells { row: first, table: "schedules", key: &key, action: "reading a schedule" };
+    let c = Columns::keyed(first, "schedules", "reading a schedule", &key);
     let epoch = Epoch(c.unsigned(0, "epoch")?);
     let tally_digest = match c.opt_blob(1)? {
-        Some(bytes) => Some(c.digest(&bytes, "tally_digest")?),
+        Some(bytes) => Some(c.digest_of(&bytes, "tally_digest")?),
         None => None,
     };
     let outcome = c.text(2)?;
@@ -295,13 +240,13 @@ fn read_schedule(slot: Slot, rows: &[Row]) -> Result<Option<Schedule>, Error> {
             let reason = c.keyword(3, "reason", &LEADER_REASONS, leader_reason_code)?;
             let mut fallbacks = Vec::new();
             for row in rows {
-                let f = Cells { row, table: "schedule_fallbacks", ..c };
+                let f = Columns { row, table: "schedule_fallbacks", ..c };
                 let Some(position) = f.opt_int(6)? else { continue };
                 if i64::try_from(fallbacks.len() + 1).ok() != Some(position) {
                     return Err(f.invalid(format!("fallback position {position} out of sequence")));
                 }
                 let entity = f.opt_blob(7)?.ok_or_else(|| f.invalid("fallback without entity"))?;
-                fallbacks.push(f.entity(&entity, "entity")?);
+                fallbacks.push(f.entity_of(&entity, "entity")?);
             }
             if u64::try_from(fallbacks.len()).ok() != Some(fallback_count) {
                 return Err(c.invalid(format!(
@@ -309,7 +254,7 @@ fn read_schedule(slot: Slot, rows: &[Row]) -> Result<Option<Schedule>, Error> {
                     fallbacks.len()
                 )));
             }
-            Outcome::Leader { primary: c.entity(&primary, "primary_entity")?, fallbacks, reason }
+            Outcome::Leader { primary: c.entity_of(&primary, "primary_entity")?, fallbacks, reason }
         }
         ("no_leader", None) if fallback_count == 0 => {
             Outcome::NoLeader(c.keyword(3, "reason", &NO_LEADER_REASONS, no_leader_reason_code)?)
@@ -324,10 +269,10 @@ fn read_result(row: &Row) -> Result<(Slot, SlotResult), Error> {
     let action = "reading a slot result";
     let slot = row.int(0).map_err(Error::query(action))?;
     let key = format!("slot {slot}");
-    let c = Cells { row, table: "slot_results", key: &key, action };
+    let c = Columns::keyed(row, "slot_results", action, &key);
     let slot = Slot(c.unsigned(0, "slot")?);
     let winner = match c.opt_blob(2)? {
-        Some(bytes) => Some(c.entity(&bytes, "winner")?),
+        Some(bytes) => Some(c.entity_of(&bytes, "winner")?),
         None => None,
     };
     let attempt = c.opt_int(3)?;
@@ -418,7 +363,7 @@ impl Write {
         // The header alone: no entry columns, so the entry count check is skipped below.
         let Some(row) = rows.first() else { return Ok(None) };
         let key = format!("epoch {}", epoch.0);
-        let c = Cells { row, table: "tallies", key: &key, action: "locking a tally" };
+        let c = Columns::keyed(row, "tallies", "locking a tally", &key);
         let digest_bytes = row.blob(3).map_err(Error::query(c.action))?;
         let tally = Tally {
             epoch,
@@ -428,7 +373,7 @@ impl Write {
             },
             revision: c.u32(2, "revision")?,
             entries: Vec::new(),
-            digest: c.digest(&digest_bytes, "digest")?,
+            digest: c.digest_of(&digest_bytes, "digest")?,
         };
         Ok(Some(StoredTally {
             tally,

@@ -6,7 +6,10 @@
 //! types ([`Value`]) that both backends bind natively through sqlx's `QueryBuilder` (which
 //! writes `?` or `$n` as the backend wants), and a [`Row`] reads them back by index.
 
+use lucid_core::{NodeId, UnixMillis};
 use sqlx::{Postgres, Row as _, Sqlite};
+
+use crate::error::Error;
 
 /// A bound value. Only the column types the schema uses.
 #[derive(Clone, Debug)]
@@ -270,4 +273,126 @@ impl Reader<'_> {
 /// error because sqlx has no better variant for it.
 fn dialect_mismatch() -> sqlx::Error {
     sqlx::Error::Protocol("internal: query built for the other database backend".to_owned())
+}
+
+/// A reader of one row's columns that names the table and the row in its errors: a column of
+/// the wrong type is a query error of `action`, a value the domain refuses is `InvalidRow`.
+#[derive(Clone, Copy)]
+pub(crate) struct Columns<'a> {
+    pub(crate) row: &'a Row,
+    pub(crate) table: &'static str,
+    pub(crate) action: &'static str,
+    /// How the row is named in errors; `None` names it by its first column (text, or bytes in
+    /// hex), read only when an error is built, never for rows that read cleanly.
+    pub(crate) key: Option<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    /// The columns of `row` of `table`, named in errors by its first column.
+    pub(crate) fn new(row: &'a Row, table: &'static str, action: &'static str) -> Self {
+        Columns { row, table, action, key: None }
+    }
+
+    /// The columns of `row` of `table`, named in errors by `key`.
+    pub(crate) fn keyed(
+        row: &'a Row,
+        table: &'static str,
+        action: &'static str,
+        key: &'a str,
+    ) -> Self {
+        Columns { row, table, action, key: Some(key) }
+    }
+
+    /// A damaged-row error for this row.
+    pub(crate) fn invalid(&self, detail: impl Into<String>) -> Error {
+        let key = match self.key {
+            Some(key) => key.to_owned(),
+            None => self
+                .row
+                .text(0)
+                .or_else(|_| self.row.blob(0).map(|b| lucid_core::ids::to_hex(&b)))
+                .unwrap_or_default(),
+        };
+        Error::InvalidRow { table: self.table, key, detail: detail.into() }
+    }
+
+    pub(crate) fn text(&self, index: usize) -> Result<String, Error> {
+        self.row.text(index).map_err(Error::query(self.action))
+    }
+
+    pub(crate) fn opt_text(&self, index: usize) -> Result<Option<String>, Error> {
+        self.row.opt_text(index).map_err(Error::query(self.action))
+    }
+
+    pub(crate) fn blob(&self, index: usize) -> Result<Vec<u8>, Error> {
+        self.row.blob(index).map_err(Error::query(self.action))
+    }
+
+    pub(crate) fn opt_blob(&self, index: usize) -> Result<Option<Vec<u8>>, Error> {
+        self.row.opt_blob(index).map_err(Error::query(self.action))
+    }
+
+    pub(crate) fn int(&self, index: usize) -> Result<i64, Error> {
+        self.row.int(index).map_err(Error::query(self.action))
+    }
+
+    pub(crate) fn opt_int(&self, index: usize) -> Result<Option<i64>, Error> {
+        self.row.opt_int(index).map_err(Error::query(self.action))
+    }
+
+    pub(crate) fn unsigned(&self, index: usize, column: &str) -> Result<u64, Error> {
+        let value = self.int(index)?;
+        u64::try_from(value).map_err(|_| self.invalid(format!("{column} {value} is negative")))
+    }
+
+    pub(crate) fn opt_unsigned(&self, index: usize, column: &str) -> Result<Option<u64>, Error> {
+        match self.opt_int(index)? {
+            None => Ok(None),
+            Some(value) => u64::try_from(value)
+                .map(Some)
+                .map_err(|_| self.invalid(format!("{column} {value} is negative"))),
+        }
+    }
+
+    pub(crate) fn u32(&self, index: usize, column: &str) -> Result<u32, Error> {
+        let value = self.int(index)?;
+        u32::try_from(value).map_err(|_| self.invalid(format!("{column} {value} is out of range")))
+    }
+
+    pub(crate) fn time(&self, index: usize) -> Result<UnixMillis, Error> {
+        self.int(index).map(UnixMillis)
+    }
+
+    pub(crate) fn opt_time(&self, index: usize) -> Result<Option<UnixMillis>, Error> {
+        Ok(self.opt_int(index)?.map(UnixMillis))
+    }
+
+    pub(crate) fn bytes<const N: usize>(
+        &self,
+        index: usize,
+        column: &str,
+    ) -> Result<[u8; N], Error> {
+        let bytes = self.blob(index)?;
+        bytes.as_slice().try_into().map_err(|_| self.invalid(format!("{column} is not {N} bytes")))
+    }
+
+    pub(crate) fn node(&self, index: usize, column: &str) -> Result<NodeId, Error> {
+        NodeId::from_bytes(self.bytes(index, column)?)
+            .map_err(|_| self.invalid(format!("{column} is not a node id")))
+    }
+
+    /// A value stored as one of the names `name` gives the values of `all`.
+    pub(crate) fn keyword<T: Copy>(
+        &self,
+        index: usize,
+        column: &str,
+        all: &[T],
+        name: impl Fn(T) -> &'static str,
+    ) -> Result<T, Error> {
+        let value = self.text(index)?;
+        all.iter()
+            .copied()
+            .find(|v| name(*v) == value)
+            .ok_or_else(|| self.invalid(format!("unknown {column} {value:?}")))
+    }
 }
