@@ -214,10 +214,18 @@ fn rebuild_posting(key: &str, kind: &str, entries: &[(String, i64)]) -> Result<P
     Posting::new(key.to_owned(), kind, entries).map_err(|error| invalid(error.to_string()))
 }
 
-/// Every posting with its entries, in the order [`parse_postings`] expects.
+/// Postings with their entries, in the columns [`parse_postings`] expects; one round trip.
 const POSTINGS_SELECT: &str = "SELECT p.posting_key, p.kind, e.account, e.amount FROM \
-     ledger_postings p LEFT JOIN ledger_entries e ON e.posting_key = p.posting_key \
-     ORDER BY p.posting_key, e.account";
+     ledger_postings p LEFT JOIN ledger_entries e ON e.posting_key = p.posting_key ";
+/// The order [`parse_postings`] groups by.
+const POSTINGS_ORDER: &str = " ORDER BY p.posting_key, e.account";
+
+/// `select` ([`POSTINGS_SELECT`]) narrowed to the posting stored under `key`.
+fn posting_query(mut select: Query, key: &str) -> Query {
+    select.push("WHERE p.posting_key = ").bind(text(key));
+    select.push(POSTINGS_ORDER);
+    select
+}
 /// Every account with its balance.
 const BALANCES_SELECT: &str = "SELECT account, balance FROM ledger_accounts ORDER BY account";
 
@@ -280,21 +288,8 @@ impl Write {
 
     /// The posting stored under `key`.
     async fn posting(&mut self, key: &str) -> Result<Option<Posting>, Error> {
-        let mut q = self.query("SELECT kind FROM ledger_postings WHERE posting_key = ");
-        q.bind(text(key));
-        let rows = self.rows(&mut q, "reading a posting").await?;
-        let Some(row) = rows.first() else { return Ok(None) };
-        let kind = row.text(0).map_err(Error::query("reading a posting"))?;
-        let mut q = self.query("SELECT account, amount FROM ledger_entries WHERE posting_key = ");
-        q.bind(text(key));
-        let entries = self
-            .rows(&mut q, "reading a posting's entries")
-            .await?
-            .iter()
-            .map(|row| Ok((row.text(0)?, row.int(1)?)))
-            .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()
-            .map_err(Error::query("reading a posting's entries"))?;
-        rebuild_posting(key, &kind, &entries).map(Some)
+        let mut q = posting_query(self.query(POSTINGS_SELECT), key);
+        Ok(parse_postings(&self.rows(&mut q, "reading a posting").await?)?.pop())
     }
 
     /// The balance of `account`, its row locked until the end of the transaction (PostgreSQL:
@@ -531,6 +526,7 @@ impl Database {
     /// Every posting, by key (for tests and audits, like `MemoryPayoutStore::ledger`).
     pub async fn ledger_postings(&self) -> Result<Vec<Posting>, Error> {
         let mut q = self.query(POSTINGS_SELECT);
+        q.push(POSTINGS_ORDER);
         parse_postings(&self.ledger_read(&mut q, "reading the ledger").await?)
     }
 
@@ -555,6 +551,7 @@ impl Database {
             w.exec(&mut q, "starting an audit snapshot").await?;
         }
         let mut q = w.query(POSTINGS_SELECT);
+        q.push(POSTINGS_ORDER);
         let postings = parse_postings(&w.rows(&mut q, "reading the ledger").await?)?;
         let mut q = w.query(BALANCES_SELECT);
         let balances = parse_balances(&w.rows(&mut q, "reading balances").await?)?;
@@ -636,21 +633,8 @@ impl Database {
     }
 
     async fn read_posting(&self, key: &str) -> Result<Option<Posting>, Error> {
-        let mut q = self.query("SELECT kind FROM ledger_postings WHERE posting_key = ");
-        q.bind(text(key));
-        let rows = self.ledger_read(&mut q, "reading a posting").await?;
-        let Some(row) = rows.first() else { return Ok(None) };
-        let kind = row.text(0).map_err(Error::query("reading a posting"))?;
-        let mut q = self.query("SELECT account, amount FROM ledger_entries WHERE posting_key = ");
-        q.bind(text(key));
-        let entries = self
-            .ledger_read(&mut q, "reading a posting's entries")
-            .await?
-            .iter()
-            .map(|row| Ok((row.text(0)?, row.int(1)?)))
-            .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()
-            .map_err(Error::query("reading a posting's entries"))?;
-        rebuild_posting(key, &kind, &entries).map(Some)
+        let mut q = posting_query(self.query(POSTINGS_SELECT), key);
+        Ok(parse_postings(&self.ledger_read(&mut q, "reading a posting").await?)?.pop())
     }
 
     async fn list_payouts(&self, status: Option<PayoutStatus>) -> Result<Vec<PayoutRecord>, Error> {
