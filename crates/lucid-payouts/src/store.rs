@@ -189,6 +189,69 @@ pub enum CreateOutcome {
     Refused(Refusal),
 }
 
+/// What the creation rules (T4) decide about a request: an answer without writing, or the new
+/// pending payout that the store records together with the reservation of its gross.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Creation {
+    /// A replay, an idempotency conflict or a refusal: nothing is written.
+    Answer(CreateOutcome),
+    /// Record this payout and reserve its gross in the same transaction.
+    Create(PayoutRecord),
+}
+
+/// The creation rules of T4, shared by every `PayoutStore` so that they exist once: `existing`
+/// is what the store holds under `id` (the request's [`payout_id`]) and `available` the node's
+/// balance, both read inside the transaction that will write the outcome.
+pub fn decide_creation(
+    request: &NewPayout,
+    id: &str,
+    existing: Option<&PayoutRecord>,
+    available: i64,
+) -> Result<Creation, Error> {
+    if let Some(existing) = existing {
+        let requested = request.requested.unwrap_or(existing.amounts.gross);
+        return Ok(Creation::Answer(match replay(existing.amounts.gross, requested) {
+            Replay::Same => CreateOutcome::Replayed(existing.clone()),
+            Replay::Conflict => CreateOutcome::Conflict(existing.clone()),
+        }));
+    }
+    let Some(to_address) = request.to_address else {
+        return Ok(Creation::Answer(CreateOutcome::Refused(Refusal::NoPayoutAddress)));
+    };
+    if request.max_retries > MAX_RETRIES {
+        return Err(Error::InvalidConfig {
+            key: "payouts.max_retries",
+            value: MicroUsdt(u64::from(request.max_retries)),
+            rule: "must be at most 5",
+        });
+    }
+    let available = MicroUsdt(u64::try_from(available).unwrap_or(0));
+    let amounts = match Amounts::for_request(request.requested, available, &request.limits) {
+        Ok(amounts) => amounts,
+        Err(refusal) => return Ok(Creation::Answer(CreateOutcome::Refused(refusal))),
+    };
+    Ok(Creation::Create(PayoutRecord {
+        payout_id: id.to_owned(),
+        node: request.node,
+        origin: request.origin,
+        idempotency_key: request.idempotency_key.clone(),
+        amounts,
+        to_address,
+        status: PayoutStatus::Pending,
+        attempt_count: 0,
+        max_retries: request.max_retries,
+        lease_owner: None,
+        lease_until: None,
+        error_code: None,
+        error_message: None,
+        created_at: request.now,
+        updated_at: request.now,
+        first_signed_at: None,
+        completed_at: None,
+        sign_failures: 0,
+    }))
+}
+
 /// A claim of pending payouts (T5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimRequest {
@@ -577,52 +640,14 @@ impl PayoutStore for MemoryPayoutStore {
     async fn create_payout(&self, request: &NewPayout) -> Result<CreateOutcome, Error> {
         let mut state = self.lock("creating a payout")?;
         let id = payout_id(&request.node, &request.idempotency_key);
-        if let Some(existing) = state.payouts.get(&id) {
-            let requested = request.requested.unwrap_or(existing.amounts.gross);
-            return Ok(match replay(existing.amounts.gross, requested) {
-                Replay::Same => CreateOutcome::Replayed(existing.clone()),
-                Replay::Conflict => CreateOutcome::Conflict(existing.clone()),
-            });
-        }
-        let Some(to_address) = request.to_address else {
-            return Ok(CreateOutcome::Refused(Refusal::NoPayoutAddress));
-        };
-        if request.max_retries > MAX_RETRIES {
-            return Err(Error::InvalidConfig {
-                key: "payouts.max_retries",
-                value: MicroUsdt(u64::from(request.max_retries)),
-                rule: "must be at most 5",
-            });
-        }
         // The balance is read inside the same transaction that reserves it (T4).
         let available = state.ledger.balance(&Account::Node(request.node));
-        let available = MicroUsdt(u64::try_from(available).unwrap_or(0));
-        let amounts = match Amounts::for_request(request.requested, available, &request.limits) {
-            Ok(amounts) => amounts,
-            Err(refusal) => return Ok(CreateOutcome::Refused(refusal)),
+        let record = match decide_creation(request, &id, state.payouts.get(&id), available)? {
+            Creation::Answer(outcome) => return Ok(outcome),
+            Creation::Create(record) => record,
         };
-        let reserve = Posting::payout_reserve(&id, request.node, amounts.gross)?;
+        let reserve = Posting::payout_reserve(&id, request.node, record.amounts.gross)?;
         state.ledger.apply(&reserve)?;
-        let record = PayoutRecord {
-            payout_id: id.clone(),
-            node: request.node,
-            origin: request.origin,
-            idempotency_key: request.idempotency_key.clone(),
-            amounts,
-            to_address,
-            status: PayoutStatus::Pending,
-            attempt_count: 0,
-            max_retries: request.max_retries,
-            lease_owner: None,
-            lease_until: None,
-            error_code: None,
-            error_message: None,
-            created_at: request.now,
-            updated_at: request.now,
-            first_signed_at: None,
-            completed_at: None,
-            sign_failures: 0,
-        };
         state.payouts.insert(id, record.clone());
         Ok(CreateOutcome::Created(record))
     }

@@ -24,13 +24,11 @@ use std::collections::BTreeMap;
 use lucid_core::{HasKind, MicroUsdt, NodeId, UnixMillis};
 use lucid_payouts::Error as PayoutError;
 use lucid_payouts::ledger::{Account, Applied, Entry, NodeBalance, Posting, PostingKind};
-use lucid_payouts::payout::{
-    Amounts, Origin, PayoutStatus, Refusal, Replay, payout_id, replay, utc_day,
-};
+use lucid_payouts::payout::{Amounts, Origin, PayoutStatus, payout_id, utc_day};
 use lucid_payouts::rail::{SignedTransfer, Txid};
 use lucid_payouts::store::{
     AttemptEnd, AttemptRecord, AttemptStatus, CHAIN_MISMATCH, ClaimRequest, CreateOutcome,
-    LedgerStore, MAX_RETRIES, NewPayout, PayoutRecord, PayoutStore, Receipt, Unclaim,
+    Creation, LedgerStore, NewPayout, PayoutRecord, PayoutStore, Receipt, Unclaim, decide_creation,
     refuse_payout_posting,
 };
 
@@ -668,51 +666,16 @@ impl Database {
         let balance = w.lock_account(&Account::Node(request.node)).await?.unwrap_or(0);
         let mut q = w.query(PAYOUT_SELECT);
         q.push("WHERE payout_id = ").bind(text(&id));
-        if let Some(row) = w.rows(&mut q, "looking up a payout").await?.first() {
-            let existing = read_payout(row)?;
-            let requested = request.requested.unwrap_or(existing.amounts.gross);
-            return Ok(match replay(existing.amounts.gross, requested) {
-                Replay::Same => CreateOutcome::Replayed(existing),
-                Replay::Conflict => CreateOutcome::Conflict(existing),
-            });
-        }
-        let Some(to_address) = request.to_address else {
-            return Ok(CreateOutcome::Refused(Refusal::NoPayoutAddress));
-        };
-        if request.max_retries > MAX_RETRIES {
-            return Err(PayoutError::InvalidConfig {
-                key: "payouts.max_retries",
-                value: MicroUsdt(u64::from(request.max_retries)),
-                rule: "must be at most 5",
-            }
-            .into());
-        }
-        let available = MicroUsdt(u64::try_from(balance).unwrap_or(0));
-        let amounts = match Amounts::for_request(request.requested, available, &request.limits) {
-            Ok(amounts) => amounts,
-            Err(refusal) => return Ok(CreateOutcome::Refused(refusal)),
+        let existing = match w.rows(&mut q, "looking up a payout").await?.first() {
+            Some(row) => Some(read_payout(row)?),
+            None => None,
         };
         // The payout row before its reservation: the posting's key names it.
-        let record = PayoutRecord {
-            payout_id: id.clone(),
-            node: request.node,
-            origin: request.origin,
-            idempotency_key: request.idempotency_key.clone(),
-            amounts,
-            to_address,
-            status: PayoutStatus::Pending,
-            attempt_count: 0,
-            max_retries: request.max_retries,
-            lease_owner: None,
-            lease_until: None,
-            error_code: None,
-            error_message: None,
-            created_at: request.now,
-            updated_at: request.now,
-            first_signed_at: None,
-            completed_at: None,
-            sign_failures: 0,
+        let record = match decide_creation(request, &id, existing.as_ref(), balance)? {
+            Creation::Answer(outcome) => return Ok(outcome),
+            Creation::Create(record) => record,
         };
+        let (amounts, to_address) = (record.amounts, record.to_address);
         let mut q = w.query(
             "INSERT INTO payouts (payout_id, node_id, origin, idempotency_key, gross, fee, net, \
              to_address, status, attempt_count, max_retries, created_at, updated_at) VALUES ",
