@@ -9,15 +9,14 @@ use std::time::Duration;
 use lucid_consensus::testing;
 use lucid_core::{Epoch, MicroUsdt, NodeId, UnixMillis};
 use lucid_daemon::tron_transport::{ReqwestTronTransport, TronTransportConfig};
-use lucid_payouts::ledger::NodeBalance;
 use lucid_payouts::ledger::Posting;
 use lucid_payouts::payout::{Origin, PayoutLimits, PayoutStatus, withdrawal_key};
 use lucid_payouts::processor::{Processor, ProcessorConfig, StepReport};
-use lucid_payouts::rail::{ChainAddress, SignedTransfer, Txid as RailTxid};
+use lucid_payouts::rail::ChainAddress;
 use lucid_payouts::store::{
-    AttemptEnd, AttemptRecord, AttemptStatus, ClaimRequest, CreateOutcome, MemoryPayoutStore,
-    NewPayout, PayoutRecord, PayoutStore, Receipt, Unclaim,
+    AttemptStatus, CreateOutcome, MemoryPayoutStore, NewPayout, PayoutStore,
 };
+use lucid_payouts::testing::{CrashSwitch, CrashingStore, Rng};
 use lucid_payouts::tron::transport::{Endpoint, TronTransport};
 use lucid_payouts::tron::tx::sign_transfer;
 use lucid_payouts::tron::{
@@ -455,158 +454,6 @@ fn push_varint(out: &mut Vec<u8>, mut value: usize) {
     }
 }
 
-/// A store that "crashes" at a chosen commit: the worker dies either just before the commit
-/// (nothing written) or just after it (written, but the worker never learns it). Reads pass.
-struct CrashingStore {
-    inner: Arc<MemoryPayoutStore>,
-    /// Commits left before the crash; the crash happens when it reaches zero.
-    commits_left: std::sync::atomic::AtomicI64,
-    after_commit: std::sync::atomic::AtomicBool,
-    crashed: std::sync::atomic::AtomicBool,
-}
-
-impl CrashingStore {
-    fn crash() -> lucid_payouts::Error {
-        lucid_payouts::Error::StoreUnavailable { action: "test", message: "simulated crash".into() }
-    }
-
-    async fn commit<T, F>(&self, commit: F) -> Result<T, lucid_payouts::Error>
-    where
-        F: std::future::Future<Output = Result<T, lucid_payouts::Error>>,
-    {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.crashed.load(SeqCst) {
-            return Err(Self::crash());
-        }
-        if self.commits_left.fetch_sub(1, SeqCst) != 1 {
-            return commit.await;
-        }
-        self.crashed.store(true, SeqCst);
-        if self.after_commit.load(SeqCst) {
-            let _ = commit.await;
-        }
-        Err(Self::crash())
-    }
-}
-
-#[async_trait::async_trait]
-impl PayoutStore for CrashingStore {
-    async fn create_payout(
-        &self,
-        request: &NewPayout,
-    ) -> Result<CreateOutcome, lucid_payouts::Error> {
-        self.commit(self.inner.create_payout(request)).await
-    }
-    async fn claim(
-        &self,
-        request: &ClaimRequest,
-    ) -> Result<Vec<PayoutRecord>, lucid_payouts::Error> {
-        self.commit(self.inner.claim(request)).await
-    }
-    async fn unclaim(
-        &self,
-        payout_id: &str,
-        lease_owner: &str,
-        what: &Unclaim,
-        now: UnixMillis,
-    ) -> Result<PayoutRecord, lucid_payouts::Error> {
-        self.commit(self.inner.unclaim(payout_id, lease_owner, what, now)).await
-    }
-    async fn record_signed(
-        &self,
-        payout_id: &str,
-        lease_owner: &str,
-        attempt_no: u32,
-        transfer: &SignedTransfer,
-        now: UnixMillis,
-    ) -> Result<AttemptRecord, lucid_payouts::Error> {
-        self.commit(self.inner.record_signed(payout_id, lease_owner, attempt_no, transfer, now))
-            .await
-    }
-    async fn begin_broadcast(
-        &self,
-        payout_id: &str,
-        txid: &RailTxid,
-        now: UnixMillis,
-    ) -> Result<u32, lucid_payouts::Error> {
-        self.commit(self.inner.begin_broadcast(payout_id, txid, now)).await
-    }
-    async fn mark_sent(
-        &self,
-        payout_id: &str,
-        txid: &RailTxid,
-        now: UnixMillis,
-    ) -> Result<PayoutRecord, lucid_payouts::Error> {
-        self.commit(self.inner.mark_sent(payout_id, txid, now)).await
-    }
-    async fn finalize_confirmed(
-        &self,
-        payout_id: &str,
-        txid: &RailTxid,
-        receipt: &Receipt,
-        now: UnixMillis,
-    ) -> Result<PayoutRecord, lucid_payouts::Error> {
-        self.commit(self.inner.finalize_confirmed(payout_id, txid, receipt, now)).await
-    }
-    async fn finalize_failed_or_retry(
-        &self,
-        payout_id: &str,
-        txid: &RailTxid,
-        end: &AttemptEnd,
-        now: UnixMillis,
-    ) -> Result<PayoutRecord, lucid_payouts::Error> {
-        self.commit(self.inner.finalize_failed_or_retry(payout_id, txid, end, now)).await
-    }
-    async fn mark_chain_mismatch(
-        &self,
-        payout_id: &str,
-        txid: &RailTxid,
-        now: UnixMillis,
-    ) -> Result<PayoutRecord, lucid_payouts::Error> {
-        self.commit(self.inner.mark_chain_mismatch(payout_id, txid, now)).await
-    }
-    async fn cancel(
-        &self,
-        payout_id: &str,
-        now: UnixMillis,
-    ) -> Result<PayoutRecord, lucid_payouts::Error> {
-        self.commit(self.inner.cancel(payout_id, now)).await
-    }
-    async fn release_expired_leases(
-        &self,
-        now: UnixMillis,
-    ) -> Result<Vec<String>, lucid_payouts::Error> {
-        self.commit(self.inner.release_expired_leases(now)).await
-    }
-    async fn get(&self, payout_id: &str) -> Result<PayoutRecord, lucid_payouts::Error> {
-        self.inner.get(payout_id).await
-    }
-    async fn list(
-        &self,
-        status: Option<PayoutStatus>,
-    ) -> Result<Vec<PayoutRecord>, lucid_payouts::Error> {
-        self.inner.list(status).await
-    }
-    async fn attempts(&self, payout_id: &str) -> Result<Vec<AttemptRecord>, lucid_payouts::Error> {
-        self.inner.attempts(payout_id).await
-    }
-    async fn balance(&self, node: &NodeId) -> Result<NodeBalance, lucid_payouts::Error> {
-        self.inner.balance(node).await
-    }
-}
-
-/// A small deterministic generator (xorshift64*), so that a failing seed replays.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
-    }
-}
-
 /// Crashes at random commits (before or after each), restarting a fresh worker every time, with
 /// random faults from the fake node: every payout still ends with exactly one transfer if
 /// confirmed and none if failed, and every reservation is settled or released exactly once.
@@ -617,7 +464,7 @@ async fn crashes_at_random_commits_never_pay_twice() {
     let mut crashes = 0;
     let mut ends = std::collections::BTreeMap::new();
     for seed in 1..=RUNS {
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut rng = Rng(seed);
         let mut h = harness(Setup { payouts: vec![10, 30, 70], ..Setup::default() }).await;
         for _ in 0..rng.below(3) {
             h.fake.inject(faults[usize::try_from(rng.below(3)).unwrap()]);
@@ -627,14 +474,11 @@ async fn crashes_at_random_commits_never_pay_twice() {
         while !h.all_terminal().await {
             steps += 1;
             assert!(steps < 2 * MAX_STEPS, "seed {seed}: not final; errors {:?}", h.errors);
-            let store = Arc::new(CrashingStore {
-                inner: h.store.clone(),
-                commits_left: std::sync::atomic::AtomicI64::new(
-                    i64::try_from(1 + rng.below(12)).unwrap(),
-                ),
-                after_commit: std::sync::atomic::AtomicBool::new(rng.below(2) == 1),
-                crashed: std::sync::atomic::AtomicBool::new(false),
-            });
+            // The worker dies at one of its next store commits; dying just before commit k + 1
+            // is dying just after commit k, unaware of its outcome.
+            let switch = Arc::new(CrashSwitch::default());
+            switch.arm(Some(rng.below(12)));
+            let store = Arc::new(CrashingStore::new(h.store.clone(), Arc::clone(&switch)));
             restarts += 1;
             let owner = format!("worker-{restarts}");
             let mut worker = Processor::new(store.clone(), h.rail.clone(), h.config, owner);
@@ -648,7 +492,7 @@ async fn crashes_at_random_commits_never_pay_twice() {
                         h.fake.successful_transfers().iter().filter(|t| t.to == tx.to).count();
                     assert_eq!(paying, 1, "seed {seed}: two transfers to one payout");
                 }
-                if store.crashed.load(std::sync::atomic::Ordering::SeqCst) {
+                if switch.is_dead() {
                     crashes += 1;
                     break;
                 }
