@@ -13,6 +13,9 @@
 //! first, only appends. Dropping the UNIQUE on `digest` made SQLite about three times faster
 //! in a trial; the schema keeps it because `consensus.md` §10 asks for it.
 
+#[path = "support/backends.rs"]
+mod backends;
+
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -22,7 +25,6 @@ use lucid_consensus::testing;
 use lucid_core::message::Message;
 use lucid_core::{NodeKey, Signature, SignedMessage, Slot};
 use lucid_storage::Database;
-use lucid_storage::testing::TestDb;
 
 /// Distinct signers of the generated proofs (the sizing of `consensus.md` §10).
 const NODES: u64 = 1_000;
@@ -93,32 +95,8 @@ fn bench_backend(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &st
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => panic!("cannot start a tokio runtime: {error}"),
-    };
-    let open = |test_db: &TestDb| match runtime.block_on(test_db.open()) {
-        Ok(db) => db,
-        Err(error) => panic!("cannot open {}: {error}", test_db.url),
-    };
-    let sqlite = match TestDb::sqlite() {
-        Ok(test_db) => test_db,
-        Err(error) => panic!("cannot create a SQLite file: {error}"),
-    };
-    let db = open(&sqlite);
-    bench_backend(c, &runtime, "sqlite", &db);
-    runtime.block_on(db.close());
-
-    match runtime.block_on(TestDb::postgres()) {
-        Ok(Some(postgres)) => {
-            let db = open(&postgres);
-            bench_backend(c, &runtime, "postgres", &db);
-            runtime.block_on(db.close());
-        }
-        // The tooling already warned loudly.
-        Ok(None) => {}
-        Err(error) => panic!("cannot start PostgreSQL: {error}"),
-    }
+    let runtime = backends::runtime();
+    backends::on_each_backend(&runtime, |name, db| bench_backend(c, &runtime, name, db));
 }
 
 criterion_group!(benches, bench);

@@ -16,6 +16,9 @@
 //! `LUCID_BENCH_TALLY_NODES` overrides the node count (for a quick trial run);
 //! `LUCID_BENCH_BACKENDS` (default `sqlite,postgres`) picks the backends.
 
+#[path = "support/backends.rs"]
+mod backends;
+
 use std::collections::HashSet;
 use std::hint::black_box;
 
@@ -28,7 +31,6 @@ use lucid_consensus::{ConsensusParams, testing};
 use lucid_core::message::Message;
 use lucid_core::{Epoch, NodeKey, Signature, SignedMessage, SlotRange};
 use lucid_storage::Database;
-use lucid_storage::testing::TestDb;
 
 const NODES: u64 = 1_000;
 const EPOCH: Epoch = Epoch(100);
@@ -39,11 +41,6 @@ const PAGE: usize = 50_000;
 
 fn node_count() -> u64 {
     std::env::var("LUCID_BENCH_TALLY_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(NODES)
-}
-
-fn wants(backend: &str) -> bool {
-    std::env::var("LUCID_BENCH_BACKENDS")
-        .map_or(true, |list| list.split(',').any(|name| name.trim() == backend))
 }
 
 fn window(params: &ConsensusParams) -> SlotRange {
@@ -149,37 +146,8 @@ fn bench_backend(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &st
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => panic!("cannot start a tokio runtime: {error}"),
-    };
-    let open = |test_db: &TestDb| match runtime.block_on(test_db.open()) {
-        Ok(db) => db,
-        Err(error) => panic!("cannot open {}: {error}", test_db.url),
-    };
-    let sqlite = match TestDb::sqlite() {
-        Ok(test_db) => test_db,
-        Err(error) => panic!("cannot create a SQLite file: {error}"),
-    };
-    if wants("sqlite") {
-        let db = open(&sqlite);
-        bench_backend(c, &runtime, "sqlite", &db);
-        runtime.block_on(db.close());
-    }
-    drop(sqlite);
-    if !wants("postgres") {
-        return;
-    }
-    match runtime.block_on(TestDb::postgres()) {
-        Ok(Some(postgres)) => {
-            let db = open(&postgres);
-            bench_backend(c, &runtime, "postgres", &db);
-            runtime.block_on(db.close());
-        }
-        // The tooling already warned loudly.
-        Ok(None) => {}
-        Err(error) => panic!("cannot start PostgreSQL: {error}"),
-    }
+    let runtime = backends::runtime();
+    backends::on_each_backend(&runtime, |name, db| bench_backend(c, &runtime, name, db));
 }
 
 criterion_group!(benches, bench);
