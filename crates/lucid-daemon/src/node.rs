@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use lucid_api::dto::{
     BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary, OpAccepted, Page,
-    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourcesView, ScheduleView,
-    TallyView, UpdatePoolRequest, Withdrawal,
+    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourceAlert, ResourceSample,
+    ResourcesView, ScheduleView, TallyView, UpdatePoolRequest, Withdrawal,
 };
 use lucid_api::{
     AdminToken, ClockInfo, ComponentHealth, Failure, HealthReport, HealthStatus, NodeApi, NodeInfo,
@@ -25,12 +25,13 @@ use crate::ports::Ports;
 use crate::services::SharedIngest;
 use crate::services::beacon::{BeaconDeps, BeaconProducer};
 use crate::services::consensus::ConsensusRecordsService;
+use crate::services::hysteresis::{AlertLevel, Resource};
 use crate::services::metrics::ServiceMetrics;
 use crate::services::registration::RegistrationConfig;
 use crate::services::resources::{
     ResourceConfig, ResourceHandle, ResourceMonitor, ResourceThresholds, SysinfoSampler,
 };
-use crate::services::runner::{ServiceStates, spawn_supervised};
+use crate::services::runner::{Service, ServiceStates, spawn_supervised};
 use crate::services::schedule::{MemoryClaims, ScheduleDeps, ScheduleKeeper};
 use crate::services::tally::{SharedMembership, TallyDeps, TallyKeeper};
 use crate::{operator, pool_ops};
@@ -114,7 +115,7 @@ pub(crate) struct State {
     /// Pool ops accepted and not yet applied.
     pub(crate) pool_ops: pool_ops::PoolOps,
     /// What the resource monitor last published.
-    resources: Mutex<ResourcesView>,
+    resources: std::sync::OnceLock<ResourceHandle>,
     /// Monotonic milliseconds (since the clock's origin, plus one) of the last successful
     /// database check; 0 = never.
     db_ok_at: AtomicU64,
@@ -156,7 +157,7 @@ impl Node {
             key: Arc::new(key),
             ports,
             pool_ops: pool_ops::PoolOps::default(),
-            resources: Mutex::new(ResourcesView::default()),
+            resources: std::sync::OnceLock::new(),
             db_ok_at: AtomicU64::new(0),
             node_id,
             clock,
@@ -192,11 +193,6 @@ impl Node {
         let mut components =
             self.state.components.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         components.insert(name, ComponentHealth { status, detail: detail.into() });
-    }
-
-    /// Publishes the resource monitor's latest readings for `GET /api/v1/resources`.
-    pub fn publish_resources(&self, readings: ResourcesView) {
-        *self.state.resources.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = readings;
     }
 
     /// Serves HTTP on `listener` until shutdown, with `token` guarding mutations; in-flight
@@ -265,14 +261,7 @@ impl Node {
             verifier: wiring.verifier,
             outbox: None,
         });
-        spawn_supervised(
-            &self.tracker,
-            Arc::clone(&state.service_states),
-            beacons,
-            Arc::clone(&clock),
-            Arc::clone(&metrics),
-            self.cancel.child_token(),
-        );
+        self.supervise(beacons);
         // Pool entities need the membership timeline of the pool store, which is not wired yet:
         // until it is, every node is counted as itself.
         let membership: SharedMembership = Arc::new(lucid_consensus::tally::NoPools);
@@ -291,14 +280,7 @@ impl Node {
             membership,
             metrics: Arc::clone(&metrics),
         });
-        spawn_supervised(
-            &self.tracker,
-            Arc::clone(&state.service_states),
-            ConsensusRecordsService::new(tally, schedule),
-            Arc::clone(&clock),
-            Arc::clone(&metrics),
-            self.cancel.child_token(),
-        );
+        self.supervise(ConsensusRecordsService::new(tally, schedule));
         let (monitor, handle) = ResourceMonitor::new(
             SysinfoSampler::new(&state.config.data_dir),
             ResourceConfig {
@@ -309,15 +291,23 @@ impl Node {
             Arc::clone(&metrics),
         )
         .map_err(|error| NodeError::Services { detail: error.to_string() })?;
+        self.supervise(monitor);
+        // `GET /api/v1/resources` reads the monitor itself; a second call keeps the first.
+        let _ = state.resources.set(handle.clone());
+        Ok(handle)
+    }
+
+    /// Runs `service` on the node's tracker under a child of its cancellation token, its ticks
+    /// counted in the service metrics and its state in the service states.
+    fn supervise<S: Service + 'static>(&self, service: S) {
         spawn_supervised(
             &self.tracker,
-            Arc::clone(&state.service_states),
-            monitor,
-            clock,
-            metrics,
+            Arc::clone(&self.state.service_states),
+            service,
+            Arc::clone(&self.state.clock),
+            Arc::clone(&self.state.service_metrics),
             self.cancel.child_token(),
         );
-        Ok(handle)
     }
 
     /// Checks the database once now (start-up marks the node ready only after a good check).
@@ -532,7 +522,7 @@ impl NodeApi for Api {
     }
 
     fn resources(&self) -> ResourcesView {
-        self.state.resources.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.state.resources.get().map_or_else(ResourcesView::default, resources_view)
     }
 
     async fn nodes(&self, page: PageQuery) -> Result<Page<NodeSummary>, Failure> {
@@ -632,3 +622,43 @@ impl NodeApi for Api {
 
 #[cfg(test)]
 mod tests;
+
+/// What `GET /api/v1/resources` shows of the resource monitor: its latest sample, and each open
+/// alert since the first sample of the unbroken run at its current level.
+fn resources_view(handle: &ResourceHandle) -> ResourcesView {
+    let Some(latest) = handle.latest() else {
+        return ResourcesView { monitor_running: true, latest: None, alerts: Vec::new() };
+    };
+    let history = handle.history();
+    let alerts = Resource::ALL
+        .into_iter()
+        .filter(|resource| latest.level(*resource) != AlertLevel::Normal)
+        .map(|resource| {
+            let level = latest.level(resource);
+            let since = history
+                .iter()
+                .rev()
+                .take_while(|sample| sample.level(resource) == level)
+                .last()
+                .map_or(latest.at, |sample| sample.at);
+            ResourceAlert {
+                resource: resource.as_str().to_owned(),
+                level: level.as_str().to_owned(),
+                since: since.0,
+            }
+        })
+        .collect();
+    let basis_points =
+        |resource| u32::try_from(latest.value(resource).unwrap_or(0)).unwrap_or(u32::MAX);
+    let sample = ResourceSample {
+        ts: latest.at.0,
+        // Percent in hundredths is basis points.
+        cpu_bps: basis_points(Resource::Cpu),
+        memory_bps: basis_points(Resource::Memory),
+        disk_bps: basis_points(Resource::Disk),
+        disk_free_bytes: latest.disk_free_bytes.unwrap_or(0).to_string(),
+        // Mbps in hundredths × 10 is kbit/s.
+        network_kbps: latest.value(Resource::Network).unwrap_or(0).saturating_mul(10),
+    };
+    ResourcesView { monitor_running: true, latest: Some(sample), alerts }
+}

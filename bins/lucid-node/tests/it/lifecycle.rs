@@ -77,6 +77,11 @@ fn run_is_ready_fast_serves_health_and_stops_cleanly_on_sigterm() {
             "{service}: {metrics}"
         );
     }
+    // The resource monitor runs and the API reads it (not a published copy that nothing feeds).
+    let (status, resources) = get(node.addr, "/api/v1/resources").unwrap();
+    assert_eq!(status, 200, "{resources}");
+    let resources: serde_json::Value = serde_json::from_str(&resources).unwrap();
+    assert_eq!(resources["monitor_running"], true, "{resources}");
     let mut families = std::collections::BTreeSet::new();
     for line in metrics.lines().filter(|line| line.starts_with("# TYPE ")) {
         assert!(families.insert(line.to_owned()), "declared twice: {line}");
