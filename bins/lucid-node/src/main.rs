@@ -296,7 +296,7 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         node.serve_http(listener, token.clone());
         node.serve_grpc(grpc_listener, Arc::new(peer), token);
         node.spawn();
-        let _resources = node.spawn_services(wiring).context("starting the services")?;
+        node.spawn_services(wiring).context("starting the services")?;
         if node.check_database().await {
             node.mark_ready();
         }

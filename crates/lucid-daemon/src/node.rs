@@ -246,7 +246,7 @@ impl Node {
     ///
     /// `ingest` must be the one the peer service uses, so the node judges its own beacons
     /// exactly like a peer's and one registry serves both.
-    pub fn spawn_services(&self, wiring: ServiceWiring) -> Result<ResourceHandle, NodeError> {
+    pub fn spawn_services(&self, wiring: ServiceWiring) -> Result<(), NodeError> {
         let state = &self.state;
         let params = state.config.consensus;
         let clock = Arc::clone(&state.clock);
@@ -293,8 +293,8 @@ impl Node {
         .map_err(|error| NodeError::Services { detail: error.to_string() })?;
         self.supervise(monitor);
         // `GET /api/v1/resources` reads the monitor itself; a second call keeps the first.
-        let _ = state.resources.set(handle.clone());
-        Ok(handle)
+        let _ = state.resources.set(handle);
+        Ok(())
     }
 
     /// Runs `service` on the node's tracker under a child of its cancellation token, its ticks
