@@ -25,6 +25,7 @@
 pub mod clock;
 pub mod config;
 pub mod metrics;
+pub mod network;
 pub mod node;
 mod operator;
 pub mod peer;
