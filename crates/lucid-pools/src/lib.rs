@@ -42,6 +42,7 @@
 
 pub mod checks;
 pub mod error;
+pub mod log;
 pub mod model;
 pub mod op;
 pub mod split;
@@ -52,6 +53,7 @@ pub mod store;
 pub mod test_support;
 
 pub use error::Error;
+pub use log::{LogOutcome, LoggedOp, OpState, SignedOp};
 pub use model::{
     Liveness, MAX_NODES_PER_POOL, MIN_ACTIVE_MEMBERS, MemberStatus, Membership, Pool, PoolStatus,
     Role,

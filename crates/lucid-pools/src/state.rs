@@ -269,6 +269,39 @@ impl PoolState {
         (state, outcomes)
     }
 
+    /// Rebuilds the state a node reaches at the start of slot `through + 1` from an op log,
+    /// exactly as it got there incrementally (the T10 rebuild of `pools-payouts.md` §8): for each
+    /// slot t up to `through`, first the ops taking effect at t are applied in canonical order,
+    /// then the ops signed in t are noted as accepted ([`PoolState::note_accepted`]: `joining`
+    /// rows, `leaving` seats), in canonical order. Ops signed after `through` are ignored.
+    ///
+    /// Returns the state and the outcome of every op applied, with its effect slot. Uptime-driven
+    /// degraded statuses are not in the log; the caller re-applies them.
+    pub fn rebuild(log: &[AcceptedOp], through: Slot) -> (Self, Vec<(Slot, OpOutcome)>) {
+        let mut signed_in: BTreeMap<Slot, Vec<&AcceptedOp>> = BTreeMap::new();
+        let mut slots: BTreeSet<Slot> = BTreeSet::new();
+        for op in log.iter().filter(|op| op.op.slot <= through) {
+            signed_in.entry(op.op.slot).or_default().push(op);
+            slots.insert(op.op.slot);
+            if let Some(effect) = op.op.effect_slot().filter(|slot| *slot <= through) {
+                slots.insert(effect);
+            }
+        }
+        let kept: Vec<AcceptedOp> = signed_in.values().flatten().map(|op| (*op).clone()).collect();
+        let mut state = PoolState::new();
+        let mut outcomes = Vec::new();
+        for slot in slots {
+            outcomes.extend(state.apply_slot(slot, &kept).into_iter().map(|o| (slot, o)));
+            if let Some(ops) = signed_in.get_mut(&slot) {
+                ops.sort_by_key(|op| op.canonical_key());
+                for op in ops.iter() {
+                    state.note_accepted(op);
+                }
+            }
+        }
+        (state, outcomes)
+    }
+
     /// The pool `id`.
     pub fn pool(&self, id: &PoolId) -> Option<&Pool> {
         self.pools.get(id)

@@ -20,10 +20,11 @@ use lucid_core::{Digest, NodeId, PoolId, Slot};
 
 use crate::checks;
 use crate::error::Error;
+use crate::log::{LogOutcome, LoggedOp, OpState, SignedOp, settled_states};
 use crate::model::{Liveness, MemberStatus, Membership, Pool, PoolStatus, Role, choose_successor};
 use crate::op::{AcceptedOp, Op};
 use crate::state::{
-    Action, OpOutcome, OpResult, RejectReason, canonical_batch, decide, target_pool,
+    Action, OpOutcome, OpResult, PoolState, RejectReason, canonical_batch, decide, target_pool,
 };
 
 /// What seating a node found.
@@ -263,6 +264,30 @@ pub trait PoolStore: Send + Sync {
     /// Checks `seats == COUNT(seat rows)`, seats ≤ max_nodes ≤ 100, one seat per node and one
     /// leader seat per pool that is not disbanded (run at start-up and in tests).
     async fn audit(&self) -> Result<(), Error>;
+
+    /// Persists an accepted op in the op log (`pools-payouts.md` §6 `pool_ops`), `pending`,
+    /// insert-if-absent: the same digest again is a `Duplicate`, a different op of the same
+    /// signer and slot a `Conflict`. The signed bytes and signature are stored byte for byte and
+    /// never change (backed by the primary key on the digest, `UNIQUE (node_id, slot)` and a
+    /// trigger refusing any change of the signed columns or a deletion).
+    async fn log_op(&self, op: &SignedOp) -> Result<LogOutcome, Error>;
+
+    /// The pending ops of the log, by (slot, digest).
+    async fn pending_ops(&self) -> Result<Vec<SignedOp>, Error>;
+
+    /// The whole op log with states, by (slot, digest).
+    async fn op_log(&self) -> Result<Vec<LoggedOp>, Error>;
+
+    /// Records how the pending op `digest` ended at its effect slot `at`: a compare-and-set from
+    /// `pending`. `false` if the op is not in the log or is no longer pending.
+    async fn settle_op(&self, digest: &Digest, result: OpResult, at: Slot) -> Result<bool, Error>;
+
+    /// The T10 rebuild: replaces every pool and membership row with those of `state` and sets
+    /// the state of every logged op from `outcomes` (ops without an outcome become `pending`), in
+    /// one transaction. Pool versions move past every version held before, so a compare-and-set
+    /// prepared against the old rows fails.
+    async fn restore(&self, state: &PoolState, outcomes: &[(Slot, OpOutcome)])
+    -> Result<(), Error>;
 }
 
 /// Applies, through `store`, every op of `ops` that takes effect at `slot`, in canonical order,
@@ -400,6 +425,8 @@ pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> R
 struct Tables {
     pools: BTreeMap<PoolId, StoredPool>,
     members: Vec<Membership>,
+    /// The op log by digest.
+    log: BTreeMap<Digest, LoggedOp>,
 }
 
 impl Tables {
@@ -767,6 +794,65 @@ impl PoolStore for MemoryPoolStore {
     async fn audit(&self) -> Result<(), Error> {
         let t = self.lock();
         crate::state::audit(t.pools.values().map(|s| &s.pool), &t.members)
+    }
+
+    async fn log_op(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let mut t = self.lock();
+        if t.log.contains_key(&op.digest()) {
+            return Ok(LogOutcome::Duplicate);
+        }
+        let signer = (op.accepted.op.node, op.accepted.op.slot);
+        if let Some(existing) =
+            t.log.values().find(|l| (l.op.accepted.op.node, l.op.accepted.op.slot) == signer)
+        {
+            return Ok(LogOutcome::Conflict { existing: existing.op.message.clone() });
+        }
+        t.log.insert(op.digest(), LoggedOp { op: op.clone(), state: OpState::Pending });
+        Ok(LogOutcome::Inserted)
+    }
+
+    async fn pending_ops(&self) -> Result<Vec<SignedOp>, Error> {
+        let t = self.lock();
+        let mut ops: Vec<SignedOp> =
+            t.log.values().filter(|l| l.state == OpState::Pending).map(|l| l.op.clone()).collect();
+        ops.sort_by_key(|op| (op.accepted.op.slot, op.digest()));
+        Ok(ops)
+    }
+
+    async fn op_log(&self) -> Result<Vec<LoggedOp>, Error> {
+        let mut log: Vec<LoggedOp> = self.lock().log.values().cloned().collect();
+        log.sort_by_key(|l| (l.op.accepted.op.slot, l.op.digest()));
+        Ok(log)
+    }
+
+    async fn settle_op(&self, digest: &Digest, result: OpResult, at: Slot) -> Result<bool, Error> {
+        let mut t = self.lock();
+        match t.log.get_mut(digest) {
+            Some(logged) if logged.state == OpState::Pending => {
+                logged.state = OpState::settled(result, at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn restore(
+        &self,
+        state: &PoolState,
+        outcomes: &[(Slot, OpOutcome)],
+    ) -> Result<(), Error> {
+        let mut t = self.lock();
+        let next_version = t.pools.values().map(|s| s.version).max().unwrap_or(0) + 1;
+        t.pools = state
+            .pools()
+            .map(|pool| (pool.pool_id, StoredPool { pool: pool.clone(), version: next_version }))
+            .collect();
+        t.members = state.rows().to_vec();
+        let settled = settled_states(outcomes);
+        for (digest, logged) in t.log.iter_mut() {
+            logged.state = settled.get(digest).copied().unwrap_or(OpState::Pending);
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,9 @@ use lucid_consensus::testing;
 use lucid_core::{NetworkId, NodeId, PoolId, Slot, UnixMillis};
 use proptest::prelude::*;
 
+use lucid_core::message::Message as _;
+
+use crate::log::SignedOp;
 use crate::op::{AcceptedOp, Op, PoolOp};
 
 /// Node ids of test keys 0..200, computed once.
@@ -29,6 +32,18 @@ pub fn accepted(i: usize, slot: u64, op: Op) -> AcceptedOp {
     let ts =
         UnixMillis(1_704_067_200_000 + i64::try_from(slot).unwrap_or(i64::MAX) * 120_000 + 1_000);
     AcceptedOp::new(PoolOp { node: node(i), slot: Slot(slot), ts, op }, &network())
+}
+
+/// `op` signed by the key of its signer, which must be one of the test nodes 0..200: the
+/// signed pair the op log stores. The digest equals `op.digest` because encoding is canonical.
+pub fn signed(op: &AcceptedOp) -> SignedOp {
+    let Some(index) = NODES.iter().position(|n| *n == op.op.node) else {
+        panic!("{} is not a test node", op.op.node);
+    };
+    let key = testing::key(u64::try_from(index).unwrap_or(u64::MAX));
+    let message = op.op.sign(&network(), &key);
+    assert_eq!(message.digest(), op.digest, "canonical encoding");
+    SignedOp { accepted: op.clone(), message }
 }
 
 /// The pool a Create by node `i` in `slot` named `name` makes.
@@ -163,4 +178,41 @@ pub fn build_log(batches: &[Vec<AbstractOp>]) -> Vec<AcceptedOp> {
         }
     }
     log
+}
+
+/// Drives `store` through `log` as a running node does, slot by slot from the first signing
+/// slot to the last effect slot: at the start of slot t the ops due at t are applied from the log
+/// ([`crate::log::apply_logged`]), then the ops signed in t are logged and noted as accepted, in
+/// canonical order. Returns the last slot driven, the `through` of an equivalent rebuild.
+pub async fn drive(
+    store: &dyn crate::store::PoolStore,
+    log: &[SignedOp],
+) -> Result<Slot, crate::Error> {
+    let Some(first) = log.iter().map(|op| op.accepted.op.slot).min() else {
+        return Ok(Slot(0));
+    };
+    let last = log.iter().filter_map(SignedOp::effect_slot).max().unwrap_or(first);
+    let mut by_slot: std::collections::BTreeMap<Slot, Vec<&SignedOp>> = Default::default();
+    for op in log {
+        by_slot.entry(op.accepted.op.slot).or_default().push(op);
+    }
+    for slot in first.0..=last.0 {
+        crate::log::apply_logged(store, Slot(slot)).await?;
+        if let Some(ops) = by_slot.get_mut(&Slot(slot)) {
+            ops.sort_by_key(|op| op.accepted.canonical_key());
+            for op in ops.iter() {
+                if store.log_op(op).await? == crate::log::LogOutcome::Inserted {
+                    crate::store::note_accepted_in_store(store, &op.accepted).await?;
+                }
+            }
+        }
+    }
+    Ok(last)
+}
+
+/// Membership rows in an order that does not depend on when each row was inserted: a rebuild
+/// inserts the row of a Join when it applies, a running node when the Join was accepted.
+pub fn sorted_rows(mut rows: Vec<crate::model::Membership>) -> Vec<crate::model::Membership> {
+    rows.sort_by_key(|r| (r.pool_id, r.node_id, r.from_slot, r.op_digest));
+    rows
 }
