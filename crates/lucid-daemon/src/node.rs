@@ -33,7 +33,7 @@ use crate::services::resources::{
 };
 use crate::services::runner::{Service, ServiceStates, spawn_supervised};
 use crate::services::schedule::{MemoryClaims, ScheduleDeps, ScheduleKeeper};
-use crate::services::tally::{SharedMembership, TallyDeps, TallyKeeper};
+use crate::services::tally::{MembershipSource, PoolTimeline, TallyDeps, TallyKeeper};
 use crate::{operator, pool_ops};
 
 /// The daemon's version, from the package.
@@ -262,9 +262,10 @@ impl Node {
             outbox: None,
         });
         self.supervise(beacons);
-        // Pool entities need the membership timeline of the pool store, which is not wired yet:
-        // until it is, every node is counted as itself.
-        let membership: SharedMembership = Arc::new(lucid_consensus::tally::NoPools);
+        // Proofs and claims are attributed by the pool store's membership timeline, read for
+        // every computation (`consensus.md` §7.1).
+        let membership: Arc<dyn MembershipSource> =
+            Arc::new(PoolTimeline(Arc::clone(&state.ports.pools)));
         let tally = TallyKeeper::new(TallyDeps {
             params,
             proofs: Arc::clone(&state.ports.proofs),

@@ -718,7 +718,14 @@ impl PoolStore for MemoryPoolStore {
         op_digest: &Digest,
         reason: RejectReason,
     ) -> Result<(), Error> {
-        self.lock().upsert_join_row(Membership {
+        let mut t = self.lock();
+        // Rejecting the same Join again (a re-run after a stop) records nothing new.
+        if t.members.iter().any(|m| {
+            m.op_digest == *op_digest && m.node_id == *node && m.status == MemberStatus::Rejected
+        }) {
+            return Ok(());
+        }
+        t.upsert_join_row(Membership {
             pool_id: *pool,
             node_id: *node,
             role: Role::Member,

@@ -13,12 +13,14 @@
 //! Reads go to the store every time; nothing is cached.
 
 use lucid_consensus::tally::MembershipTimeline;
+use lucid_core::SignedMessage;
 use lucid_core::{Digest, NodeId, PoolId, Slot};
 use lucid_pools::checks;
+use lucid_pools::log::{LogOutcome, LoggedOp, OpState, SignedOp, settled_states};
 use lucid_pools::model::{
     Liveness, MemberStatus, Membership, Pool, PoolStatus, Role, choose_successor,
 };
-use lucid_pools::state::RejectReason;
+use lucid_pools::state::{OpOutcome, OpResult, PoolState, RejectReason};
 use lucid_pools::store::{
     CloseOutcome, CreateOutcome, DisbandOutcome, NewPool, PoolStore, SeatOutcome,
     SetMaxNodesOutcome, StoredPool, UnbanOutcome,
@@ -37,6 +39,9 @@ const POOL_SELECT: &str = "SELECT pool_id, name, founder, leader, status, max_no
 /// The columns a membership is read from, in the order [`read_member`] expects.
 const MEMBER_SELECT: &str = "SELECT pool_id, node_id, role, status, from_slot, to_slot, \
      op_digest, reason FROM pool_members ";
+/// The columns a logged op is read from, in the order [`read_logged`] expects.
+const OP_SELECT: &str =
+    "SELECT digest, signed_bytes, signature, state, reason, applied_slot FROM pool_ops ";
 /// Every reject reason, to read a stored code back.
 const REASONS: [RejectReason; 10] = [
     RejectReason::PoolNotFound,
@@ -116,6 +121,54 @@ fn read_member(row: &Row) -> Result<Membership, Error> {
         op_digest: Digest::from_bytes(c.bytes(6, "op_digest")?),
         reason,
     })
+}
+
+fn read_reason(c: &Columns<'_>, row: &Row, index: usize) -> Result<Option<RejectReason>, Error> {
+    match row.opt_text(index).map_err(Error::query(c.action))? {
+        None => Ok(None),
+        Some(code) => REASONS
+            .iter()
+            .copied()
+            .find(|r| r.code() == code)
+            .map(Some)
+            .ok_or_else(|| c.invalid(format!("unknown reason {code:?}"))),
+    }
+}
+
+/// A logged op from an [`OP_SELECT`] row: decoded from its signed bytes and checked against the
+/// digest column.
+fn read_logged(row: &Row) -> Result<LoggedOp, Error> {
+    let c = Columns::new(row, "pool_ops", "reading a logged pool op");
+    let digest: [u8; 32] = c.bytes(0, "digest")?;
+    let bytes = c.blob(1)?;
+    let signature: [u8; 64] = c.bytes(2, "signature")?;
+    let message = SignedMessage::new(bytes, lucid_core::Signature::from_bytes(signature));
+    let (_network, op) = SignedOp::decode(message)
+        .map_err(|error| c.invalid(format!("signed bytes do not decode: {error}")))?;
+    if op.digest().as_bytes() != &digest {
+        return Err(c.invalid("digest does not match the signed bytes"));
+    }
+    let reason = read_reason(&c, row, 4)?;
+    let at = c.opt_unsigned(5, "applied_slot")?.map(Slot);
+    let state = match (row.text(3).map_err(Error::query(c.action))?.as_str(), at, reason) {
+        ("pending", None, None) => OpState::Pending,
+        ("applied", Some(at), None) => OpState::Applied { at },
+        ("rejected", Some(at), Some(reason)) => OpState::Rejected { at, reason },
+        (state, ..) => return Err(c.invalid(format!("inconsistent state {state:?}"))),
+    };
+    Ok(LoggedOp { op, state })
+}
+
+/// The state columns (state, reason, applied_slot) of `state`.
+fn state_values(state: OpState) -> Result<[Value; 3], Error> {
+    let (reason, at) = match state {
+        OpState::Pending => (None, None),
+        OpState::Applied { at } => (None, Some(to_sql("applied_slot", at.0)?)),
+        OpState::Rejected { at, reason } => {
+            (Some(reason.code().to_owned()), Some(to_sql("applied_slot", at.0)?))
+        }
+    };
+    Ok([text(state.as_str()), Value::OptText(reason), Value::OptInt(at)])
 }
 
 /// Whether `error` is a unique-index violation (a concurrent transaction took the key first).
@@ -593,6 +646,13 @@ impl Database {
         reason: RejectReason,
     ) -> Result<(), Error> {
         let mut w = self.write().await?;
+        // Rejecting the same Join again (a re-run after a stop) records nothing new.
+        let mut q = w.query("SELECT 1 FROM pool_members WHERE op_digest = ");
+        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        q.push(" AND status = 'rejected'");
+        if w.exists(q, "looking up a rejected Join").await? {
+            return Ok(());
+        }
         w.upsert_join_row(&Membership {
             pool_id: *pool,
             node_id: *node,
@@ -708,6 +768,140 @@ impl Database {
             .collect::<Result<Vec<_>, _>>()?;
         w.commit().await?;
         Ok((pools, rows))
+    }
+}
+
+impl Database {
+    async fn log_op_tx(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let pool = op.accepted.op.op.pool().or_else(|| op.accepted.op.created_pool_id());
+        let pool = pool.ok_or_else(|| lucid_core::internal!("a pool op without a pool"))?;
+        let node = blob(op.accepted.op.node.as_bytes());
+        let signing_slot = slot("slot", op.accepted.op.slot)?;
+        let mut w = self.write().await?;
+        let mut q = w.query(
+            "INSERT INTO pool_ops (digest, node_id, slot, tag, pool_id, signed_bytes, signature, \
+             state, reason, applied_slot) VALUES ",
+        );
+        q.tuple([
+            blob(op.digest().as_bytes()),
+            node.clone(),
+            signing_slot.clone(),
+            Value::Int(i64::from(op.accepted.op.op.tag().wire())),
+            blob(pool.as_bytes()),
+            blob(op.message.bytes()),
+            blob(op.message.signature().as_bytes()),
+            text(OpState::Pending.as_str()),
+            Value::OptText(None),
+            Value::OptInt(None),
+        ]);
+        q.push(" ON CONFLICT DO NOTHING");
+        if w.exec(&mut q, "logging a pool op").await? == 1 {
+            w.commit().await?;
+            return Ok(LogOutcome::Inserted);
+        }
+        let mut q = w.query(OP_SELECT);
+        q.push("WHERE digest = ").bind(blob(op.digest().as_bytes()));
+        if !w.rows(&mut q, "looking up a logged op").await?.is_empty() {
+            return Ok(LogOutcome::Duplicate);
+        }
+        let mut q = w.query(OP_SELECT);
+        q.push("WHERE node_id = ").bind(node).push(" AND slot = ").bind(signing_slot);
+        let rows = w.rows(&mut q, "looking up the op of a signer and slot").await?;
+        let existing = rows.first().map(read_logged).transpose()?.ok_or_else(|| {
+            lucid_core::internal!("pool op {} was neither logged nor found", op.digest())
+        })?;
+        Ok(LogOutcome::Conflict { existing: existing.op.message })
+    }
+
+    async fn read_log(&self, pending_only: bool) -> Result<Vec<LoggedOp>, Error> {
+        let mut q = self.query(OP_SELECT);
+        if pending_only {
+            q.push("WHERE state = 'pending' ");
+        }
+        q.push("ORDER BY slot, digest");
+        let rows = self.read(&mut q, "reading the pool op log").await?;
+        rows.iter().map(read_logged).collect()
+    }
+
+    async fn settle_op_tx(
+        &self,
+        digest: &Digest,
+        result: OpResult,
+        at: Slot,
+    ) -> Result<bool, Error> {
+        let [state, reason, applied] = state_values(OpState::settled(result, at))?;
+        let mut w = self.write().await?;
+        let mut q = w.query("UPDATE pool_ops SET state = ");
+        q.bind(state).push(", reason = ").bind(reason).push(", applied_slot = ").bind(applied);
+        q.push(" WHERE digest = ").bind(blob(digest.as_bytes())).push(" AND state = 'pending'");
+        let changed = w.exec(&mut q, "settling a pool op").await?;
+        w.commit().await?;
+        Ok(changed == 1)
+    }
+
+    async fn restore_tx(
+        &self,
+        state: &PoolState,
+        outcomes: &[(Slot, OpOutcome)],
+    ) -> Result<(), Error> {
+        let mut w = self.write().await?;
+        // Every pool row is rewritten: lock them all first on PostgreSQL, in one order.
+        let mut q = w.query("SELECT COALESCE(MAX(version), 0) FROM pools");
+        if w.dialect == Dialect::Postgres {
+            let mut lock = w.query("SELECT pool_id FROM pools ORDER BY pool_id FOR UPDATE");
+            w.rows(&mut lock, "locking every pool").await?;
+        }
+        let rows = w.rows(&mut q, "reading the highest pool version").await?;
+        let highest = match rows.first() {
+            Some(row) => row.int(0).map_err(Error::query("reading the highest pool version"))?,
+            None => 0,
+        };
+        let version = highest.checked_add(1).ok_or(Error::OutOfRange {
+            field: "version",
+            value: u64::try_from(highest).unwrap_or(u64::MAX),
+        })?;
+        let mut q = w.query("DELETE FROM pool_members");
+        w.exec(&mut q, "clearing memberships for a rebuild").await?;
+        let mut q = w.query("DELETE FROM pools");
+        w.exec(&mut q, "clearing pools for a rebuild").await?;
+        for pool in state.pools() {
+            let mut q = w.query(
+                "INSERT INTO pools (pool_id, name, founder, leader, status, max_nodes, seats, \
+                 created_slot, disbanded_slot, version) VALUES ",
+            );
+            q.tuple([
+                blob(pool.pool_id.as_bytes()),
+                text(&pool.name),
+                blob(pool.founder.as_bytes()),
+                blob(pool.leader.as_bytes()),
+                text(pool.status.as_str()),
+                Value::Int(i64::from(pool.max_nodes)),
+                Value::Int(i64::from(pool.seats)),
+                slot("created_slot", pool.created_slot)?,
+                Value::OptInt(match pool.disbanded_slot {
+                    Some(s) => Some(to_sql("disbanded_slot", s.0)?),
+                    None => None,
+                }),
+                Value::Int(version),
+            ]);
+            w.exec(&mut q, "inserting a rebuilt pool").await?;
+        }
+        for row in state.rows() {
+            w.insert_member(row).await?;
+        }
+        let mut q = w.query(
+            "UPDATE pool_ops SET state = 'pending', reason = NULL, applied_slot = NULL \
+             WHERE state <> 'pending'",
+        );
+        w.exec(&mut q, "resetting op states for a rebuild").await?;
+        for (digest, state) in settled_states(outcomes) {
+            let [state, reason, applied] = state_values(state)?;
+            let mut q = w.query("UPDATE pool_ops SET state = ");
+            q.bind(state).push(", reason = ").bind(reason).push(", applied_slot = ").bind(applied);
+            q.push(" WHERE digest = ").bind(blob(digest.as_bytes()));
+            w.exec(&mut q, "recording a rebuilt op state").await?;
+        }
+        w.commit().await
     }
 }
 
@@ -828,6 +1022,38 @@ impl PoolStore for Database {
     async fn timeline(&self) -> Result<MembershipTimeline, lucid_pools::Error> {
         let rows = self.pool_member_rows().await.map_err(pools_error("reading the timeline"))?;
         lucid_pools::state::timeline_of(&rows)
+    }
+
+    async fn log_op(&self, op: &SignedOp) -> Result<LogOutcome, lucid_pools::Error> {
+        self.log_op_tx(op).await.map_err(pools_error("logging a pool op"))
+    }
+
+    async fn pending_ops(&self) -> Result<Vec<SignedOp>, lucid_pools::Error> {
+        let log = self.read_log(true).await.map_err(pools_error("reading pending pool ops"))?;
+        Ok(log.into_iter().map(|logged| logged.op).collect())
+    }
+
+    async fn op_log(&self) -> Result<Vec<LoggedOp>, lucid_pools::Error> {
+        self.read_log(false).await.map_err(pools_error("reading the pool op log"))
+    }
+
+    async fn settle_op(
+        &self,
+        digest: &Digest,
+        result: OpResult,
+        at: Slot,
+    ) -> Result<bool, lucid_pools::Error> {
+        self.settle_op_tx(digest, result, at).await.map_err(pools_error("settling a pool op"))
+    }
+
+    async fn restore(
+        &self,
+        state: &PoolState,
+        outcomes: &[(Slot, OpOutcome)],
+    ) -> Result<(), lucid_pools::Error> {
+        self.restore_tx(state, outcomes)
+            .await
+            .map_err(pools_error("rebuilding pools from the op log"))
     }
 
     async fn audit(&self) -> Result<(), lucid_pools::Error> {

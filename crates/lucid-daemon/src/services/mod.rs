@@ -97,6 +97,17 @@ pub enum ServiceError {
         /// What happened (panicked or cancelled).
         detail: String,
     },
+    /// The pool store failed (reading the membership timeline).
+    #[error("{service}: pool store failed while {action}")]
+    Pools {
+        /// The service.
+        service: &'static str,
+        /// What was being done.
+        action: &'static str,
+        /// The port's error.
+        #[source]
+        source: lucid_pools::Error,
+    },
     /// Time arithmetic left the representable range.
     #[error("{service}: time out of range")]
     Time {
@@ -126,6 +137,7 @@ impl HasKind for ServiceError {
                 ErrorKind::Internal
             }
             ServiceError::Blocking { .. } => ErrorKind::Internal,
+            ServiceError::Pools { source, .. } => source.kind(),
             ServiceError::Time { .. } => ErrorKind::InvalidInput,
         }
     }

@@ -30,7 +30,7 @@ use lucid_core::{Slot, SlotRange, UnixMillis};
 
 use super::ServiceError;
 use super::metrics::ServiceMetrics;
-use super::tally::SharedMembership;
+use super::tally::MembershipSource;
 
 /// How many slots behind the current one the keeper fills in after a gap: the cooldown horizon.
 pub const CATCH_UP_SLOTS: u64 = COOLDOWN_SLOTS;
@@ -95,8 +95,8 @@ pub struct ScheduleDeps {
     pub records: Arc<dyn RecordStore>,
     /// The claims the node holds.
     pub claims: Arc<dyn ClaimSource>,
-    /// Which pool each node sat in (to judge claims).
-    pub membership: SharedMembership,
+    /// Which pool each node sat in (to judge claims), read for every result.
+    pub membership: Arc<dyn MembershipSource>,
     /// Result counters.
     pub metrics: Arc<ServiceMetrics>,
 }
@@ -161,7 +161,8 @@ impl ScheduleKeeper {
             return Ok(());
         }
         let claims = self.deps.claims.claims(slot).await.map_err(store_error("reading claims"))?;
-        let membership = self.deps.membership.as_ref();
+        let membership = self.deps.membership.membership().await?;
+        let membership = membership.as_ref();
         for claim in &claims {
             if let ClaimVerdict::Valid { divergent_tally: true, index } =
                 claim_verdict(&self.deps.params, schedule, membership, claim)

@@ -15,6 +15,12 @@
 //! that missed its proofs (the node was down) would freeze a wrong tally for ever, so such
 //! epochs wait for the catch-up path.
 //!
+//! Proofs are attributed to entities by the membership timeline of the pool store
+//! (`consensus.md` §7.1: a proof of a node seated in pool P at its slot counts for `Pool(P)`),
+//! read afresh for every computation through [`MembershipSource`]: membership at slot s is fixed
+//! by ops signed at s − 3 or earlier, which every node applied before it computes the tally of a
+//! window that ended earlier, so the answer never depends on arrival order.
+//!
 //! The computation streams the window out of the `ProofStore` page by page into a
 //! [`TallyBuilder`] on a blocking thread (it is CPU work, and the builder borrows the membership
 //! view, which is not `Send` across an await), so async threads never stall on it.
@@ -29,6 +35,7 @@ use lucid_consensus::records::{RecordStore, TallyPut};
 use lucid_consensus::store::ProofStore;
 use lucid_consensus::tally::{CountedProof, MembershipView, Tally, TallyBuilder};
 use lucid_core::{Clock, Epoch, UnixMillis};
+use lucid_pools::PoolStore;
 
 use super::ServiceError;
 use super::metrics::ServiceMetrics;
@@ -42,6 +49,39 @@ pub const TALLY_COMPUTE_DELAY_SLOTS: u64 = lucid_consensus::params::INGEST_GRACE
 /// Pool membership as the tally needs it, shareable across threads.
 pub type SharedMembership = Arc<dyn MembershipView + Send + Sync>;
 
+/// Where a tally computation gets its membership view from, once per computation.
+#[async_trait::async_trait]
+pub trait MembershipSource: Send + Sync {
+    /// The membership view to attribute proofs with now.
+    async fn membership(&self) -> Result<SharedMembership, ServiceError>;
+}
+
+/// A view that never changes (tests, or a network without pools).
+pub struct FixedMembership(pub SharedMembership);
+
+#[async_trait::async_trait]
+impl MembershipSource for FixedMembership {
+    async fn membership(&self) -> Result<SharedMembership, ServiceError> {
+        Ok(Arc::clone(&self.0))
+    }
+}
+
+/// The membership timeline of the pool store, read for every computation (no cache is a source
+/// of truth, `pools-payouts.md` §2.4).
+pub struct PoolTimeline(pub Arc<dyn PoolStore>);
+
+#[async_trait::async_trait]
+impl MembershipSource for PoolTimeline {
+    async fn membership(&self) -> Result<SharedMembership, ServiceError> {
+        let timeline = self.0.timeline().await.map_err(|source| ServiceError::Pools {
+            service: "tally",
+            action: "reading the membership timeline",
+            source,
+        })?;
+        Ok(Arc::new(timeline))
+    }
+}
+
 /// What the keeper needs.
 #[derive(Clone)]
 pub struct TallyDeps {
@@ -51,8 +91,8 @@ pub struct TallyDeps {
     pub proofs: Arc<dyn ProofStore>,
     /// Where tallies go.
     pub records: Arc<dyn RecordStore>,
-    /// Which pool each node sat in at each slot.
-    pub membership: SharedMembership,
+    /// Which pool each node sat in at each slot, read for every computation.
+    pub membership: Arc<dyn MembershipSource>,
     /// Monotonic time, for the duration histogram.
     pub clock: Arc<dyn Clock>,
     /// Where durations and entity counts go.
@@ -79,7 +119,7 @@ impl TallyKeeper {
     pub async fn compute(&self, epoch: Epoch, revision: u32) -> Result<Tally, ServiceError> {
         let params = self.deps.params;
         let proofs = Arc::clone(&self.deps.proofs);
-        let membership = Arc::clone(&self.deps.membership);
+        let membership = self.deps.membership.membership().await?;
         let runtime = tokio::runtime::Handle::current();
         let started = self.deps.clock.monotonic();
         let tally = tokio::task::spawn_blocking(move || {
@@ -240,3 +280,6 @@ fn compute_blocking(
     }
     Ok(builder.finish())
 }
+
+#[cfg(test)]
+mod tests;

@@ -263,7 +263,8 @@ impl RecordsFixture {
     }
 
     fn service(&self) -> ConsensusRecordsService {
-        let membership: super::tally::SharedMembership = Arc::new(NoPools);
+        let membership: Arc<dyn super::tally::MembershipSource> =
+            Arc::new(super::tally::FixedMembership(Arc::new(NoPools)));
         let tally = TallyKeeper::new(TallyDeps {
             params: self.params,
             proofs: self.proofs.clone(),

@@ -1,0 +1,281 @@
+//! The pool op log on both backends (`pools-payouts.md` §2.2, §6 `pool_ops`, §8 T10): logged ops
+//! read back byte-identical, duplicates are no-ops and equivocations are refused, a restart
+//! between acceptance and the effect slot loses nothing, the schema refuses changes of what was
+//! signed, damaged rows are reported, and a rebuild from the log equals the incrementally
+//! maintained state (property test over random op sequences).
+
+use lucid_core::{PoolId, SignedMessage, Slot};
+use lucid_pools::log::{
+    LogOutcome, LoggedOp, OpState, SignedOp, apply_logged, rebuild_from_log, settled_states,
+};
+use lucid_pools::state::OpResult;
+use lucid_pools::store::{PoolStore, note_accepted_in_store};
+use lucid_pools::test_support::{
+    abstract_log, accepted, build_log, drive, pool_id, signed, sorted_rows,
+};
+use lucid_pools::{AcceptedOp, MemberStatus, Op, PoolState};
+use proptest::test_runner::{Config, TestRunner};
+
+use super::*;
+
+fn create(i: usize, slot: u64, name: &str) -> SignedOp {
+    signed(&accepted(i, slot, Op::Create { name: name.to_owned(), max_nodes: 5 }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_ops_read_back_byte_identical_duplicates_are_no_ops_and_equivocations_refused() {
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        let pool = pool_id(0, 10, "pool-a");
+        let ops = [
+            create(0, 10, "pool-a"),
+            signed(&accepted(1, 10, Op::Join { pool })),
+            signed(&accepted(
+                2,
+                11,
+                Op::Remove { pool, member: lucid_pools::test_support::node(3), ban: true },
+            )),
+        ];
+        for op in &ops {
+            assert_eq!(db.log_op(op).await.unwrap(), LogOutcome::Inserted, "{backend:?}");
+        }
+        for op in &ops {
+            assert_eq!(db.log_op(op).await.unwrap(), LogOutcome::Duplicate, "{backend:?}");
+        }
+        // A second op of node 0 in slot 10: refused, the first one reported.
+        let other = create(0, 10, "pool-b");
+        assert_eq!(
+            db.log_op(&other).await.unwrap(),
+            LogOutcome::Conflict { existing: ops[0].message.clone() },
+            "{backend:?}"
+        );
+        // A forged copy (same bytes, another signature) is the same digest: a duplicate, and the
+        // stored signature stays the one first logged.
+        let forged = SignedOp {
+            accepted: ops[1].accepted.clone(),
+            message: SignedMessage::new(
+                ops[1].message.bytes().to_vec(),
+                lucid_core::Signature::from_bytes([7; 64]),
+            ),
+        };
+        assert_eq!(db.log_op(&forged).await.unwrap(), LogOutcome::Duplicate);
+        // The log reads back by (slot, digest).
+        let mut ops = ops.to_vec();
+        ops.sort_by_key(|op| (op.accepted.op.slot, op.digest()));
+        let expected: Vec<LoggedOp> =
+            ops.iter().map(|op| LoggedOp { op: op.clone(), state: OpState::Pending }).collect();
+        // Byte-identical after a restart too.
+        db.close().await;
+        let db = test_db.open().await.unwrap();
+        let log = db.op_log().await.unwrap();
+        assert_eq!(log, expected, "{backend:?}");
+        for (logged, op) in log.iter().zip(&ops) {
+            assert_eq!(logged.op.message.bytes(), op.message.bytes());
+            assert_eq!(logged.op.message.signature(), op.message.signature());
+        }
+        assert_eq!(db.pending_ops().await.unwrap().len(), 3);
+        db.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_acceptance_and_the_effect_slot_loses_nothing() {
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        let pool = pool_id(0, 10, "pool-a");
+        let create = create(0, 10, "pool-a");
+        let joins: Vec<SignedOp> =
+            (1..=3).map(|i| signed(&accepted(i, 11, Op::Join { pool }))).collect();
+        db.log_op(&create).await.unwrap();
+        // Slot 13: the Create takes effect; then the joins of slot 11 were accepted earlier.
+        assert_eq!(apply_logged(&db, Slot(13)).await.unwrap().len(), 1);
+        for join in &joins {
+            assert_eq!(db.log_op(join).await.unwrap(), LogOutcome::Inserted);
+            note_accepted_in_store(&db, &join.accepted).await.unwrap();
+        }
+        assert_eq!(db.pending_joins(&pool).await.unwrap(), 3);
+        // The node stops before slot 14 and starts again.
+        db.close().await;
+        let db = test_db.open().await.unwrap();
+        let pending = db.pending_ops().await.unwrap();
+        let mut expected = joins.clone();
+        expected.sort_by_key(SignedOp::digest);
+        assert_eq!(pending, expected, "{backend:?}");
+        let applied = apply_logged(&db, Slot(14)).await.unwrap();
+        assert_eq!(applied.len(), 1);
+        assert!(applied[0].1.iter().all(|o| o.result == OpResult::Applied), "{applied:?}");
+        let stored = db.get_pool(&pool).await.unwrap().unwrap();
+        assert_eq!((stored.pool.seats, stored.pool.status.as_str()), (4, "active"));
+        assert_eq!(db.pending_joins(&pool).await.unwrap(), 0);
+        // Replayed: nothing pending, nothing applied twice, logging again is a no-op.
+        assert!(apply_logged(&db, Slot(20)).await.unwrap().is_empty());
+        for join in &joins {
+            assert_eq!(db.log_op(join).await.unwrap(), LogOutcome::Duplicate);
+        }
+        assert_eq!(db.get_pool(&pool).await.unwrap().unwrap().pool.seats, 4);
+        let states: Vec<OpState> =
+            db.op_log().await.unwrap().into_iter().map(|l| l.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                OpState::Applied { at: Slot(13) },
+                OpState::Applied { at: Slot(14) },
+                OpState::Applied { at: Slot(14) },
+                OpState::Applied { at: Slot(14) },
+            ]
+        );
+        db.audit().await.unwrap();
+        db.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_between_applying_and_settling_applies_nothing_twice() {
+    for (test_db, db) in databases().await {
+        let pool = pool_id(0, 10, "pool-a");
+        let create = create(0, 10, "pool-a");
+        let join = signed(&accepted(1, 10, Op::Join { pool }));
+        let refused = signed(&accepted(2, 10, Op::Join { pool: PoolId::from_bytes([9; 16]) }));
+        for op in [&create, &join, &refused] {
+            db.log_op(op).await.unwrap();
+            note_accepted_in_store(&db, &op.accepted).await.unwrap();
+        }
+        let ops: Vec<AcceptedOp> =
+            [&create, &join, &refused].iter().map(|op| op.accepted.clone()).collect();
+        lucid_pools::store::apply_slot_to_store(&db, Slot(13), &ops).await.unwrap();
+        let rows = db.pool_member_rows().await.unwrap();
+        db.close().await;
+        let db = test_db.open().await.unwrap();
+        let again = apply_logged(&db, Slot(13)).await.unwrap();
+        let results: Vec<OpResult> = again[0].1.iter().map(|o| o.result).collect();
+        assert_eq!(results.iter().filter(|r| **r == OpResult::Applied).count(), 2, "{results:?}");
+        assert_eq!(db.pool_member_rows().await.unwrap(), rows, "{:?}", test_db.backend);
+        assert!(db.pending_ops().await.unwrap().is_empty());
+        db.audit().await.unwrap();
+        db.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_keeps_the_log_write_once_and_damaged_rows_are_reported() {
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        let op = create(0, 10, "pool-a");
+        db.log_op(&op).await.unwrap();
+        let digest = lit(backend, op.digest().as_bytes());
+        for sql in [
+            format!(
+                "UPDATE pool_ops SET signed_bytes = {} WHERE digest = {digest}",
+                lit(backend, b"x")
+            ),
+            format!(
+                "UPDATE pool_ops SET signature = {} WHERE digest = {digest}",
+                lit(backend, &[1; 64])
+            ),
+            format!("UPDATE pool_ops SET slot = 11 WHERE digest = {digest}"),
+            format!("DELETE FROM pool_ops WHERE digest = {digest}"),
+            // Another op of the same signer and slot.
+            format!(
+                "INSERT INTO pool_ops SELECT {}, node_id, slot, tag, pool_id, signed_bytes, \
+                 signature, 'pending', NULL, NULL FROM pool_ops",
+                lit(backend, &[5; 32])
+            ),
+            format!("UPDATE pool_ops SET state = 'applied' WHERE digest = {digest}"),
+            format!(
+                "UPDATE pool_ops SET state = 'rejected', applied_slot = 3 WHERE digest = {digest}"
+            ),
+            format!("UPDATE pool_ops SET state = 'done' WHERE digest = {digest}"),
+        ] {
+            assert!(raw(&test_db, &sql).await.is_err(), "{backend:?} accepted {sql}");
+        }
+        assert_eq!(db.op_log().await.unwrap()[0].op, op);
+        // A row whose bytes do not decode, or whose digest is not theirs, is an error, not a guess.
+        let mut garbage = op.message.bytes().to_vec();
+        garbage.truncate(garbage.len() - 1);
+        raw(
+            &test_db,
+            &format!(
+                "INSERT INTO pool_ops SELECT {}, {}, 99, tag, pool_id, {}, signature, 'pending', \
+                 NULL, NULL FROM pool_ops",
+                lit(backend, &[6; 32]),
+                lit(backend, lucid_pools::test_support::node(9).as_bytes()),
+                lit(backend, &garbage),
+            ),
+        )
+        .await
+        .unwrap();
+        let error = db.op_log().await.unwrap_err();
+        assert!(error.to_string().contains("pool op"), "{error}");
+        assert!(db.pending_ops().await.is_err());
+        db.close().await;
+    }
+}
+
+/// One case of the T10 property on a fresh database of each backend.
+async fn rebuild_case(batches: &[Vec<lucid_pools::test_support::AbstractOp>]) {
+    let log: Vec<SignedOp> = build_log(batches).iter().map(signed).collect();
+    let accepted_log: Vec<AcceptedOp> = log.iter().map(|op| op.accepted.clone()).collect();
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        let through = drive(&db, &log).await.unwrap();
+        let (state, outcomes) = PoolState::rebuild(&accepted_log, through);
+        let mut expected_pools: Vec<_> = state.pools().cloned().collect();
+        expected_pools.sort_by_key(|p| p.pool_id);
+        assert_eq!(db.all_pools().await.unwrap(), expected_pools, "{backend:?} incremental");
+        assert_eq!(
+            sorted_rows(db.pool_member_rows().await.unwrap()),
+            sorted_rows(state.rows().to_vec()),
+            "{backend:?} incremental rows"
+        );
+        let logged = db.op_log().await.unwrap();
+        let settled = settled_states(&outcomes);
+        for entry in &logged {
+            let expected = settled.get(&entry.op.digest()).copied().unwrap_or(OpState::Pending);
+            assert_eq!(entry.state, expected, "{backend:?}");
+        }
+        // Replayed ops are no-ops.
+        assert!(apply_logged(&db, through).await.unwrap().is_empty());
+        for op in &log {
+            assert_eq!(db.log_op(op).await.unwrap(), LogOutcome::Duplicate);
+        }
+        // The rebuild written into the database equals what was maintained incrementally.
+        let rebuilt = rebuild_from_log(&db, through).await.unwrap();
+        assert_eq!(rebuilt, state);
+        assert_eq!(db.all_pools().await.unwrap(), expected_pools, "{backend:?} rebuilt");
+        assert_eq!(
+            sorted_rows(db.pool_member_rows().await.unwrap()),
+            sorted_rows(state.rows().to_vec()),
+            "{backend:?} rebuilt rows"
+        );
+        assert_eq!(db.op_log().await.unwrap(), logged);
+        db.audit().await.unwrap();
+        assert_eq!(db.timeline().await.unwrap(), state.timeline().unwrap());
+        let joining = state.rows().iter().filter(|r| r.status == MemberStatus::Joining).count();
+        let stored_joining = db
+            .pool_member_rows()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == MemberStatus::Joining)
+            .count();
+        assert_eq!(stored_joining, joining);
+        db.close().await;
+    }
+}
+
+/// T10 on SQL: random op sequences driven through the log on each backend end where a rebuild
+/// from the log ends, and writing the rebuild back changes nothing.
+#[test]
+fn a_rebuild_from_the_log_equals_the_incremental_state() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config =
+        Config { cases: 8, max_shrink_iters: 16, failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    runner
+        .run(&abstract_log(1..10, 1..6), |batches| {
+            runtime.block_on(rebuild_case(&batches));
+            Ok(())
+        })
+        .unwrap();
+}
