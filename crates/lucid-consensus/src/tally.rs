@@ -493,6 +493,41 @@ impl<'a> TallyBuilder<'a> {
         PushOutcome::Counted
     }
 
+    /// Feeds the proofs of `node` over the slots `range` in aggregate, as a store that keeps
+    /// per-node sums can hand them over: `sums` are the relay, storage and validation credits of
+    /// the proofs (each proof's `ProofValue::credits`, summed), `beacons` the slots with a beacon.
+    ///
+    /// The caller must feed no proof of `node` in `range` otherwise (sums cannot be checked for
+    /// repeated keys) and must leave out ranges holding an excluded key. Returns `false`, and
+    /// counts nothing, when `range` is not inside the window or the node's entity changes within
+    /// `range`; the caller then feeds those proofs one by one.
+    pub fn push_block(
+        &mut self,
+        node: &NodeId,
+        range: SlotRange,
+        sums: [u64; 3],
+        beacons: impl IntoIterator<Item = Slot>,
+    ) -> bool {
+        if range.is_empty() || range.start < self.window.start || range.end > self.window.end {
+            return false;
+        }
+        let (_, same) = self.membership.seat_at(node, range.start);
+        if same.start > range.start || same.end < range.end {
+            return false;
+        }
+        let index = self.node_index(node);
+        let attribution = self.attribute(index, range.start);
+        let record = &mut self.attributions[attribution as usize];
+        for (total, part) in record.sums.iter_mut().zip(sums) {
+            *total += u128::from(part);
+        }
+        let entity = record.entity as usize;
+        for slot in beacons.into_iter().filter(|slot| range.contains(*slot)) {
+            self.entity_states[entity].beacons.insert(slot);
+        }
+        true
+    }
+
     fn node_index(&mut self, id: &NodeId) -> u32 {
         if let Some(index) = self.nodes.get(id) {
             return *index;

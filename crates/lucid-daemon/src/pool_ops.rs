@@ -1,14 +1,15 @@
 //! Pool ops through the API: accepting a signed op (the node's own, signed here for the admin
 //! routes, or any node's), refusing it early when the local view already knows it would be
-//! rejected (`pools-payouts.md` §2.2, advisory), and applying accepted ops at their effect slot
-//! through the `PoolStore` port, where the one-transaction store methods decide.
+//! rejected (`pools-payouts.md` §2.2, advisory), logging it, and applying logged ops at their
+//! effect slot through the `PoolStore` port, where the one-transaction store methods decide.
 //!
-//! Accepted ops wait in memory until their effect slot. A Join leaves a `joining` row in the store
-//! at once, so capacity counts it as pending. The op log that makes waiting ops survive a restart
-//! belongs to the storage adapter (issue 3); until it is wired, ops accepted less than three slots
-//! before a shutdown are lost and their `joining` rows stay pending.
+//! An accepted op is written to the op log (`PoolStore::log_op`, write-once, the signed bytes as
+//! received) before it is acknowledged, and the applier reads the due ops from the log, so an op
+//! accepted less than three slots before a restart is applied at its effect slot all the same.
+//! Nothing about waiting ops lives only in memory: at start the applier notes every pending op
+//! again (idempotent: a Join's `joining` row, a Leave's `leaving` seat) in case the process
+//! stopped between logging and noting, then applies whatever is due.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,54 +17,58 @@ use lucid_api::Failure;
 use lucid_api::dto::OpAccepted;
 use lucid_core::message::Message as _;
 use lucid_core::{Signature, SignedMessage, Slot, UnixMillis};
+use lucid_pools::log::{LogOutcome, SignedOp, apply_logged};
 use lucid_pools::model::{is_valid_max_nodes, is_valid_name};
+use lucid_pools::store::note_accepted_in_store;
 use lucid_pools::{AcceptedOp, MemberStatus, Op, PoolOp, PoolStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::State;
 use crate::operator::store_failure;
 
-/// Ops accepted and not yet applied, by effect slot.
+/// Serialises submissions, and remembers how many logged ops waited at the last look (for the
+/// health report only; the log is the source of truth).
 #[derive(Default)]
 pub(crate) struct PoolOps {
-    pending: Mutex<BTreeMap<Slot, Vec<AcceptedOp>>>,
     /// Serialises submissions so that the advisory capacity check and the `joining` row of one
     /// join are seen by the next (the store's transaction still decides at the effect slot).
     submit: tokio::sync::Mutex<()>,
+    waiting: Mutex<usize>,
 }
 
 impl PoolOps {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Slot, Vec<AcceptedOp>>> {
-        // Each critical section is one map operation: a poisoned lock still guards a whole map.
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn find(&self, digest: &lucid_core::Digest) -> Option<AcceptedOp> {
-        self.lock().values().flatten().find(|op| op.digest == *digest).cloned()
-    }
-
-    fn has_pending_seat_request(&self, node: &lucid_core::NodeId) -> bool {
-        self.lock().values().flatten().any(|accepted| {
-            accepted.op.node == *node
-                && matches!(accepted.op.op, Op::Join { .. } | Op::Create { .. })
-        })
-    }
-
-    fn push(&self, effect: Slot, op: AcceptedOp) {
-        self.lock().entry(effect).or_default().push(op);
-    }
-
-    /// Removes and returns the ops whose effect slot is at most `slot`, by effect slot.
-    fn take_due(&self, slot: Slot) -> BTreeMap<Slot, Vec<AcceptedOp>> {
-        let mut pending = self.lock();
-        let later = pending.split_off(&Slot(slot.0.saturating_add(1)));
-        std::mem::replace(&mut *pending, later)
-    }
-
-    /// How many ops wait.
+    /// How many logged ops waited for their effect slot at the last look.
     pub(crate) fn waiting(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    fn set_waiting(&self, count: usize) {
+        *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = count;
+    }
+}
+
+/// The pending logged ops.
+async fn pending(state: &State) -> Result<Vec<SignedOp>, Failure> {
+    let pending =
+        state.ports.pools.pending_ops().await.map_err(store_failure("reading the pool op log"))?;
+    state.pool_ops.set_waiting(pending.len());
+    Ok(pending)
+}
+
+/// The pending op with `digest`, if any.
+async fn find(state: &State, digest: &lucid_core::Digest) -> Result<Option<AcceptedOp>, Failure> {
+    Ok(pending(state).await?.into_iter().find(|op| op.digest() == *digest).map(|op| op.accepted))
+}
+
+/// Whether `node` has a logged Create or Join still waiting.
+async fn has_pending_seat_request(
+    state: &State,
+    node: &lucid_core::NodeId,
+) -> Result<bool, Failure> {
+    Ok(pending(state).await?.iter().any(|logged| {
+        logged.accepted.op.node == *node
+            && matches!(logged.accepted.op.op, Op::Join { .. } | Op::Create { .. })
+    }))
 }
 
 fn answer(accepted: &AcceptedOp, effect: Slot) -> OpAccepted {
@@ -127,37 +132,37 @@ pub(crate) async fn submit(
     let effect = op.effect_slot().ok_or_else(|| Failure::InvalidInput("slot overflow".into()))?;
     let accepted = AcceptedOp::new(op, &network);
     // The same signed op again is answered as before and changes nothing.
-    if let Some(known) = state.pool_ops.find(&accepted.digest) {
+    if let Some(known) = find(state, &accepted.digest).await? {
         return Ok(answer(&known, effect));
     }
     // A first check outside the lock, so that refusals run in parallel and never queue behind
     // accepted ops; the check is repeated under the lock before anything is recorded.
     advise(state, &accepted.op).await?;
     let _serial = state.pool_ops.submit.lock().await;
-    if let Some(known) = state.pool_ops.find(&accepted.digest) {
+    if let Some(known) = find(state, &accepted.digest).await? {
         return Ok(answer(&known, effect));
     }
     advise(state, &accepted.op).await?;
     let pools = &state.ports.pools;
-    match &accepted.op.op {
-        Op::Join { pool } => {
-            pools
-                .note_join(pool, &accepted.op.node, effect, &accepted.digest)
-                .await
-                .map_err(store_failure("recording a join"))?;
+    let logged = SignedOp { accepted, message: signed };
+    // Logged before it is acknowledged: from here on a restart cannot lose it.
+    match pools.log_op(&logged).await.map_err(store_failure("logging a pool op"))? {
+        LogOutcome::Inserted => {}
+        LogOutcome::Duplicate => return Ok(answer(&logged.accepted, effect)),
+        LogOutcome::Conflict { existing } => {
+            tracing::warn!(digest = %logged.digest(), existing = %existing.digest(), "second pool op of one node in one slot refused");
+            return Err(Failure::InvalidState(
+                "this node already signed another pool op in the same slot".to_owned(),
+            ));
         }
-        Op::Leave { pool } => {
-            pools
-                .mark_leaving(pool, &accepted.op.node)
-                .await
-                .map_err(store_failure("marking a seat as leaving"))?;
-        }
-        _ => {}
     }
+    note_accepted_in_store(pools.as_ref(), &logged.accepted)
+        .await
+        .map_err(store_failure("recording an accepted pool op"))?;
+    let accepted = logged.accepted;
     tracing::info!(digest = %accepted.digest, tag = ?accepted.op.op.tag(), effect = effect.0, "pool op accepted");
-    let reply = answer(&accepted, effect);
-    state.pool_ops.push(effect, accepted);
-    Ok(reply)
+    state.pool_ops.set_waiting(state.pool_ops.waiting().saturating_add(1));
+    Ok(answer(&accepted, effect))
 }
 
 /// Refuses an op whose outcome the local view already knows to be a rejection.
@@ -165,7 +170,7 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
     let pools = &state.ports.pools;
     let signer_seat =
         pools.pool_of(&op.node).await.map_err(store_failure("reading the signer's seat"))?;
-    let seat_requested = signer_seat.is_some() || state.pool_ops.has_pending_seat_request(&op.node);
+    let seat_requested = signer_seat.is_some() || has_pending_seat_request(state, &op.node).await?;
     let Some(pool_id) = op.op.pool() else {
         // Create: validated by the decoder except `max_nodes`.
         if let Op::Create { max_nodes, .. } = &op.op
@@ -252,26 +257,53 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
     }
 }
 
-/// Applies every waiting op whose effect slot is at most `slot`, slot by slot in canonical
-/// order through the store. A batch that fails is logged and dropped rather than retried: part
-/// of it may have committed, and applying it again could turn an applied join into a rejection.
+/// Applies every logged op whose effect slot is at most `slot`, slot by slot in canonical order
+/// through the store, settling each in the log. A failure is logged and the ops stay pending, so
+/// the next tick applies them (re-running is safe, see `apply_logged`).
 pub(crate) async fn apply_due(state: &State, slot: Slot) {
-    for (effect, ops) in state.pool_ops.take_due(slot) {
-        match lucid_pools::store::apply_slot_to_store(&*state.ports.pools, effect, &ops).await {
-            Ok(outcomes) => {
+    match apply_logged(state.ports.pools.as_ref(), slot).await {
+        Ok(applied) => {
+            for (effect, outcomes) in applied {
                 for outcome in outcomes {
                     tracing::info!(digest = %outcome.digest, result = ?outcome.result, slot = effect.0, "pool op applied");
                 }
             }
-            Err(error) => {
-                tracing::error!(%error, slot = effect.0, ops = ops.len(), "applying pool ops failed; the batch is dropped");
-            }
         }
+        Err(error) => {
+            tracing::error!(%error, slot = slot.0, "applying pool ops failed; they stay pending");
+        }
+    }
+    if let Err(error) = pending(state).await {
+        tracing::warn!(?error, "counting pending pool ops failed");
     }
 }
 
-/// At every slot boundary (by the wall clock, re-read on waking) applies the ops due.
+/// Notes every pending logged op again (a `joining` row, a `leaving` seat), for an op logged by a
+/// process that stopped before noting it. Idempotent.
+pub(crate) async fn recover(state: &State) {
+    let pools = state.ports.pools.as_ref();
+    let pending = match pools.pending_ops().await {
+        Ok(pending) => pending,
+        Err(error) => {
+            tracing::error!(%error, "reading the pool op log at start failed");
+            return;
+        }
+    };
+    state.pool_ops.set_waiting(pending.len());
+    for op in &pending {
+        if let Err(error) = note_accepted_in_store(pools, &op.accepted).await {
+            tracing::error!(%error, digest = %op.digest(), "noting a logged pool op at start failed");
+        }
+    }
+    if !pending.is_empty() {
+        tracing::info!(ops = pending.len(), "pending pool ops recovered from the log");
+    }
+}
+
+/// Recovers the pending ops of the log, then at every slot boundary (by the wall clock, re-read
+/// on waking) applies the ops due.
 pub(crate) async fn applier(state: std::sync::Arc<State>, cancel: CancellationToken) {
+    recover(&state).await;
     let time = state.config.consensus.time;
     loop {
         let now = state.clock.wall();

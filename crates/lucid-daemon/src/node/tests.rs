@@ -233,6 +233,52 @@ fn pool_ops_are_checked_refused_early_when_full_and_applied_at_their_effect_slot
     });
 }
 
+/// An op accepted less than three slots before a restart is applied at its effect slot by the
+/// next process: the ops wait in the store's op log, not in memory. The same signed op submitted
+/// again after the restart is a no-op, and a second op of the same signer and slot is refused.
+#[test]
+fn accepted_ops_survive_a_restart_before_their_effect_slot() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(UnixMillis(1_005_500)));
+        // The store outlives the node, as a database does.
+        let ports = Ports::in_memory();
+        let first = Node::build(config(), member(1), clock.clone(), database(true), ports.clone());
+        let request = CreatePoolRequest { name: "pool-a".into(), max_nodes: Some(5) };
+        let created = first.api().create_pool(request).await.unwrap();
+        let pool: PoolId = created.pool_id.parse().unwrap();
+        clock.set_wall(UnixMillis(1_008_000));
+        pool_ops::apply_due(&first.state, Slot(8)).await;
+        let (bytes, signature) = signed(&member(2), 1_008_200, Op::Join { pool });
+        let accepted = first.api().submit_pool_op(bytes.clone(), signature).await.unwrap();
+        assert_eq!(accepted.effective_slot, 11);
+        assert_eq!(first.state.pool_ops.waiting(), 1);
+        drop(first);
+
+        let second = Node::build(config(), member(1), clock.clone(), database(true), ports.clone());
+        pool_ops::recover(&second.state).await;
+        assert_eq!(second.state.pool_ops.waiting(), 1);
+        let api = second.api();
+        assert_eq!(api.pool(pool).await.unwrap().pending_joins, 1);
+        // Submitted again after the restart: the same answer, nothing more pending.
+        let again = api.submit_pool_op(bytes, signature).await.unwrap();
+        assert_eq!(again.op_digest, accepted.op_digest);
+        assert_eq!(api.pool(pool).await.unwrap().pending_joins, 1);
+        // Another op of the same node in the same slot is refused (the advisory check already
+        // refuses this one; the log would refuse it as an equivocation).
+        let (bytes, signature) = signed(&member(2), 1_008_300, Op::Leave { pool });
+        assert!(api.submit_pool_op(bytes, signature).await.is_err());
+        clock.set_wall(UnixMillis(1_011_000));
+        pool_ops::apply_due(&second.state, Slot(11)).await;
+        let view = api.pool(pool).await.unwrap();
+        assert_eq!((view.seats, view.pending_joins), (2, 0));
+        assert_eq!(second.state.pool_ops.waiting(), 0);
+        let log = ports.pools.op_log().await.unwrap();
+        assert_eq!(log.len(), 2);
+        assert!(log.iter().all(|l| matches!(l.state, lucid_pools::OpState::Applied { .. })));
+    });
+}
+
 #[test]
 fn the_applier_applies_due_ops_when_the_slot_boundary_passes() {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -17,7 +17,7 @@ use super::*;
 use crate::services::metrics::ServiceMetrics;
 use crate::services::time::TokioClock;
 
-const EPOCH: Epoch = Epoch(6);
+const EPOCH: Epoch = Epoch(400);
 
 fn op(params: &ConsensusParams, node: u64, slot: u64, op: Op) -> AcceptedOp {
     let ts = params.time.slot_start(Slot(slot)).unwrap();
