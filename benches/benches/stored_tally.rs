@@ -9,9 +9,11 @@
 //! `persist` bench. Before timing, the tally from the database is checked against the tally
 //! computed in memory from the same generator, so the bench measures a correct computation.
 //!
-//! Timed: reading the window's evidence keys, then paging through the window in key order with
-//! `Database::counted_proofs_in_range` (decoded columns, no signed bytes) and feeding every page
-//! to `TallyBuilder`; memory stays bounded by one page plus the builder's per-node state.
+//! Timed: `Database::tally_from_sums`: the window's evidence keys, then one `proof_sums` row per
+//! node and 720-slot chunk (written at ingest) fed to `TallyBuilder::push_block`, with the
+//! proof-by-proof fallback for chunks that need it (none here). With
+//! `LUCID_BENCH_PROOF_BY_PROOF` set, the previous path (every proof of the window paged through
+//! `Database::counted_proofs_in_range` into `TallyBuilder`) is timed too, for comparison.
 //!
 //! `LUCID_BENCH_TALLY_NODES` overrides the node count (for a quick trial run);
 //! `LUCID_BENCH_BACKENDS` (default `sqlite,postgres`) picks the backends.
@@ -87,8 +89,18 @@ fn report(line: &str) {
     eprintln!("{line}");
 }
 
-/// The timed path: the tally of `EPOCH` from what the database holds.
+/// The timed path: the tally of `EPOCH` from what the database holds, read from the per-chunk
+/// proof sums (one row per node and 720-slot chunk) with the proof-by-proof fallback.
 async fn tally_from_store(db: &Database, params: &ConsensusParams) -> Tally {
+    match db.tally_from_sums(params, EPOCH, &MembershipTimeline::new(), 0).await {
+        Ok(tally) => tally,
+        Err(error) => panic!("the tally from the store failed: {error}"),
+    }
+}
+
+/// The previous path, kept for comparison: every proof of the window paged through
+/// `Database::counted_proofs_in_range` into `TallyBuilder`.
+async fn tally_proof_by_proof(db: &Database, params: &ConsensusParams) -> Tally {
     let window = window(params);
     let evidence: HashSet<ProofKey> = match db.evidence_keys(window).await {
         Ok(keys) => keys.into_iter().collect(),
@@ -128,8 +140,9 @@ fn bench_backend(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &st
         WindowProofs::new(&nodes, window(&params), WorkMix::Light),
     );
     let got = runtime.block_on(tally_from_store(db, &params));
+    let by_proof = runtime.block_on(tally_proof_by_proof(db, &params));
     match expected {
-        Ok(expected) if expected == got => {}
+        Ok(expected) if expected == got && expected == by_proof => {}
         other => panic!("{name}: the stored tally differs from the in-memory one: {other:?}"),
     }
     report(&format!(
@@ -142,6 +155,11 @@ fn bench_backend(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &st
     group.bench_function(format!("{count}_entities_Light"), |b| {
         b.iter(|| black_box(runtime.block_on(tally_from_store(db, &params))))
     });
+    if std::env::var_os("LUCID_BENCH_PROOF_BY_PROOF").is_some() {
+        group.bench_function(format!("{count}_entities_Light_proof_by_proof"), |b| {
+            b.iter(|| black_box(runtime.block_on(tally_proof_by_proof(db, &params))))
+        });
+    }
     group.finish();
 }
 

@@ -454,6 +454,12 @@ impl Database {
                 existing.insert(stored.key(), stored.message);
             }
         }
+        // The per-chunk sums of what this batch inserted, in the same transaction.
+        let inserted_proofs = firsts
+            .iter()
+            .filter(|(key, _)| inserted.contains(key))
+            .filter_map(|(_, index)| proofs.get(*index));
+        self.add_proof_sums(&mut tx, inserted_proofs).await?;
         tx.commit().await.map_err(Error::query("committing inserted proofs"))?;
 
         let mut outcomes = Vec::with_capacity(proofs.len());
@@ -573,6 +579,43 @@ impl Database {
             .map_err(Error::query("reading counted proofs of a slot range"))?;
         let mut nodes: HashMap<Vec<u8>, NodeId> = HashMap::new();
         rows.iter().map(|row| read_counted(row, &mut nodes)).collect()
+    }
+
+    /// The accepted proofs of `nodes` with slot in `range` as the tally counts them, in key
+    /// order: the proof-by-proof reads of [`Database::tally_from_sums`].
+    pub(crate) async fn counted_proofs_of_nodes(
+        &self,
+        range: SlotRange,
+        nodes: &[NodeId],
+    ) -> Result<Vec<CountedProof>, Error> {
+        let (Ok(start), Ok(end)) = (i64::try_from(range.start.0), i64::try_from(range.end.0))
+        else {
+            return Ok(Vec::new());
+        };
+        let mut counted = Vec::new();
+        let mut cache: HashMap<Vec<u8>, NodeId> = HashMap::new();
+        for chunk in nodes.chunks(self.max_binds().saturating_sub(2).max(1)) {
+            let mut query = self.query(COUNTED_SELECT);
+            query.push("WHERE slot >= ").bind(Value::Int(start));
+            query.push(" AND slot < ").bind(Value::Int(end));
+            query.push(" AND node_id IN (");
+            for (position, node) in chunk.iter().enumerate() {
+                if position > 0 {
+                    query.push(", ");
+                }
+                query.bind(Value::Blob(node.as_bytes().to_vec()));
+            }
+            query.push(") ORDER BY slot, node_id, kind");
+            let rows = self
+                .reader()
+                .fetch_all(&mut query)
+                .await
+                .map_err(Error::query("reading the proofs of some nodes"))?;
+            for row in &rows {
+                counted.push(read_counted(row, &mut cache)?);
+            }
+        }
+        Ok(counted)
     }
 
     async fn insert_evidence_sql(&self, evidence: &Evidence) -> Result<bool, Error> {

@@ -40,6 +40,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "records", include_str!("../migrations/sqlite/0003_records.sql")),
     (4, "ledger_payouts", include_str!("../migrations/sqlite/0004_ledger_payouts.sql")),
     (6, "pool_ops", include_str!("../migrations/sqlite/0006_pool_ops.sql")),
+    (7, "proof_sums", include_str!("../migrations/sqlite/0007_proof_sums.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "consensus", include_str!("../migrations/postgres/0001_consensus.sql")),
@@ -47,6 +48,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "records", include_str!("../migrations/postgres/0003_records.sql")),
     (4, "ledger_payouts", include_str!("../migrations/postgres/0004_ledger_payouts.sql")),
     (6, "pool_ops", include_str!("../migrations/postgres/0006_pool_ops.sql")),
+    (7, "proof_sums", include_str!("../migrations/postgres/0007_proof_sums.sql")),
 ];
 
 /// The embedded migrations of one backend, as a sqlx migration source.

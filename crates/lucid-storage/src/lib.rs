@@ -62,9 +62,11 @@ mod payouts;
 mod pools;
 mod records;
 mod sql;
+mod sums;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use database::{Backend, Database};
 pub use error::Error;
+pub use sums::CHUNK_SLOTS;

@@ -12,6 +12,7 @@ mod payouts;
 mod pool_ops;
 mod pools;
 mod records;
+mod sums;
 
 use lucid_consensus::ConsensusParams;
 use lucid_consensus::proof::TaskProof;
