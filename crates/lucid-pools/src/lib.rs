@@ -4,7 +4,8 @@
 //! `pools-payouts.md` §2 (the 100-node cap, one seat per node, pool and member state machines,
 //! deterministic leader succession), the in-memory membership state that applies the ops of a
 //! slot in canonical order ([`state::PoolState`]), the membership timeline handed to consensus,
-//! the [`store::PoolStore`] port that the SQL adapter implements (with an in-memory
+//! the op log of accepted signed ops with its application at the effect slot and the T10 rebuild
+//! ([`log`]), the [`store::PoolStore`] port that the SQL adapter implements (with an in-memory
 //! implementation, [`store::MemoryPoolStore`]), the precondition checks every store applies in
 //! the same order ([`checks`]: pure functions, so the refusal rules exist once), and the split of a pool's reward share among its
 //! members ([`split::split_pool_share`]).
@@ -30,6 +31,9 @@
 //! - `seats <= max_nodes <= MAX_NODES_PER_POOL` (100) and `max_nodes >= 1` at every instant.
 //! - Only the pool and member transitions of `pools-payouts.md` §2.3 occur; `disbanded` is terminal.
 //! - The same op set applied in any arrival order yields the same membership.
+//! - Every accepted op is in the op log, byte for byte as signed, before it is acknowledged; at
+//!   most one op per (signer, slot) is logged; a rebuild from the log equals the incrementally
+//!   maintained state.
 //! - A pool share is split exactly: the shares sum to the amount, ties go by `NodeId`, and a split
 //!   with no contributing member is an error, so money never vanishes.
 //! - No floating-point type appears in this crate.

@@ -32,6 +32,11 @@
 //!   integrity_check` at open, and all writes through one connection with `BEGIN IMMEDIATE`,
 //!   so concurrent writers of this process queue instead of failing with `database is locked`.
 //! - Migrations are embedded, numbered alike for both backends, and run at open.
+//! - Pool op log (`pool_ops`, migration 0006): insert-if-absent by digest, one op per (node,
+//!   slot), signed bytes and signature write-once by trigger, never deleted; only the state moves.
+//! - Proof sums (`proof_sums`, migration 0007): per (720-slot chunk, node) credit sums and a beacon
+//!   bitmap, changed only in the transaction that inserts the proofs they sum, so they always
+//!   agree with the `proofs` table; the tally read from them equals `TallyBuilder` over the proofs.
 //! - Pools (§2.4): every `PoolStore` method is one write transaction that locks the pool row
 //!   first and checks before it writes; seating is the conditional increment `… WHERE seats <
 //!   max_nodes AND status <> 'disbanded'` that must affect exactly one row. The schema is the
