@@ -129,6 +129,21 @@ pub trait ProofStore: Send + Sync {
 
     /// The current registration of every node (highest seq), ordered by node.
     async fn current_registrations(&self) -> Result<Vec<StoredRegistration>, Error>;
+
+    /// The tally of `epoch` computed by the store itself from what it holds, when it keeps
+    /// something faster than reading every proof (the SQL store's per-chunk sums); `None` (the
+    /// default) means the caller computes it from `proofs_in_range`. A `Some` must equal
+    /// `TallyBuilder` fed every stored proof of the window minus the keys of `evidence_keys`.
+    async fn stored_tally(
+        &self,
+        params: &crate::ConsensusParams,
+        epoch: lucid_core::Epoch,
+        membership: &(dyn crate::tally::MembershipView + Sync),
+        revision: u32,
+    ) -> Result<Option<crate::tally::Tally>, Error> {
+        let _ = (params, epoch, membership, revision);
+        Ok(None)
+    }
 }
 
 #[derive(Debug, Default)]

@@ -787,4 +787,18 @@ impl ProofStore for Database {
             .await
             .map_err(|e| e.into_store("reading current registrations"))
     }
+
+    async fn stored_tally(
+        &self,
+        params: &lucid_consensus::ConsensusParams,
+        epoch: lucid_core::Epoch,
+        membership: &(dyn lucid_consensus::tally::MembershipView + Sync),
+        revision: u32,
+    ) -> Result<Option<lucid_consensus::tally::Tally>, lucid_consensus::Error> {
+        let tally = self
+            .tally_from_sums(params, epoch, membership, revision)
+            .await
+            .map_err(|e| e.into_store("computing a tally from the proof sums"))?;
+        Ok(Some(tally))
+    }
 }

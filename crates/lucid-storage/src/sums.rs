@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use lucid_consensus::ConsensusParams;
 use lucid_consensus::proof::{ProofKey, ProofKind};
 use lucid_consensus::store::{ProofStore as _, StoredProof};
-use lucid_consensus::tally::{MembershipView, Tally, TallyBuilder};
+use lucid_consensus::tally::{CountedProof, MembershipView, Tally, TallyBuilder};
 use lucid_core::{Epoch, NodeId, Slot, SlotRange};
 
 use crate::database::Database;
@@ -191,12 +191,13 @@ impl Database {
 
     /// The tally of `epoch` from what the database holds, with `membership` attributing proofs
     /// to entities: equal to `TallyBuilder` fed every stored proof of the window, without the
-    /// keys that have equivocation evidence (see the module doc for how).
+    /// keys that have equivocation evidence (see the module doc for how). Everything is read
+    /// first and the tally built without awaiting, so the future is `Send`.
     pub async fn tally_from_sums(
         &self,
         params: &ConsensusParams,
         epoch: Epoch,
-        membership: &dyn MembershipView,
+        membership: &(dyn MembershipView + Sync),
         revision: u32,
     ) -> Result<Tally, Error> {
         let window = params.time.window(epoch).map_err(|error| {
@@ -209,14 +210,11 @@ impl Database {
             .into_iter()
             .collect();
         let with_evidence: BTreeSet<NodeId> = evidence.iter().map(|key| key.node).collect();
-        let excluded = |key: &ProofKey| evidence.contains(key);
-        let mut builder = TallyBuilder::new(params, epoch, membership, &excluded)
-            .map_err(|error| lucid_core::internal!("no tally builder: {error}"))?
-            .with_revision(revision);
         // Whole chunks inside the window come from the sums; the rest proof by proof.
         let first = window.start.0.div_ceil(CHUNK_SLOTS);
         let end = window.end.0 / CHUNK_SLOTS;
         let mut by_proof: Vec<SlotRange> = Vec::new();
+        let mut blocks: Vec<(u64, NodeId, ChunkSums)> = Vec::new();
         let mut detail: BTreeMap<u64, Vec<NodeId>> = BTreeMap::new();
         if first >= end {
             by_proof.push(window);
@@ -233,25 +231,26 @@ impl Database {
             let mut nodes: HashMap<Vec<u8>, NodeId> = HashMap::new();
             for row in &rows {
                 let (chunk, node, sums) = read_sums_cached(row, &mut nodes)?;
-                let range = SlotRange {
-                    start: Slot(chunk * CHUNK_SLOTS),
-                    end: Slot((chunk + 1) * CHUNK_SLOTS),
-                };
-                let whole = sums.exact
-                    && !with_evidence.contains(&node)
-                    && builder.push_block(&node, range, sums.credits, sums.beacon_slots(chunk));
-                if !whole {
+                // The node's entity must be the same over the whole chunk (the check
+                // `TallyBuilder::push_block` makes again).
+                let (_, same) = membership.seat_at(&node, Slot(chunk * CHUNK_SLOTS));
+                let constant =
+                    same.start.0 <= chunk * CHUNK_SLOTS && same.end.0 >= (chunk + 1) * CHUNK_SLOTS;
+                if sums.exact && constant && !with_evidence.contains(&node) {
+                    blocks.push((chunk, node, sums));
+                } else {
                     detail.entry(chunk).or_default().push(node);
                 }
             }
         }
+        let mut proofs: Vec<CountedProof> = Vec::new();
         for range in by_proof.into_iter().filter(|r| !r.is_empty()) {
             let mut after = None;
             loop {
                 let page = self.counted_proofs_in_range(range, after, PAGE).await?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.key());
-                builder.extend(page);
+                proofs.extend(page);
             }
         }
         for (chunk, nodes) in detail {
@@ -259,8 +258,26 @@ impl Database {
                 start: Slot(chunk * CHUNK_SLOTS),
                 end: Slot((chunk + 1) * CHUNK_SLOTS),
             };
-            builder.extend(self.counted_proofs_of_nodes(range, &nodes).await?);
+            proofs.extend(self.counted_proofs_of_nodes(range, &nodes).await?);
         }
+        let excluded = |key: &ProofKey| evidence.contains(key);
+        let membership: &dyn MembershipView = membership;
+        let mut builder = TallyBuilder::new(params, epoch, membership, &excluded)
+            .map_err(|error| lucid_core::internal!("no tally builder: {error}"))?
+            .with_revision(revision);
+        for (chunk, node, sums) in &blocks {
+            let range = SlotRange {
+                start: Slot(chunk * CHUNK_SLOTS),
+                end: Slot((chunk + 1) * CHUNK_SLOTS),
+            };
+            if !builder.push_block(node, range, sums.credits, sums.beacon_slots(*chunk)) {
+                return Err(lucid_core::internal!(
+                    "chunk {chunk} of {node} was judged whole but the builder refused it"
+                )
+                .into());
+            }
+        }
+        builder.extend(proofs);
         Ok(builder.finish())
     }
 }

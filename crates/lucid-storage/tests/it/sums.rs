@@ -128,6 +128,9 @@ async fn check(params: &ConsensusParams, epoch: Epoch) {
         let expected = compute_tally(params, epoch, &membership, &excluded, counted).unwrap();
         let got = db.tally_from_sums(params, epoch, &membership, 0).await.unwrap();
         assert_eq!(got, expected, "{:?}", test_db.backend);
+        // The port the tally keeper calls answers the same.
+        let through_port = db.stored_tally(params, epoch, &membership, 0).await.unwrap();
+        assert_eq!(through_port, Some(expected.clone()));
         assert!(expected.entries.iter().any(|e| matches!(e.entity, lucid_core::EntityId::Pool(_))));
         // A restart keeps the sums.
         db.close().await;
