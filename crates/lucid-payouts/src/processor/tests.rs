@@ -459,3 +459,37 @@ fn circuit_opens_after_consecutive_signing_failures() {
     assert!(statuses(&world).iter().all(|s| *s == PayoutStatus::Pending));
     run(world.check_always());
 }
+
+/// A restarted worker with the same owner frees the claims its earlier run held (nothing was
+/// signed for them) at once, leaves claims of other owners to their leases, and the payouts
+/// are then paid exactly once.
+#[test]
+fn a_restarted_worker_frees_its_own_claims_at_once() {
+    let world = new_world(FakeChain::new(3, 0, 1), &[(0, 100), (1, 200), (2, 300)], 3);
+    let store = world.store();
+    let now = UnixMillis(T0 + 1_000);
+    let claim = |owner: &str, batch_size| {
+        run(store.claim(&ClaimRequest {
+            batch_size,
+            lease_owner: owner.to_owned(),
+            lease_until: now.saturating_add_ms(300_000),
+            caps: DailyCaps::default(),
+            now,
+        }))
+        .unwrap()
+    };
+    assert_eq!(claim("node-a", 2).len(), 2);
+    assert_eq!(claim("node-b", 1).len(), 1);
+    // "node-a" died after claiming; its successor has the same owner name.
+    let restarted = world.processor("node-a", config());
+    assert_eq!(run(restarted.recover_own_claims(now)).unwrap(), 2);
+    assert_eq!(run(restarted.recover_own_claims(now)).unwrap(), 0, "a second run frees nothing");
+    let processing: Vec<_> = run(store.list(Some(PayoutStatus::Processing))).unwrap();
+    assert_eq!(processing.len(), 1);
+    assert_eq!(processing[0].lease_owner.as_deref(), Some("node-b"));
+    assert_eq!(run(store.list(Some(PayoutStatus::Pending))).unwrap().len(), 2);
+    run(world.check_always());
+    settle(&world);
+    assert!(all_terminal(&world), "{:?}", statuses(&world));
+    run(world.check_final(config().dead_margin_ms));
+}
