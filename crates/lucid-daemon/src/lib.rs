@@ -25,6 +25,7 @@
 pub mod clock;
 pub mod config;
 pub mod metrics;
+pub mod money;
 pub mod network;
 pub mod node;
 mod operator;
@@ -37,5 +38,6 @@ pub mod tron_transport;
 
 pub use config::Config;
 pub use lucid_api::AdminToken;
+pub use money::{MoneyWiring, PayoutLoops};
 pub use node::{DatabaseProbe, Node, NodeError, ServiceWiring};
 pub use ports::{PoolIndex, Ports};

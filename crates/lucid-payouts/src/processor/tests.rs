@@ -493,3 +493,49 @@ fn a_restarted_worker_frees_its_own_claims_at_once() {
     assert!(all_terminal(&world), "{:?}", statuses(&world));
     run(world.check_final(config().dead_margin_ms));
 }
+
+/// An administrator's resolve ends a `CHAIN_MISMATCH` payout once: settle confirms it with
+/// `payout_settle`, release fails it with `payout_release`; a second resolve, and a resolve of
+/// a payout that is not flagged, change nothing.
+#[test]
+fn only_a_chain_mismatch_can_be_resolved_and_only_once() {
+    for resolution in crate::store::Resolution::ALL {
+        let world = new_world(FakeChain::new(7, 0, 1), &[(0, 100), (1, 50)], 3);
+        world.chain.script([Fault::Mismatch]);
+        let store = world.store();
+        let pending = &world.ids[1];
+        let refused = run(store.resolve_chain_mismatch(pending, resolution, UnixMillis(T0)));
+        assert!(matches!(refused, Err(Error::AttemptRefused { .. })), "{refused:?}");
+        let mut processor = world.processor("w", ProcessorConfig { batch_size: 1, ..config() });
+        let mut now = T0 + 1_000;
+        while run(world.payout(&world.ids[0])).error_code.as_deref() != Some(CHAIN_MISMATCH) {
+            world.chain.advance_to(UnixMillis(now));
+            run(processor.step(UnixMillis(now))).unwrap();
+            now += STEP_MS;
+            assert!(now < T0 + 1_000 + 20 * STEP_MS, "no mismatch was flagged");
+        }
+        let id = &world.ids[0];
+        let resolved = run(store.resolve_chain_mismatch(id, resolution, UnixMillis(now))).unwrap();
+        let balance = run(store.balance(&world.nodes[0])).unwrap();
+        match resolution {
+            crate::store::Resolution::Settle => {
+                assert_eq!(resolved.status, PayoutStatus::Confirmed);
+                assert_eq!((balance.paid, balance.reserved), (100_000_000, 0));
+            }
+            crate::store::Resolution::Release => {
+                assert_eq!(resolved.status, PayoutStatus::Failed);
+                assert_eq!((balance.paid, balance.reserved), (0, 0));
+            }
+        }
+        let attempts = run(store.attempts(id)).unwrap();
+        assert!(attempts.iter().all(|a| !a.status.is_live()));
+        assert_eq!(
+            attempts.last().unwrap().result_code.as_deref(),
+            Some(resolution.attempt_code())
+        );
+        let again = run(store.resolve_chain_mismatch(id, resolution, UnixMillis(now)));
+        assert!(matches!(again, Err(Error::AttemptRefused { .. })), "{again:?}");
+        assert_eq!(run(store.balance(&world.nodes[0])).unwrap(), balance);
+        run(world.check_always());
+    }
+}
