@@ -183,3 +183,6 @@ pub(crate) async fn resolve_payout(
     );
     crate::operator::view_of(state, &record).await
 }
+
+#[cfg(test)]
+mod tests;

@@ -307,4 +307,4 @@ impl Service for ProcessorService {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

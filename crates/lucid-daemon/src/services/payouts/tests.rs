@@ -40,7 +40,7 @@ fn genesis() -> UnixMillis {
 }
 
 /// Stores the registration (with its payout address) of each key.
-async fn register(proofs: &MemoryProofStore, keys: &[NodeKey]) {
+pub(crate) async fn register(proofs: &MemoryProofStore, keys: &[NodeKey]) {
     let params = testing::params();
     for key in keys {
         let message = testing::signed_registration(&params, key, 1);
@@ -51,7 +51,7 @@ async fn register(proofs: &MemoryProofStore, keys: &[NodeKey]) {
     }
 }
 
-fn credit(store: &MemoryPayoutStore, epoch: u64, shares: &[(u64, u64)]) {
+pub(crate) fn credit(store: &MemoryPayoutStore, epoch: u64, shares: &[(u64, u64)]) {
     let shares: Vec<_> =
         shares.iter().map(|(n, amount)| (testing::node(*n), usdt(*amount))).collect();
     store.post(&Posting::epoch_reward(Epoch(epoch), &shares).unwrap()).unwrap();
@@ -199,9 +199,9 @@ fn a_triggered_sweep_is_single_flight() {
 }
 
 /// The fake chain of `lucid-payouts`, its time following the test clock.
-struct ClockedChain {
-    chain: Arc<FakeChain>,
-    clock: Arc<TokioClock>,
+pub(crate) struct ClockedChain {
+    pub(crate) chain: Arc<FakeChain>,
+    pub(crate) clock: Arc<TokioClock>,
 }
 
 #[async_trait::async_trait]
