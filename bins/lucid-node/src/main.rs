@@ -132,9 +132,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let daemon = &resolved.daemon;
             let money = &resolved.money;
             println!(
-                "economy.epoch_reward_usdt = \"{}\"\npayouts.enabled = {}\npayouts.minimum_usdt = \"{}\"\npayouts.maximum_usdt = \"{}\"\npayouts.rail = {:?}",
+                "economy.epoch_reward_usdt = \"{}\"\npayouts.enabled = {}\npayouts.payer_node_id = {:?}\npayouts.minimum_usdt = \"{}\"\npayouts.maximum_usdt = \"{}\"\npayouts.rail = {:?}",
                 money.epoch_reward,
                 money.payouts.is_some(),
+                money.payer_node_id.map(|id| id.to_string()),
                 money.limits.minimum(),
                 money.limits.maximum(),
                 match &money.payouts {

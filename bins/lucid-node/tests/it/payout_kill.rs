@@ -29,7 +29,7 @@ use lucid_payouts::ledger::{Account, Posting};
 use lucid_payouts::payout::PayoutStatus;
 use lucid_payouts::store::{LedgerStore, PayoutStore};
 use lucid_storage::Database;
-use lucid_testkit::fake_tron::{FakeTronConfig, FakeTronNode, address_of_secret, to_base58};
+use lucid_testkit::fake_tron::{FakeTronConfig, FakeTronNode, address_of_secret};
 
 use crate::harness::{Running, TempDir, command, get, run_to_end};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lucid_api::dto::ResolveOutcome;
-use lucid_api::{Failure, HealthStatus, NodeApi};
+use lucid_api::{Failure, HealthStatus};
 use lucid_consensus::ConsensusParams;
 use lucid_consensus::store::MemoryProofStore;
 use lucid_consensus::testing;
@@ -20,7 +20,6 @@ use lucid_payouts::testing::{FakeChain, Fault};
 
 use super::*;
 use crate::services::payouts::tests::{ClockedChain, credit, register};
-use crate::services::tests::paused_runtime;
 use crate::services::time::TokioClock;
 use crate::{Config, DatabaseProbe, Node, Ports};
 
@@ -50,6 +49,10 @@ fn config() -> Config {
         shutdown_grace: Duration::from_secs(5),
         verify_threads: 1,
     }
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
 }
 
 #[test]
