@@ -79,21 +79,60 @@ fn has_cargo_subcommand(name: &str) -> bool {
 }
 
 /// Off-by-default features whose code and tests must still be built, linted and run, as
-/// (package, features). A workspace run with default features never compiles them.
-const FEATURE_SUITES: &[(&str, &str)] = &[("lucid-payouts", "tron"), ("lucid-daemon", "tron")];
+/// (package, feature). A workspace run with default features never compiles them.
+const FEATURE_SUITES: &[(&str, &str)] =
+    &[("lucid-payouts", "tron"), ("lucid-daemon", "tron"), ("lucid-node", "blockchain")];
 
-/// The whole suite: nextest when installed (parallel, per-test processes), else `cargo test`;
-/// then each crate of [`FEATURE_SUITES`] again with its features on.
+/// Every feature of [`FEATURE_SUITES`] as one `--features` value (`pkg/feature,…`).
+fn suite_features() -> String {
+    FEATURE_SUITES
+        .iter()
+        .map(|(package, feature)| format!("{package}/{feature}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The nextest filter selecting the tests of the [`FEATURE_SUITES`] packages.
+fn suite_filter() -> String {
+    FEATURE_SUITES
+        .iter()
+        .map(|(package, _)| format!("package({package})"))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The whole suite: nextest when installed (parallel, per-test processes), else `cargo test`.
+/// First the workspace with default features, then ONE more build with every feature of
+/// [`FEATURE_SUITES`] on at once.
+///
+/// Why one build and why `--workspace`: cargo unifies the features of dependencies over the
+/// packages selected for a build, so `-p lucid-daemon --features tron` alone resolves tokio,
+/// serde, hyper and the rest with other feature sets than the workspace build and recompiles
+/// the dependency tree, once per differently-featured `-p` run. Selecting the whole workspace
+/// with the extra features keeps every shared dependency identical to the default build (only
+/// the feature-gated crates, such as reqwest and k256, and the Lucid crates above
+/// `lucid-payouts` are compiled again); nextest's filter then runs only the feature packages'
+/// tests. Without nextest, `cargo test` cannot filter by package without changing the
+/// selection, so it runs the whole workspace again.
 fn test() -> anyhow::Result<()> {
-    let runner: &[&str] = if has_cargo_subcommand("nextest") {
-        &["nextest", "run", "--no-fail-fast"]
+    let features = suite_features();
+    if has_cargo_subcommand("nextest") {
+        cargo(&["nextest", "run", "--no-fail-fast", "--workspace"])?;
+        let filter = suite_filter();
+        cargo(&[
+            "nextest",
+            "run",
+            "--no-fail-fast",
+            "--workspace",
+            "--features",
+            &features,
+            "-E",
+            &filter,
+        ])?;
     } else {
         say("cargo-nextest is not installed; running cargo test");
-        &["test", "--no-fail-fast"]
-    };
-    cargo(&[runner, &["--workspace"]].concat())?;
-    for (package, features) in FEATURE_SUITES {
-        cargo(&[runner, &["-p", package, "--features", features]].concat())?;
+        cargo(&["test", "--no-fail-fast", "--workspace"])?;
+        cargo(&["test", "--no-fail-fast", "--workspace", "--features", &features])?;
     }
     Ok(())
 }
@@ -101,10 +140,17 @@ fn test() -> anyhow::Result<()> {
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    for (package, features) in FEATURE_SUITES {
-        let args = ["clippy", "-p", package, "--features", features, "--all-targets", "--"];
-        cargo(&[&args[..], &["-D", "warnings"]].concat())?;
-    }
+    let features = suite_features();
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--features",
+        &features,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     for package in tidy::workspace_packages()? {
         cargo(&["check", "--quiet", "-p", &package])?;
     }
@@ -113,20 +159,10 @@ fn ci() -> anyhow::Result<()> {
         &["doc", "--workspace", "--no-deps", "--document-private-items"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    for (package, features) in FEATURE_SUITES {
-        cargo_with_env(
-            &[
-                "doc",
-                "-p",
-                package,
-                "--features",
-                features,
-                "--no-deps",
-                "--document-private-items",
-            ],
-            &[("RUSTDOCFLAGS", "-D warnings")],
-        )?;
-    }
+    cargo_with_env(
+        &["doc", "--workspace", "--features", &features, "--no-deps", "--document-private-items"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
     if has_cargo_subcommand("deny") {
         // Advisories need the RustSec database from the network, which CI machines may lack;
         // bans (duplicates, wrappers), licences and sources are checked offline.

@@ -50,6 +50,17 @@ struct RawConfig {
     shutdown: RawShutdown,
     #[serde(default)]
     consensus: RawConsensus,
+    #[serde(default)]
+    economy: crate::money_config::RawEconomy,
+    #[serde(default)]
+    payouts: crate::money_config::RawPayouts,
+    #[serde(default)]
+    tron: crate::money_config::RawTron,
+}
+
+/// Every key, with the money keys of `money_config`.
+pub(crate) fn all_keys() -> impl Iterator<Item = &'static &'static str> {
+    KEYS.iter().chain(crate::money_config::MONEY_KEYS)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +129,8 @@ pub(crate) struct Resolved {
     pub(crate) database_connect_timeout: Duration,
     pub(crate) log_level: String,
     pub(crate) log_format: LogFormat,
+    /// `economy.*`, `payouts.*`, `tron.*`.
+    pub(crate) money: crate::money_config::MoneyConfig,
 }
 
 /// A usage or configuration error: exit code 64.
@@ -181,7 +194,7 @@ fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, UsageErr
 
 fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), UsageError> {
     for (name, value) in env.iter().filter(|(name, _)| name.starts_with("LUCID_")) {
-        let Some(key) = KEYS.iter().find(|key| env_name(key) == *name) else {
+        let Some(key) = all_keys().find(|key| env_name(key) == *name) else {
             return Err(usage(format!("unknown configuration variable {name}")));
         };
         match *key {
@@ -202,6 +215,14 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), 
             "consensus.verify_threads" => {
                 raw.consensus.verify_threads = Some(parse_env(key, value)?)
             }
+            money
+                if crate::money_config::apply_env(
+                    &mut raw.economy,
+                    &mut raw.payouts,
+                    &mut raw.tron,
+                    money,
+                    value,
+                )? => {}
             _ => return Err(usage(format!("configuration variable {name} is not handled"))),
         }
     }
@@ -209,6 +230,11 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), 
 }
 
 fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
+    let money = crate::money_config::validate(crate::money_config::RawMoney {
+        economy: raw.economy,
+        payouts: raw.payouts,
+        tron: raw.tron,
+    })?;
     let kind = raw.network.kind.as_deref().unwrap_or("main");
     let (network_name, consensus) = match kind {
         "main" => {
@@ -312,6 +338,7 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
         database_connect_timeout: Duration::from_secs(connect_timeout),
         log_level,
         log_format,
+        money,
     })
 }
 
@@ -351,7 +378,29 @@ pub(crate) fn example(network: &str) -> String {
          grace_s = 30\n\n\
          [consensus]\n\
          # Signature verification threads; 0 means one per core.\n\
-         verify_threads = 0\n"
+         verify_threads = 0\n\n\
+         [economy]\n\
+         # Reward budget of every epoch (decimal USDT string); must be identical network-wide.\n\
+         epoch_reward_usdt = \"0\"\n\n\
+         [payouts]\n\
+         # true makes this node the payer (one per network). Without the blockchain feature the\n\
+         # payouts are created and reserved and wait, awaiting_chain.\n\
+         enabled = false\n\
+         interval = \"1h\"\n\
+         process_interval = \"30s\"\n\
+         minimum_usdt = \"10\"\n\
+         maximum_usdt = \"10000\"\n\
+         batch_size = 10\n\
+         max_retries = 3\n\
+         lease = \"5m\"\n\
+         daily_max_count = 100\n\
+         daily_max_per_node = 10\n\
+         circuit_failures = 10\n\
+         circuit_cooldown = \"120s\"\n\n\
+         # [tron] (blockchain feature, payer only): network = \"mainnet\" | \"shasta\",\n\
+         # hot_wallet_key_file = \"/path/hot-wallet.key\" (64 hex, mode 0600), api_url, usdt_contract,\n\
+         # api_key_file, fee_limit_max_sun = 100000000, tx_expiration = \"60s\", poll_interval = \"10s\",\n\
+         # dead_margin = \"120s\", request_timeout = \"30s\".\n"
     )
 }
 
@@ -370,10 +419,10 @@ mod tests {
 
     #[test]
     fn no_two_keys_share_a_variable() {
-        let mut names: Vec<_> = KEYS.iter().map(|k| env_name(k)).collect();
+        let mut names: Vec<_> = all_keys().map(|k| env_name(k)).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), KEYS.len());
+        assert_eq!(names.len(), all_keys().count());
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub(crate) fn init(data_dir: &Path, config_text: &str) -> anyhow::Result<Initial
 }
 
 /// Reads a secret file, refusing one that group or others may read.
-fn read_secret(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_secret(path: &Path) -> anyhow::Result<String> {
     let metadata = fs::metadata(path)
         .with_context(|| format!("reading {} (run `lucid-node init` first)", path.display()))?;
     let mode = metadata.permissions().mode() & 0o777;

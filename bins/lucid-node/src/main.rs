@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 
 mod config;
 mod datadir;
+mod money_config;
+mod payer;
 mod status;
 
 /// Exit code of usage and configuration errors.
@@ -128,6 +130,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config { command: ConfigCommand::Check } => {
             let resolved = resolve(&cli, &config::Overrides::default())?;
             let daemon = &resolved.daemon;
+            let money = &resolved.money;
+            println!(
+                "economy.epoch_reward_usdt = \"{}\"\npayouts.enabled = {}\npayouts.payer_node_id = {:?}\npayouts.minimum_usdt = \"{}\"\npayouts.maximum_usdt = \"{}\"\npayouts.rail = {:?}",
+                money.epoch_reward,
+                money.payouts.is_some(),
+                money.payer_node_id.map(|id| id.to_string()),
+                money.limits.minimum(),
+                money.limits.maximum(),
+                match &money.payouts {
+                    None => "none",
+                    Some(payouts) if payouts.tron.is_some() => "tron",
+                    Some(_) => "ledger_only",
+                }
+            );
             println!(
                 "data_dir = {:?}\nnetwork.name = {:?}\nnetwork.id = {}\nhttp.addr = \"{}\"\ngrpc.addr = \"{}\"\ndatabase.url = {:?}\nlog.level = {:?}\nlog.format = {:?}\nshutdown.grace_s = {}\nconsensus.verify_threads = {}",
                 daemon.data_dir,
@@ -239,6 +255,7 @@ fn ports(database: &Arc<lucid_storage::Database>) -> lucid_daemon::Ports {
 
 fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
     let daemon = resolved.daemon;
+    let money = resolved.money;
     let database_url = resolved.database_url;
     let grpc_addr = resolved.grpc_addr;
     let connect_timeout = resolved.database_connect_timeout;
@@ -291,12 +308,14 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
                 storage_capacity_bytes: 0,
             },
         };
+        let money = payer::wiring(&money, &database, &key, daemon.consensus.time.genesis())?;
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
         let node = lucid_daemon::Node::build(daemon, key, clock, probe, ports(&database));
         node.serve_http(listener, token.clone());
         node.serve_grpc(grpc_listener, Arc::new(peer), token);
         node.spawn();
         node.spawn_services(wiring).context("starting the services")?;
+        node.spawn_money(money);
         if node.check_database().await {
             node.mark_ready();
         }

@@ -262,6 +262,31 @@ pub struct WithdrawalRequest {
     pub amount: Option<String>,
 }
 
+/// `POST /payouts/{payout_id}/resolve`: how an administrator ends a `CHAIN_MISMATCH` payout.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `settle` (the node was paid) or `release` (it was not).
+    pub outcome: ResolveOutcome,
+}
+
+/// The two ways to end a `CHAIN_MISMATCH` payout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveOutcome {
+    /// The node was paid: confirmed and settled.
+    Settle,
+    /// The node was not paid: failed and its reservation released.
+    Release,
+}
+
+/// `POST /payouts/sweep` → 202.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SweepStarted {
+    /// `true` if this request started a sweep, `false` if one was already running.
+    pub started: bool,
+}
+
 /// One payout attempt.
 #[derive(Clone, Debug, Serialize)]
 pub struct AttemptView {

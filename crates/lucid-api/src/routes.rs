@@ -15,8 +15,9 @@ use serde::Serialize;
 use crate::auth::{Admin, AdminToken, HasAdminToken};
 use crate::dto::{
     BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary, OpAccepted, Page,
-    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourcesView, ScheduleView,
-    SignedBody, TallyView, UpdatePoolRequest, Withdrawal, WithdrawalRequest,
+    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResolveOutcome, ResolveRequest,
+    ResourcesView, ScheduleView, SignedBody, SweepStarted, TallyView, UpdatePoolRequest,
+    Withdrawal, WithdrawalRequest,
 };
 use crate::envelope::{REQUEST_ID, render, request_id};
 use crate::extract::{JsonBody, PathParams, QueryParams, parse};
@@ -184,6 +185,21 @@ pub trait NodeApi: Send + Sync + 'static {
     ) -> Result<Withdrawal, Failure>;
     /// Cancels a pending payout.
     async fn cancel_payout(&self, payout_id: &str) -> Result<PayoutView, Failure>;
+    /// Starts a payout sweep unless one is running (single flight). A node that is not the
+    /// payer answers `FEATURE_DISABLED`.
+    async fn trigger_sweep(&self) -> Result<SweepStarted, Failure> {
+        Err(Failure::FeatureDisabled("payouts are not enabled on this node".to_owned()))
+    }
+    /// Ends a payout flagged `CHAIN_MISMATCH` (409 `INVALID_STATE` for any other payout). A
+    /// node that is not the payer answers `FEATURE_DISABLED`.
+    async fn resolve_payout(
+        &self,
+        payout_id: &str,
+        outcome: ResolveOutcome,
+    ) -> Result<PayoutView, Failure> {
+        let _ = (payout_id, outcome);
+        Err(Failure::FeatureDisabled("payouts are not enabled on this node".to_owned()))
+    }
 }
 
 /// Largest accepted request body: 1 MiB.
@@ -312,7 +328,20 @@ fn table() -> Routes {
         )
         .add(spec("get", "/api/v1/payouts", O, "Payouts"), get(payouts))
         .add(spec("get", "/api/v1/payouts/stats", O, "Payout counts by status"), get(payout_stats))
+        .add(
+            spec("post", "/api/v1/payouts/sweep", A, "Start a payout sweep (single flight)"),
+            post(trigger_sweep),
+        )
         .add(spec("get", "/api/v1/payouts/{payout_id}", O, "One payout"), get(payout))
+        .add(
+            spec(
+                "post",
+                "/api/v1/payouts/{payout_id}/resolve",
+                A,
+                "Settle or release a CHAIN_MISMATCH payout",
+            ),
+            post(resolve_payout),
+        )
         .add(
             spec("post", "/api/v1/payouts/{payout_id}/cancel", A, "Cancel a pending payout"),
             post(cancel_payout),
@@ -646,6 +675,20 @@ async fn cancel_payout(
     PathParams(id): PathParams<String>,
 ) -> Answer<PayoutView> {
     state.api.cancel_payout(payout_id(&id)?).await.map(Json)
+}
+
+async fn trigger_sweep(_admin: Admin, State(state): State<AppState>) -> Result<Response, Failure> {
+    let started = state.api.trigger_sweep().await?;
+    Ok((StatusCode::ACCEPTED, Json(started)).into_response())
+}
+
+async fn resolve_payout(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(request): JsonBody<ResolveRequest>,
+) -> Answer<PayoutView> {
+    state.api.resolve_payout(payout_id(&id)?, request.outcome).await.map(Json)
 }
 
 async fn not_found() -> Failure {

@@ -6,6 +6,9 @@
 //! spawned through one `TaskTracker`; shutdown is decide (readiness false at once), tell (cancel),
 //! wait (the tracker, bounded by the grace period).
 //!
+//! Money: [`money`] wires the epoch reward distribution (every node) and, on the payer, the
+//! payout sweep and processor over the `PayoutRail` the binary chooses (`Node::spawn_money`).
+//!
 //! This crate does NOT parse command lines or configuration files (the binary does), does not
 //! speak SQL or HTTP itself (adapters do), and reads time only through the `Clock` port, which
 //! [`clock::SystemClock`] implements as the one place that reads the system clock.
@@ -25,6 +28,7 @@
 pub mod clock;
 pub mod config;
 pub mod metrics;
+pub mod money;
 pub mod network;
 pub mod node;
 mod operator;
@@ -37,5 +41,6 @@ pub mod tron_transport;
 
 pub use config::Config;
 pub use lucid_api::AdminToken;
+pub use money::{MoneyWiring, PayoutLoops};
 pub use node::{DatabaseProbe, Node, NodeError, ServiceWiring};
 pub use ports::{PoolIndex, Ports};

@@ -116,6 +116,8 @@ pub(crate) struct State {
     pub(crate) pool_ops: pool_ops::PoolOps,
     /// What the resource monitor last published.
     resources: std::sync::OnceLock<ResourceHandle>,
+    /// The money wiring (limits, and the payer's loops), once `spawn_money` ran.
+    money: std::sync::OnceLock<crate::money::MoneyRuntime>,
     /// Monotonic milliseconds (since the clock's origin, plus one) of the last successful
     /// database check; 0 = never.
     db_ok_at: AtomicU64,
@@ -158,6 +160,7 @@ impl Node {
             ports,
             pool_ops: pool_ops::PoolOps::default(),
             resources: std::sync::OnceLock::new(),
+            money: std::sync::OnceLock::new(),
             db_ok_at: AtomicU64::new(0),
             node_id,
             clock,
@@ -298,6 +301,34 @@ impl Node {
         Ok(())
     }
 
+    /// Starts the money services: the epoch reward distribution (every node: each settled
+    /// tally's `epoch_reward:{e}` posting, exactly once), and when `wiring.payouts` is set (this
+    /// node is the payer) the payout sweep and processor, which the admin sweep trigger and
+    /// resolve then act on. A second call changes nothing.
+    pub fn spawn_money(&self, wiring: crate::money::MoneyWiring) {
+        let state = &self.state;
+        if state.money.get().is_some() {
+            return;
+        }
+        let rewards = crate::services::rewards::EpochRewardService::new(
+            crate::services::rewards::RewardDeps {
+                params: state.config.consensus,
+                records: Arc::clone(&state.ports.records),
+                ledger: Arc::clone(&wiring.ledger),
+                budget: wiring.epoch_reward,
+            },
+        );
+        let (runtime, loops) = crate::money::MoneyRuntime::build(state, wiring, &self.tracker);
+        if state.money.set(runtime).is_err() {
+            return;
+        }
+        self.supervise(rewards);
+        if let Some((sweep, processor)) = loops {
+            self.supervise(sweep);
+            self.supervise(processor);
+        }
+    }
+
     /// Runs `service` on the node's tracker under a child of its cancellation token, its ticks
     /// counted in the service metrics and its state in the service states.
     fn supervise<S: Service + 'static>(&self, service: S) {
@@ -403,6 +434,13 @@ async fn slot_clock(state: Arc<State>, cancel: CancellationToken) {
     }
 }
 
+impl State {
+    /// The money wiring, once started.
+    pub(crate) fn money(&self) -> Option<&crate::money::MoneyRuntime> {
+        self.money.get()
+    }
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -430,6 +468,16 @@ impl NodeApi for Api {
             },
         };
         components.insert("consensus", consensus);
+        components.insert(
+            "payouts",
+            state.money.get().map_or_else(
+                || ComponentHealth {
+                    status: HealthStatus::Healthy,
+                    detail: "money services not started".into(),
+                },
+                crate::money::MoneyRuntime::health,
+            ),
+        );
         components.insert(
             "pools",
             ComponentHealth {
@@ -618,6 +666,18 @@ impl NodeApi for Api {
 
     async fn cancel_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
         operator::cancel_payout(&self.state, payout_id).await
+    }
+
+    async fn trigger_sweep(&self) -> Result<lucid_api::dto::SweepStarted, Failure> {
+        crate::money::trigger_sweep(&self.state)
+    }
+
+    async fn resolve_payout(
+        &self,
+        payout_id: &str,
+        outcome: lucid_api::dto::ResolveOutcome,
+    ) -> Result<PayoutView, Failure> {
+        crate::money::resolve_payout(&self.state, payout_id, outcome).await
     }
 }
 

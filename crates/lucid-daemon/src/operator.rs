@@ -301,10 +301,10 @@ pub(crate) async fn leader(state: &State, slot: Slot) -> Result<ScheduleView, Fa
     })
 }
 
-/// The payout limits in force (configuration of `payouts.*` is not wired yet: the defaults of
-/// `pools-payouts.md` §5.2, 10 and 10 000 USDT).
-fn limits() -> PayoutLimits {
-    PayoutLimits::default()
+/// The payout limits in force: `payouts.minimum_usdt` / `payouts.maximum_usdt` once the money
+/// services are wired, else the defaults of `pools-payouts.md` §5.2 (10 and 10 000 USDT).
+fn limits(state: &State) -> PayoutLimits {
+    state.money().map_or_else(PayoutLimits::default, |money| money.limits)
 }
 
 pub(crate) async fn balance(state: &State, node: NodeId) -> Result<BalanceView, Failure> {
@@ -316,9 +316,9 @@ pub(crate) async fn balance(state: &State, node: NodeId) -> Result<BalanceView, 
         reserved: amount(balance.reserved),
         paid: amount(balance.paid),
         available: amount(balance.available),
-        minimum: limits().minimum().to_string(),
-        // Only a payer's ledger is authoritative; this daemon is not configured as the payer.
-        authoritative: false,
+        minimum: limits(state).minimum().to_string(),
+        // Only a payer's ledger is authoritative (`pools-payouts.md` §5.1).
+        authoritative: state.money().is_some_and(crate::money::MoneyRuntime::is_payer),
     })
 }
 
@@ -354,7 +354,9 @@ fn payout_view(record: &PayoutRecord, attempts: &[AttemptRecord]) -> PayoutView 
     }
 }
 
-fn payout_error<E: HasKind + Display>(action: &'static str) -> impl FnOnce(E) -> Failure {
+pub(crate) fn payout_error<E: HasKind + Display>(
+    action: &'static str,
+) -> impl FnOnce(E) -> Failure {
     move |error| match error.kind() {
         lucid_core::ErrorKind::NotFound => Failure::NotFound(Missing::Payout),
         lucid_core::ErrorKind::Conflict => {
@@ -364,7 +366,7 @@ fn payout_error<E: HasKind + Display>(action: &'static str) -> impl FnOnce(E) ->
     }
 }
 
-async fn view_of(state: &State, record: &PayoutRecord) -> Result<PayoutView, Failure> {
+pub(crate) async fn view_of(state: &State, record: &PayoutRecord) -> Result<PayoutView, Failure> {
     let attempts = state
         .ports
         .payouts
@@ -438,8 +440,8 @@ pub(crate) async fn request_withdrawal(
         idempotency_key,
         requested,
         to_address,
-        limits: limits(),
-        max_retries: 3,
+        limits: limits(state),
+        max_retries: state.money().map_or(3, |money| money.max_retries),
         now: state.clock.wall(),
     };
     let outcome = state

@@ -205,6 +205,29 @@ impl Processor {
         self.circuit
     }
 
+    /// Restart recovery of this worker's own claims (§5.8): a payout in `processing` whose
+    /// lease names this worker's owner was claimed by an earlier run of this same worker, which
+    /// is gone. Nothing was signed for it (signing leaves `processing` in the same commit that
+    /// stores the attempt), so it goes back to `pending` at once instead of waiting out a lease
+    /// of minutes. Only sound when `owner` is unique to one worker at a time and stable across
+    /// its restarts (the daemon uses its node id, and its data-directory lock keeps one process
+    /// per node); claims of other owners are left to their leases. Returns how many were freed.
+    pub async fn recover_own_claims(&self, now: UnixMillis) -> Result<usize, Error> {
+        let mut freed = 0;
+        for payout in self.store.list(Some(PayoutStatus::Processing)).await? {
+            if payout.lease_owner.as_deref() != Some(self.owner.as_str()) {
+                continue;
+            }
+            let what = Unclaim::Retry { code: "WORKER_RESTARTED".to_owned() };
+            match self.store.unclaim(&payout.payout_id, &self.owner, &what, now).await {
+                Ok(_) => freed += 1,
+                Err(error) if is_lost_race(&error) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(freed)
+    }
+
     /// One pass: release lapsed claims, advance every live attempt (broadcast, poll, confirm,
     /// prove dead), then claim, preflight, sign and broadcast a new batch unless the circuit is
     /// open. On an error the step stops; whatever was committed stays valid.

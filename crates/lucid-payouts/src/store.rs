@@ -330,6 +330,50 @@ pub enum Unclaim {
     },
 }
 
+/// How an administrator ends a payout stuck in `CHAIN_MISMATCH` (`POST /payouts/{id}/resolve`,
+/// §5.6): the chain shows a successful transaction without the matching Transfer, and only a
+/// person who looked at the chain can say whether the node was paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    /// The node was paid: attempt and payout confirmed, `payout_settle` posted.
+    Settle,
+    /// The node was not paid: attempt ended, payout failed, `payout_release` posted.
+    Release,
+}
+
+impl Resolution {
+    /// Both resolutions.
+    pub const ALL: [Resolution; 2] = [Resolution::Settle, Resolution::Release];
+
+    /// The name used on the wire and in the attempt's result code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Settle => "settle",
+            Resolution::Release => "release",
+        }
+    }
+
+    /// The result code the resolved attempt keeps.
+    pub fn attempt_code(self) -> &'static str {
+        match self {
+            Resolution::Settle => "RESOLVED_SETTLE",
+            Resolution::Release => "RESOLVED_RELEASE",
+        }
+    }
+}
+
+/// The refusal of a resolve for a payout that is not flagged `CHAIN_MISMATCH`.
+pub fn refuse_unless_mismatch(payout: &PayoutRecord) -> Result<(), Error> {
+    if payout.status == PayoutStatus::Sent && payout.error_code.as_deref() == Some(CHAIN_MISMATCH) {
+        Ok(())
+    } else {
+        Err(Error::AttemptRefused {
+            payout_id: payout.payout_id.clone(),
+            rule: "only a sent payout flagged CHAIN_MISMATCH can be resolved",
+        })
+    }
+}
+
 /// The persistence port of the ledger's credits (§8 T3): postings applied idempotently by key.
 ///
 /// Semantics of [`Ledger::apply`]: the same key with the same posting is a no-op
@@ -443,6 +487,17 @@ pub trait PayoutStore: Send + Sync {
         &self,
         payout_id: &str,
         txid: &Txid,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, Error>;
+
+    /// T7 by an administrator for a payout flagged `CHAIN_MISMATCH` (sent, polling stopped):
+    /// its live attempt ends and the payout becomes confirmed with `payout_settle`
+    /// ([`Resolution::Settle`]) or failed with `payout_release` ([`Resolution::Release`]), in
+    /// one commit. Any other payout is refused ([`Error::AttemptRefused`]) and nothing changes.
+    async fn resolve_chain_mismatch(
+        &self,
+        payout_id: &str,
+        resolution: Resolution,
         now: UnixMillis,
     ) -> Result<PayoutRecord, Error>;
 
@@ -933,6 +988,49 @@ impl PayoutStore for MemoryPayoutStore {
         payout.error_message =
             Some("solidified SUCCESS without the matching Transfer log".to_owned());
         payout.updated_at = now;
+        Ok(payout.clone())
+    }
+
+    async fn resolve_chain_mismatch(
+        &self,
+        payout_id: &str,
+        resolution: Resolution,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, Error> {
+        let mut state = self.lock("resolving a chain mismatch")?;
+        let payout = state.payout(payout_id)?;
+        refuse_unless_mismatch(payout)?;
+        let amounts = payout.amounts;
+        let index = state
+            .attempts
+            .get(payout_id)
+            .and_then(|attempts| attempts.iter().position(|a| a.status.is_live()))
+            .ok_or_else(|| Error::AttemptRefused {
+                payout_id: payout_id.to_owned(),
+                rule: "the payout has no live attempt",
+            })?;
+        let (attempt_status, payout_status) = match resolution {
+            Resolution::Settle => {
+                let settle = Posting::payout_settle(payout_id, amounts.net, amounts.fee)?;
+                state.ledger.apply(&settle)?;
+                (AttemptStatus::Confirmed, PayoutStatus::Confirmed)
+            }
+            Resolution::Release => {
+                state.release(payout_id)?;
+                (AttemptStatus::Reverted, PayoutStatus::Failed)
+            }
+        };
+        if let Some(attempt) = state.attempts.get_mut(payout_id).and_then(|a| a.get_mut(index)) {
+            attempt.status = attempt_status;
+            attempt.result_code = Some(resolution.attempt_code().to_owned());
+        }
+        state.set_status(payout_id, payout_status, now)?;
+        let payout = state
+            .payouts
+            .get_mut(payout_id)
+            .ok_or_else(|| Error::PayoutNotFound { payout_id: payout_id.to_owned() })?;
+        payout.error_message =
+            Some(format!("resolved by an administrator: {}", resolution.as_str()));
         Ok(payout.clone())
     }
 

@@ -410,6 +410,15 @@ impl PayoutStore for CrashingStore {
         self.commit("mark_chain_mismatch")?;
         self.inner.mark_chain_mismatch(payout_id, txid, now).await
     }
+    async fn resolve_chain_mismatch(
+        &self,
+        payout_id: &str,
+        resolution: crate::store::Resolution,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, Error> {
+        self.commit("resolve_chain_mismatch")?;
+        self.inner.resolve_chain_mismatch(payout_id, resolution, now).await
+    }
     async fn cancel(&self, payout_id: &str, now: UnixMillis) -> Result<PayoutRecord, Error> {
         self.commit("cancel")?;
         self.inner.cancel(payout_id, now).await

@@ -28,8 +28,8 @@ use lucid_payouts::payout::{Amounts, Origin, PayoutStatus, payout_id, utc_day};
 use lucid_payouts::rail::{SignedTransfer, Txid};
 use lucid_payouts::store::{
     AttemptEnd, AttemptRecord, AttemptStatus, CHAIN_MISMATCH, ClaimRequest, CreateOutcome,
-    Creation, LedgerStore, NewPayout, PayoutRecord, PayoutStore, Receipt, Unclaim, decide_creation,
-    refuse_payout_posting,
+    Creation, LedgerStore, NewPayout, PayoutRecord, PayoutStore, Receipt, Resolution, Unclaim,
+    decide_creation, refuse_payout_posting, refuse_unless_mismatch,
 };
 
 use crate::database::Database;
@@ -1005,6 +1005,46 @@ impl Database {
         Ok(payout)
     }
 
+    async fn resolve_chain_mismatch_tx(
+        &self,
+        payout_id: &str,
+        resolution: Resolution,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, Fail> {
+        let mut w = self.ledger_write().await?;
+        let mut payout = w.lock_payout(payout_id).await?;
+        refuse_unless_mismatch(&payout)?;
+        let mut attempt =
+            w.attempts(payout_id).await?.into_iter().find(|a| a.status.is_live()).ok_or_else(
+                || PayoutError::AttemptRefused {
+                    payout_id: payout_id.to_owned(),
+                    rule: "the payout has no live attempt",
+                },
+            )?;
+        let to = match resolution {
+            Resolution::Settle => {
+                let settle =
+                    Posting::payout_settle(payout_id, payout.amounts.net, payout.amounts.fee)?;
+                w.apply(&settle, now).await?;
+                attempt.status = AttemptStatus::Confirmed;
+                PayoutStatus::Confirmed
+            }
+            Resolution::Release => {
+                w.release(&payout, now).await?;
+                attempt.status = AttemptStatus::Reverted;
+                PayoutStatus::Failed
+            }
+        };
+        attempt.result_code = Some(resolution.attempt_code().to_owned());
+        w.write_attempt(&attempt).await?;
+        set_status(&mut payout, to, now)?;
+        payout.error_message =
+            Some(format!("resolved by an administrator: {}", resolution.as_str()));
+        w.write_payout(&payout, PayoutStatus::Sent).await?;
+        w.commit().await?;
+        Ok(payout)
+    }
+
     async fn cancel_tx(&self, payout_id: &str, now: UnixMillis) -> Result<PayoutRecord, Fail> {
         let mut w = self.ledger_write().await?;
         let mut payout = w.require(payout_id, &[PayoutStatus::Pending]).await?;
@@ -1236,6 +1276,17 @@ impl PayoutStore for Database {
         self.mark_chain_mismatch_tx(payout_id, txid, now)
             .await
             .map_err(payouts_error("flagging a chain mismatch"))
+    }
+
+    async fn resolve_chain_mismatch(
+        &self,
+        payout_id: &str,
+        resolution: Resolution,
+        now: UnixMillis,
+    ) -> Result<PayoutRecord, PayoutError> {
+        self.resolve_chain_mismatch_tx(payout_id, resolution, now)
+            .await
+            .map_err(payouts_error("resolving a chain mismatch"))
     }
 
     async fn cancel(&self, payout_id: &str, now: UnixMillis) -> Result<PayoutRecord, PayoutError> {

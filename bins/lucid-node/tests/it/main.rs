@@ -10,3 +10,5 @@ mod api;
 mod grpc;
 mod harness;
 mod lifecycle;
+#[cfg(feature = "blockchain")]
+mod payout_kill;

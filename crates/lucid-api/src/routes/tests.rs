@@ -210,6 +210,22 @@ impl NodeApi for FakeNode {
         self.call(format!("cancel {payout_id}"));
         Err(Failure::InvalidState("not pending".into()))
     }
+    async fn trigger_sweep(&self) -> Result<crate::dto::SweepStarted, Failure> {
+        self.call("sweep".to_owned());
+        Ok(crate::dto::SweepStarted { started: true })
+    }
+    async fn resolve_payout(
+        &self,
+        payout_id: &str,
+        outcome: crate::dto::ResolveOutcome,
+    ) -> Result<PayoutView, Failure> {
+        self.call(format!("resolve {payout_id} {outcome:?}"));
+        if payout_id == "payout_0a" {
+            Ok(payout_view(payout_id))
+        } else {
+            Err(Failure::InvalidState("not a chain mismatch".into()))
+        }
+    }
 }
 
 fn app(fake: &Arc<FakeNode>) -> Router {
@@ -282,6 +298,7 @@ fn valid_body(path: &str) -> &'static str {
         "/api/v1/pools/{pool_id}" => r#"{"max_nodes":50}"#,
         "/api/v1/pools/ops" => r#"{"message":"00","signature":"00"}"#,
         "/api/v1/nodes/{node_id}/withdrawals" => r#"{"amount":"10.5"}"#,
+        "/api/v1/payouts/{payout_id}/resolve" => r#"{"outcome":"settle"}"#,
         _ => "{}",
     }
 }
@@ -600,5 +617,45 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
                 assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{other} {}", spec.path);
             }
         }
+    });
+}
+
+#[test]
+fn sweep_answers_202_and_resolve_takes_exactly_settle_or_release() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let reply = admin(&router, "POST", "/api/v1/payouts/sweep", "").await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert_eq!(reply.json()["started"], true);
+        // GET of the literal is not a payout lookup.
+        call(&router, "GET", "/api/v1/payouts/sweep").await.envelope(405, "METHOD_NOT_ALLOWED");
+        assert_eq!(fake.calls(), vec!["sweep".to_owned()]);
+        fake.calls.lock().unwrap().clear();
+        let uri = "/api/v1/payouts/payout_0a/resolve";
+        for body in [
+            "",
+            "{}",
+            r#"{"outcome":"SETTLE"}"#,
+            r#"{"outcome":"pay"}"#,
+            r#"{"outcome":1}"#,
+            r#"{"outcome":"settle","to":"T1"}"#,
+            r#"{"outcome":null}"#,
+        ] {
+            admin(&router, "POST", uri, body).await.envelope(400, "INVALID_INPUT");
+        }
+        admin(&router, "POST", "/api/v1/payouts/..%2F/resolve", r#"{"outcome":"settle"}"#)
+            .await
+            .envelope(400, "INVALID_INPUT");
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+        let reply = admin(&router, "POST", uri, r#"{"outcome":"release"}"#).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        admin(&router, "POST", "/api/v1/payouts/payout_1/resolve", r#"{"outcome":"settle"}"#)
+            .await
+            .envelope(409, "INVALID_STATE");
+        assert_eq!(
+            fake.calls(),
+            vec!["resolve payout_0a Release".to_owned(), "resolve payout_1 Settle".to_owned()]
+        );
     });
 }

@@ -9,6 +9,11 @@
 //!   tally of each epoch at `slot_start(720e + 2)`, its settlement at `slot_start(720(e + 1))`, the
 //!   leader schedule of each slot at its start and its result at slot start + 30 s, all through the
 //!   write-once `RecordStore`.
+//! - [`rewards`]: the epoch reward distribution, one `epoch_reward:{e}` posting per settled
+//!   tally, exactly once.
+//! - [`payouts`]: the payout sweep (`auto:{period}` payouts) and the payout processor (the
+//!   crash-safe send protocol of `lucid-payouts` over the configured rail), with the single-flight
+//!   sweep trigger of `POST /api/v1/payouts/sweep`.
 //! - [`resources`]: the resource monitor (`sysinfo` off the async threads), with the pure
 //!   hysteresis rule in [`hysteresis`].
 //!
@@ -41,8 +46,10 @@ pub mod beacon;
 pub mod consensus;
 pub mod hysteresis;
 pub mod metrics;
+pub mod payouts;
 pub mod registration;
 pub mod resources;
+pub mod rewards;
 pub mod runner;
 pub mod schedule;
 pub mod tally;
@@ -108,6 +115,17 @@ pub enum ServiceError {
         #[source]
         source: lucid_pools::Error,
     },
+    /// The ledger or payout store (or the payout rail) failed.
+    #[error("{service}: payouts failed while {action}")]
+    Payouts {
+        /// The service.
+        service: &'static str,
+        /// What was being done.
+        action: &'static str,
+        /// The port's error.
+        #[source]
+        source: lucid_payouts::Error,
+    },
     /// Time arithmetic left the representable range.
     #[error("{service}: time out of range")]
     Time {
@@ -138,6 +156,7 @@ impl HasKind for ServiceError {
             }
             ServiceError::Blocking { .. } => ErrorKind::Internal,
             ServiceError::Pools { source, .. } => source.kind(),
+            ServiceError::Payouts { source, .. } => source.kind(),
             ServiceError::Time { .. } => ErrorKind::InvalidInput,
         }
     }

@@ -459,3 +459,83 @@ fn circuit_opens_after_consecutive_signing_failures() {
     assert!(statuses(&world).iter().all(|s| *s == PayoutStatus::Pending));
     run(world.check_always());
 }
+
+/// A restarted worker with the same owner frees the claims its earlier run held (nothing was
+/// signed for them) at once, leaves claims of other owners to their leases, and the payouts
+/// are then paid exactly once.
+#[test]
+fn a_restarted_worker_frees_its_own_claims_at_once() {
+    let world = new_world(FakeChain::new(3, 0, 1), &[(0, 100), (1, 200), (2, 300)], 3);
+    let store = world.store();
+    let now = UnixMillis(T0 + 1_000);
+    let claim = |owner: &str, batch_size| {
+        run(store.claim(&ClaimRequest {
+            batch_size,
+            lease_owner: owner.to_owned(),
+            lease_until: now.saturating_add_ms(300_000),
+            caps: DailyCaps::default(),
+            now,
+        }))
+        .unwrap()
+    };
+    assert_eq!(claim("node-a", 2).len(), 2);
+    assert_eq!(claim("node-b", 1).len(), 1);
+    // "node-a" died after claiming; its successor has the same owner name.
+    let restarted = world.processor("node-a", config());
+    assert_eq!(run(restarted.recover_own_claims(now)).unwrap(), 2);
+    assert_eq!(run(restarted.recover_own_claims(now)).unwrap(), 0, "a second run frees nothing");
+    let processing: Vec<_> = run(store.list(Some(PayoutStatus::Processing))).unwrap();
+    assert_eq!(processing.len(), 1);
+    assert_eq!(processing[0].lease_owner.as_deref(), Some("node-b"));
+    assert_eq!(run(store.list(Some(PayoutStatus::Pending))).unwrap().len(), 2);
+    run(world.check_always());
+    settle(&world);
+    assert!(all_terminal(&world), "{:?}", statuses(&world));
+    run(world.check_final(config().dead_margin_ms));
+}
+
+/// An administrator's resolve ends a `CHAIN_MISMATCH` payout once: settle confirms it with
+/// `payout_settle`, release fails it with `payout_release`; a second resolve, and a resolve of
+/// a payout that is not flagged, change nothing.
+#[test]
+fn only_a_chain_mismatch_can_be_resolved_and_only_once() {
+    for resolution in crate::store::Resolution::ALL {
+        let world = new_world(FakeChain::new(7, 0, 1), &[(0, 100), (1, 50)], 3);
+        world.chain.script([Fault::Mismatch]);
+        let store = world.store();
+        let pending = &world.ids[1];
+        let refused = run(store.resolve_chain_mismatch(pending, resolution, UnixMillis(T0)));
+        assert!(matches!(refused, Err(Error::AttemptRefused { .. })), "{refused:?}");
+        let mut processor = world.processor("w", ProcessorConfig { batch_size: 1, ..config() });
+        let mut now = T0 + 1_000;
+        while run(world.payout(&world.ids[0])).error_code.as_deref() != Some(CHAIN_MISMATCH) {
+            world.chain.advance_to(UnixMillis(now));
+            run(processor.step(UnixMillis(now))).unwrap();
+            now += STEP_MS;
+            assert!(now < T0 + 1_000 + 20 * STEP_MS, "no mismatch was flagged");
+        }
+        let id = &world.ids[0];
+        let resolved = run(store.resolve_chain_mismatch(id, resolution, UnixMillis(now))).unwrap();
+        let balance = run(store.balance(&world.nodes[0])).unwrap();
+        match resolution {
+            crate::store::Resolution::Settle => {
+                assert_eq!(resolved.status, PayoutStatus::Confirmed);
+                assert_eq!((balance.paid, balance.reserved), (100_000_000, 0));
+            }
+            crate::store::Resolution::Release => {
+                assert_eq!(resolved.status, PayoutStatus::Failed);
+                assert_eq!((balance.paid, balance.reserved), (0, 0));
+            }
+        }
+        let attempts = run(store.attempts(id)).unwrap();
+        assert!(attempts.iter().all(|a| !a.status.is_live()));
+        assert_eq!(
+            attempts.last().unwrap().result_code.as_deref(),
+            Some(resolution.attempt_code())
+        );
+        let again = run(store.resolve_chain_mismatch(id, resolution, UnixMillis(now)));
+        assert!(matches!(again, Err(Error::AttemptRefused { .. })), "{again:?}");
+        assert_eq!(run(store.balance(&world.nodes[0])).unwrap(), balance);
+        run(world.check_always());
+    }
+}

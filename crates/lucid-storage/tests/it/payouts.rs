@@ -135,6 +135,7 @@ enum Op {
     Confirm { payout: usize, tag: Option<u8> },
     End { payout: usize, tag: Option<u8>, how: u8, retryable: bool },
     Mismatch { payout: usize, tag: Option<u8> },
+    Resolve { payout: usize, settle: bool },
     Cancel { payout: usize },
     ReleaseLeases,
     Advance { ms: i64 },
@@ -183,6 +184,7 @@ fn op() -> impl Strategy<Value = Op> {
         (payout.clone(), tag.clone(), 0..3u8, any::<bool>())
             .prop_map(|(payout, tag, how, retryable)| Op::End { payout, tag, how, retryable }),
         (payout.clone(), tag).prop_map(|(payout, tag)| Op::Mismatch { payout, tag }),
+        (payout.clone(), any::<bool>()).prop_map(|(payout, settle)| Op::Resolve { payout, settle }),
         payout.prop_map(|payout| Op::Cancel { payout }),
         Just(Op::ReleaseLeases),
         (0..200_000i64).prop_map(|ms| Op::Advance { ms }),
@@ -357,6 +359,15 @@ async fn step(memory: &MemoryPayoutStore, db: &Database, op: &Op, now: &mut i64)
             let id = pick(memory, *payout).await;
             let txid = txid(memory, &id, *tag).await;
             same!(mark_chain_mismatch(&id, &txid, at));
+        }
+        Op::Resolve { payout, settle } => {
+            let id = pick(memory, *payout).await;
+            let resolution = if *settle {
+                lucid_payouts::store::Resolution::Settle
+            } else {
+                lucid_payouts::store::Resolution::Release
+            };
+            same!(resolve_chain_mismatch(&id, resolution, at));
         }
         Op::Cancel { payout } => {
             let id = pick(memory, *payout).await;
@@ -870,5 +881,68 @@ async fn sweep_replays_create_nothing_twice() {
         audit(&db).await;
         other.close().await;
         db.close().await;
+    }
+}
+
+/// An administrator's resolve of a `CHAIN_MISMATCH` payout on both backends: refused for a
+/// payout that is not flagged, then settle (confirmed, `payout_settle`) or release (failed,
+/// `payout_release`) in one commit, once; a second resolve changes nothing, and a restart keeps
+/// the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_mismatch_is_resolved_once_by_settle_or_release() {
+    use lucid_payouts::store::Resolution;
+    for resolution in Resolution::ALL {
+        for (test_db, db) in databases().await {
+            let backend = test_db.backend;
+            let a = node(1);
+            let credit = Posting::epoch_reward(Epoch(1), &[(a, usdt(100))]).unwrap();
+            db.apply_posting(&credit, UnixMillis(T0)).await.unwrap();
+            let payout = match db.create_payout(&request(a, "mm", Some(usdt(50)), T0)).await {
+                Ok(CreateOutcome::Created(p)) => p,
+                other => panic!("{other:?}"),
+            };
+            let id = payout.payout_id.clone();
+            let refused = db.resolve_chain_mismatch(&id, resolution, UnixMillis(T0 + 1)).await;
+            assert!(
+                matches!(refused, Err(lucid_payouts::Error::AttemptRefused { .. })),
+                "{backend:?} {refused:?}"
+            );
+            let claim = ClaimRequest {
+                batch_size: 1,
+                lease_owner: "w".to_owned(),
+                lease_until: UnixMillis(T0 + 60_000),
+                caps: DailyCaps::default(),
+                now: UnixMillis(T0 + 2),
+            };
+            assert_eq!(db.claim(&claim).await.unwrap().len(), 1);
+            db.record_signed(&id, "w", 1, &transfer(4), UnixMillis(T0 + 3)).await.unwrap();
+            db.begin_broadcast(&id, &[4; 32], UnixMillis(T0 + 4)).await.unwrap();
+            db.mark_sent(&id, &[4; 32], UnixMillis(T0 + 5)).await.unwrap();
+            let refused = db.resolve_chain_mismatch(&id, resolution, UnixMillis(T0 + 6)).await;
+            assert!(refused.is_err(), "{backend:?}: sent but not flagged");
+            db.mark_chain_mismatch(&id, &[4; 32], UnixMillis(T0 + 7)).await.unwrap();
+            let resolved =
+                db.resolve_chain_mismatch(&id, resolution, UnixMillis(T0 + 8)).await.unwrap();
+            let balance = db.balance(&a).await.unwrap();
+            let (status, paid, available) = match resolution {
+                Resolution::Settle => (PayoutStatus::Confirmed, 50_000_000, 50_000_000),
+                Resolution::Release => (PayoutStatus::Failed, 0, 100_000_000),
+            };
+            assert_eq!(resolved.status, status, "{backend:?}");
+            assert_eq!((balance.paid, balance.available, balance.reserved), (paid, available, 0));
+            let attempts = db.attempts(&id).await.unwrap();
+            assert_eq!(attempts.len(), 1);
+            assert!(!attempts[0].status.is_live());
+            assert_eq!(attempts[0].result_code.as_deref(), Some(resolution.attempt_code()));
+            let again = db.resolve_chain_mismatch(&id, resolution, UnixMillis(T0 + 9)).await;
+            assert!(again.is_err(), "{backend:?}: resolved twice");
+            assert_eq!(db.balance(&a).await.unwrap(), balance);
+            audit(&db).await;
+            db.close().await;
+            let reopened = test_db.open().await.unwrap();
+            assert_eq!(reopened.get(&id).await.unwrap().status, status);
+            assert_eq!(reopened.balance(&a).await.unwrap(), balance);
+            reopened.close().await;
+        }
     }
 }

@@ -1,0 +1,166 @@
+//! The money services wired into a `Node` and reached through its `NodeApi`, under paused
+//! tokio time: the admin calls answer `FEATURE_DISABLED` until this node is the payer; then the
+//! sweep runs at start and on trigger, a `CHAIN_MISMATCH` degrades health until the admin
+//! resolves it (once), and balances use the configured limits and say they are authoritative.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lucid_api::dto::ResolveOutcome;
+use lucid_api::{Failure, HealthStatus};
+use lucid_consensus::ConsensusParams;
+use lucid_consensus::store::MemoryProofStore;
+use lucid_consensus::testing;
+use lucid_core::{Clock, MicroUsdt, NodeKey, TimeParams, UnixMillis};
+use lucid_payouts::payout::{PayoutLimits, PayoutStatus};
+use lucid_payouts::processor::ProcessorConfig;
+use lucid_payouts::store::{MemoryPayoutStore, PayoutStore};
+use lucid_payouts::sweep::SweepSettings;
+use lucid_payouts::testing::{FakeChain, Fault};
+
+use super::*;
+use crate::services::payouts::tests::{ClockedChain, credit, register};
+use crate::services::time::TokioClock;
+use crate::{Config, DatabaseProbe, Node, Ports};
+
+struct UpDatabase;
+
+#[async_trait::async_trait]
+impl DatabaseProbe for UpDatabase {
+    fn backend(&self) -> &'static str {
+        "fake"
+    }
+    async fn ping(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn params() -> ConsensusParams {
+    let time = TimeParams::test_network(UnixMillis(1_000_000), 1_000, 8).unwrap();
+    ConsensusParams::test_network("unit", time)
+}
+
+fn config() -> Config {
+    Config {
+        data_dir: std::env::temp_dir(),
+        network_name: "unit".into(),
+        consensus: params(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(5),
+        verify_threads: 1,
+    }
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
+}
+
+#[test]
+fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
+    paused_runtime().block_on(async {
+        let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
+        let proofs = Arc::new(MemoryProofStore::new());
+        register(&proofs, &[testing::key(1), testing::key(2)]).await;
+        let store = Arc::new(MemoryPayoutStore::new());
+        credit(&store, 1, &[(1, 30), (2, 60)]);
+        let pools = Arc::new(lucid_pools::MemoryPoolStore::new());
+        let ports = Ports {
+            proofs: proofs.clone(),
+            records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
+            pools: pools.clone(),
+            pool_index: pools,
+            payouts: store.clone(),
+        };
+        let node = Node::build(
+            config(),
+            NodeKey::from_seed(&[3; 32]),
+            clock.clone(),
+            Arc::new(UpDatabase),
+            ports,
+        );
+        let api = node.api();
+        assert!(matches!(api.trigger_sweep().await, Err(Failure::FeatureDisabled(_))));
+        let not_payer = api.resolve_payout("payout_00", ResolveOutcome::Settle).await;
+        assert!(matches!(not_payer, Err(Failure::FeatureDisabled(_))), "{not_payer:?}");
+
+        let chain = Arc::new(FakeChain::new(1, 0, 1));
+        chain.script([Fault::Mismatch]);
+        let rail = Arc::new(ClockedChain { chain: Arc::clone(&chain), clock: Arc::clone(&clock) });
+        let limits = PayoutLimits::new(MicroUsdt(20_000_000), MicroUsdt(50_000_000)).unwrap();
+        node.spawn_money(MoneyWiring {
+            ledger: store.clone(),
+            epoch_reward: MicroUsdt(0),
+            limits,
+            max_retries: 3,
+            payouts: Some(PayoutLoops {
+                rail,
+                sweep: SweepSettings {
+                    genesis: params().time.genesis(),
+                    interval_ms: 3_600_000,
+                    limits,
+                    max_retries: 3,
+                },
+                processor: ProcessorConfig { batch_size: 1, ..ProcessorConfig::default() },
+                process_interval: Duration::from_secs(1),
+            }),
+        });
+        // The sweep ran at start: node 1 (30) and node 2 (60 capped at the maximum 50).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut grosses: Vec<_> =
+            store.list(None).await.unwrap().iter().map(|p| p.amounts.gross).collect();
+        grosses.sort();
+        assert_eq!(grosses, vec![MicroUsdt(30_000_000), MicroUsdt(50_000_000)]);
+        let started = api.trigger_sweep().await.unwrap();
+        assert!(started.started);
+        let balance = api.balance(testing::node(2)).await.unwrap();
+        assert_eq!((balance.minimum.as_str(), balance.authoritative), ("20.000000", true));
+        assert_eq!(balance.available, "10.000000");
+
+        // The first transfer solidifies without its Transfer log: CHAIN_MISMATCH, degraded.
+        let mut flagged = None;
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let all = store.list(None).await.unwrap();
+            flagged = all
+                .iter()
+                .find(|p| p.error_code.as_deref() == Some(lucid_payouts::store::CHAIN_MISMATCH))
+                .cloned();
+            let others_done = all.iter().filter(|p| p.status == PayoutStatus::Confirmed).count();
+            if flagged.is_some() && others_done == 1 {
+                break;
+            }
+        }
+        let flagged = flagged.expect("a payout was flagged CHAIN_MISMATCH");
+        let payouts = api.health().components["payouts"].clone();
+        assert_eq!(payouts.status, HealthStatus::Degraded, "{}", payouts.detail);
+        assert!(payouts.detail.contains("CHAIN_MISMATCH"), "{}", payouts.detail);
+
+        // The admin releases it: failed, reserved gross back to available, health clears.
+        let before = store.balance(&flagged.node).await.unwrap();
+        let view = api.resolve_payout(&flagged.payout_id, ResolveOutcome::Release).await.unwrap();
+        assert_eq!(view.status, "failed");
+        assert_eq!(view.attempts.last().unwrap().status, "reverted");
+        let after = store.balance(&flagged.node).await.unwrap();
+        assert_eq!(after.reserved, 0);
+        assert_eq!(after.available, before.available + before.reserved);
+        assert_eq!(after.earned, after.available + after.reserved + after.paid);
+        let again = api.resolve_payout(&flagged.payout_id, ResolveOutcome::Settle).await;
+        assert!(matches!(again, Err(Failure::InvalidState(_))), "{again:?}");
+        let confirmed = store
+            .list(Some(PayoutStatus::Confirmed))
+            .await
+            .unwrap()
+            .pop()
+            .expect("the other payout was confirmed");
+        let not_flagged = api.resolve_payout(&confirmed.payout_id, ResolveOutcome::Release).await;
+        assert!(matches!(not_flagged, Err(Failure::InvalidState(_))), "{not_flagged:?}");
+        let missing =
+            api.resolve_payout("payout_000000000000000000000000", ResolveOutcome::Settle).await;
+        assert!(matches!(missing, Err(Failure::NotFound(_))), "{missing:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(api.health().components["payouts"].status, HealthStatus::Healthy);
+        store.audit().unwrap();
+        let _ = clock.wall();
+        node.drain().await.unwrap();
+    });
+}
