@@ -39,12 +39,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "pools", include_str!("../migrations/sqlite/0002_pools.sql")),
     (3, "records", include_str!("../migrations/sqlite/0003_records.sql")),
     (4, "ledger_payouts", include_str!("../migrations/sqlite/0004_ledger_payouts.sql")),
+    (5, "seals", include_str!("../migrations/sqlite/0005_seals.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "consensus", include_str!("../migrations/postgres/0001_consensus.sql")),
     (2, "pools", include_str!("../migrations/postgres/0002_pools.sql")),
     (3, "records", include_str!("../migrations/postgres/0003_records.sql")),
     (4, "ledger_payouts", include_str!("../migrations/postgres/0004_ledger_payouts.sql")),
+    (5, "seals", include_str!("../migrations/postgres/0005_seals.sql")),
 ];
 
 /// The embedded migrations of one backend, as a sqlx migration source.
