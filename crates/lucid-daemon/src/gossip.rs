@@ -217,7 +217,12 @@ impl GossipQueue {
         let (tx, outgoing) = mpsc::channel(config.queue_capacity.max(1));
         let (own_tx, own_rx) = mpsc::channel(config.own_capacity.max(1));
         let metrics = Arc::new(GossipMetrics::default());
-        GossipQueue { hook: GossipHook { node, outgoing: tx, directory, metrics }, outgoing, own_tx, own_rx }
+        GossipQueue {
+            hook: GossipHook { node, outgoing: tx, directory, metrics },
+            outgoing,
+            own_tx,
+            own_rx,
+        }
     }
 
     /// The hook for the peer service (`StorePeer::with_gossip`).

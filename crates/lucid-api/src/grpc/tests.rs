@@ -645,7 +645,8 @@ async fn fetch_slot_serves_the_seal_with_its_set_and_evidence_gets_a_verdict() {
     assert_eq!(answer.verdicts[0].verdict(), pb::Verdict::Accept);
 
     // Nothing sealed yet: an answer without a seal.
-    let empty = client.fetch_slot(pb::FetchSlotRequest { slot: slot.0 }).await.unwrap().into_inner();
+    let empty =
+        client.fetch_slot(pb::FetchSlotRequest { slot: slot.0 }).await.unwrap().into_inner();
     assert_eq!(empty, pb::FetchSlotResponse { seal: None, set: Vec::new() });
 
     let seal = SlotSeal {
@@ -666,7 +667,8 @@ async fn fetch_slot_serves_the_seal_with_its_set_and_evidence_gets_a_verdict() {
     // missing half are refused.
     let other = testing::signed_beacon(&params, &alice, Slot(slot.0 - 1));
     let conflicting = {
-        let mut proof = lucid_consensus::proof::TaskProof::from_signed_bytes(beacon.bytes()).unwrap().1;
+        let mut proof =
+            lucid_consensus::proof::TaskProof::from_signed_bytes(beacon.bytes()).unwrap().1;
         proof.ts = proof.ts.saturating_add_ms(1);
         proof.sign(&params.network, &alice)
     };

@@ -19,8 +19,8 @@
 //!
 //! Rounds run every [`GossipConfig::anti_entropy_every`], rotating over the directory's peers,
 //! and at once with every peer that appears in the directory (a (re)connection). Our own digests
-//! of slots older than the grace change only through this loop, so they are cached per range
-//! and recomputed only for ranges this loop changed.
+//! of slots older than the grace change only through this loop, so each slot is summarised from
+//! the store once and again only after this loop stored proofs in it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -56,8 +56,8 @@ pub struct AntiEntropy {
     rotation: usize,
     /// Peer digest root of each (peer, slot) last fetched through its seal.
     fetched: HashMap<(NodeId, Slot), Digest>,
-    /// Own digests of whole ranges older than the grace, by range start.
-    own_digests: BTreeMap<Slot, (Slot, Vec<SlotDigest>)>,
+    /// Own digest of every slot older than the grace that was summarised (`None`: no proofs).
+    own_settled: BTreeMap<Slot, Option<(u32, Digest)>>,
     /// Peers whose registrations to read at the start of the next round with them.
     need_registrations: BTreeSet<NodeId>,
 }
@@ -78,7 +78,7 @@ impl AntiEntropy {
             next_round: None,
             rotation: 0,
             fetched: HashMap::new(),
-            own_digests: BTreeMap::new(),
+            own_settled: BTreeMap::new(),
             need_registrations: BTreeSet::new(),
         }
     }
@@ -98,35 +98,59 @@ impl AntiEntropy {
         )
     }
 
-    /// Our digests of `range`, from the cache when the whole range is older than the grace.
+    async fn summarise(
+        &self,
+        range: SlotRange,
+    ) -> Result<HashMap<Slot, (u32, Digest)>, ServiceError> {
+        let digests = lucid_api::grpc::slot_digests(self.deps.store.as_ref(), range, MAX_PULL_PAGE)
+            .await
+            .map_err(error("summarising own slots"))?;
+        Ok(digests.into_iter().map(|digest| (digest.slot, (digest.count, digest.root))).collect())
+    }
+
+    /// Our digests of `range`. Slots older than the grace (`< live_from`) change only through
+    /// this loop, so each is read from the store once and cached until this loop changes it;
+    /// the slots of the grace are read every time.
     async fn own_digests(
         &mut self,
         range: SlotRange,
-        current: Slot,
-    ) -> Result<Vec<SlotDigest>, ServiceError> {
-        let settled = range.end.0.saturating_add(INGEST_GRACE_SLOTS) <= current.0;
-        if settled
-            && let Some((end, digests)) = self.own_digests.get(&range.start)
-            && *end == range.end
-        {
-            return Ok(digests.clone());
+        live_from: Slot,
+    ) -> Result<HashMap<Slot, (u32, Digest)>, ServiceError> {
+        let settled_end = Slot(range.end.0.min(live_from.0));
+        let mut slot = range.start;
+        while slot < settled_end {
+            if self.own_settled.contains_key(&slot) {
+                slot = Slot(slot.0 + 1);
+                continue;
+            }
+            // One store read for the whole run of slots not cached.
+            let mut run_end = Slot(slot.0 + 1);
+            while run_end < settled_end && !self.own_settled.contains_key(&run_end) {
+                run_end = Slot(run_end.0 + 1);
+            }
+            let found = self.summarise(SlotRange { start: slot, end: run_end }).await?;
+            for s in slot.0..run_end.0 {
+                self.own_settled.insert(Slot(s), found.get(&Slot(s)).copied());
+            }
+            slot = run_end;
         }
-        let digests =
-            lucid_api::grpc::slot_digests(self.deps.store.as_ref(), range, MAX_PULL_PAGE)
-                .await
-                .map_err(error("summarising own slots"))?;
-        if settled {
-            self.own_digests.insert(range.start, (range.end, digests.clone()));
+        let mut ours: HashMap<Slot, (u32, Digest)> = self
+            .own_settled
+            .range(range.start..settled_end)
+            .filter_map(|(slot, digest)| digest.map(|digest| (*slot, digest)))
+            .collect();
+        if settled_end < range.end {
+            ours.extend(
+                self.summarise(SlotRange { start: settled_end.max(range.start), end: range.end })
+                    .await?,
+            );
         }
-        Ok(digests)
+        Ok(ours)
     }
 
-    /// Forgets the cached digests of the range holding `slot`.
+    /// Forgets the cached digest of `slot` (this loop just stored proofs in it).
     fn invalidate(&mut self, slot: Slot) {
-        let start = self.own_digests.range(..=slot).next_back().map(|(start, _)| *start);
-        if let Some(start) = start {
-            self.own_digests.remove(&start);
-        }
+        self.own_settled.remove(&slot);
     }
 
     /// One round with `peer`: digests first, then the slots that differ.
@@ -139,16 +163,18 @@ impl AntiEntropy {
         }
         let floor = self.floor(current);
         // Forget what lies below the window.
-        self.own_digests.retain(|start, _| *start >= floor);
+        self.own_settled.retain(|slot, _| *slot >= floor);
         self.fetched.retain(|(_, slot), _| *slot >= floor);
         if self.fetched.len() > FETCHED_MEMORY {
             self.fetched.clear();
         }
         let end = Slot(current.0.saturating_add(1));
+        let live_from = current.0.saturating_sub(INGEST_GRACE_SLOTS);
         let mut differing: Vec<SlotDigest> = Vec::new();
         let mut start = floor;
         while start < end {
-            let range = SlotRange { start, end: Slot(start.0.saturating_add(MAX_DIGEST_SLOTS).min(end.0)) };
+            let range =
+                SlotRange { start, end: Slot(start.0.saturating_add(MAX_DIGEST_SLOTS).min(end.0)) };
             start = range.end;
             let theirs = match self.deps.transport.slot_digests(peer, range).await {
                 Ok(theirs) => theirs,
@@ -157,13 +183,10 @@ impl AntiEntropy {
                     return Ok(());
                 }
             };
-            self.hook.metrics().count_in(u64::try_from(theirs.len()).unwrap_or(u64::MAX).saturating_mul(44));
-            let ours: HashMap<Slot, (u32, Digest)> = self
-                .own_digests(range, current)
-                .await?
-                .into_iter()
-                .map(|digest| (digest.slot, (digest.count, digest.root)))
-                .collect();
+            self.hook
+                .metrics()
+                .count_in(u64::try_from(theirs.len()).unwrap_or(u64::MAX).saturating_mul(44));
+            let ours = self.own_digests(range, Slot(live_from)).await?;
             let mut seen = BTreeSet::new();
             for digest in theirs {
                 if !range.contains(digest.slot) || !seen.insert(digest.slot) {
@@ -176,7 +199,6 @@ impl AntiEntropy {
                 }
             }
         }
-        let live_from = current.0.saturating_sub(INGEST_GRACE_SLOTS);
         // Live slots first (they can still be taken live), then from the oldest.
         differing.sort_by_key(|digest| (digest.slot.0 < live_from, digest.slot));
         differing.truncate(self.deps.config.max_slots_per_round);
@@ -195,14 +217,14 @@ impl AntiEntropy {
         let range = SlotRange { start: slot, end: Slot(slot.0.saturating_add(1)) };
         let mut after = None;
         for _ in 0..self.deps.config.max_pages_per_slot.max(1) {
-            let page = match self.deps.transport.pull_proofs(peer, range, after, MAX_PULL_PAGE).await
-            {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::debug!(%peer, %error, "anti-entropy: pull failed");
-                    return Ok(());
-                }
-            };
+            let page =
+                match self.deps.transport.pull_proofs(peer, range, after, MAX_PULL_PAGE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "anti-entropy: pull failed");
+                        return Ok(());
+                    }
+                };
             if page.is_empty() {
                 return Ok(());
             }
@@ -372,7 +394,8 @@ impl Service for AntiEntropy {
         if targets.is_empty() {
             return Ok(());
         }
-        let every = i64::try_from(self.deps.config.anti_entropy_every.as_millis()).unwrap_or(i64::MAX);
+        let every =
+            i64::try_from(self.deps.config.anti_entropy_every.as_millis()).unwrap_or(i64::MAX);
         self.next_round = Some(now.saturating_add_ms(every));
         for peer in targets {
             self.round(peer).await?;

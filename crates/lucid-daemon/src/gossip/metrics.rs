@@ -106,7 +106,11 @@ impl GossipMetrics {
              lucid_gossip_bytes_total{{direction=\"out\"}} {bytes_out}"
         );
         let counters = [
-            ("lucid_gossip_dropped_total", "Items dropped because a gossip queue was full.", self.dropped()),
+            (
+                "lucid_gossip_dropped_total",
+                "Items dropped because a gossip queue was full.",
+                self.dropped(),
+            ),
             ("lucid_seals_signed_total", "Slot seals signed by this node.", self.seals_signed()),
             (
                 "lucid_gossip_evidence_forwarded_total",
@@ -118,7 +122,11 @@ impl GossipMetrics {
                 "Proofs accepted late through a peer's seal.",
                 self.late_accepted(),
             ),
-            ("lucid_gossip_peer_faults_total", "Misbehaviour reported against peers.", self.peer_faults()),
+            (
+                "lucid_gossip_peer_faults_total",
+                "Misbehaviour reported against peers.",
+                self.peer_faults(),
+            ),
             ("lucid_anti_entropy_rounds_total", "Anti-entropy rounds run.", self.rounds()),
         ];
         for (name, help, value) in counters {

@@ -167,6 +167,13 @@ struct TestNode {
     verifier: Arc<Verifier>,
 }
 
+impl TestNode {
+    /// The gossip hook of this node, as its peer service holds it.
+    fn peer_hook(&self) -> GossipHook {
+        self.queue.as_ref().map(GossipQueue::hook).unwrap()
+    }
+}
+
 struct Cluster {
     params: ConsensusParams,
     clock: Arc<TokioClock>,
@@ -193,11 +200,15 @@ impl Cluster {
             let me = key.node_id();
             let store = Arc::new(MemoryProofStore::new());
             let verifier = Arc::new(Verifier::single_threaded());
-            let peer =
-                StorePeer::load(params, store.clone(), verifier.clone(), clock.clone()).await.unwrap();
+            let peer = StorePeer::load(params, store.clone(), verifier.clone(), clock.clone())
+                .await
+                .unwrap();
             for other in (0..n).chain(extra.iter().copied()) {
                 let registration = testing::signed_registration(&params, &testing::key(other), 1);
-                assert_eq!(peer.submit_registration(registration).await.unwrap().verdict, Verdict::Accept);
+                assert_eq!(
+                    peer.submit_registration(registration).await.unwrap().verdict,
+                    Verdict::Accept
+                );
             }
             let directory =
                 Arc::new(Directory { me, net: net.clone(), faults: Mutex::new(Vec::new()) });
@@ -347,7 +358,9 @@ fn push_alone_brings_every_node_to_the_same_digests_and_seals() {
         assert!(digests.iter().all(|digest| digest.count == 4), "{digests:?}");
         let (mut total_in, mut total_out) = (0, 0);
         for node in &cluster.nodes {
-            assert!(proofs_of(&node.store, START, START + 10).await.iter().all(|proof| !proof.late));
+            assert!(
+                proofs_of(&node.store, START, START + 10).await.iter().all(|proof| !proof.late)
+            );
             let (bytes_in, bytes_out) = node.metrics.bytes();
             assert!(bytes_out > 0 && bytes_in > 0, "{bytes_in} {bytes_out}");
             total_in += bytes_in;
@@ -465,7 +478,8 @@ fn forged_and_replayed_proofs_are_never_stored_or_spread_and_forgers_are_reporte
         let victim = cluster.nodes[1].key.clone();
         // Node 1's relay proof, signed by the adversary.
         let genuine = relay(&params, &victim, START + 3, 5);
-        let forged = SignedMessage::new(genuine.bytes().to_vec(), testing::key(9).sign(genuine.bytes()));
+        let forged =
+            SignedMessage::new(genuine.bytes().to_vec(), testing::key(9).sign(genuine.bytes()));
         let stored_before = proofs_of(&cluster.nodes[0].store, START, START + 2).await;
         let replayed_recent = stored_before.iter().find(|p| p.proof.slot.0 == START + 1).unwrap();
         let replayed_old = stored_before.iter().find(|p| p.proof.slot.0 == START).unwrap();
@@ -520,7 +534,11 @@ impl PeerTransport for Hanging {
     ) -> Result<Vec<Outcome>, TransportError> {
         std::future::pending().await
     }
-    async fn slot_digests(&self, _: NodeId, _: SlotRange) -> Result<Vec<SlotDigest>, TransportError> {
+    async fn slot_digests(
+        &self,
+        _: NodeId,
+        _: SlotRange,
+    ) -> Result<Vec<SlotDigest>, TransportError> {
         std::future::pending().await
     }
     async fn pull_proofs(
@@ -559,7 +577,8 @@ fn a_full_queue_drops_and_counts_and_never_blocks_the_producers() {
         let params = testing::small_params();
         let net = Arc::new(Net::default());
         let me = testing::node(0);
-        let directory = Arc::new(Directory { me, net: net.clone(), faults: Mutex::new(Vec::new()) });
+        let directory =
+            Arc::new(Directory { me, net: net.clone(), faults: Mutex::new(Vec::new()) });
         let config = GossipConfig { queue_capacity: 4, ..GossipConfig::for_network(&params) };
         let queue = GossipQueue::new(me, directory, &config);
         let hook = queue.hook();
@@ -584,9 +603,14 @@ fn a_full_queue_drops_and_counts_and_never_blocks_the_producers() {
         let (outgoing, own) = (queue.outgoing, queue.own_rx);
         let pusher = push::Pusher::new(hook.clone(), Arc::new(Hanging), config.clone());
         let store = Arc::new(MemoryProofStore::new());
-        let peer = StorePeer::load(params, store, Arc::new(Verifier::single_threaded()), Arc::new(TokioClock::new(UnixMillis(0))))
-            .await
-            .unwrap();
+        let peer = StorePeer::load(
+            params,
+            store,
+            Arc::new(Verifier::single_threaded()),
+            Arc::new(TokioClock::new(UnixMillis(0))),
+        )
+        .await
+        .unwrap();
         net.peers.lock().unwrap().insert(testing::node(3), Arc::new(peer));
         // One peer in the directory, which never answers.
         tracker.spawn(pusher.run(outgoing, own, cancel.child_token()));
@@ -617,7 +641,8 @@ fn seals_cover_the_live_set_once_and_are_never_re_signed_after_a_restart() {
         };
         store.insert_proofs(&[stored(&live, false), stored(&late, true)]).await.unwrap();
         let mut signer = SealSigner::new(params, key.clone(), store.clone(), metrics.clone());
-        let at = |slot: u64, ms: i64| params.time.slot_start(Slot(slot)).unwrap().saturating_add_ms(ms);
+        let at =
+            |slot: u64, ms: i64| params.time.slot_start(Slot(slot)).unwrap().saturating_add_ms(ms);
         // Not before slot s + 3.
         signer.tick(at(START + 2, 900)).await.unwrap();
         assert!(store.get_seal(&me, Slot(START)).await.unwrap().is_none());
@@ -645,17 +670,176 @@ fn seals_cover_the_live_set_once_and_are_never_re_signed_after_a_restart() {
         // The peer service serves the seal only with exactly the set it covers.
         let queue = GossipQueue::new(
             me,
-            Arc::new(Directory { me, net: Arc::new(Net::default()), faults: Mutex::new(Vec::new()) }),
+            Arc::new(Directory {
+                me,
+                net: Arc::new(Net::default()),
+                faults: Mutex::new(Vec::new()),
+            }),
             &GossipConfig::for_network(&params),
         );
-        let peer = StorePeer::load(params, store.clone(), Arc::new(Verifier::single_threaded()), Arc::new(TokioClock::new(at(START + 4, 0))))
-            .await
-            .unwrap()
-            .with_gossip(queue.hook());
-        assert_eq!(peer.fetch_slot(Slot(START)).await.unwrap(), None, "the set changed after sealing");
+        let peer = StorePeer::load(
+            params,
+            store.clone(),
+            Arc::new(Verifier::single_threaded()),
+            Arc::new(TokioClock::new(at(START + 4, 0))),
+        )
+        .await
+        .unwrap()
+        .with_gossip(queue.hook());
+        assert_eq!(
+            peer.fetch_slot(Slot(START)).await.unwrap(),
+            None,
+            "the set changed after sealing"
+        );
         let served = peer.fetch_slot(Slot(START + 1)).await.unwrap().unwrap();
         assert_eq!(served.set, Vec::<SignedMessage>::new());
-        assert_eq!(served.seal, store.get_seal(&me, Slot(START + 1)).await.unwrap().unwrap().message);
+        assert_eq!(
+            served.seal,
+            store.get_seal(&me, Slot(START + 1)).await.unwrap().unwrap().message
+        );
         assert_eq!(peer.fetch_slot(Slot(START + 2)).await.unwrap(), None);
+    });
+}
+
+/// A peer that lies in every answer of anti-entropy.
+struct Liar {
+    params: ConsensusParams,
+    key: NodeKey,
+    victim: NodeKey,
+}
+
+#[async_trait::async_trait]
+impl PeerTransport for Liar {
+    async fn submit_proofs(
+        &self,
+        _: NodeId,
+        proofs: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        Ok(proofs
+            .iter()
+            .map(|m| Outcome { digest: m.digest(), verdict: Verdict::Accept })
+            .collect())
+    }
+    async fn slot_digests(
+        &self,
+        _: NodeId,
+        range: SlotRange,
+    ) -> Result<Vec<SlotDigest>, TransportError> {
+        let claim = |slot: u64| SlotDigest {
+            slot: Slot(slot),
+            count: 1,
+            root: lucid_core::Digest::from_bytes([9; 32]),
+        };
+        let mut digests: Vec<SlotDigest> = [START, START + 5]
+            .into_iter()
+            .filter(|s| range.contains(Slot(*s)))
+            .map(claim)
+            .collect();
+        if range.contains(Slot(START)) {
+            // Outside what was asked.
+            digests.push(claim(range.end.0 + 3));
+        }
+        Ok(digests)
+    }
+    async fn pull_proofs(
+        &self,
+        _: NodeId,
+        _: SlotRange,
+        _: Option<ProofKey>,
+        _: usize,
+    ) -> Result<Vec<SignedMessage>, TransportError> {
+        // The victim's proof, signed by the liar.
+        let genuine = relay(&self.params, &self.victim, START + 5, 1);
+        Ok(vec![SignedMessage::new(genuine.bytes().to_vec(), self.key.sign(genuine.bytes()))])
+    }
+    async fn registrations(
+        &self,
+        _: NodeId,
+        _: Option<NodeId>,
+        _: usize,
+    ) -> Result<Vec<SignedMessage>, TransportError> {
+        Ok(Vec::new())
+    }
+    async fn fetch_slot(
+        &self,
+        _: NodeId,
+        slot: Slot,
+    ) -> Result<Option<SealedSlot>, TransportError> {
+        // Its own seal, over a set it does not serve.
+        let set = vec![relay(&self.params, &self.victim, slot.0, 2)];
+        let seal = lucid_consensus::seal::SlotSeal {
+            node: self.key.node_id(),
+            slot,
+            count: 1,
+            root: lucid_core::Digest::from_bytes([9; 32]),
+            ts: self.params.time.slot_start(Slot(slot.0 + 3)).unwrap(),
+        };
+        Ok(Some(SealedSlot { seal: seal.sign(&self.params.network, &self.key), set }))
+    }
+    async fn submit_evidence(
+        &self,
+        _: NodeId,
+        _: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, TransportError> {
+        Ok(Outcome { digest: second.digest(), verdict: Verdict::Accept })
+    }
+}
+
+#[test]
+fn a_lying_peer_gets_nothing_stored_and_is_reported_for_each_lie() {
+    paused_runtime().block_on(async {
+        let cluster = Cluster::new(2, &[9], |config| config).await;
+        let params = cluster.params;
+        let liar = testing::key(9);
+        let node = &cluster.nodes[0];
+        // The liar is the only peer in node 0's directory.
+        cluster.net.set_down(cluster.nodes[1].key.node_id(), true);
+        let liar_peer = StorePeer::load(
+            params,
+            Arc::new(MemoryProofStore::new()),
+            Arc::new(Verifier::single_threaded()),
+            cluster.clock.clone(),
+        )
+        .await
+        .unwrap();
+        cluster.net.peers.lock().unwrap().insert(liar.node_id(), Arc::new(liar_peer));
+        cluster.run_until(START + 5, 500).await;
+        let hook = node.peer_hook();
+        let mut anti_entropy = anti_entropy::AntiEntropy::new(
+            GossipDeps {
+                params,
+                clock: cluster.clock.clone(),
+                key: node.key.clone(),
+                store: node.store.clone(),
+                ingest: node.peer.ingest(),
+                verifier: node.verifier.clone(),
+                transport: Arc::new(Liar { params, key: testing::key(9), victim: testing::key(1) }),
+                config: cluster.config.clone(),
+            },
+            hook,
+        );
+        anti_entropy.tick(cluster.clock.wall()).await.unwrap();
+        assert_eq!(
+            *node.directory.faults.lock().unwrap(),
+            vec![
+                (liar.node_id(), PeerFault::InvalidMessage),
+                (liar.node_id(), PeerFault::BadSignature),
+                (liar.node_id(), PeerFault::InvalidMessage),
+            ]
+        );
+        assert!(proofs_of(&node.store, 0, START + 10).await.is_empty());
+        assert_eq!(node.metrics.late_accepted(), 0);
+        // The same lies again: the sealed slot is not fetched twice for the same claim.
+        node.directory.faults.lock().unwrap().clear();
+        anti_entropy.tick(cluster.clock.wall().saturating_add_ms(60_000)).await.unwrap();
+        assert_eq!(
+            *node.directory.faults.lock().unwrap(),
+            vec![
+                (liar.node_id(), PeerFault::InvalidMessage),
+                (liar.node_id(), PeerFault::BadSignature),
+            ]
+        );
+        cluster.stop().await;
     });
 }
