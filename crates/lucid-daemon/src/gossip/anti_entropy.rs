@@ -23,7 +23,6 @@
 //! the store once and again only after this loop stored proofs in it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
 use lucid_api::grpc::{MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, SlotDigest};
 use lucid_consensus::ingest::{RejectReason, Verdict};
@@ -378,7 +377,7 @@ impl Service for AntiEntropy {
             .collect();
         let mut targets: Vec<NodeId> = peers
             .iter()
-            .filter(|peer| !self.known_peers.contains(peer))
+            .filter(|peer| !self.known_peers.contains(*peer))
             .take(MAX_NEW_PEERS_PER_TICK)
             .copied()
             .collect();

@@ -51,7 +51,7 @@ impl<T: std::hash::Hash + Eq + Clone> BoundedSet<T> {
 }
 
 /// The push loop's state.
-pub struct Pusher {
+pub(crate) struct Pusher {
     hook: GossipHook,
     transport: Arc<dyn PeerTransport>,
     config: GossipConfig,
@@ -73,7 +73,11 @@ impl Batch {
 
 impl Pusher {
     /// A pusher sending through `transport` to the peers of `hook`'s directory.
-    pub fn new(hook: GossipHook, transport: Arc<dyn PeerTransport>, config: GossipConfig) -> Self {
+    pub(crate) fn new(
+        hook: GossipHook,
+        transport: Arc<dyn PeerTransport>,
+        config: GossipConfig,
+    ) -> Self {
         Pusher { hook, transport, config, forwarded: BoundedSet::new(EVIDENCE_MEMORY) }
     }
 
@@ -91,7 +95,7 @@ impl Pusher {
     }
 
     /// Runs until `cancel` fires or both queues are closed.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut outgoing: mpsc::Receiver<Outgoing>,
         mut own: mpsc::Receiver<SignedMessage>,
@@ -101,14 +105,15 @@ impl Pusher {
         let batch_max = self.config.batch_max.clamp(1, lucid_api::grpc::MAX_BATCH);
         loop {
             let mut batch = Batch::default();
-            let mut deadline: Option<tokio::time::Instant> = None;
+            // Started by the first item of the batch: the batch leaves at the latest then.
+            let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
             loop {
                 if !outgoing_open && !own_open && batch.is_empty() {
                     return;
                 }
-                let wait = async move {
-                    match deadline {
-                        Some(at) => tokio::time::sleep_until(at).await,
+                let wait = async {
+                    match timer.as_mut() {
+                        Some(timer) => timer.await,
                         None => std::future::pending().await,
                     }
                 };
@@ -128,8 +133,8 @@ impl Pusher {
                 if batch.proofs.len() >= batch_max {
                     break;
                 }
-                if deadline.is_none() && !batch.is_empty() {
-                    deadline = Some(tokio::time::Instant::now() + self.config.flush_after);
+                if timer.is_none() && !batch.is_empty() {
+                    timer = Some(Box::pin(tokio::time::sleep(self.config.flush_after)));
                 }
                 if !outgoing_open && !own_open {
                     break;
