@@ -643,30 +643,31 @@ fn seals_cover_the_live_set_once_and_are_never_re_signed_after_a_restart() {
         let mut signer = SealSigner::new(params, key.clone(), store.clone(), metrics.clone());
         let at =
             |slot: u64, ms: i64| params.time.slot_start(Slot(slot)).unwrap().saturating_add_ms(ms);
-        // Not before slot s + 3.
+        // Not before slot s + 3; a first tick catches up the eight slots before (empty ones).
         signer.tick(at(START + 2, 900)).await.unwrap();
         assert!(store.get_seal(&me, Slot(START)).await.unwrap().is_none());
+        assert_eq!(metrics.seals_signed(), 9);
+        assert_eq!(store.get_seal(&me, Slot(START - 1)).await.unwrap().unwrap().seal.count, 0);
+        assert!(store.get_seal(&me, Slot(START - 10)).await.unwrap().is_none());
         assert_eq!(signer.next_due(at(START + 2, 900)), at(START + 3, 0));
         signer.tick(at(START + 3, 0)).await.unwrap();
         let seal = store.get_seal(&me, Slot(START)).await.unwrap().unwrap();
         assert_eq!(seal.seal.count, 1);
         assert_eq!(seal.seal.root, seal_root(&[live.digest()]));
         assert!(seal.message.verify(&me));
-        // Catch-up after a start: the eight slots before were sealed too (empty).
-        assert_eq!(metrics.seals_signed(), 9);
-        assert_eq!(store.get_seal(&me, Slot(START - 1)).await.unwrap().unwrap().seal.count, 0);
+        assert_eq!(metrics.seals_signed(), 10);
 
         // A restarted signer (fresh state, same store) signs nothing it signed before.
         let mut restarted = SealSigner::new(params, key.clone(), store.clone(), metrics.clone());
         restarted.tick(at(START + 3, 700)).await.unwrap();
-        assert_eq!(metrics.seals_signed(), 9);
+        assert_eq!(metrics.seals_signed(), 10);
         assert_eq!(store.get_seal(&me, Slot(START)).await.unwrap().unwrap(), seal);
         // A proof that reaches the store later is not added: the seal is never amended.
         let later = relay(&params, &testing::key(3), START, 3);
         store.insert_proofs(&[stored(&later, false)]).await.unwrap();
         restarted.tick(at(START + 4, 0)).await.unwrap();
         assert_eq!(store.get_seal(&me, Slot(START)).await.unwrap().unwrap(), seal);
-        assert_eq!(metrics.seals_signed(), 10);
+        assert_eq!(metrics.seals_signed(), 11);
         // The peer service serves the seal only with exactly the set it covers.
         let queue = GossipQueue::new(
             me,
