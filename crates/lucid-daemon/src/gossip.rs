@@ -324,4 +324,4 @@ pub(crate) fn wire_size(message: &SignedMessage) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

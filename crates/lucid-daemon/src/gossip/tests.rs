@@ -39,8 +39,8 @@ const START: u64 = 100;
 
 /// The in-process network: every node's peer service, and who is cut off.
 #[derive(Default)]
-struct Net {
-    peers: Mutex<BTreeMap<NodeId, Arc<StorePeer>>>,
+pub(crate) struct Net {
+    pub(crate) peers: Mutex<BTreeMap<NodeId, Arc<StorePeer>>>,
     down: Mutex<BTreeSet<NodeId>>,
 }
 
@@ -68,9 +68,9 @@ fn refused(error: lucid_consensus::Error) -> TransportError {
 }
 
 /// A `PeerTransport` of node `me` that calls the other nodes' peer services directly.
-struct Loopback {
-    me: NodeId,
-    net: Arc<Net>,
+pub(crate) struct Loopback {
+    pub(crate) me: NodeId,
+    pub(crate) net: Arc<Net>,
 }
 
 #[async_trait::async_trait]
@@ -136,10 +136,10 @@ impl PeerTransport for Loopback {
 }
 
 /// Every other node that is not cut off; faults are recorded for the test to read.
-struct Directory {
-    me: NodeId,
-    net: Arc<Net>,
-    faults: Mutex<Vec<(NodeId, PeerFault)>>,
+pub(crate) struct Directory {
+    pub(crate) me: NodeId,
+    pub(crate) net: Arc<Net>,
+    pub(crate) faults: Mutex<Vec<(NodeId, PeerFault)>>,
 }
 
 impl PeerDirectory for Directory {
