@@ -13,11 +13,13 @@
 //!   stays the same.
 //!
 //! Slots inside the live grace come first, then older slots from the oldest; at most
-//! [`GossipConfig::max_slots_per_round`] slots and [`GossipConfig::max_pages_per_slot`] pages
-//! per slot are fetched per round. Proofs of nodes we do not know (`UnknownNode`) make the next
-//! round with that peer start with its registrations.
+//! [`max_slots_per_round`](super::GossipConfig::max_slots_per_round) slots and
+//! [`max_pages_per_slot`](super::GossipConfig::max_pages_per_slot) pages per slot are fetched per
+//! round. Proofs of nodes we do not know (`UnknownNode`) make the next round with that peer start
+//! with its registrations.
 //!
-//! Rounds run every [`GossipConfig::anti_entropy_every`], rotating over the directory's peers,
+//! Rounds run every [`anti_entropy_every`](super::GossipConfig::anti_entropy_every), rotating
+//! over the directory's peers,
 //! and at once with every peer that appears in the directory (a (re)connection). Our own digests
 //! of slots older than the grace change only through this loop, so each slot is summarised from
 //! the store once and again only after this loop stored proofs in it.
