@@ -266,8 +266,10 @@ impl AntiEntropy {
                 return Ok(());
             }
         };
-        self.fetched.insert((peer, slot), digest.root);
-        let Some(sealed) = sealed else { return Ok(()) };
+        let Some(sealed) = sealed else {
+            self.fetched.insert((peer, slot), digest.root);
+            return Ok(());
+        };
         self.hook.metrics().count_in(
             sealed.set.iter().map(wire_size).sum::<u64>().saturating_add(wire_size(&sealed.seal)),
         );
@@ -275,6 +277,7 @@ impl AntiEntropy {
         match SlotSeal::from_signed_bytes(sealed.seal.bytes()) {
             Ok((_, seal)) if seal.node == peer && seal.slot == slot => {}
             _ => {
+                self.fetched.insert((peer, slot), digest.root);
                 self.report(peer, PeerFault::InvalidMessage);
                 return Ok(());
             }
@@ -296,7 +299,10 @@ impl AntiEntropy {
             .map_err(error("ingesting a sealed set"))?;
         if let Verdict::Reject(reason) = report.seal.verdict {
             if reason == RejectReason::UnknownNode {
+                // Fetched again once the registrations are in.
                 self.need_registrations.insert(peer);
+            } else {
+                self.fetched.insert((peer, slot), digest.root);
             }
             self.hook.report_faults(Some(peer), std::slice::from_ref(&report.seal));
             return Ok(());
@@ -306,15 +312,23 @@ impl AntiEntropy {
             self.hook.metrics().count_late(accepted);
             self.invalidate(slot);
         }
-        self.note_unknown(peer, report.set.outcomes.iter().map(|o| o.verdict));
+        // A set with proofs of nodes we do not know yet is fetched again once the registrations
+        // are in; otherwise not again while the peer's digest stays the same.
+        if !self.note_unknown(peer, report.set.outcomes.iter().map(|o| o.verdict)) {
+            self.fetched.insert((peer, slot), digest.root);
+        }
         self.hook.ingested_late(Some(peer), &report.set);
         Ok(())
     }
 
-    fn note_unknown(&mut self, peer: NodeId, mut verdicts: impl Iterator<Item = Verdict>) {
-        if verdicts.any(|verdict| verdict == Verdict::Reject(RejectReason::UnknownNode)) {
+    /// Whether `verdicts` refused proofs of nodes we do not know; if so, the next round with
+    /// `peer` starts with its registrations.
+    fn note_unknown(&mut self, peer: NodeId, mut verdicts: impl Iterator<Item = Verdict>) -> bool {
+        let unknown = verdicts.any(|verdict| verdict == Verdict::Reject(RejectReason::UnknownNode));
+        if unknown {
             self.need_registrations.insert(peer);
         }
+        unknown
     }
 
     /// Reads `peer`'s current registrations and ingests them (registrations first: proofs of

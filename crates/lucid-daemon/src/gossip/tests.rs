@@ -190,6 +190,17 @@ impl Cluster {
     /// `n` registered nodes (keys 0..n, plus `extra` registered keys that run no node), none
     /// started, at the start of slot [`START`].
     async fn new(n: u64, extra: &[u64], config: impl Fn(GossipConfig) -> GossipConfig) -> Self {
+        Cluster::new_with(n, extra, |_, _| true, config).await
+    }
+
+    /// Like [`Cluster::new`], where node `index` knows the registration of `other` only if
+    /// `knows(index, other)`.
+    async fn new_with(
+        n: u64,
+        extra: &[u64],
+        knows: impl Fn(u64, u64) -> bool,
+        config: impl Fn(GossipConfig) -> GossipConfig,
+    ) -> Self {
         let params = testing::small_params();
         let config = config(GossipConfig::for_network(&params));
         let clock = Arc::new(TokioClock::new(params.time.slot_start(Slot(START)).unwrap()));
@@ -203,7 +214,7 @@ impl Cluster {
             let peer = StorePeer::load(params, store.clone(), verifier.clone(), clock.clone())
                 .await
                 .unwrap();
-            for other in (0..n).chain(extra.iter().copied()) {
+            for other in (0..n).chain(extra.iter().copied()).filter(|other| knows(index, *other)) {
                 let registration = testing::signed_registration(&params, &testing::key(other), 1);
                 assert_eq!(
                     peer.submit_registration(registration).await.unwrap().verdict,
@@ -841,6 +852,51 @@ fn a_lying_peer_gets_nothing_stored_and_is_reported_for_each_lie() {
                 (liar.node_id(), PeerFault::BadSignature),
             ]
         );
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn proofs_of_a_node_not_known_yet_are_taken_once_its_registration_is_read_from_a_peer() {
+    paused_runtime().block_on(async {
+        // Node 2 starts without node 0's registration: it refuses node 0's proofs (not a fault)
+        // until anti-entropy reads the registrations of a peer that sent them.
+        let mut cluster =
+            Cluster::new_with(3, &[], |index, other| !(index == 2 && other == 0), |c| c).await;
+        assert_eq!(cluster.nodes[2].peer.registered_nodes().await.unwrap(), 2);
+        cluster.net.set_down(cluster.nodes[2].key.node_id(), true);
+        for index in 0..3 {
+            cluster.start(index);
+        }
+        cluster.run_until(START + 6, 0).await;
+        cluster.net.set_down(cluster.nodes[2].key.node_id(), false);
+        cluster.run_until(START + 16, 500).await;
+        assert_eq!(cluster.nodes[2].peer.registered_nodes().await.unwrap(), 3);
+        // Node 2 took node 0's proofs of every slot, those of the cut-off stretch late.
+        let zero = cluster.nodes[0].key.node_id();
+        let from_zero: Vec<_> = proofs_of(&cluster.nodes[2].store, START, START + 16)
+            .await
+            .into_iter()
+            .filter(|proof| proof.proof.node == zero)
+            .collect();
+        assert_eq!(from_zero.len(), 16);
+        assert!(from_zero.iter().filter(|p| p.late).all(|p| p.proof.slot.0 < START + 4));
+        assert!(from_zero.iter().any(|p| p.late));
+        // From slot 104 on (live when it came back) every node holds the same; before, node 2's
+        // own proofs of the stretch it was cut off stay its own: no node backfills itself alone.
+        let digests = cluster.assert_converged(START + 4, START + 16).await;
+        assert!(digests.iter().all(|digest| digest.count == 3), "{digests:?}");
+        for slot in START..START + 4 {
+            let range = SlotRange { start: Slot(slot), end: Slot(slot + 1) };
+            let mut counts = Vec::new();
+            for node in &cluster.nodes {
+                counts.push(node.store.proofs_in_range(range, None, 100).await.unwrap().len());
+            }
+            assert_eq!(counts, vec![2, 2, 3], "slot {slot}");
+        }
+        for node in &cluster.nodes {
+            assert!(node.directory.faults.lock().unwrap().is_empty());
+        }
         cluster.stop().await;
     });
 }
