@@ -307,6 +307,9 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
                 capabilities: 0,
                 storage_capacity_bytes: 0,
             },
+            // Gossip needs the gRPC peer client (`PeerTransport`) and the peer table
+            // (`PeerDirectory`), wired when they land.
+            gossip: None,
         };
         let money = payer::wiring(&money, &database, &key, daemon.consensus.time.genesis())?;
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));

@@ -181,6 +181,24 @@ pub trait PeerApi: Send + Sync + 'static {
     ) -> Result<Option<SignedMessage>, lucid_consensus::Error>;
     /// Nodes with an accepted registration.
     async fn registered_nodes(&self) -> Result<u64, lucid_consensus::Error>;
+    /// The node's own seal of `slot` and exactly the set of proofs it covers (`FetchSlot`);
+    /// `None` when the node sealed nothing for the slot.
+    async fn fetch_slot(&self, slot: Slot) -> Result<Option<SealedSlot>, lucid_consensus::Error>;
+    /// Ingests equivocation evidence: two proofs of one node under one key (`SubmitEvidence`).
+    async fn submit_evidence(
+        &self,
+        first: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, lucid_consensus::Error>;
+}
+
+/// A node's own seal of one slot with the proofs it covers, as served by `FetchSlot`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedSlot {
+    /// The signed `slot-seal`.
+    pub seal: SignedMessage,
+    /// The proofs the seal covers, exactly (their digests hash to the seal's root).
+    pub set: Vec<SignedMessage>,
 }
 
 /// Summarises the accepted proofs of `range` per slot (count and seal root), reading the store

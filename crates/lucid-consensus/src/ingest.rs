@@ -546,6 +546,74 @@ impl Ingest {
         Ok(report)
     }
 
+    /// Ingests equivocation evidence gossiped by a peer (consensus.md §6.2): two task proofs
+    /// `a` and `b`, signed by one node under one key with different bytes.
+    ///
+    /// Evidence is self-verifying, so it takes its own path instead of the live one: a peer
+    /// forwards it when it found the conflict, which may be after the live grace (through a
+    /// sealed set) or just before it closes. Both messages must decode, name this network, match
+    /// their slot's time, lie in the window of the oldest unsettled tally and not in the future
+    /// (the late-acceptance floor), stay within the value caps, and carry a valid
+    /// `verify_strict` signature of the registered node. Then the evidence is stored
+    /// (`Accept` when new, `Duplicate` when already held); no proof is stored or replaced.
+    ///
+    /// The outcome's digest is that of `b`, the message the sender reports as conflicting.
+    pub async fn ingest_evidence(
+        &mut self,
+        store: &dyn ProofStore,
+        verifier: &Verifier,
+        now: UnixMillis,
+        a: SignedMessage,
+        b: SignedMessage,
+    ) -> Result<(Outcome, Option<Evidence>), Error> {
+        let digest = b.digest();
+        let reject = |reason| Ok((Outcome { digest, verdict: Verdict::Reject(reason) }, None));
+        let Some(clock) = self.slot_clock(now) else {
+            return reject(RejectReason::FromFuture);
+        };
+        let known = |bytes: &[u8; 32]| self.registry.get_key_value(bytes).map(|(node, _)| *node);
+        let decoded_a = TaskProof::from_signed_bytes_with(a.bytes(), &known);
+        let decoded_b = TaskProof::from_signed_bytes_with(b.bytes(), &known);
+        let ((network_a, proof_a), (network_b, proof_b)) = match (decoded_a, decoded_b) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(error), _) | (_, Err(error)) => return reject(decode_reason(&error)),
+        };
+        // Not a conflict: the same bytes, or two different keys.
+        if a.bytes() == b.bytes() || proof_a.key() != proof_b.key() {
+            return reject(RejectReason::Malformed);
+        }
+        if network_a != network_b {
+            return reject(RejectReason::WrongNetwork);
+        }
+        let time = self.params.time;
+        let floor = Slot(
+            time.epoch_start(time.epoch_of(clock.current))
+                .map_or(0, |start| start.0)
+                .saturating_sub(time.window_slots()),
+        );
+        let rule = SlotRule::Late { floor };
+        let mut key = None;
+        for (network, proof) in [(network_a, &proof_a), (network_b, &proof_b)] {
+            match self.precheck(network, proof, &clock, &rule) {
+                Ok(registered) => key = Some(registered),
+                Err(reason) => return reject(reason),
+            }
+        }
+        let Some(key) = key else { return reject(RejectReason::Malformed) };
+        let items = [VerifyItem::of(&key, &a), VerifyItem::of(&key, &b)];
+        if !verifier.verify_all(&items).iter().all(|valid| *valid) {
+            return reject(RejectReason::BadSignature);
+        }
+        let proof_key = proof_a.key();
+        let evidence = Evidence::new(proof_key.node, TASK_PROOF_TYPE, Some(proof_key), a, b);
+        let verdict = if store.insert_evidence(&evidence).await? {
+            Verdict::Accept
+        } else {
+            Verdict::Duplicate
+        };
+        Ok((Outcome { digest, verdict }, Some(evidence)))
+    }
+
     /// Ingests one registration record received at `now`.
     ///
     /// Rules: strict decode (payout address version byte, capability bits, no weak key), right

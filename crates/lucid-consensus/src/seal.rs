@@ -9,7 +9,7 @@
 use lucid_core::codec::{DecodeError, Reader, Writer};
 use lucid_core::hash::{CTX_SEAL_LEAF, CTX_SEAL_NODE, derive_key};
 use lucid_core::message::Message;
-use lucid_core::{Digest, NodeId, Slot, UnixMillis};
+use lucid_core::{Digest, NodeId, SignedMessage, Slot, UnixMillis};
 
 /// A node's seal over the messages it accepted for one slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +46,25 @@ impl Message for SlotSeal {
 
     fn signer(&self) -> NodeId {
         self.node
+    }
+}
+
+/// A seal as stored: the decoded seal with its signed pair, written once per (node, slot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSeal {
+    /// The decoded seal.
+    pub seal: SlotSeal,
+    /// The exact signed bytes and signature.
+    pub message: SignedMessage,
+    /// The message digest.
+    pub digest: Digest,
+}
+
+impl StoredSeal {
+    /// A stored seal from a decoded seal and its signed pair.
+    pub fn new(seal: SlotSeal, message: SignedMessage) -> Self {
+        let digest = message.digest();
+        StoredSeal { seal, message, digest }
     }
 }
 

@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use lucid_core::message::Message;
-use lucid_core::{Digest, NodeId, SignedMessage, SlotRange};
+use lucid_core::{Digest, NodeId, SignedMessage, Slot, SlotRange};
 
 use crate::error::Error;
 use crate::proof::{ProofKey, TaskProof};
 use crate::registration::Registration;
+use crate::seal::StoredSeal;
 
 /// An accepted task proof with its signed pair.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +131,14 @@ pub trait ProofStore: Send + Sync {
     /// The current registration of every node (highest seq), ordered by node.
     async fn current_registrations(&self) -> Result<Vec<StoredRegistration>, Error>;
 
+    /// Stores a slot seal if (node, slot) is free: write-once, a seal is never amended
+    /// (consensus.md §6.3). `Duplicate` for the same bytes, `Conflict` (with the stored pair)
+    /// for different ones.
+    async fn insert_seal(&self, seal: &StoredSeal) -> Result<InsertOutcome, Error>;
+
+    /// The seal `node` signed for `slot`, if stored.
+    async fn get_seal(&self, node: &NodeId, slot: Slot) -> Result<Option<StoredSeal>, Error>;
+
     /// The tally of `epoch` computed by the store itself from what it holds, when it keeps
     /// something faster than reading every proof (the SQL store's per-chunk sums); `None` (the
     /// default) means the caller computes it from `proofs_in_range`. A `Some` must equal
@@ -151,6 +160,7 @@ struct MemoryState {
     proofs: BTreeMap<ProofKey, StoredProof>,
     evidence: BTreeMap<(Digest, Digest), Evidence>,
     registrations: BTreeMap<(NodeId, u64), StoredRegistration>,
+    seals: BTreeMap<(NodeId, Slot), StoredSeal>,
 }
 
 /// A `ProofStore` in memory: for tests, benches and simulations. Same semantics as the database
@@ -292,6 +302,23 @@ impl ProofStore for MemoryProofStore {
             current.insert(*node, record);
         }
         Ok(current.into_values().cloned().collect())
+    }
+
+    async fn insert_seal(&self, seal: &StoredSeal) -> Result<InsertOutcome, Error> {
+        let mut state = self.lock();
+        match state.seals.entry((seal.seal.node, seal.seal.slot)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(seal.clone());
+                Ok(InsertOutcome::Inserted)
+            }
+            std::collections::btree_map::Entry::Occupied(stored) => {
+                Ok(outcome_for(&stored.get().message, &seal.message))
+            }
+        }
+    }
+
+    async fn get_seal(&self, node: &NodeId, slot: Slot) -> Result<Option<StoredSeal>, Error> {
+        Ok(self.lock().seals.get(&(*node, slot)).cloned())
     }
 }
 

@@ -2,6 +2,9 @@
 //! slot-driven loops, serves health and metrics through the `NodeApi` port of `lucid-api`, and
 //! shuts down gracefully.
 //!
+//! Gossip ([`gossip`]) pushes what the node accepts live, signs one seal per slot and runs
+//! anti-entropy with peers, through the [`network`] ports only.
+//!
 //! Structured concurrency: one `CancellationToken` root with a child per service, every task
 //! spawned through one `TaskTracker`; shutdown is decide (readiness false at once), tell (cancel),
 //! wait (the tracker, bounded by the grace period).
@@ -27,6 +30,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod gossip;
 pub mod metrics;
 pub mod money;
 pub mod network;

@@ -14,7 +14,7 @@
 //! Errors of a remote peer are data ([`TransportError`]), never a panic: a peer that is slow,
 //! gone or lying costs at most one call.
 
-use lucid_api::grpc::SlotDigest;
+use lucid_api::grpc::{SealedSlot, SlotDigest};
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::Outcome;
 use lucid_core::{NodeId, SignedMessage, SlotRange};
@@ -78,6 +78,24 @@ pub trait PeerTransport: Send + Sync + 'static {
         after: Option<NodeId>,
         limit: usize,
     ) -> Result<Vec<SignedMessage>, TransportError>;
+
+    /// `FetchSlot`: the peer's own seal of `slot` and exactly the set of proofs it covers;
+    /// `None` when the peer sealed nothing for the slot. Used by anti-entropy for slots past
+    /// the live grace (late acceptance).
+    async fn fetch_slot(
+        &self,
+        peer: NodeId,
+        slot: lucid_core::Slot,
+    ) -> Result<Option<SealedSlot>, TransportError>;
+
+    /// `SubmitEvidence`: forwards equivocation evidence (two proofs of one node under one key);
+    /// the peer's verdict on it.
+    async fn submit_evidence(
+        &self,
+        peer: NodeId,
+        first: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, TransportError>;
 }
 
 /// Something a peer did that counts against it.

@@ -98,6 +98,8 @@ pub struct ServiceWiring {
     pub verifier: Arc<lucid_consensus::verify::Verifier>,
     /// What the node's registration record advertises.
     pub registration: RegistrationConfig,
+    /// Gossip, seals and anti-entropy; `None` runs the node without peers.
+    pub gossip: Option<crate::gossip::GossipWiring>,
 }
 
 /// How often the database is pinged.
@@ -129,6 +131,8 @@ pub(crate) struct State {
     service_metrics: Arc<ServiceMetrics>,
     /// Which service loops run, failed or stopped.
     service_states: Arc<ServiceStates>,
+    /// The gossip counters, once gossip runs.
+    gossip_metrics: std::sync::OnceLock<Arc<crate::gossip::GossipMetrics>>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
     components: Mutex<BTreeMap<&'static str, ComponentHealth>>,
@@ -168,6 +172,7 @@ impl Node {
             metrics: Metrics::new(),
             service_metrics: Arc::new(ServiceMetrics::new()),
             service_states: Arc::new(ServiceStates::default()),
+            gossip_metrics: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             components: Mutex::new(BTreeMap::new()),
@@ -254,6 +259,9 @@ impl Node {
         let params = state.config.consensus;
         let clock = Arc::clone(&state.clock);
         let metrics = Arc::clone(&state.service_metrics);
+        let gossip = wiring.gossip;
+        let gossip_ingest = Arc::clone(&wiring.ingest);
+        let gossip_verifier = Arc::clone(&wiring.verifier);
         let beacons = BeaconProducer::new(BeaconDeps {
             params,
             clock: Arc::clone(&clock),
@@ -262,9 +270,31 @@ impl Node {
             store: Arc::clone(&state.ports.proofs),
             ingest: wiring.ingest,
             verifier: wiring.verifier,
-            outbox: None,
+            outbox: gossip.as_ref().map(|gossip| gossip.queue.own_outbox()),
         });
         self.supervise(beacons);
+        if let Some(gossip) = gossip {
+            let _ = state.gossip_metrics.set(gossip.queue.metrics());
+            crate::gossip::spawn(
+                crate::gossip::GossipDeps {
+                    params,
+                    clock: Arc::clone(&clock),
+                    key: Arc::clone(&state.key),
+                    store: Arc::clone(&state.ports.proofs),
+                    ingest: gossip_ingest,
+                    verifier: gossip_verifier,
+                    transport: gossip.transport,
+                    config: gossip.config,
+                },
+                gossip.queue,
+                crate::gossip::Supervision {
+                    tracker: &self.tracker,
+                    states: Arc::clone(&state.service_states),
+                    loops: Arc::clone(&metrics),
+                    cancel: &self.cancel,
+                },
+            );
+        }
         // Proofs and claims are attributed by the pool store's membership timeline, read for
         // every computation (`consensus.md` §7.1).
         let membership: Arc<dyn MembershipSource> =
@@ -567,6 +597,9 @@ impl NodeApi for Api {
     fn metrics(&self) -> String {
         let mut text = self.state.metrics.render(VERSION);
         text.push_str(&self.state.service_metrics.render());
+        if let Some(gossip) = self.state.gossip_metrics.get() {
+            text.push_str(&gossip.render());
+        }
         text
     }
 

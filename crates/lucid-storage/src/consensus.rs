@@ -1,5 +1,5 @@
-//! `lucid_consensus::store::ProofStore` on SQL: the `registrations`, `proofs` and `evidence`
-//! tables of `consensus.md` §10, with the semantics of `MemoryProofStore`.
+//! `lucid_consensus::store::ProofStore` on SQL: the `registrations`, `proofs`, `evidence` and
+//! `seals` tables of `consensus.md` §10, with the semantics of `MemoryProofStore`.
 //!
 //! Inserts are insert-if-absent. A batch of proofs is written in one transaction as multi-row
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING key`, chunked below the backend's bind-parameter
@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use lucid_consensus::proof::{ProofKey, ProofKind, ProofValue, TaskProof};
 use lucid_consensus::registration::{Endpoint, Registration};
+use lucid_consensus::seal::{SlotSeal, StoredSeal};
 use lucid_consensus::store::{
     Evidence, InsertOutcome, ProofStore, StoredProof, StoredRegistration,
 };
@@ -40,6 +41,7 @@ const PROOF_SELECT: &str =
 /// The decoded columns a counted proof is rebuilt from, in the order [`read_counted`] expects.
 const COUNTED_SELECT: &str = "SELECT slot, node_id, kind, bytes_transferred, sessions_relayed, \
      chunks_stored, size_bytes, validated_sessions, metrics_digest FROM proofs ";
+const SEAL_SELECT: &str = "SELECT node_id, slot, signed_bytes, signature, digest FROM seals ";
 const REGISTRATION_SELECT: &str =
     "SELECT node_id, seq, signed_bytes, signature, digest FROM registrations ";
 
@@ -355,6 +357,28 @@ fn read_registration(row: &Row) -> Result<StoredRegistration, Error> {
         return Err(invalid("signed bytes belong to another key".to_owned()));
     }
     Ok(StoredRegistration { registration, message, digest })
+}
+
+/// A stored seal from a [`SEAL_SELECT`] row, decoded from its signed bytes and checked against
+/// the key and digest columns.
+fn read_seal(row: &Row) -> Result<StoredSeal, Error> {
+    let action = "reading a stored seal";
+    let node = row.blob(0).map_err(Error::query(action))?;
+    let slot = row.int(1).map_err(Error::query(action))?;
+    let bytes = row.blob(2).map_err(Error::query(action))?;
+    let signature = row.blob(3).map_err(Error::query(action))?;
+    let digest = row.blob(4).map_err(Error::query(action))?;
+    let key_text = || format!("(node {}, slot {slot})", lucid_core::ids::to_hex(&node));
+    let (message, _digest) = read_pair("seals", key_text, bytes, &signature, &digest)?;
+    let invalid = |detail: String| Error::InvalidRow { table: "seals", key: key_text(), detail };
+    let (_network, seal) = SlotSeal::from_signed_bytes(message.bytes())
+        .map_err(|error| invalid(format!("signed bytes do not decode: {error}")))?;
+    if seal.node.as_bytes().as_slice() != node.as_slice()
+        || i64::try_from(seal.slot.0).ok() != Some(slot)
+    {
+        return Err(invalid("signed bytes belong to another key".to_owned()));
+    }
+    Ok(StoredSeal::new(seal, message))
 }
 
 fn endpoint_text(endpoint: &Endpoint) -> String {
@@ -718,6 +742,56 @@ impl Database {
         Ok(outcome)
     }
 
+    async fn insert_seal_sql(&self, stored: &StoredSeal) -> Result<InsertOutcome, Error> {
+        let seal = &stored.seal;
+        let node = Value::Blob(seal.node.as_bytes().to_vec());
+        let slot = Value::Int(to_sql("slot", seal.slot.0)?);
+        let mut query = self.query(
+            "INSERT INTO seals (node_id, slot, count, root, ts_ms, signed_bytes, signature, \
+             digest, received_at) VALUES ",
+        );
+        query.tuple([
+            node.clone(),
+            slot.clone(),
+            Value::Int(i64::from(seal.count)),
+            Value::Blob(seal.root.as_bytes().to_vec()),
+            Value::Int(seal.ts.0),
+            Value::Blob(stored.message.bytes().to_vec()),
+            Value::Blob(stored.message.signature().as_bytes().to_vec()),
+            Value::Blob(stored.digest.as_bytes().to_vec()),
+            Value::Int(self.clock.wall().0),
+        ]);
+        query.push(" ON CONFLICT DO NOTHING");
+        let action = "inserting a seal";
+        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
+        let changed = tx.execute(&mut query).await.map_err(Error::query(action))?;
+        let outcome = if changed == 1 {
+            InsertOutcome::Inserted
+        } else {
+            let mut query = self.query(SEAL_SELECT);
+            query.push("WHERE node_id = ").bind(node);
+            query.push(" AND slot = ").bind(slot);
+            let rows = tx.fetch_all(&mut query).await.map_err(Error::query(action))?;
+            let existing = rows.first().map(read_seal).transpose()?.ok_or_else(|| {
+                lucid_core::internal!("seal of {} was neither inserted nor found", seal.slot)
+            })?;
+            outcome_for(&existing.message, &stored.message)
+        };
+        tx.commit().await.map_err(Error::query(action))?;
+        Ok(outcome)
+    }
+
+    async fn get_seal_sql(&self, node: &NodeId, slot: Slot) -> Result<Option<StoredSeal>, Error> {
+        // Slots beyond BIGINT are never stored (inserting them is refused), so nothing is there.
+        let Ok(slot) = i64::try_from(slot.0) else { return Ok(None) };
+        let mut query = self.query(SEAL_SELECT);
+        query.push("WHERE node_id = ").bind(Value::Blob(node.as_bytes().to_vec()));
+        query.push(" AND slot = ").bind(Value::Int(slot));
+        let rows =
+            self.reader().fetch_all(&mut query).await.map_err(Error::query("reading a seal"))?;
+        rows.first().map(read_seal).transpose()
+    }
+
     async fn current_registrations_sql(&self) -> Result<Vec<StoredRegistration>, Error> {
         let mut query = self.query(REGISTRATION_SELECT);
         query.push(
@@ -786,6 +860,21 @@ impl ProofStore for Database {
         self.current_registrations_sql()
             .await
             .map_err(|e| e.into_store("reading current registrations"))
+    }
+
+    async fn insert_seal(
+        &self,
+        seal: &StoredSeal,
+    ) -> Result<InsertOutcome, lucid_consensus::Error> {
+        self.insert_seal_sql(seal).await.map_err(|e| e.into_store("inserting a seal"))
+    }
+
+    async fn get_seal(
+        &self,
+        node: &NodeId,
+        slot: Slot,
+    ) -> Result<Option<StoredSeal>, lucid_consensus::Error> {
+        self.get_seal_sql(node, slot).await.map_err(|e| e.into_store("reading a seal"))
     }
 
     async fn stored_tally(

@@ -39,6 +39,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "pools", include_str!("../migrations/sqlite/0002_pools.sql")),
     (3, "records", include_str!("../migrations/sqlite/0003_records.sql")),
     (4, "ledger_payouts", include_str!("../migrations/sqlite/0004_ledger_payouts.sql")),
+    (5, "seals", include_str!("../migrations/sqlite/0005_seals.sql")),
     (6, "pool_ops", include_str!("../migrations/sqlite/0006_pool_ops.sql")),
     (7, "proof_sums", include_str!("../migrations/sqlite/0007_proof_sums.sql")),
 ];
@@ -47,6 +48,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "pools", include_str!("../migrations/postgres/0002_pools.sql")),
     (3, "records", include_str!("../migrations/postgres/0003_records.sql")),
     (4, "ledger_payouts", include_str!("../migrations/postgres/0004_ledger_payouts.sql")),
+    (5, "seals", include_str!("../migrations/postgres/0005_seals.sql")),
     (6, "pool_ops", include_str!("../migrations/postgres/0006_pool_ops.sql")),
     (7, "proof_sums", include_str!("../migrations/postgres/0007_proof_sums.sql")),
 ];

@@ -2,8 +2,8 @@
 //! crates, and the schema migrations of both backends.
 //!
 //! A [`Database`] is opened from a URL (`sqlite://PATH` or `postgres://…`) and migrated at
-//! open. It implements `lucid_consensus::store::ProofStore` over the `registrations`, `proofs`
-//! and `evidence` tables of `consensus.md` §10, with exactly the semantics of
+//! open. It implements `lucid_consensus::store::ProofStore` over the `registrations`, `proofs`,
+//! `evidence` and `seals` tables of `consensus.md` §10, with exactly the semantics of
 //! `MemoryProofStore`, and `lucid_pools::PoolStore` over the `pools` and `pool_members` tables of
 //! `pools-payouts.md` §6, with exactly the semantics of `MemoryPoolStore`, and
 //! `lucid_consensus::records::RecordStore` over the tally, schedule and slot-result tables of

@@ -166,4 +166,37 @@ impl pb::peer_server::Peer for PeerService {
             registrations: records.iter().map(|record| record.to_proto()).collect(),
         }))
     }
+
+    async fn fetch_slot(
+        &self,
+        request: Request<pb::FetchSlotRequest>,
+    ) -> Result<Response<pb::FetchSlotResponse>, Status> {
+        let slot = lucid_core::Slot(request.into_inner().slot);
+        let sealed = self.peer.fetch_slot(slot).await.map_err(GrpcError::from)?;
+        Ok(Response::new(match sealed {
+            Some(sealed) => pb::FetchSlotResponse {
+                seal: Some(sealed.seal.to_proto()),
+                set: sealed.set.iter().map(|message| message.to_proto()).collect(),
+            },
+            None => pb::FetchSlotResponse { seal: None, set: Vec::new() },
+        }))
+    }
+
+    async fn submit_evidence(
+        &self,
+        request: Request<pb::SubmitEvidenceRequest>,
+    ) -> Result<Response<pb::SubmitEvidenceResponse>, Status> {
+        let request = request.into_inner();
+        let missing = |field| GrpcError::InvalidField { field, reason: "missing".into() };
+        let first = request.first.ok_or(missing("first"))?;
+        let second = request.second.ok_or(missing("second"))?;
+        let digest = message_digest(&second.message);
+        let outcome = match (SignedMessage::from_proto(first), SignedMessage::from_proto(second)) {
+            (Ok(first), Ok(second)) => {
+                self.peer.submit_evidence(first, second).await.map_err(GrpcError::from)?
+            }
+            _ => Outcome { digest, verdict: Verdict::Reject(RejectReason::Malformed) },
+        };
+        Ok(Response::new(pb::SubmitEvidenceResponse { verdict: Some(outcome.to_proto()) }))
+    }
 }

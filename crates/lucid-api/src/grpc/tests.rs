@@ -41,6 +41,31 @@ struct TestPeer {
 
 #[async_trait::async_trait]
 impl PeerApi for TestPeer {
+    async fn fetch_slot(&self, slot: Slot) -> Result<Option<SealedSlot>, lucid_consensus::Error> {
+        // Serves the stored seal of node 1 with its stored proofs, as the daemon does for its own.
+        let Some(stored) = self.store.get_seal(&testing::node(1), slot).await? else {
+            return Ok(None);
+        };
+        let range = SlotRange { start: slot, end: Slot(slot.0 + 1) };
+        let set = self.store.proofs_in_range(range, None, 1_024).await?;
+        Ok(Some(SealedSlot {
+            seal: stored.message,
+            set: set.into_iter().map(|proof| proof.message).collect(),
+        }))
+    }
+
+    async fn submit_evidence(
+        &self,
+        first: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, lucid_consensus::Error> {
+        let mut ingest = self.ingest.lock().await;
+        let (outcome, _) = ingest
+            .ingest_evidence(self.store.as_ref(), &self.verifier, now(), first, second)
+            .await?;
+        Ok(outcome)
+    }
+
     async fn submit_proofs(
         &self,
         proofs: Vec<SignedMessage>,
@@ -599,6 +624,79 @@ async fn pulls_return_exactly_the_stored_bytes_in_pages() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fetch_slot_serves_the_seal_with_its_set_and_evidence_gets_a_verdict() {
+    use lucid_consensus::seal::{SlotSeal, StoredSeal, seal_root};
+    let server = Server::start().await;
+    let mut client = server.peer().await;
+    let params = params();
+    let alice = testing::key(1);
+    register(&mut client, &alice).await;
+    let slot = NOW_SLOT;
+    let beacon = testing::signed_beacon(&params, &alice, slot);
+    let answer = client
+        .submit_proofs(pb::SubmitProofsRequest { proofs: vec![wire(&beacon)] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.verdicts[0].verdict(), pb::Verdict::Accept);
+
+    // Nothing sealed yet: an answer without a seal.
+    let empty =
+        client.fetch_slot(pb::FetchSlotRequest { slot: slot.0 }).await.unwrap().into_inner();
+    assert_eq!(empty, pb::FetchSlotResponse { seal: None, set: Vec::new() });
+
+    let seal = SlotSeal {
+        node: alice.node_id(),
+        slot,
+        count: 1,
+        root: seal_root(&[beacon.digest()]),
+        ts: now(),
+    };
+    let signed = seal.sign(&params.network, &alice);
+    server.store.insert_seal(&StoredSeal::new(seal, signed.clone())).await.unwrap();
+    let sealed =
+        client.fetch_slot(pb::FetchSlotRequest { slot: slot.0 }).await.unwrap().into_inner();
+    assert_eq!(sealed.seal, Some(wire(&signed)));
+    assert_eq!(sealed.set, vec![wire(&beacon)]);
+
+    // Evidence: a real equivocation is accepted once, then a duplicate; a malformed pair and a
+    // missing half are refused.
+    let other = testing::signed_beacon(&params, &alice, Slot(slot.0 - 1));
+    let conflicting = {
+        let mut proof =
+            lucid_consensus::proof::TaskProof::from_signed_bytes(beacon.bytes()).unwrap().1;
+        proof.ts = proof.ts.saturating_add_ms(1);
+        proof.sign(&params.network, &alice)
+    };
+    let submit = |first: &SignedMessage, second: &SignedMessage| pb::SubmitEvidenceRequest {
+        first: Some(wire(first)),
+        second: Some(wire(second)),
+    };
+    for (request, expected) in [
+        (submit(&beacon, &conflicting), (pb::Verdict::Accept, pb::RejectReason::Unspecified)),
+        (submit(&conflicting, &beacon), (pb::Verdict::Duplicate, pb::RejectReason::Unspecified)),
+        (submit(&beacon, &other), (pb::Verdict::Reject, pb::RejectReason::Malformed)),
+        (
+            pb::SubmitEvidenceRequest {
+                first: Some(wire(&beacon)),
+                second: Some(pb::SignedMessage { message: vec![1, 2], signature: vec![3] }),
+            },
+            (pb::Verdict::Reject, pb::RejectReason::Malformed),
+        ),
+    ] {
+        let answer = client.submit_evidence(request).await.unwrap().into_inner();
+        assert_eq!(verdict(&answer.verdict.unwrap()), expected);
+    }
+    let refused = client
+        .submit_evidence(pb::SubmitEvidenceRequest { first: Some(wire(&beacon)), second: None })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(server.store.all_evidence().len(), 1);
     server.stop().await;
 }
 

@@ -156,6 +156,91 @@ fn forged_equivocation_is_only_a_bad_signature() {
     assert!(f.store.all_evidence().is_empty());
 }
 
+impl Fixture {
+    fn evidence_at(&mut self, slot: Slot, a: SignedMessage, b: SignedMessage) -> Verdict {
+        let now = now_in(&self.params, slot);
+        let (outcome, evidence) =
+            block_on(self.ingest.ingest_evidence(&self.store, &self.verifier, now, a, b.clone()))
+                .unwrap();
+        assert_eq!(outcome.digest, b.digest());
+        assert_eq!(
+            evidence.is_some(),
+            matches!(outcome.verdict, Verdict::Accept | Verdict::Duplicate)
+        );
+        outcome.verdict
+    }
+}
+
+#[test]
+fn evidence_arriving_after_the_grace_is_recorded_through_its_own_path() {
+    let mut f = Fixture::new(2);
+    let first = relay(&f, 0, SLOT, 10);
+    let second = relay(&f, 0, SLOT, 11);
+    // Ten slots later the live path refuses both messages before any conflict can be seen.
+    let later = Slot(SLOT.0 + 10);
+    assert_eq!(
+        f.verdicts_at(later, vec![first.clone(), second.clone()]),
+        vec![reject(RejectReason::Stale), reject(RejectReason::Stale)]
+    );
+    assert!(f.store.all_evidence().is_empty());
+    // The evidence path checks the pair itself and records it, once, in either order.
+    assert_eq!(f.evidence_at(later, first.clone(), second.clone()), Verdict::Accept);
+    assert_eq!(f.evidence_at(later, second.clone(), first.clone()), Verdict::Duplicate);
+    let stored = f.store.all_evidence();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].node, f.keys[0].node_id());
+    assert!(stored[0].first.digest() < stored[0].second.digest());
+    // No proof was stored by it.
+    assert_eq!(f.store.proof_count(), 0);
+}
+
+#[test]
+fn evidence_that_does_not_prove_an_equivocation_is_refused() {
+    let mut f = Fixture::new(2);
+    let first = relay(&f, 0, SLOT, 10);
+    let second = relay(&f, 0, SLOT, 11);
+    let at = Slot(SLOT.0 + 5);
+    // The same message twice, or two different keys: no conflict.
+    assert_eq!(f.evidence_at(at, first.clone(), first.clone()), reject(RejectReason::Malformed));
+    let other_slot = relay(&f, 0, Slot(SLOT.0 + 1), 11);
+    assert_eq!(f.evidence_at(at, first.clone(), other_slot), reject(RejectReason::Malformed));
+    let other_node = relay(&f, 1, SLOT, 11);
+    assert_eq!(f.evidence_at(at, first.clone(), other_node), reject(RejectReason::Malformed));
+    // Garbage, or an oversized message.
+    let garbage = SignedMessage::new(vec![0xff; 40], Signature::from_bytes([0; 64]));
+    assert_eq!(f.evidence_at(at, first.clone(), garbage), reject(RejectReason::Malformed));
+    let oversized = SignedMessage::new(vec![0; 1 << 20], Signature::from_bytes([0; 64]));
+    assert_eq!(f.evidence_at(at, oversized, second.clone()), reject(RejectReason::Malformed));
+    // Forged: node 1 signs a conflicting proof in node 0's name.
+    let forged_proof = testing::proof(
+        &f.params,
+        &f.keys[0],
+        SLOT,
+        ProofValue::Relay { bytes_transferred: 99, sessions_relayed: 1 },
+    );
+    let bytes = forged_proof.to_signed_bytes(&f.params.network);
+    let forged = SignedMessage::new(bytes.clone(), f.keys[1].sign(&bytes));
+    assert_eq!(f.evidence_at(at, first.clone(), forged), reject(RejectReason::BadSignature));
+    // Another network.
+    let foreign_params = ConsensusParams::test_network("elsewhere", f.params.time);
+    let foreign = testing::signed_relay(&foreign_params, &f.keys[0], SLOT, 12);
+    assert_eq!(f.evidence_at(at, first.clone(), foreign), reject(RejectReason::WrongNetwork));
+    // An unregistered signer.
+    let stranger = testing::key(77);
+    let s1 = testing::signed_relay(&f.params, &stranger, SLOT, 1);
+    let s2 = testing::signed_relay(&f.params, &stranger, SLOT, 2);
+    assert_eq!(f.evidence_at(at, s1, s2), reject(RejectReason::UnknownNode));
+    // Older than the window of the oldest unsettled tally, or from the future.
+    let much_later = Slot(SLOT.0 + 8 * f.params.time.slots_per_epoch());
+    assert_eq!(
+        f.evidence_at(much_later, first.clone(), second.clone()),
+        reject(RejectReason::Stale)
+    );
+    let before = Slot(SLOT.0 - 5);
+    assert_eq!(f.evidence_at(before, first, second), reject(RejectReason::FromFuture));
+    assert!(f.store.all_evidence().is_empty());
+}
+
 #[test]
 fn every_rejection_reason_of_the_live_path() {
     let mut f = Fixture::new(2);

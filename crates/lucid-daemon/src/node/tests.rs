@@ -373,3 +373,94 @@ fn tallies_schedules_balances_and_payouts_are_read_from_the_ports() {
         assert_eq!(api.payout_stats().await.unwrap().paid_gross, "0.000000");
     });
 }
+
+#[test]
+fn spawn_services_runs_gossip_when_wired_and_renders_its_metrics() {
+    use crate::gossip::tests::{Directory, Loopback, Net};
+    use crate::gossip::{GossipConfig, GossipQueue, GossipWiring};
+    use crate::services::registration::RegistrationConfig;
+    use crate::services::time::TokioClock;
+    use lucid_api::grpc::PeerApi as _;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = config();
+        let params = config.consensus;
+        let start = params.time.slot_start(Slot(10)).unwrap();
+        let clock = Arc::new(TokioClock::new(start));
+        let net = Arc::new(Net::default());
+        let mut nodes = Vec::new();
+        for index in 0..2u64 {
+            let key = lucid_consensus::testing::key(index);
+            let me = key.node_id();
+            let ports = Ports::in_memory();
+            let verifier = Arc::new(lucid_consensus::verify::Verifier::single_threaded());
+            let peer = crate::peer::StorePeer::load(
+                params,
+                Arc::clone(&ports.proofs),
+                Arc::clone(&verifier),
+                clock.clone(),
+            )
+            .await
+            .unwrap();
+            for other in 0..2u64 {
+                let record = lucid_consensus::testing::signed_registration(
+                    &params,
+                    &lucid_consensus::testing::key(other),
+                    1,
+                );
+                peer.submit_registration(record).await.unwrap();
+            }
+            let directory = Arc::new(Directory {
+                me,
+                net: net.clone(),
+                faults: std::sync::Mutex::new(Vec::new()),
+            });
+            let gossip_config = GossipConfig::for_network(&params);
+            let queue = GossipQueue::new(me, directory, &gossip_config);
+            let peer = Arc::new(peer.with_gossip(queue.hook()));
+            net.peers.lock().unwrap().insert(me, peer.clone());
+            let proofs = Arc::clone(&ports.proofs);
+            let node = Node::build(config.clone(), key, clock.clone(), database(true), ports);
+            node.spawn_services(ServiceWiring {
+                ingest: peer.ingest(),
+                verifier,
+                registration: RegistrationConfig {
+                    payout_address: None,
+                    endpoint: None,
+                    capabilities: lucid_consensus::registration::CAP_ALL,
+                    storage_capacity_bytes: 1 << 30,
+                },
+                gossip: Some(GossipWiring {
+                    transport: Arc::new(Loopback { me, net: net.clone() }),
+                    queue,
+                    config: gossip_config,
+                }),
+            })
+            .unwrap();
+            nodes.push((node, proofs));
+        }
+        tokio::time::sleep(Duration::from_millis(6_500)).await;
+        let range = lucid_core::SlotRange { start: Slot(10), end: Slot(16) };
+        let first = lucid_api::grpc::slot_digests(nodes[0].1.as_ref(), range, 16).await.unwrap();
+        let second = lucid_api::grpc::slot_digests(nodes[1].1.as_ref(), range, 16).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 6);
+        assert!(first.iter().all(|digest| digest.count == 2), "{first:?}");
+        for (node, _) in nodes {
+            let metrics = node.api().metrics();
+            assert!(metrics.contains("lucid_gossip_bytes_total{direction=\"out\"}"), "{metrics}");
+            assert!(
+                !metrics.contains("lucid_gossip_bytes_total{direction=\"out\"} 0\n"),
+                "{metrics}"
+            );
+            assert!(!metrics.contains("lucid_seals_signed_total 0\n"), "{metrics}");
+            assert!(metrics.contains("lucid_loop_ticks_total{loop=\"anti_entropy\""), "{metrics}");
+            node.drain().await.unwrap();
+        }
+    });
+}

@@ -115,6 +115,19 @@ impl ProofStore for FlakyProofStore {
     ) -> Result<Vec<StoredRegistration>, lucid_consensus::Error> {
         self.inner.current_registrations().await
     }
+    async fn insert_seal(
+        &self,
+        seal: &lucid_consensus::seal::StoredSeal,
+    ) -> Result<InsertOutcome, lucid_consensus::Error> {
+        self.inner.insert_seal(seal).await
+    }
+    async fn get_seal(
+        &self,
+        node: &lucid_core::NodeId,
+        slot: lucid_core::Slot,
+    ) -> Result<Option<lucid_consensus::seal::StoredSeal>, lucid_consensus::Error> {
+        self.inner.get_seal(node, slot).await
+    }
 }
 
 /// A record store that counts writes and fails on request, over the in-memory store.

@@ -1085,6 +1085,33 @@ pub struct ExchangePeersResponse {
     #[prost(message, repeated, tag = "1")]
     pub registrations: ::prost::alloc::vec::Vec<SignedMessage>,
 }
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FetchSlotRequest {
+    #[prost(uint64, tag = "1")]
+    pub slot: u64,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct FetchSlotResponse {
+    /// The callee's signed `slot-seal`; absent when it sealed nothing for the slot.
+    #[prost(message, optional, tag = "1")]
+    pub seal: ::core::option::Option<SignedMessage>,
+    /// The proofs the seal covers, exactly: their digests hash to the seal's root.
+    #[prost(message, repeated, tag = "2")]
+    pub set: ::prost::alloc::vec::Vec<SignedMessage>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SubmitEvidenceRequest {
+    #[prost(message, optional, tag = "1")]
+    pub first: ::core::option::Option<SignedMessage>,
+    #[prost(message, optional, tag = "2")]
+    pub second: ::core::option::Option<SignedMessage>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SubmitEvidenceResponse {
+    /// The verdict on the evidence, identified by the digest of `second`.
+    #[prost(message, optional, tag = "1")]
+    pub verdict: ::core::option::Option<MessageVerdict>,
+}
 /// Generated client implementations.
 pub mod peer_client {
     #![allow(
@@ -1327,6 +1354,58 @@ pub mod peer_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Peer", "ExchangePeers"));
             self.inner.unary(req, path, codec).await
         }
+        /// The callee's own seal of one slot and exactly the set of task proofs it covers, so that a
+        /// node catches up on slots past the live grace (late acceptance, consensus.md section 6.3).
+        pub async fn fetch_slot(
+            &mut self,
+            request: impl tonic::IntoRequest<super::FetchSlotRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FetchSlotResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/FetchSlot",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "FetchSlot"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Equivocation evidence: two task proofs one node signed under one key with different bytes
+        /// (consensus.md section 6.2), forwarded once by every node that records it.
+        pub async fn submit_evidence(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SubmitEvidenceRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitEvidenceResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/SubmitEvidence",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "SubmitEvidence"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1389,6 +1468,24 @@ pub mod peer_server {
             request: tonic::Request<super::ExchangePeersRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ExchangePeersResponse>,
+            tonic::Status,
+        >;
+        /// The callee's own seal of one slot and exactly the set of task proofs it covers, so that a
+        /// node catches up on slots past the live grace (late acceptance, consensus.md section 6.3).
+        async fn fetch_slot(
+            &self,
+            request: tonic::Request<super::FetchSlotRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FetchSlotResponse>,
+            tonic::Status,
+        >;
+        /// Equivocation evidence: two task proofs one node signed under one key with different bytes
+        /// (consensus.md section 6.2), forwarded once by every node that records it.
+        async fn submit_evidence(
+            &self,
+            request: tonic::Request<super::SubmitEvidenceRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitEvidenceResponse>,
             tonic::Status,
         >;
     }
@@ -1719,6 +1816,94 @@ pub mod peer_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ExchangePeersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/FetchSlot" => {
+                    #[allow(non_camel_case_types)]
+                    struct FetchSlotSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::FetchSlotRequest>
+                    for FetchSlotSvc<T> {
+                        type Response = super::FetchSlotResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::FetchSlotRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::fetch_slot(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = FetchSlotSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/SubmitEvidence" => {
+                    #[allow(non_camel_case_types)]
+                    struct SubmitEvidenceSvc<T: Peer>(pub Arc<T>);
+                    impl<
+                        T: Peer,
+                    > tonic::server::UnaryService<super::SubmitEvidenceRequest>
+                    for SubmitEvidenceSvc<T> {
+                        type Response = super::SubmitEvidenceResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SubmitEvidenceRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::submit_evidence(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SubmitEvidenceSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

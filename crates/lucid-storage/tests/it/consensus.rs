@@ -344,3 +344,93 @@ async fn counted_proofs_match_the_decoded_signed_bytes() {
         assert!(matches!(error, lucid_storage::Error::InvalidRow { .. }), "{error:?}");
     }
 }
+
+/// A signed seal of test node `node` for `slot` over `count` messages with root `root`.
+fn seal(
+    params: &ConsensusParams,
+    node: u64,
+    slot: u64,
+    count: u32,
+    root: u8,
+) -> lucid_consensus::seal::StoredSeal {
+    use lucid_consensus::seal::{SlotSeal, StoredSeal};
+    let key = testing::key(node);
+    let seal = SlotSeal {
+        node: key.node_id(),
+        slot: Slot(slot),
+        count,
+        root: lucid_core::Digest::from_bytes([root; 32]),
+        ts: params.time.slot_start(Slot(slot + 3)).unwrap(),
+    };
+    let message = seal.sign(&params.network, &key);
+    StoredSeal::new(seal, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seals_are_write_once_and_survive_a_restart() {
+    let params = testing::params();
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        let memory = MemoryProofStore::new();
+        let first = seal(&params, 1, 40, 3, 7);
+        let amended = seal(&params, 1, 40, 4, 8);
+        let other_slot = seal(&params, 1, 41, 0, 0);
+        let other_node = seal(&params, 2, 40, 3, 7);
+        for (candidate, expected) in [
+            (&first, InsertOutcome::Inserted),
+            (&first, InsertOutcome::Duplicate),
+            (&amended, InsertOutcome::Conflict { existing: first.message.clone() }),
+            (&other_slot, InsertOutcome::Inserted),
+            (&other_node, InsertOutcome::Inserted),
+        ] {
+            assert_eq!(db.insert_seal(candidate).await.unwrap(), expected, "{backend:?}");
+            assert_eq!(memory.insert_seal(candidate).await.unwrap(), expected);
+        }
+        let node = testing::node(1);
+        assert_eq!(db.get_seal(&node, Slot(40)).await.unwrap(), Some(first.clone()));
+        assert_eq!(db.get_seal(&node, Slot(42)).await.unwrap(), None);
+        assert_eq!(db.get_seal(&node, Slot(u64::MAX)).await.unwrap(), None);
+        assert_eq!(memory.get_seal(&node, Slot(40)).await.unwrap(), Some(first.clone()));
+
+        // A restart reads the same seal and still refuses to amend it.
+        db.close().await;
+        let db = test_db.open().await.unwrap();
+        let back = db.get_seal(&node, Slot(40)).await.unwrap().unwrap();
+        assert_eq!(back, first, "{backend:?}");
+        assert_eq!(back.message.bytes(), first.message.bytes());
+        assert_eq!(
+            db.insert_seal(&amended).await.unwrap(),
+            InsertOutcome::Conflict { existing: first.message.clone() },
+            "{backend:?}"
+        );
+        assert_eq!(db.get_seal(&testing::node(2), Slot(40)).await.unwrap(), Some(other_node));
+
+        // The schema refuses an amendment behind the adapter's back.
+        let update = "UPDATE seals SET count = 9";
+        assert!(raw(&test_db, update).await.is_err(), "{backend:?}");
+        assert_eq!(db.get_seal(&node, Slot(40)).await.unwrap(), Some(first.clone()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seal_row_that_does_not_match_its_signed_bytes_is_an_error() {
+    let params = testing::params();
+    for (test_db, db) in databases().await {
+        let stored = seal(&params, 3, 50, 1, 1);
+        db.insert_seal(&stored).await.unwrap();
+        // Another node's signed bytes under node 3's key: the read refuses them.
+        let foreign = seal(&params, 4, 50, 1, 1);
+        let sql = format!(
+            "INSERT INTO seals (node_id, slot, count, root, ts_ms, \
+             signed_bytes, signature, digest, received_at) VALUES ({}, 50, 1, {}, 0, {}, {}, {}, 0)",
+            lit(test_db.backend, testing::node(3).as_bytes()),
+            lit(test_db.backend, &[1; 32]),
+            lit(test_db.backend, foreign.message.bytes()),
+            lit(test_db.backend, foreign.message.signature().as_bytes()),
+            lit(test_db.backend, foreign.digest.as_bytes()),
+        );
+        raw(&test_db, "DELETE FROM seals").await.unwrap();
+        raw(&test_db, &sql).await.unwrap();
+        assert!(db.get_seal(&testing::node(3), Slot(50)).await.is_err(), "{:?}", test_db.backend);
+    }
+}

@@ -1,0 +1,420 @@
+//! Anti-entropy: compare per-slot digests with one peer and fetch only the slots that differ
+//! (`consensus.md` §6.3, `daemon.md` §3).
+//!
+//! A round with peer P covers the unsettled window, from the window of the oldest unsettled
+//! tally (`slots_per_epoch · current_epoch − window_slots`, the late-acceptance floor) to the
+//! current slot, in ranges of at most [`MAX_DIGEST_SLOTS`]. For every slot where P's count or
+//! root differs from ours:
+//! - inside the live grace (`slot ≥ current − 2`): `PullProofs` of that slot, then the live
+//!   ingest; accepted proofs are pushed on like any other;
+//! - older: `FetchSlot` (P's own seal and exactly its set), then `ingest_sealed_set`: the
+//!   proofs of other nodes pass through late acceptance, P's own proofs do not (no node
+//!   backfills itself). A slot fetched from P is not fetched from P again while P's digest of it
+//!   stays the same.
+//!
+//! Slots inside the live grace come first, then older slots from the oldest; at most
+//! [`max_slots_per_round`](super::GossipConfig::max_slots_per_round) slots and
+//! [`max_pages_per_slot`](super::GossipConfig::max_pages_per_slot) pages per slot are fetched per
+//! round. Proofs of nodes we do not know (`UnknownNode`) make the next round with that peer start
+//! with its registrations.
+//!
+//! Rounds run every [`anti_entropy_every`](super::GossipConfig::anti_entropy_every), rotating
+//! over the directory's peers,
+//! and at once with every peer that appears in the directory (a (re)connection). Our own digests
+//! of slots older than the grace change only through this loop, so each slot is summarised from
+//! the store once and again only after this loop stored proofs in it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use lucid_api::grpc::{MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, SlotDigest};
+use lucid_consensus::ingest::{RejectReason, Verdict};
+use lucid_consensus::params::INGEST_GRACE_SLOTS;
+use lucid_consensus::proof::TaskProof;
+use lucid_consensus::registration::Registration;
+use lucid_consensus::seal::SlotSeal;
+use lucid_core::message::Message;
+use lucid_core::{Digest, NodeId, Slot, SlotRange, UnixMillis};
+
+use super::{GossipDeps, GossipHook, wire_size};
+use crate::network::PeerFault;
+use crate::services::ServiceError;
+use crate::services::runner::Service;
+
+/// Most pages of registrations read from one peer when it sent proofs of unknown nodes.
+const MAX_REGISTRATION_PAGES: usize = 20;
+/// How many (peer, slot) fetches are remembered.
+const FETCHED_MEMORY: usize = 16_384;
+/// Most peers that (re)appeared served in one tick; the others wait for the next tick.
+const MAX_NEW_PEERS_PER_TICK: usize = 4;
+
+/// The anti-entropy loop's state.
+pub struct AntiEntropy {
+    deps: GossipDeps,
+    hook: GossipHook,
+    node: NodeId,
+    known_peers: BTreeSet<NodeId>,
+    next_round: Option<UnixMillis>,
+    rotation: usize,
+    /// Peer digest root of each (peer, slot) last fetched through its seal.
+    fetched: HashMap<(NodeId, Slot), Digest>,
+    /// Own digest of every slot older than the grace that was summarised (`None`: no proofs).
+    own_settled: BTreeMap<Slot, Option<(u32, Digest)>>,
+    /// Peers whose registrations to read at the start of the next round with them.
+    need_registrations: BTreeSet<NodeId>,
+}
+
+fn error(action: &'static str) -> impl FnOnce(lucid_consensus::Error) -> ServiceError {
+    ServiceError::consensus("anti_entropy", action)
+}
+
+impl AntiEntropy {
+    /// A loop that has talked to no peer yet.
+    pub fn new(deps: GossipDeps, hook: GossipHook) -> Self {
+        let node = hook.node();
+        AntiEntropy {
+            deps,
+            hook,
+            node,
+            known_peers: BTreeSet::new(),
+            next_round: None,
+            rotation: 0,
+            fetched: HashMap::new(),
+            own_settled: BTreeMap::new(),
+            need_registrations: BTreeSet::new(),
+        }
+    }
+
+    fn report(&self, peer: NodeId, fault: PeerFault) {
+        self.hook.metrics().count_fault();
+        self.hook.directory().report(peer, fault);
+    }
+
+    /// The late-acceptance floor at `current`: the first slot of the oldest unsettled window.
+    fn floor(&self, current: Slot) -> Slot {
+        let time = self.deps.params.time;
+        Slot(
+            time.epoch_start(time.epoch_of(current))
+                .map_or(0, |start| start.0)
+                .saturating_sub(time.window_slots()),
+        )
+    }
+
+    async fn summarise(
+        &self,
+        range: SlotRange,
+    ) -> Result<HashMap<Slot, (u32, Digest)>, ServiceError> {
+        let digests = lucid_api::grpc::slot_digests(self.deps.store.as_ref(), range, MAX_PULL_PAGE)
+            .await
+            .map_err(error("summarising own slots"))?;
+        Ok(digests.into_iter().map(|digest| (digest.slot, (digest.count, digest.root))).collect())
+    }
+
+    /// Our digests of `range`. Slots older than the grace (`< live_from`) change only through
+    /// this loop, so each is read from the store once and cached until this loop changes it;
+    /// the slots of the grace are read every time.
+    async fn own_digests(
+        &mut self,
+        range: SlotRange,
+        live_from: Slot,
+    ) -> Result<HashMap<Slot, (u32, Digest)>, ServiceError> {
+        let settled_end = Slot(range.end.0.min(live_from.0));
+        let mut slot = range.start;
+        while slot < settled_end {
+            if self.own_settled.contains_key(&slot) {
+                slot = Slot(slot.0 + 1);
+                continue;
+            }
+            // One store read for the whole run of slots not cached.
+            let mut run_end = Slot(slot.0 + 1);
+            while run_end < settled_end && !self.own_settled.contains_key(&run_end) {
+                run_end = Slot(run_end.0 + 1);
+            }
+            let found = self.summarise(SlotRange { start: slot, end: run_end }).await?;
+            for s in slot.0..run_end.0 {
+                self.own_settled.insert(Slot(s), found.get(&Slot(s)).copied());
+            }
+            slot = run_end;
+        }
+        let mut ours: HashMap<Slot, (u32, Digest)> = self
+            .own_settled
+            .range(range.start..settled_end)
+            .filter_map(|(slot, digest)| digest.map(|digest| (*slot, digest)))
+            .collect();
+        if settled_end < range.end {
+            ours.extend(
+                self.summarise(SlotRange { start: settled_end.max(range.start), end: range.end })
+                    .await?,
+            );
+        }
+        Ok(ours)
+    }
+
+    /// Forgets the cached digest of `slot` (this loop just stored proofs in it).
+    fn invalidate(&mut self, slot: Slot) {
+        self.own_settled.remove(&slot);
+    }
+
+    /// One round with `peer`: digests first, then the slots that differ.
+    async fn round(&mut self, peer: NodeId) -> Result<(), ServiceError> {
+        let now = self.deps.clock.wall();
+        let Ok(current) = self.deps.params.time.slot_of(now) else { return Ok(()) };
+        self.hook.metrics().count_round();
+        if self.need_registrations.remove(&peer) {
+            self.registrations(peer, now).await?;
+        }
+        let floor = self.floor(current);
+        // Forget what lies below the window.
+        self.own_settled.retain(|slot, _| *slot >= floor);
+        self.fetched.retain(|(_, slot), _| *slot >= floor);
+        if self.fetched.len() > FETCHED_MEMORY {
+            self.fetched.clear();
+        }
+        let end = Slot(current.0.saturating_add(1));
+        let live_from = current.0.saturating_sub(INGEST_GRACE_SLOTS);
+        let mut differing: Vec<SlotDigest> = Vec::new();
+        let mut start = floor;
+        while start < end {
+            let range =
+                SlotRange { start, end: Slot(start.0.saturating_add(MAX_DIGEST_SLOTS).min(end.0)) };
+            start = range.end;
+            let theirs = match self.deps.transport.slot_digests(peer, range).await {
+                Ok(theirs) => theirs,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "anti-entropy: digests unavailable");
+                    return Ok(());
+                }
+            };
+            self.hook
+                .metrics()
+                .count_in(u64::try_from(theirs.len()).unwrap_or(u64::MAX).saturating_mul(44));
+            let ours = self.own_digests(range, Slot(live_from)).await?;
+            let mut seen = BTreeSet::new();
+            for digest in theirs {
+                if !range.contains(digest.slot) || !seen.insert(digest.slot) {
+                    // An answer outside the question, or a slot twice: the peer breaks the protocol.
+                    self.report(peer, PeerFault::InvalidMessage);
+                    continue;
+                }
+                if ours.get(&digest.slot) != Some(&(digest.count, digest.root)) {
+                    differing.push(digest);
+                }
+            }
+        }
+        // Live slots first (they can still be taken live), then from the oldest.
+        differing.sort_by_key(|digest| (digest.slot.0 < live_from, digest.slot));
+        differing.truncate(self.deps.config.max_slots_per_round);
+        for digest in differing {
+            if digest.slot.0 >= live_from {
+                self.pull(peer, digest.slot).await?;
+            } else {
+                self.fetch_sealed(peer, digest).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls the proofs of `slot` from `peer` and ingests them live.
+    async fn pull(&mut self, peer: NodeId, slot: Slot) -> Result<(), ServiceError> {
+        let range = SlotRange { start: slot, end: Slot(slot.0.saturating_add(1)) };
+        let mut after = None;
+        for _ in 0..self.deps.config.max_pages_per_slot.max(1) {
+            let page =
+                match self.deps.transport.pull_proofs(peer, range, after, MAX_PULL_PAGE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "anti-entropy: pull failed");
+                        return Ok(());
+                    }
+                };
+            if page.is_empty() {
+                return Ok(());
+            }
+            self.hook.metrics().count_in(page.iter().map(wire_size).sum());
+            let full = page.len() >= MAX_PULL_PAGE;
+            after = page
+                .last()
+                .and_then(|last| TaskProof::from_signed_bytes(last.bytes()).ok())
+                .map(|(_, proof)| proof.key());
+            let now = self.deps.clock.wall();
+            let report = self
+                .deps
+                .ingest
+                .lock()
+                .await
+                .ingest_batch(self.deps.store.as_ref(), &self.deps.verifier, now, page)
+                .await
+                .map_err(error("ingesting pulled proofs"))?;
+            self.note_unknown(peer, report.outcomes.iter().map(|o| o.verdict));
+            self.hook.ingested(Some(peer), &report);
+            if !full || after.is_none() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches `peer`'s sealed set of `digest.slot` and ingests it through late acceptance.
+    async fn fetch_sealed(&mut self, peer: NodeId, digest: SlotDigest) -> Result<(), ServiceError> {
+        let slot = digest.slot;
+        if self.fetched.get(&(peer, slot)) == Some(&digest.root) {
+            return Ok(());
+        }
+        let sealed = match self.deps.transport.fetch_slot(peer, slot).await {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "anti-entropy: fetching a sealed slot failed");
+                return Ok(());
+            }
+        };
+        let Some(sealed) = sealed else {
+            self.fetched.insert((peer, slot), digest.root);
+            return Ok(());
+        };
+        self.hook.metrics().count_in(
+            sealed.set.iter().map(wire_size).sum::<u64>().saturating_add(wire_size(&sealed.seal)),
+        );
+        // `FetchSlot` serves the callee's own seal of the slot asked for, nothing else.
+        match SlotSeal::from_signed_bytes(sealed.seal.bytes()) {
+            Ok((_, seal)) if seal.node == peer && seal.slot == slot => {}
+            _ => {
+                self.fetched.insert((peer, slot), digest.root);
+                self.report(peer, PeerFault::InvalidMessage);
+                return Ok(());
+            }
+        }
+        let now = self.deps.clock.wall();
+        let report = self
+            .deps
+            .ingest
+            .lock()
+            .await
+            .ingest_sealed_set(
+                self.deps.store.as_ref(),
+                &self.deps.verifier,
+                now,
+                sealed.seal,
+                sealed.set,
+            )
+            .await
+            .map_err(error("ingesting a sealed set"))?;
+        if let Verdict::Reject(reason) = report.seal.verdict {
+            if reason == RejectReason::UnknownNode {
+                // Fetched again once the registrations are in.
+                self.need_registrations.insert(peer);
+            } else {
+                self.fetched.insert((peer, slot), digest.root);
+            }
+            self.hook.report_faults(Some(peer), std::slice::from_ref(&report.seal));
+            return Ok(());
+        }
+        let accepted = u64::try_from(report.set.accepted.len()).unwrap_or(u64::MAX);
+        if accepted > 0 {
+            self.hook.metrics().count_late(accepted);
+            self.invalidate(slot);
+        }
+        // A set with proofs of nodes we do not know yet is fetched again once the registrations
+        // are in; otherwise not again while the peer's digest stays the same.
+        if !self.note_unknown(peer, report.set.outcomes.iter().map(|o| o.verdict)) {
+            self.fetched.insert((peer, slot), digest.root);
+        }
+        self.hook.ingested_late(Some(peer), &report.set);
+        Ok(())
+    }
+
+    /// Whether `verdicts` refused proofs of nodes we do not know; if so, the next round with
+    /// `peer` starts with its registrations.
+    fn note_unknown(&mut self, peer: NodeId, mut verdicts: impl Iterator<Item = Verdict>) -> bool {
+        let unknown = verdicts.any(|verdict| verdict == Verdict::Reject(RejectReason::UnknownNode));
+        if unknown {
+            self.need_registrations.insert(peer);
+        }
+        unknown
+    }
+
+    /// Reads `peer`'s current registrations and ingests them (registrations first: proofs of
+    /// nodes we do not know are refused).
+    async fn registrations(&mut self, peer: NodeId, now: UnixMillis) -> Result<(), ServiceError> {
+        let mut after = None;
+        for _ in 0..MAX_REGISTRATION_PAGES {
+            let page = match self.deps.transport.registrations(peer, after, MAX_PEERS_PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "anti-entropy: registrations unavailable");
+                    return Ok(());
+                }
+            };
+            self.hook.metrics().count_in(page.iter().map(wire_size).sum());
+            let full = page.len() >= MAX_PEERS_PAGE;
+            after = page
+                .last()
+                .and_then(|last| Registration::from_signed_bytes(last.bytes()).ok())
+                .map(|(_, registration)| registration.node);
+            let mut outcomes = Vec::with_capacity(page.len());
+            for message in page {
+                let (outcome, _) = self
+                    .deps
+                    .ingest
+                    .lock()
+                    .await
+                    .ingest_registration(self.deps.store.as_ref(), now, message)
+                    .await
+                    .map_err(error("ingesting a registration"))?;
+                outcomes.push(outcome);
+            }
+            self.hook.report_faults(Some(peer), &outcomes);
+            if !full || after.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Service for AntiEntropy {
+    fn name(&self) -> &'static str {
+        "anti_entropy"
+    }
+
+    fn next_due(&self, after: UnixMillis) -> UnixMillis {
+        let poll = i64::try_from(self.deps.config.poll_every.as_millis()).unwrap_or(i64::MAX);
+        after.saturating_add_ms(poll.max(1))
+    }
+
+    async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {
+        let peers: Vec<NodeId> = self
+            .hook
+            .directory()
+            .gossip_peers()
+            .into_iter()
+            .filter(|peer| *peer != self.node)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut targets: Vec<NodeId> = peers
+            .iter()
+            .filter(|peer| !self.known_peers.contains(*peer))
+            .take(MAX_NEW_PEERS_PER_TICK)
+            .copied()
+            .collect();
+        // A peer not served this tick stays "new" for the next one.
+        self.known_peers.retain(|peer| peers.contains(peer));
+        self.known_peers.extend(targets.iter().copied());
+        let due = self.next_round.is_none_or(|at| now >= at);
+        if targets.is_empty() && due && !peers.is_empty() {
+            let index = self.rotation % peers.len();
+            self.rotation = self.rotation.wrapping_add(1);
+            targets.push(peers[index]);
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let every =
+            i64::try_from(self.deps.config.anti_entropy_every.as_millis()).unwrap_or(i64::MAX);
+        self.next_round = Some(now.saturating_add_ms(every));
+        for peer in targets {
+            self.round(peer).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! The pusher: batches what the node accepted live and sends it to every gossip peer except the
+//! one it came from; forwards each piece of evidence once.
+//!
+//! A batch is flushed when it holds [`GossipConfig::batch_max`] proofs or
+//! [`GossipConfig::flush_after`] after its first proof, whichever comes first. The sends of one
+//! flush run concurrently, one task per peer call; the next batch is collected when they are
+//! done, so a slow peer slows gossip down (and the bounded queue then drops, counted) but never
+//! blocks a producer.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use lucid_core::{Digest, NodeId, SignedMessage};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{GossipConfig, GossipHook, Outgoing, wire_size};
+use crate::network::PeerTransport;
+use lucid_consensus::store::Evidence;
+
+/// How many forwarded evidence identities are remembered, so each is forwarded once.
+const EVIDENCE_MEMORY: usize = 4_096;
+
+/// A set that forgets its oldest entries beyond a bound.
+#[derive(Debug, Default)]
+pub(crate) struct BoundedSet<T> {
+    order: VecDeque<T>,
+    members: HashSet<T>,
+    bound: usize,
+}
+
+impl<T: std::hash::Hash + Eq + Clone> BoundedSet<T> {
+    pub(crate) fn new(bound: usize) -> Self {
+        BoundedSet { order: VecDeque::new(), members: HashSet::new(), bound: bound.max(1) }
+    }
+
+    /// Inserts `item`; `false` if it was already there.
+    pub(crate) fn insert(&mut self, item: T) -> bool {
+        if !self.members.insert(item.clone()) {
+            return false;
+        }
+        self.order.push_back(item);
+        while self.order.len() > self.bound {
+            if let Some(oldest) = self.order.pop_front() {
+                self.members.remove(&oldest);
+            }
+        }
+        true
+    }
+}
+
+/// The push loop's state.
+pub(crate) struct Pusher {
+    hook: GossipHook,
+    transport: Arc<dyn PeerTransport>,
+    config: GossipConfig,
+    forwarded: BoundedSet<(Digest, Digest)>,
+}
+
+/// One collected batch.
+#[derive(Default)]
+struct Batch {
+    proofs: Vec<(SignedMessage, Option<NodeId>)>,
+    evidence: Vec<(Evidence, Option<NodeId>)>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.proofs.is_empty() && self.evidence.is_empty()
+    }
+}
+
+impl Pusher {
+    /// A pusher sending through `transport` to the peers of `hook`'s directory.
+    pub(crate) fn new(
+        hook: GossipHook,
+        transport: Arc<dyn PeerTransport>,
+        config: GossipConfig,
+    ) -> Self {
+        Pusher { hook, transport, config, forwarded: BoundedSet::new(EVIDENCE_MEMORY) }
+    }
+
+    fn add(&mut self, batch: &mut Batch, item: Outgoing) {
+        match item {
+            Outgoing::Proof { message, from } => batch.proofs.push((message, from)),
+            Outgoing::Evidence { evidence, from } => {
+                // Once per node: a node that records the same evidence again (every conflicting
+                // push repeats it) does not forward it again, so forwarding ends.
+                if self.forwarded.insert(evidence.digests()) {
+                    batch.evidence.push((evidence, from));
+                }
+            }
+        }
+    }
+
+    /// Runs until `cancel` fires or both queues are closed.
+    pub(crate) async fn run(
+        mut self,
+        mut outgoing: mpsc::Receiver<Outgoing>,
+        mut own: mpsc::Receiver<SignedMessage>,
+        cancel: CancellationToken,
+    ) {
+        let (mut outgoing_open, mut own_open) = (true, true);
+        let batch_max = self.config.batch_max.clamp(1, lucid_api::grpc::MAX_BATCH);
+        loop {
+            let mut batch = Batch::default();
+            // Started by the first item of the batch: the batch leaves at the latest then.
+            let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+            loop {
+                if !outgoing_open && !own_open && batch.is_empty() {
+                    return;
+                }
+                let wait = async {
+                    match timer.as_mut() {
+                        Some(timer) => timer.await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return,
+                    item = own.recv(), if own_open => match item {
+                        Some(message) => self.add(&mut batch, Outgoing::Proof { message, from: None }),
+                        None => own_open = false,
+                    },
+                    item = outgoing.recv(), if outgoing_open => match item {
+                        Some(item) => self.add(&mut batch, item),
+                        None => outgoing_open = false,
+                    },
+                    () = wait => break,
+                }
+                if batch.proofs.len() >= batch_max {
+                    break;
+                }
+                if timer.is_none() && !batch.is_empty() {
+                    timer = Some(Box::pin(tokio::time::sleep(self.config.flush_after)));
+                }
+                if !outgoing_open && !own_open {
+                    break;
+                }
+            }
+            if !batch.is_empty() {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = self.flush(batch, batch_max) => {}
+                }
+            }
+        }
+    }
+
+    /// Sends `batch` to every gossip peer, each proof except to the peer it came from.
+    async fn flush(&mut self, batch: Batch, batch_max: usize) {
+        let me = self.hook.node();
+        let metrics = Arc::clone(self.hook.metrics());
+        for _ in &batch.evidence {
+            metrics.count_evidence();
+        }
+        let mut sends = JoinSet::new();
+        for peer in self.hook.directory().gossip_peers() {
+            if peer == me {
+                continue;
+            }
+            let proofs: Vec<SignedMessage> = batch
+                .proofs
+                .iter()
+                .filter(|(_, from)| *from != Some(peer))
+                .map(|(message, _)| message.clone())
+                .collect();
+            for chunk in proofs.chunks(batch_max) {
+                let chunk = chunk.to_vec();
+                metrics.count_out(chunk.iter().map(wire_size).sum());
+                let transport = Arc::clone(&self.transport);
+                sends.spawn(async move {
+                    if let Err(error) = transport.submit_proofs(peer, chunk).await {
+                        tracing::debug!(%peer, %error, "gossip push failed; anti-entropy recovers");
+                    }
+                });
+            }
+            for (evidence, from) in &batch.evidence {
+                if *from == Some(peer) {
+                    continue;
+                }
+                let (first, second) = (evidence.first.clone(), evidence.second.clone());
+                metrics.count_out(wire_size(&first).saturating_add(wire_size(&second)));
+                let transport = Arc::clone(&self.transport);
+                sends.spawn(async move {
+                    if let Err(error) = transport.submit_evidence(peer, first, second).await {
+                        tracing::debug!(%peer, %error, "evidence forward failed");
+                    }
+                });
+            }
+        }
+        while sends.join_next().await.is_some() {}
+    }
+}

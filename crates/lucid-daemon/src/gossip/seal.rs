@@ -1,0 +1,156 @@
+//! The seal signer: at the start of slot s + 3 the node signs exactly one `slot-seal` for slot s
+//! over the digests of the task proofs it accepted live for s (`consensus.md` §6.3).
+//!
+//! - **Frozen set.** Live acceptance of slot s ends with slot s + 2 (the grace), so at s + 3 the
+//!   live set of s can no longer change; proofs accepted later through anti-entropy are stored
+//!   `late` and are never added to the seal.
+//! - **Once.** Before signing, the signer looks for its stored seal of the slot; the store is
+//!   write-once per (node, slot), so a restart, a retried tick or a second process never amends
+//!   a seal.
+//! - **Catch-up, bounded.** A tick seals every slot from the one after the last sealed up to
+//!   s − 3, at most [`SEAL_CATCH_UP_SLOTS`] back: a node that was stopped for longer held no live
+//!   proofs for the slots it missed.
+//!
+//! Pool ops join the sealed set once the pool op log is persisted with the proofs (issue 3,
+//! T10); until then a seal covers task proofs only, which is what `lucid_api::grpc::slot_digests`
+//! summarises too.
+
+use std::sync::Arc;
+
+use lucid_consensus::ConsensusParams;
+use lucid_consensus::seal::{SlotSeal, StoredSeal, seal_root};
+use lucid_consensus::store::{InsertOutcome, ProofStore, StoredProof};
+use lucid_core::message::Message;
+use lucid_core::{NodeId, NodeKey, Slot, SlotRange, UnixMillis};
+
+use super::GossipMetrics;
+use crate::services::ServiceError;
+use crate::services::runner::Service;
+
+/// A seal of slot s is signed at the start of slot s + this.
+pub const SEAL_DELAY_SLOTS: u64 = 3;
+/// Most slots sealed back after a restart or a stall.
+pub const SEAL_CATCH_UP_SLOTS: u64 = 8;
+/// Proofs read per store page while collecting a slot's set.
+const SET_PAGE: usize = 1_024;
+
+/// The proofs the node accepted live for `slot`, in key order: the set its seal covers.
+pub async fn live_set(
+    store: &dyn ProofStore,
+    slot: Slot,
+) -> Result<Vec<StoredProof>, lucid_consensus::Error> {
+    let range = SlotRange { start: slot, end: Slot(slot.0.saturating_add(1)) };
+    let mut set = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.proofs_in_range(range, after, SET_PAGE).await?;
+        let full = page.len() == SET_PAGE;
+        after = page.last().map(StoredProof::key);
+        set.extend(page.into_iter().filter(|proof| !proof.late));
+        if !full {
+            return Ok(set);
+        }
+    }
+}
+
+/// The seal signer's state.
+pub struct SealSigner {
+    params: ConsensusParams,
+    key: Arc<NodeKey>,
+    node: NodeId,
+    store: Arc<dyn ProofStore>,
+    metrics: Arc<GossipMetrics>,
+    last_sealed: Option<Slot>,
+}
+
+impl SealSigner {
+    /// A signer that has sealed nothing in this process yet.
+    pub fn new(
+        params: ConsensusParams,
+        key: Arc<NodeKey>,
+        store: Arc<dyn ProofStore>,
+        metrics: Arc<GossipMetrics>,
+    ) -> Self {
+        let node = key.node_id();
+        SealSigner { params, key, node, store, metrics, last_sealed: None }
+    }
+
+    /// The newest slot sealed (or found sealed) by this signer.
+    pub fn last_sealed(&self) -> Option<Slot> {
+        self.last_sealed
+    }
+
+    /// Seals `slot` at `now` unless a seal of it is stored.
+    async fn seal(&mut self, slot: Slot, now: UnixMillis) -> Result<(), ServiceError> {
+        let store = self.store.as_ref();
+        let existing = store
+            .get_seal(&self.node, slot)
+            .await
+            .map_err(ServiceError::consensus("seal", "looking for an own seal"))?;
+        if existing.is_some() {
+            return Ok(());
+        }
+        let set = live_set(store, slot)
+            .await
+            .map_err(ServiceError::consensus("seal", "reading the live set"))?;
+        let digests: Vec<_> = set.iter().map(|proof| proof.digest).collect();
+        let count = u32::try_from(digests.len()).map_err(|_| ServiceError::Consensus {
+            service: "seal",
+            action: "counting the live set",
+            source: lucid_consensus::Error::Bug(lucid_core::internal!(
+                "{} proofs in one slot",
+                digests.len()
+            )),
+        })?;
+        let seal = SlotSeal { node: self.node, slot, count, root: seal_root(&digests), ts: now };
+        let signed = seal.sign(&self.params.network, &self.key);
+        let outcome = store
+            .insert_seal(&StoredSeal::new(seal, signed))
+            .await
+            .map_err(ServiceError::consensus("seal", "storing the seal"))?;
+        match outcome {
+            InsertOutcome::Inserted => {
+                self.metrics.count_seal();
+                tracing::debug!(%slot, count, "slot sealed");
+            }
+            InsertOutcome::Duplicate => {}
+            InsertOutcome::Conflict { .. } => {
+                // Sealed by another writer between our look and our insert: the stored seal
+                // stays, ours is discarded unsent.
+                tracing::warn!(%slot, "slot was sealed concurrently; the stored seal stays");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Service for SealSigner {
+    fn name(&self) -> &'static str {
+        "seal"
+    }
+
+    fn next_due(&self, after: UnixMillis) -> UnixMillis {
+        let time = self.params.time;
+        match time.slot_of(after) {
+            Ok(slot) => time
+                .slot_start(Slot(slot.0.saturating_add(1)))
+                .ok()
+                .filter(|due| *due > after)
+                .unwrap_or_else(|| after.saturating_add_ms(1)),
+            Err(_) => time.genesis().max(after.saturating_add_ms(1)),
+        }
+    }
+
+    async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {
+        let Ok(current) = self.params.time.slot_of(now) else { return Ok(()) };
+        let Some(target) = current.0.checked_sub(SEAL_DELAY_SLOTS) else { return Ok(()) };
+        let oldest = target.saturating_sub(SEAL_CATCH_UP_SLOTS);
+        let first = self.last_sealed.map_or(oldest, |last| last.0.saturating_add(1)).max(oldest);
+        for slot in first..=target {
+            self.seal(Slot(slot), now).await?;
+            self.last_sealed = Some(Slot(slot));
+        }
+        Ok(())
+    }
+}
