@@ -1,0 +1,1 @@
+//! Tests of the simulated network's model: routing, latency, loss, partitions, limits, counts.
