@@ -165,10 +165,8 @@ impl Adversary {
             }
             AdversaryKind::OutOfWindow => {
                 let into = now.0.saturating_sub(self.slot_time(slot, 0).0);
-                let stale = Slot(slot.0.saturating_sub(4));
                 let future = Slot(slot.0 + 3);
-                let batch = vec![
-                    self.beacon(stale, self.slot_time(stale, into)),
+                let mut batch = vec![
                     self.beacon(future, self.slot_time(future, into)),
                     // Claims the current slot with a timestamp in the next one.
                     self.own_proof(
@@ -178,6 +176,11 @@ impl Adversary {
                     )
                     .sign(&self.params.network, &self.key),
                 ];
+                // Stale only once a slot lies before every receiver's grace window.
+                if slot.0 >= 4 {
+                    let stale = Slot(slot.0 - 4);
+                    batch.push(self.beacon(stale, self.slot_time(stale, into)));
+                }
                 with_log(&self.log, |log| {
                     log.out_of_window.extend(batch.iter().map(SignedMessage::digest))
                 });

@@ -132,12 +132,8 @@ impl Call {
     /// The encoded size of the request and the number of signed messages in it.
     fn size(&self) -> (u64, u64) {
         let (bytes, items) = match self {
-            Call::Submit(proofs) => {
-                let request = pb::SubmitProofsRequest {
-                    proofs: proofs.iter().map(|p| p.to_proto()).collect(),
-                };
-                (request.encoded_len(), proofs.len())
-            }
+            // Field 1 of `SubmitProofsRequest`, repeated.
+            Call::Submit(proofs) => (messages_len(proofs), proofs.len()),
             Call::Digests(range) => {
                 let request =
                     pb::GetSlotDigestsRequest { from_slot: range.start.0, to_slot: range.end.0 };
@@ -218,10 +214,8 @@ impl Reply {
     fn size(&self) -> (u64, u64) {
         let (bytes, items) = match self {
             Reply::Outcomes(outcomes) => {
-                let reply = pb::SubmitProofsResponse {
-                    verdicts: outcomes.iter().map(|o| o.to_proto()).collect(),
-                };
-                (reply.encoded_len(), 0)
+                let bytes = outcomes.iter().map(|o| embedded_len(o.to_proto().encoded_len())).sum();
+                (bytes, 0)
             }
             Reply::Digests(digests) => {
                 let reply = pb::GetSlotDigestsResponse {
@@ -229,16 +223,30 @@ impl Reply {
                 };
                 (reply.encoded_len(), 0)
             }
-            Reply::Messages(messages) => {
-                let reply = pb::PullProofsResponse {
-                    proofs: messages.iter().map(|m| m.to_proto()).collect(),
-                    next: None,
-                };
-                (reply.encoded_len(), messages.len())
-            }
+            // Field 1 of `PullProofsResponse` (and of `ExchangePeersResponse`), repeated.
+            Reply::Messages(messages) => (messages_len(messages), messages.len()),
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
+}
+
+/// The protobuf length of an embedded message field (tag below 16) whose body is `len` bytes.
+fn embedded_len(len: usize) -> usize {
+    1 + prost::encoding::encoded_len_varint(as_u64(len)) + len
+}
+
+/// The protobuf length of `messages` as a repeated `SignedMessage` field (tag below 16):
+/// computed from the sizes, because building the wire structs for every delivery would cost
+/// more than the simulated node's own work (a test compares it with the real encoding).
+pub(crate) fn messages_len(messages: &[SignedMessage]) -> usize {
+    messages
+        .iter()
+        .map(|m| {
+            embedded_len(
+                embedded_len(m.bytes().len()) + embedded_len(m.signature().as_bytes().len()),
+            )
+        })
+        .sum()
 }
 
 fn as_u64(value: usize) -> u64 {
@@ -488,9 +496,13 @@ impl SimNetwork {
 }
 
 /// The fault a verdict proves against the peer that sent the message, if any.
+///
+/// An equivocation proves the signer's fault, not the sender's: an honest node relays the
+/// second of two conflicting messages in good faith whenever it saw the other one first.
 pub fn fault_of(verdict: Verdict) -> Option<PeerFault> {
     match verdict {
         Verdict::Reject(RejectReason::BadSignature) => Some(PeerFault::BadSignature),
+        Verdict::Reject(RejectReason::Equivocation) => None,
         Verdict::Reject(reason) if reason.is_misbehaviour() => Some(PeerFault::InvalidMessage),
         _ => None,
     }

@@ -95,12 +95,14 @@ impl Scenario {
             seed,
             honest,
             adversaries: Vec::new(),
-            degree: 6,
+            degree: 5,
             slots,
             settle_slots: 2,
             links: LinkProfile::PERFECT,
+            // An honest neighbour sends each proof at most once: at most two per node per slot
+            // (beacon and work proof), plus retries; four per node leaves room.
             limits: InboundLimits {
-                messages_per_slot: 20 * u64::try_from(honest).unwrap_or(u64::MAX / 40).max(50),
+                messages_per_slot: 4 * u64::try_from(honest).unwrap_or(u64::MAX / 8).max(100),
             },
             max_skew_ms: 0,
             partitions: Vec::new(),
@@ -112,7 +114,7 @@ impl Scenario {
 
     /// The scenario: `honest` honest nodes and one adversary of each kind, 10 % loss with
     /// duplication and reordering, skews up to 200 ms, and a third of the honest nodes cut off
-    /// from slot 3.5 until slot 5 (shorter than the grace window).
+    /// for one slot, from slot 3.5 until slot 4.5 (shorter than the grace window).
     pub fn hostile(seed: u64, honest: usize, slots: u64) -> Self {
         Scenario {
             adversaries: AdversaryKind::ALL.to_vec(),
@@ -121,7 +123,7 @@ impl Scenario {
             partitions: vec![PartitionSpec {
                 isolated: honest / 3,
                 start_per_mille: 3_500,
-                heal_per_mille: 5_000,
+                heal_per_mille: 4_500,
             }],
             ..Self::calm(seed, honest, slots)
         }

@@ -4,9 +4,9 @@
 //! - **Push**: every proof in the node's feed (its own, and what peers pushed to it) is sent, in
 //!   batches gathered for 50 ms, to every neighbour, each push its own task so a dead peer costs
 //!   only its timeout.
-//! - **Pull**: periodically, one random neighbour's slot digests for the live grace window are
-//!   compared with the node's own, and every slot whose root differs is pulled whole and
-//!   ingested live. Nothing older than the grace window can be recovered (no seals, no late
+//! - **Pull**: periodically, one random neighbour's slot digests for the closed slots of the
+//!   live grace window are compared with the node's own, and every slot where the neighbour
+//!   holds a different set that is not smaller is pulled whole and ingested live. Nothing older than the grace window can be recovered (no seals, no late
 //!   path), and equivocation evidence is not spread: both are the real protocol's job, so
 //!   [`StandInGossip`] says so through [`NodeProtocol::accepts_late`] and
 //!   [`NodeProtocol::gossips_evidence`].
@@ -129,10 +129,13 @@ impl Shared {
     /// One pull from `peer`: digests of the live window, then every differing slot whole.
     async fn pull_once(self: &Arc<Self>, peer: NodeId) {
         let Ok(current) = self.params.time.slot_of(self.clock.wall()) else { return };
-        let range = SlotRange {
-            start: Slot(current.0.saturating_sub(INGEST_GRACE_SLOTS)),
-            end: Slot(current.0.saturating_add(1)),
-        };
+        // The closed slots of the grace window: the current one is still filling, and push
+        // carries it.
+        let range =
+            SlotRange { start: Slot(current.0.saturating_sub(INGEST_GRACE_SLOTS)), end: current };
+        if range.start >= range.end {
+            return;
+        }
         let Ok(theirs) = self.transport.slot_digests(peer, range).await else { return };
         let Ok(ours) =
             lucid_api::grpc::slot_digests(self.store.as_ref(), range, MAX_PULL_PAGE).await
@@ -140,8 +143,13 @@ impl Shared {
             return;
         };
         for digest in theirs {
+            // Naive: pull a slot whole when the peer's set differs and is not smaller (a smaller
+            // one pulls from us instead).
+            let held = ours.iter().find(|o| o.slot == digest.slot);
+            let differs = held.is_none_or(|o| o.root != digest.root);
             if !range.contains(digest.slot)
-                || ours.iter().any(|o| o.slot == digest.slot && o.root == digest.root)
+                || !differs
+                || digest.count < held.map_or(0, |o| o.count)
             {
                 continue;
             }
