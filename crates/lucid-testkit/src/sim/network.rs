@@ -235,6 +235,11 @@ fn embedded_len(len: usize) -> usize {
     1 + prost::encoding::encoded_len_varint(as_u64(len)) + len
 }
 
+/// The protobuf length of a `bytes` field (tag below 16): proto3 leaves an empty one out.
+fn bytes_field_len(len: usize) -> usize {
+    if len == 0 { 0 } else { embedded_len(len) }
+}
+
 /// The protobuf length of `messages` as a repeated `SignedMessage` field (tag below 16):
 /// computed from the sizes, because building the wire structs for every delivery would cost
 /// more than the simulated node's own work (a test compares it with the real encoding).
@@ -243,7 +248,7 @@ pub(crate) fn messages_len(messages: &[SignedMessage]) -> usize {
         .iter()
         .map(|m| {
             embedded_len(
-                embedded_len(m.bytes().len()) + embedded_len(m.signature().as_bytes().len()),
+                bytes_field_len(m.bytes().len()) + bytes_field_len(m.signature().as_bytes().len()),
             )
         })
         .sum()
