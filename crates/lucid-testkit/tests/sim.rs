@@ -18,10 +18,14 @@ fn protocol() -> Arc<dyn NodeProtocol> {
     Arc::new(StandInGossip::default())
 }
 
+#[expect(clippy::print_stderr, reason = "the run's figures are reported beside the test")]
 fn run_checked(scenario: &Scenario) -> SimReport {
     let protocol = protocol();
     let accepts_late = protocol.accepts_late();
-    let report = run(scenario, protocol).unwrap();
+    let report = match run(scenario, protocol) {
+        Ok(report) => report,
+        Err(error) => panic!("seed {}: the simulation did not run: {error}", scenario.seed),
+    };
     eprintln!("{report}");
     let failures = report.failures(accepts_late);
     assert!(failures.is_empty(), "{}\n{report}", failures.join("\n"));

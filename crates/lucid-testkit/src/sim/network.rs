@@ -316,7 +316,7 @@ impl SimNetwork {
             partitions,
             reference,
             endpoints: Mutex::new(BTreeMap::new()),
-            rng: Mutex::new(SimRng::derive(seed, 0x6e65_7477_6f72_6b)),
+            rng: Mutex::new(SimRng::derive(seed, 0x006e_6574_776f_726b)),
             state: Mutex::new(State::default()),
         })
     }
@@ -426,10 +426,12 @@ impl SimNetwork {
             let endpoint = endpoints.get(&to).ok_or(TransportError::UnknownPeer)?;
             (Arc::clone(&endpoint.api), Arc::clone(&endpoint.directory))
         };
+        // Monotonic time of the reference clock, which is tokio's (paused) time.
         let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.links.call_timeout_ms);
+            self.reference.monotonic() + Duration::from_millis(self.links.call_timeout_ms);
+        let reference = Arc::clone(&self.reference);
         let timeout = || async move {
-            tokio::time::sleep_until(deadline).await;
+            tokio::time::sleep(deadline.saturating_sub(reference.monotonic())).await;
             Err(TransportError::Timeout)
         };
         self.count(|s| s.stats.calls += 1);
@@ -457,7 +459,7 @@ impl SimNetwork {
             Err(_) => (STATUS_BYTES, 0),
         };
         self.sent(to, reply_bytes, reply_items);
-        if !self.carry(&to, &from).await || tokio::time::Instant::now() > deadline {
+        if !self.carry(&to, &from).await || self.reference.monotonic() > deadline {
             self.count(|s| s.stats.timeouts += 1);
             return timeout().await;
         }

@@ -10,7 +10,7 @@ use lucid_api::grpc::{MAX_BATCH, MAX_DIGEST_SLOTS, PeerApi, SlotDigest, pb};
 use lucid_consensus::ingest::{Outcome, RejectReason, Verdict};
 use lucid_consensus::store::StoredProof;
 use lucid_consensus::{ProofKey, testing};
-use lucid_core::{NodeId, SignedMessage, Slot, SlotRange};
+use lucid_core::{Clock, NodeId, SignedMessage, Slot, SlotRange};
 use lucid_daemon::network::{PeerFault, PeerTransport, TransportError};
 use lucid_daemon::services::time::TokioClock;
 use prost::Message as _;
@@ -120,10 +120,10 @@ fn a_perfect_link_delivers_after_the_latency_each_way_and_counts_exact_bytes() {
     paused(async {
         let rig = rig(LinkProfile::PERFECT, 1_000, |_, _| Vec::new(), Verdict::Accept);
         let batch = beacons(3);
-        let started = tokio::time::Instant::now();
+        let started = rig.clock.monotonic();
         let outcomes =
             rig.network.transport(rig.a).submit_proofs(rig.b, batch.clone()).await.unwrap();
-        assert_eq!(started.elapsed(), Duration::from_millis(20));
+        assert_eq!(rig.clock.monotonic() - started, Duration::from_millis(20));
         assert_eq!(outcomes.len(), 3);
         assert!(outcomes.iter().all(|o| o.verdict == Verdict::Accept));
         let traffic = rig.network.traffic();
@@ -149,10 +149,13 @@ fn lost_messages_and_unknown_peers_end_in_errors_not_hangs() {
         let lossy = LinkProfile { loss_ppm: 1_000_000, ..LinkProfile::PERFECT };
         let rig = rig(lossy, 1_000, |_, _| Vec::new(), Verdict::Accept);
         let transport = rig.network.transport(rig.a);
-        let started = tokio::time::Instant::now();
+        let started = rig.clock.monotonic();
         let error = transport.submit_proofs(rig.b, beacons(1)).await.unwrap_err();
         assert!(matches!(error, TransportError::Timeout), "{error:?}");
-        assert_eq!(started.elapsed(), Duration::from_millis(LinkProfile::PERFECT.call_timeout_ms));
+        assert_eq!(
+            rig.clock.monotonic() - started,
+            Duration::from_millis(LinkProfile::PERFECT.call_timeout_ms)
+        );
         assert_eq!(rig.peer.batches.load(Ordering::SeqCst), 0);
         let stats = rig.network.traffic().network;
         assert_eq!((stats.lost, stats.timeouts), (1, 1));
@@ -298,9 +301,9 @@ fn latency_stays_in_the_profile_and_reordering_holds_messages_back() {
         let transport = rig.network.transport(rig.a);
         let mut longest = Duration::ZERO;
         for _ in 0..50 {
-            let started = tokio::time::Instant::now();
+            let started = rig.clock.monotonic();
             transport.submit_proofs(rig.b, beacons(1)).await.unwrap();
-            let elapsed = started.elapsed();
+            let elapsed = rig.clock.monotonic() - started;
             assert!(elapsed >= Duration::from_millis(40), "{elapsed:?}");
             assert!(elapsed <= Duration::from_millis(2 * (60 + 300)), "{elapsed:?}");
             longest = longest.max(elapsed);
