@@ -3,8 +3,8 @@
 //! - `test`: the whole test suite (the README's test command; `.ci/run` runs it too), including
 //!   the tests of off-by-default features such as `lucid-payouts/tron`.
 //! - `ci`: what must pass before a change lands: format check, clippy with `-D warnings` on every
-//!   target, `cargo check` per crate, the test suite, docs with `-D warnings`, `cargo deny` (when
-//!   installed), and compiling the benches.
+//!   target, `cargo check` per crate, the test suite, the slow simulations (`RUN_SLOW_TESTS=1`,
+//!   release), docs with `-D warnings`, `cargo deny` (when installed), and compiling the benches.
 //! - `load`: a closed-loop HTTP/1.1 load generator for loopback figures (`cargo xtask load
 //!   --addr 127.0.0.1:8080 --path /health`); see `load.rs`.
 //! - `codegen`: regenerates the committed gRPC code of `lucid-proto` from `proto/` (`protox` and
@@ -155,6 +155,13 @@ fn ci() -> anyhow::Result<()> {
         cargo(&["check", "--quiet", "-p", &package])?;
     }
     test()?;
+    // Slow tests return early unless `RUN_SLOW_TESTS` is set (`lucid_testkit::skip_slow`); the
+    // large simulations run here, in release, because a 1 000-node network verifies about a
+    // million signatures per simulated slot.
+    cargo_with_env(
+        &["test", "--release", "-p", "lucid-testkit", "--test", "sim"],
+        &[("RUN_SLOW_TESTS", "1")],
+    )?;
     cargo_with_env(
         &["doc", "--workspace", "--no-deps", "--document-private-items"],
         &[("RUSTDOCFLAGS", "-D warnings")],
