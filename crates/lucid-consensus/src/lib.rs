@@ -32,6 +32,7 @@ pub mod error;
 pub mod ingest;
 pub mod leader;
 pub mod params;
+pub mod peer_call;
 pub mod proof;
 pub mod records;
 pub mod registration;
