@@ -29,6 +29,7 @@ pub mod network;
 pub mod node;
 mod operator;
 pub mod peer;
+pub mod peers;
 mod pool_ops;
 pub mod ports;
 pub mod services;
@@ -37,5 +38,5 @@ pub mod tron_transport;
 
 pub use config::Config;
 pub use lucid_api::AdminToken;
-pub use node::{DatabaseProbe, Node, NodeError, ServiceWiring};
+pub use node::{DatabaseProbe, Node, NodeError, PeersHandle, ServiceWiring};
 pub use ports::{PoolIndex, Ports};

@@ -10,3 +10,4 @@ mod api;
 mod grpc;
 mod harness;
 mod lifecycle;
+mod network;
