@@ -138,7 +138,11 @@ impl PeerMaintenance {
                 targets.push(address.node);
             }
         }
-        targets.extend(known.into_iter().filter(|node| !targets.contains(node)));
+        for node in known {
+            if !targets.contains(&node) {
+                targets.push(node);
+            }
+        }
         for peer in targets.into_iter().take(room) {
             match self.deps.client.hello(peer, own, self.deps.version).await {
                 Ok(reply) => {
