@@ -81,7 +81,8 @@ impl Profile {
 
 /// One node process of a [`TestNet`].
 pub(crate) struct NetNode {
-    pub(crate) dir: TempDir,
+    /// Removed when the node is dropped.
+    _dir: TempDir,
     pub(crate) node_id: NodeId,
     pub(crate) token: String,
     pub(crate) http: SocketAddr,
@@ -116,12 +117,16 @@ impl NetNode {
         }
     }
 
-    /// How many registered nodes `/api/v1/nodes` lists.
+    /// How many nodes with a registration record `/api/v1/nodes` lists.
     pub(crate) fn registrations(&self) -> usize {
         match get(self.http, "/api/v1/nodes?limit=100") {
             Some((200, body)) => serde_json::from_str::<Value>(&body)
                 .ok()
-                .and_then(|page| page["items"].as_array().map(Vec::len))
+                .and_then(|page| {
+                    page["items"].as_array().map(|items| {
+                        items.iter().filter(|item| !item["payout_address"].is_null()).count()
+                    })
+                })
                 .unwrap_or(0),
             _ => 0,
         }
@@ -196,7 +201,7 @@ impl TestNet {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn lucid-node");
-            nodes.push(NetNode { dir, node_id, token, http, grpc, child: Some(child) });
+            nodes.push(NetNode { _dir: dir, node_id, token, http, grpc, child: Some(child) });
         }
         let start = Instant::now();
         for node in &nodes {
@@ -277,7 +282,13 @@ fn five_processes_discover_each_other() {
 fn a_configured_node_registers_itself_and_signs_beacons() {
     let net = TestNet::start(1, Profile::fast("register-it"));
     let node = &net.nodes[0];
-    let identity: Value = serde_json::from_str(&get(node.http, "/api/v1/node").unwrap().1).unwrap();
+    // The beacon producer registers the node at its first tick, right after start.
+    let identity =
+        || -> Value { serde_json::from_str(&get(node.http, "/api/v1/node").unwrap().1).unwrap() };
+    net.wait_until("registration", Duration::from_secs(10), |_| {
+        !identity()["registration_seq"].is_null()
+    });
+    let identity = identity();
     assert_eq!(identity["payout_address"], payout_address());
     assert_eq!(identity["endpoint"], node.grpc.to_string());
     assert_eq!(identity["registration_seq"], 1);
