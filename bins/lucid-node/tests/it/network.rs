@@ -328,11 +328,11 @@ fn a_configured_node_registers_itself_and_signs_beacons() {
         .sign(&params.network, &key);
         let hello = client.hello(node.node_id, &own, "it").await.unwrap();
         assert!(hello.registration.is_some());
-        let now_slot = params.time.slot_of(clock.wall()).unwrap();
-        let range = SlotRange { start: Slot(0), end: Slot(now_slot.0 + 1) };
         let start = Instant::now();
         loop {
             use lucid_daemon::network::PeerTransport as _;
+            let now_slot = params.time.slot_of(clock.wall()).unwrap();
+            let range = SlotRange { start: Slot(0), end: Slot(now_slot.0 + 1) };
             let proofs = client.pull_proofs(node.node_id, range, None, 100).await.unwrap();
             if proofs.len() >= 2 || start.elapsed() > Duration::from_secs(10) {
                 break proofs;
