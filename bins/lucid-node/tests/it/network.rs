@@ -205,7 +205,7 @@ impl TestNet {
         }
         let start = Instant::now();
         for node in &nodes {
-            while !get(node.http, "/health/ready").is_some_and(|(status, _)| status == 200) {
+            while get(node.http, "/health/ready").is_none_or(|(status, _)| status != 200) {
                 assert!(
                     start.elapsed() < Duration::from_secs(30),
                     "node {} not ready",

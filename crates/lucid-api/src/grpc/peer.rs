@@ -44,10 +44,10 @@ impl PeerService {
         messages: usize,
     ) -> Result<lucid_core::NodeId, Status> {
         // A value that is not valid base64 is as good as a malformed call.
-        let metadata = match request.metadata().get_bin(PEER_CALL_METADATA) {
-            None => None,
-            Some(value) => Some(value.to_bytes().unwrap_or_default()),
-        };
+        let metadata = request
+            .metadata()
+            .get_bin(PEER_CALL_METADATA)
+            .map(|value| value.to_bytes().unwrap_or_default());
         let payload_digest =
             lucid_consensus::peer_call::payload_digest(&request.get_ref().encode_to_vec());
         let attempt = PeerCallAttempt {

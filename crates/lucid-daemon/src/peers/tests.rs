@@ -187,7 +187,7 @@ fn peer_addresses_parse_strictly() {
         String::new(),
         "127.0.0.1:1".to_owned(),
         format!("{id}127.0.0.1:1"),
-        format!("node_zz@127.0.0.1:1"),
+        "node_zz@127.0.0.1:1".to_owned(),
         format!("{id}@127.0.0.1"),
         format!("{id}@127.0.0.1:0"),
         format!("{id}@127.0.0.1:70000"),
