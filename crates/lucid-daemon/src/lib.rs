@@ -6,6 +6,10 @@
 //! spawned through one `TaskTracker`; shutdown is decide (readiness false at once), tell (cancel),
 //! wait (the tracker, bounded by the grace period).
 //!
+//! [`peers`] is service 10: the bounded peer table, the gate that authenticates every inbound
+//! `Peer` call (signed peer calls, bans, rate limits), the signed tonic client and the peer
+//! maintenance loop; [`network`] holds the two ports gossip is written against.
+//!
 //! This crate does NOT parse command lines or configuration files (the binary does), does not
 //! speak SQL or HTTP itself (adapters do), and reads time only through the `Clock` port, which
 //! [`clock::SystemClock`] implements as the one place that reads the system clock.
