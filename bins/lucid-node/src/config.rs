@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lucid_consensus::ConsensusParams;
+use lucid_consensus::registration::Endpoint;
 use lucid_core::{TimeParams, UnixMillis};
+use lucid_daemon::peers::table::PeerLimits;
+use lucid_daemon::peers::{PeerAddress, PeersConfig, validate_host_port};
+use lucid_daemon::services::registration::{RegistrationConfig, parse_payout_address};
 use serde::Deserialize;
 
 /// Every key the node understands, with its environment variable (`a.b` ↔ `LUCID_A_B`).
@@ -26,6 +30,13 @@ pub(crate) const KEYS: &[&str] = &[
     "log.format",
     "shutdown.grace_s",
     "consensus.verify_threads",
+    "node.payout_address",
+    "tor.enabled",
+    "peers.direct_addr",
+    "peers.bootstrap",
+    "peers.max_known",
+    "peers.max_connected",
+    "peers.max_messages_per_minute",
 ];
 
 /// The environment variable of a key.
@@ -56,11 +67,39 @@ struct RawConfig {
     payouts: crate::money_config::RawPayouts,
     #[serde(default)]
     tron: crate::money_config::RawTron,
+    #[serde(default)]
+    node: RawNode,
+    #[serde(default)]
+    tor: RawTor,
+    #[serde(default)]
+    peers: RawPeers,
 }
 
 /// Every key, with the money keys of `money_config`.
 pub(crate) fn all_keys() -> impl Iterator<Item = &'static &'static str> {
     KEYS.iter().chain(crate::money_config::MONEY_KEYS)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    payout_address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTor {
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeers {
+    direct_addr: Option<String>,
+    bootstrap: Option<Vec<String>>,
+    max_known: Option<usize>,
+    max_connected: Option<usize>,
+    max_messages_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +161,14 @@ pub(crate) enum LogFormat {
 #[derive(Clone, Debug)]
 pub(crate) struct Resolved {
     pub(crate) daemon: lucid_daemon::Config,
+    /// What the node's registration advertises (`node.payout_address`, `peers.direct_addr`).
+    pub(crate) registration: RegistrationConfig,
+    /// `peers.*`.
+    pub(crate) peers: PeersConfig,
+    /// `tor.enabled`.
+    pub(crate) tor_enabled: bool,
+    /// `network.kind = "test"`.
+    pub(crate) test_network: bool,
     /// The gRPC listener (`Operator` and `Peer`).
     pub(crate) grpc_addr: SocketAddr,
     /// `sqlite://PATH` or `postgres://…` (no password in the URL).
@@ -214,6 +261,25 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), 
             "shutdown.grace_s" => raw.shutdown.grace_s = Some(parse_env(key, value)?),
             "consensus.verify_threads" => {
                 raw.consensus.verify_threads = Some(parse_env(key, value)?)
+            }
+            "node.payout_address" => raw.node.payout_address = Some(value.clone()),
+            "tor.enabled" => raw.tor.enabled = Some(parse_env(key, value)?),
+            "peers.direct_addr" => raw.peers.direct_addr = Some(value.clone()),
+            // A list in the environment: comma-separated, empty for none.
+            "peers.bootstrap" => {
+                raw.peers.bootstrap = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|entry| !entry.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                );
+            }
+            "peers.max_known" => raw.peers.max_known = Some(parse_env(key, value)?),
+            "peers.max_connected" => raw.peers.max_connected = Some(parse_env(key, value)?),
+            "peers.max_messages_per_minute" => {
+                raw.peers.max_messages_per_minute = Some(parse_env(key, value)?)
             }
             money
                 if crate::money_config::apply_env(
@@ -324,7 +390,14 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
     if verify_threads > 256 {
         return Err(usage("consensus.verify_threads: at most 256 (0 means one per core)"));
     }
+    let test_network = kind == "test";
+    let (registration, peers, tor_enabled) =
+        validate_peers(&raw.node, &raw.tor, &raw.peers, test_network, &consensus)?;
     Ok(Resolved {
+        registration,
+        peers,
+        tor_enabled,
+        test_network,
         daemon: lucid_daemon::Config {
             data_dir: data_dir.to_path_buf(),
             network_name,
@@ -342,6 +415,87 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
     })
 }
 
+/// `node.payout_address`, `tor.enabled` and `peers.*`.
+fn validate_peers(
+    node: &RawNode,
+    tor: &RawTor,
+    peers: &RawPeers,
+    test_network: bool,
+    consensus: &ConsensusParams,
+) -> Result<(RegistrationConfig, PeersConfig, bool), UsageError> {
+    let payout_address = node
+        .payout_address
+        .as_deref()
+        .map(|text| {
+            parse_payout_address(text).map_err(|e| usage(format!("node.payout_address: {e}")))
+        })
+        .transpose()?;
+    let tor_enabled = tor.enabled.unwrap_or(true);
+    let endpoint = match peers.direct_addr.as_deref() {
+        None if test_network && !tor_enabled => {
+            return Err(usage(
+                "peers.direct_addr: required on a test network with tor.enabled = false",
+            ));
+        }
+        None => None,
+        Some(_) if !test_network => {
+            return Err(usage(
+                "peers.direct_addr: direct endpoints are only allowed on test networks (network.kind = \"test\")",
+            ));
+        }
+        Some(_) if tor_enabled => {
+            return Err(usage("peers.direct_addr: needs tor.enabled = false"));
+        }
+        Some(addr) => {
+            validate_host_port(addr).map_err(|e| usage(format!("peers.direct_addr: {e}")))?;
+            Some(Endpoint::Direct(addr.to_owned()))
+        }
+    };
+    let bootstrap = peers
+        .bootstrap
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(index, entry)| {
+            entry
+                .parse::<PeerAddress>()
+                .map_err(|e| usage(format!("peers.bootstrap[{index}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let defaults = PeerLimits::default();
+    let max_known = peers.max_known.unwrap_or(defaults.max_known);
+    if !(1..=100_000).contains(&max_known) {
+        return Err(usage("peers.max_known: must lie in 1..=100000"));
+    }
+    let max_connected = peers.max_connected.unwrap_or(defaults.max_connected);
+    if !(1..=1024).contains(&max_connected) || max_connected > max_known {
+        return Err(usage(
+            "peers.max_connected: must lie in 1..=1024 and not exceed peers.max_known",
+        ));
+    }
+    let max_messages_per_minute =
+        peers.max_messages_per_minute.unwrap_or(defaults.max_messages_per_minute);
+    if !(1..=10_000_000).contains(&max_messages_per_minute) {
+        return Err(usage("peers.max_messages_per_minute: must lie in 1..=10000000"));
+    }
+    // A test network exchanges peers every slot (at most every 60 s), so that it converges in
+    // seconds; the main network every 60 s.
+    let exchange_every = if test_network {
+        Duration::from_millis(consensus.time.slot_ms().min(60_000))
+    } else {
+        lucid_daemon::peers::EXCHANGE_EVERY
+    };
+    let config = PeersConfig {
+        limits: PeerLimits { max_known, max_connected, max_messages_per_minute },
+        bootstrap,
+        exchange_every,
+        ..PeersConfig::default()
+    };
+    let registration =
+        RegistrationConfig { payout_address, endpoint, capabilities: 0, storage_capacity_bytes: 0 };
+    Ok((registration, config, tor_enabled))
+}
+
 /// Whether a `scheme://user:password@host/…` URL carries a password.
 fn url_has_password(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else { return false };
@@ -351,7 +505,26 @@ fn url_has_password(url: &str) -> bool {
 
 /// The commented configuration file written by `init`; a test parses it back to the defaults.
 pub(crate) fn example(network: &str) -> String {
+    example_for(network, None)
+}
+
+/// The configuration file written by `init --payout-address` (validated by the caller).
+pub(crate) fn example_for(network: &str, payout_address: Option<&str>) -> String {
+    let node = match payout_address {
+        Some(address) => format!("payout_address = \"{address}\"\n"),
+        None => "# payout_address = \"T…\"\n".to_owned(),
+    };
     let kind = if network == "mainnet" { "main" } else { "test" };
+    let mut text = example_body(network, kind);
+    text.push_str(&format!(
+        "\n[node]\n# The TRON address (Base58Check) rewards are paid to; without it the node earns nothing.\n{node}\n\
+         [tor]\n# false on a test network: peers use peers.direct_addr instead of onion services.\n# enabled = true\n\n\
+         [peers]\n# bootstrap = [\"node_<hex>@host:port\"]\n# direct_addr = \"127.0.0.1:50051\"\n"
+    ));
+    text
+}
+
+fn example_body(network: &str, kind: &str) -> String {
     format!(
         "# Lucid node configuration. Precedence: this file < LUCID_* environment < flags.\n\
          # Every key maps to an environment variable: a.b <-> LUCID_A_B.\n\n\

@@ -38,6 +38,9 @@ enum Command {
         /// Network name: `mainnet`, or any other name for a test network.
         #[arg(long, default_value = "mainnet")]
         network: String,
+        /// The TRON address (Base58Check, `T…`) rewards are paid to (`node.payout_address`).
+        #[arg(long)]
+        payout_address: Option<String>,
     },
     /// Run the node.
     Run {
@@ -116,8 +119,14 @@ fn resolve(cli: &Cli, overrides: &config::Overrides) -> anyhow::Result<config::R
 #[expect(clippy::print_stdout, reason = "subcommands print their results on stdout")]
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Init { network } => {
-            let created = datadir::init(&cli.data_dir, &config::example(network))?;
+        Command::Init { network, payout_address } => {
+            if let Some(address) = payout_address {
+                lucid_daemon::services::registration::parse_payout_address(address).map_err(
+                    |e| config::UsageError(format!("--payout-address (node.payout_address): {e}")),
+                )?;
+            }
+            let example = config::example_for(network, payout_address.as_deref());
+            let created = datadir::init(&cli.data_dir, &example)?;
             println!("{}", created.node_id);
             Ok(ExitCode::SUCCESS)
         }
@@ -256,6 +265,10 @@ fn ports(database: &Arc<lucid_storage::Database>) -> lucid_daemon::Ports {
 fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
     let daemon = resolved.daemon;
     let money = resolved.money;
+    let registration = resolved.registration;
+    let peers_config = resolved.peers;
+    let tor_enabled = resolved.tor_enabled;
+    let test_network = resolved.test_network;
     let database_url = resolved.database_url;
     let grpc_addr = resolved.grpc_addr;
     let connect_timeout = resolved.database_connect_timeout;
@@ -296,26 +309,26 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         )
         .await
         .context("loading the registrations for the peer service")?;
+        // A value that is not configured keeps the recorded one; without a payout address or
+        // an endpoint the node runs unregistered and says so.
         let wiring = lucid_daemon::ServiceWiring {
             ingest: peer.ingest(),
             verifier,
-            // No payout address or endpoint is configurable yet: the beacon producer keeps a
-            // registration already recorded, and otherwise runs unregistered and says so.
-            registration: lucid_daemon::services::registration::RegistrationConfig {
-                payout_address: None,
-                endpoint: None,
-                capabilities: 0,
-                storage_capacity_bytes: 0,
-            },
-            // Gossip needs the gRPC peer client (`PeerTransport`) and the peer table
-            // (`PeerDirectory`), wired when they land.
+            registration,
             gossip: None,
         };
         let money = payer::wiring(&money, &database, &key, daemon.consensus.time.genesis())?;
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
         let node = lucid_daemon::Node::build(daemon, key, clock, probe, ports(&database));
+        let (tor_status, tor_detail) = match (tor_enabled, test_network) {
+            (false, true) => (lucid_api::HealthStatus::Healthy, "disabled on a test network: peers use direct endpoints"),
+            (false, false) => (lucid_api::HealthStatus::Degraded, "disabled: on the main network the node is isolated"),
+            (true, _) => (lucid_api::HealthStatus::Degraded, "the Tor transport is not built yet: the node is isolated"),
+        };
+        node.set_component("tor", tor_status, tor_detail);
+        let gate = node.start_peers(peers_config, peer.ingest());
         node.serve_http(listener, token.clone());
-        node.serve_grpc(grpc_listener, Arc::new(peer), token);
+        node.serve_grpc(grpc_listener, Arc::new(peer), gate, token);
         node.spawn();
         node.spawn_services(wiring).context("starting the services")?;
         node.spawn_money(money);

@@ -399,3 +399,45 @@ pub struct ResourcesView {
     /// Open alerts.
     pub alerts: Vec<ResourceAlert>,
 }
+
+/// The body of `POST /api/v1/node/payout-address`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutAddressRequest {
+    /// A TRON address in Base58Check text form (`T…`).
+    pub payout_address: String,
+}
+
+/// One entry of `GET /api/v1/peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerView {
+    /// `node_…` id.
+    pub node_id: String,
+    /// How the peer is reached (`host:port`, or the onion address).
+    pub endpoint: String,
+    /// `connected`, `known` or `banned`.
+    pub state: String,
+    /// Misbehaviour score (ban at 100).
+    pub score: u32,
+    /// Last time the peer answered or called, unix milliseconds (absent if never).
+    pub last_seen: Option<i64>,
+    /// Round trip of the last call to the peer, milliseconds (absent if never measured).
+    pub latency_ms: Option<u64>,
+}
+
+/// The body of `POST /api/v1/peers`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddPeerRequest {
+    /// `node_<hex>@host:port` (test networks) or `node_<hex>@<onion>.onion:port`.
+    pub endpoint: String,
+}
+
+/// The answer of `POST /api/v1/peers`: the dial was queued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerQueued {
+    /// The peer's id.
+    pub node_id: String,
+    /// Always true: the maintenance loop dials it next.
+    pub queued: bool,
+}

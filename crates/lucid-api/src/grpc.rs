@@ -40,6 +40,109 @@ pub const MAX_PULL_PAGE: usize = 1024;
 /// Most registration records in one `ExchangePeers` answer.
 pub const MAX_PEERS_PAGE: usize = 100;
 
+/// The binary metadata key of a signed peer call.
+pub const PEER_CALL_METADATA: &str = "lucid-peer-call-bin";
+/// What this node's peer service speaks (`Hello.features`).
+pub const PEER_FEATURES: &[&str] = &["peer-call-v1"];
+
+/// The full gRPC paths of the `Peer` methods, as signed in peer calls.
+pub mod methods {
+    /// `Peer.Hello`.
+    pub const HELLO: &str = "/lucid.node.v1.Peer/Hello";
+    /// `Peer.SubmitProofs`.
+    pub const SUBMIT_PROOFS: &str = "/lucid.node.v1.Peer/SubmitProofs";
+    /// `Peer.GetSlotDigests`.
+    pub const GET_SLOT_DIGESTS: &str = "/lucid.node.v1.Peer/GetSlotDigests";
+    /// `Peer.PullProofs`.
+    pub const PULL_PROOFS: &str = "/lucid.node.v1.Peer/PullProofs";
+    /// `Peer.SubmitRegistration`.
+    pub const SUBMIT_REGISTRATION: &str = "/lucid.node.v1.Peer/SubmitRegistration";
+    /// `Peer.GetRegistration`.
+    pub const GET_REGISTRATION: &str = "/lucid.node.v1.Peer/GetRegistration";
+    /// `Peer.ExchangePeers`.
+    pub const EXCHANGE_PEERS: &str = "/lucid.node.v1.Peer/ExchangePeers";
+}
+
+/// One incoming peer call as the [`PeerGate`] judges it.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerCallAttempt<'a> {
+    /// The full method path.
+    pub method: &'static str,
+    /// The `lucid-peer-call-bin` metadata, if present and valid base64.
+    pub metadata: Option<&'a [u8]>,
+    /// BLAKE3 of the request's protobuf encoding.
+    pub payload_digest: Digest,
+    /// Messages the call carries, for the per-peer rate limit (at least 1).
+    pub messages: u64,
+    /// Whether the caller must already be registered (every method but `Hello`).
+    pub registered_only: bool,
+}
+
+/// Why the gate refused a peer call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerRefusal {
+    /// The call is not authenticated (UNAUTHENTICATED with the typed reason).
+    #[error("peer call refused: {0}")]
+    Unauthenticated(lucid_consensus::peer_call::RefusalReason),
+    /// The caller exceeded its rate limit (RESOURCE_EXHAUSTED).
+    #[error("rate limit exceeded")]
+    RateLimited,
+    /// The caller is banned (PERMISSION_DENIED).
+    #[error("banned")]
+    Banned,
+    /// `Hello` from another network (FAILED_PRECONDITION).
+    #[error("wrong network id")]
+    WrongNetwork,
+    /// `Hello` with a registration that is not the caller's valid record (INVALID_ARGUMENT).
+    #[error("invalid registration: {0}")]
+    InvalidRegistration(String),
+    /// The node could not judge the call now (UNAVAILABLE).
+    #[error("unavailable")]
+    Unavailable,
+}
+
+/// The status of a refused peer call; the only place this mapping exists.
+pub fn peer_refusal_status(refusal: &PeerRefusal) -> tonic::Status {
+    let code = match refusal {
+        PeerRefusal::Unauthenticated(_) => tonic::Code::Unauthenticated,
+        PeerRefusal::RateLimited => tonic::Code::ResourceExhausted,
+        PeerRefusal::Banned => tonic::Code::PermissionDenied,
+        PeerRefusal::WrongNetwork => tonic::Code::FailedPrecondition,
+        PeerRefusal::InvalidRegistration(_) => tonic::Code::InvalidArgument,
+        PeerRefusal::Unavailable => tonic::Code::Unavailable,
+    };
+    tonic::Status::new(code, refusal.to_string())
+}
+
+/// What `Hello` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelloAnswer {
+    /// The callee's current registration record.
+    pub registration: Option<SignedMessage>,
+    /// The callee's current slot.
+    pub current_slot: Option<Slot>,
+}
+
+/// Authentication, authorisation and rate limiting of `Peer` calls, and the `Hello` handshake;
+/// the daemon implements it over its peer table and replay guard.
+#[async_trait::async_trait]
+pub trait PeerGate: Send + Sync + 'static {
+    /// Checks one call (signed peer call, ban, registration, rate limit) and counts every
+    /// refusal against the caller; answers the authenticated caller.
+    async fn admit(&self, attempt: PeerCallAttempt<'_>) -> Result<NodeId, PeerRefusal>;
+
+    /// `Hello` from the authenticated `caller`: checks the network id (hex), ingests the
+    /// caller's `registration` (which must be the caller's own), and answers this node's facts.
+    async fn hello(
+        &self,
+        caller: NodeId,
+        network_id: &str,
+        version: &str,
+        registration: SignedMessage,
+    ) -> Result<HelloAnswer, PeerRefusal>;
+}
+
 /// A refused or failed gRPC call, before it becomes a `tonic::Status`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -239,15 +342,17 @@ pub async fn slot_digests(
 }
 
 /// Serves both services on `listener` until `shutdown` completes; calls in flight then finish.
+/// Every `Peer` call passes `gate` first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Arc<dyn crate::NodeApi>,
     peer: Arc<dyn PeerApi>,
+    gate: Arc<dyn PeerGate>,
     token: AdminToken,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let operator = OperatorService::new(node, Arc::clone(&peer), token).into_server();
-    let peer = PeerService::new(peer).into_server();
+    let peer = PeerService::new(peer, gate).into_server();
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(operator)
@@ -284,6 +389,35 @@ pub fn operator_client(
     Ok(pb::operator_client::OperatorClient::with_interceptor(channel, bearer)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Adds a signed peer call to `request`: `caller` (with `key`) calls `method` on `callee` at
+/// `now` with `nonce`, over the digest of the request's protobuf encoding.
+pub fn sign_peer_call<T: prost::Message>(
+    request: &mut tonic::Request<T>,
+    key: &lucid_core::NodeKey,
+    network: &lucid_core::NetworkId,
+    callee: NodeId,
+    method: &str,
+    now: lucid_core::UnixMillis,
+    nonce: [u8; 16],
+) {
+    use lucid_core::message::Message as _;
+    let call = lucid_consensus::peer_call::PeerCall {
+        caller: key.node_id(),
+        callee,
+        method: method.to_owned(),
+        ts: now,
+        nonce,
+        payload_digest: lucid_consensus::peer_call::payload_digest(
+            &request.get_ref().encode_to_vec(),
+        ),
+    };
+    let signed = call.sign(network, key);
+    let value = tonic::metadata::MetadataValue::from_bytes(
+        &lucid_consensus::peer_call::encode_signed(&signed),
+    );
+    request.metadata_mut().insert_bin(PEER_CALL_METADATA, value);
 }
 
 /// A peer client on `channel`, bounded like the server.

@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use crate::auth::{Admin, AdminToken, HasAdminToken};
 use crate::dto::{
-    BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary, OpAccepted, Page,
-    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResolveOutcome, ResolveRequest,
-    ResourcesView, ScheduleView, SignedBody, SweepStarted, TallyView, UpdatePoolRequest,
-    Withdrawal, WithdrawalRequest,
+    AddPeerRequest, BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary,
+    OpAccepted, Page, PageQuery, PayoutAddressRequest, PayoutQuery, PayoutStats, PayoutView,
+    PeerQueued, PeerView, PoolView, ResolveOutcome, ResolveRequest, ResourcesView, ScheduleView,
+    SignedBody, SweepStarted, TallyView, UpdatePoolRequest, Withdrawal, WithdrawalRequest,
 };
 use crate::envelope::{REQUEST_ID, render, request_id};
 use crate::extract::{JsonBody, PathParams, QueryParams, parse};
@@ -84,6 +84,12 @@ pub struct NodeInfo {
     pub features: Vec<&'static str>,
     /// Whether the node is ready.
     pub ready: bool,
+    /// The registered TRON payout address (`T…`), absent while the node is unregistered.
+    pub payout_address: Option<String>,
+    /// The registered endpoint (`host:port` or onion address), absent while unregistered.
+    pub endpoint: Option<String>,
+    /// Sequence number of the current own registration record, absent while unregistered.
+    pub registration_seq: Option<u64>,
 }
 
 /// The answer of `GET /api/v1/poot/clock`.
@@ -200,6 +206,27 @@ pub trait NodeApi: Send + Sync + 'static {
         let _ = (payout_id, outcome);
         Err(Failure::FeatureDisabled("payouts are not enabled on this node".to_owned()))
     }
+
+    /// The node's identity with its current registration (`GET /api/v1/node`); the default has
+    /// no registration facts.
+    async fn identity(&self) -> Result<NodeInfo, Failure> {
+        Ok(self.node_info())
+    }
+    /// Signs a new own registration record (seq + 1) with `payout_address` (Base58Check text,
+    /// validated by the implementation) and answers the identity it now has.
+    async fn set_payout_address(&self, payout_address: &str) -> Result<NodeInfo, Failure> {
+        let _ = payout_address;
+        Err(Failure::FeatureDisabled("registration is not wired".to_owned()))
+    }
+    /// The peer table, by node id.
+    async fn peers(&self) -> Result<Vec<PeerView>, Failure> {
+        Err(Failure::FeatureDisabled("the peer table is not wired".to_owned()))
+    }
+    /// Queues a dial of `endpoint` (`node_<hex>@host:port`); answers the peer's id.
+    async fn add_peer(&self, endpoint: &str) -> Result<NodeId, Failure> {
+        let _ = endpoint;
+        Err(Failure::FeatureDisabled("the peer table is not wired".to_owned()))
+    }
 }
 
 /// Largest accepted request body: 1 MiB.
@@ -277,6 +304,10 @@ fn table() -> Routes {
         .add(spec("get", "/metrics", O, "Prometheus metrics"), get(metrics))
         .add(spec("get", "/api/v1/openapi.json", O, "This document"), get(openapi))
         .add(spec("get", "/api/v1/node", O, "The node's identity"), get(node))
+        .add(
+            spec("post", "/api/v1/node/payout-address", A, "Register a new payout address"),
+            post(set_payout_address),
+        )
         .add(spec("get", "/api/v1/nodes", O, "Known nodes"), get(nodes))
         .add(spec("get", "/api/v1/nodes/{node_id}", O, "One node"), get(node_by_id))
         .add(spec("get", "/api/v1/nodes/{node_id}/balance", O, "A node's balance"), get(balance))
@@ -347,6 +378,8 @@ fn table() -> Routes {
             post(cancel_payout),
         )
         .add(spec("get", "/api/v1/resources", O, "Resource monitor readings"), get(resources))
+        .add(spec("get", "/api/v1/peers", A, "The peer table"), get(peers))
+        .add(spec("post", "/api/v1/peers", A, "Dial a peer (node_<hex>@host:port)"), post(add_peer))
 }
 
 /// The spec of every route the router serves, in the order they were added.
@@ -442,8 +475,42 @@ async fn openapi(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn node(State(state): State<AppState>) -> Json<NodeInfo> {
-    Json(state.api.node_info())
+async fn node(State(state): State<AppState>) -> Answer<NodeInfo> {
+    state.api.identity().await.map(Json)
+}
+
+/// Longest payout address text accepted before parsing (a valid one has 34 characters).
+const MAX_ADDRESS_TEXT: usize = 64;
+
+async fn set_payout_address(
+    _admin: Admin,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<PayoutAddressRequest>,
+) -> Answer<NodeInfo> {
+    if request.payout_address.len() > MAX_ADDRESS_TEXT {
+        return Err(Failure::InvalidInput("payout_address is not a TRON address".to_owned()));
+    }
+    state.api.set_payout_address(&request.payout_address).await.map(Json)
+}
+
+async fn peers(_admin: Admin, State(state): State<AppState>) -> Answer<Vec<PeerView>> {
+    state.api.peers().await.map(Json)
+}
+
+/// Longest peer endpoint text (`node_` + 64 hex, `@`, a 255-byte `host:port`).
+const MAX_PEER_ENDPOINT: usize = 5 + 64 + 1 + 255;
+
+async fn add_peer(
+    _admin: Admin,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<AddPeerRequest>,
+) -> Result<Response, Failure> {
+    if request.endpoint.len() > MAX_PEER_ENDPOINT {
+        return Err(Failure::InvalidInput("endpoint is too long".to_owned()));
+    }
+    let node = state.api.add_peer(&request.endpoint).await?;
+    let queued = PeerQueued { node_id: node.to_string(), queued: true };
+    Ok((StatusCode::ACCEPTED, Json(queued)).into_response())
 }
 
 async fn clock(State(state): State<AppState>) -> Json<ClockInfo> {

@@ -8,6 +8,7 @@
 //! entity (a pool, or a node in no pool) and ranks them; [`leader`] picks the leader of each slot
 //! from the ranking with a cooldown; [`uptime`] reports liveness over windows. [`rolling`] keeps
 //! the tally incrementally, slot by slot, and must equal the full recomputation of [`tally`].
+//! [`peer_call`] is the signed `peer-call` message and the callee's pure replay guard.
 //!
 //! This crate does NOT do I/O, read a clock, use an async runtime or know any wire format other
 //! than the canonical signing codec of `lucid-core`. The `ProofStore` port is async (through
@@ -32,6 +33,7 @@ pub mod error;
 pub mod ingest;
 pub mod leader;
 pub mod params;
+pub mod peer_call;
 pub mod proof;
 pub mod records;
 pub mod registration;

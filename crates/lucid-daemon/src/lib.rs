@@ -12,6 +12,10 @@
 //! Money: [`money`] wires the epoch reward distribution (every node) and, on the payer, the
 //! payout sweep and processor over the `PayoutRail` the binary chooses (`Node::spawn_money`).
 //!
+//! [`peers`] is service 10: the bounded peer table, the gate that authenticates every inbound
+//! `Peer` call (signed peer calls, bans, rate limits), the signed tonic client and the peer
+//! maintenance loop; [`network`] holds the two ports gossip is written against.
+//!
 //! This crate does NOT parse command lines or configuration files (the binary does), does not
 //! speak SQL or HTTP itself (adapters do), and reads time only through the `Clock` port, which
 //! [`clock::SystemClock`] implements as the one place that reads the system clock.
@@ -37,6 +41,7 @@ pub mod network;
 pub mod node;
 mod operator;
 pub mod peer;
+pub mod peers;
 mod pool_ops;
 pub mod ports;
 pub mod services;
@@ -46,5 +51,5 @@ pub mod tron_transport;
 pub use config::Config;
 pub use lucid_api::AdminToken;
 pub use money::{MoneyWiring, PayoutLoops};
-pub use node::{DatabaseProbe, Node, NodeError, ServiceWiring};
+pub use node::{DatabaseProbe, Node, NodeError, PeersHandle, ServiceWiring};
 pub use ports::{PoolIndex, Ports};

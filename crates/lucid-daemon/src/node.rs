@@ -102,6 +102,21 @@ pub struct ServiceWiring {
     pub gossip: Option<crate::gossip::GossipWiring>,
 }
 
+/// The node's own registration as the API changes it: the ingest and what the configuration
+/// advertises (set by [`Node::spawn_services`]).
+pub(crate) struct OwnRegistration {
+    pub(crate) ingest: SharedIngest,
+    pub(crate) config: RegistrationConfig,
+}
+
+/// The running peer service (set by [`Node::start_peers`]).
+pub struct PeersHandle {
+    /// The peer table (the `PeerDirectory` port).
+    pub table: Arc<crate::peers::SharedPeers>,
+    /// The signed client (the `PeerTransport` port).
+    pub client: Arc<crate::peers::client::PeerClient>,
+}
+
 /// How often the database is pinged.
 const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Readiness needs a successful database check at most this old.
@@ -120,10 +135,14 @@ pub(crate) struct State {
     resources: std::sync::OnceLock<ResourceHandle>,
     /// The money wiring (limits, and the payer's loops), once `spawn_money` ran.
     money: std::sync::OnceLock<crate::money::MoneyRuntime>,
+    /// The own registration's ingest and configuration, once the services run.
+    pub(crate) own_registration: std::sync::OnceLock<OwnRegistration>,
+    /// The peer table and client, once the peer service runs.
+    pub(crate) peers: std::sync::OnceLock<PeersHandle>,
     /// Monotonic milliseconds (since the clock's origin, plus one) of the last successful
     /// database check; 0 = never.
     db_ok_at: AtomicU64,
-    node_id: NodeId,
+    pub(crate) node_id: NodeId,
     pub(crate) clock: Arc<dyn Clock>,
     started: Duration,
     metrics: Metrics,
@@ -165,6 +184,8 @@ impl Node {
             pool_ops: pool_ops::PoolOps::default(),
             resources: std::sync::OnceLock::new(),
             money: std::sync::OnceLock::new(),
+            own_registration: std::sync::OnceLock::new(),
+            peers: std::sync::OnceLock::new(),
             db_ok_at: AtomicU64::new(0),
             node_id,
             clock,
@@ -221,17 +242,19 @@ impl Node {
 
     /// Serves gRPC (`Operator` and `Peer`) on `listener` until shutdown, in the same cancellation
     /// tree as HTTP; calls in flight finish during the drain.
+    /// Every `Peer` call passes `gate` first (see [`Node::start_peers`]).
     pub fn serve_grpc(
         &self,
         listener: TcpListener,
         peer: Arc<dyn lucid_api::grpc::PeerApi>,
+        gate: Arc<dyn lucid_api::grpc::PeerGate>,
         token: lucid_api::grpc::AdminToken,
     ) {
         let api = self.api();
         let cancel = self.cancel.child_token();
         self.tracker.spawn(async move {
             let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            let served = lucid_api::grpc::serve(listener, api, peer, token, async move {
+            let served = lucid_api::grpc::serve(listener, api, peer, gate, token, async move {
                 cancel.cancelled().await;
             })
             .await;
@@ -262,6 +285,10 @@ impl Node {
         let gossip = wiring.gossip;
         let gossip_ingest = Arc::clone(&wiring.ingest);
         let gossip_verifier = Arc::clone(&wiring.verifier);
+        let _ = state.own_registration.set(OwnRegistration {
+            ingest: Arc::clone(&wiring.ingest),
+            config: wiring.registration.clone(),
+        });
         let beacons = BeaconProducer::new(BeaconDeps {
             params,
             clock: Arc::clone(&clock),
@@ -357,6 +384,61 @@ impl Node {
             self.supervise(sweep);
             self.supervise(processor);
         }
+    }
+
+    /// Starts the peer service (service 10): the peer table, the signed client, and the
+    /// maintenance loop (bootstrap dials, `Hello`, peer exchange, liveness), supervised like the
+    /// other services. Answers the gate that must guard the `Peer` service
+    /// ([`Node::serve_grpc`]). `ingest` must be the node's one ingest.
+    ///
+    /// Gossip reaches peers through [`Node::peers_handle`]: the table is the `PeerDirectory`
+    /// and the client the `PeerTransport`.
+    pub fn start_peers(
+        &self,
+        config: crate::peers::PeersConfig,
+        ingest: SharedIngest,
+    ) -> Arc<dyn lucid_api::grpc::PeerGate> {
+        use crate::peers::{SharedPeers, client::PeerClient, gate::NodeGate, maintenance};
+        let state = &self.state;
+        let params = state.config.consensus;
+        let table =
+            Arc::new(SharedPeers::new(state.node_id, config.limits, Arc::clone(&state.clock)));
+        for address in &config.bootstrap {
+            table.queue_dial(address.clone());
+        }
+        let client = Arc::new(PeerClient::new(
+            Arc::clone(&state.key),
+            params.network,
+            Arc::clone(&table),
+            Arc::clone(&state.clock),
+            config.connect_timeout,
+            config.call_timeout,
+        ));
+        let gate = Arc::new(NodeGate::new(
+            params,
+            state.node_id,
+            Arc::clone(&table),
+            Arc::clone(&ingest),
+            Arc::clone(&state.ports.proofs),
+            Arc::clone(&state.clock),
+        ));
+        self.supervise(maintenance::PeerMaintenance::new(maintenance::MaintenanceDeps {
+            params,
+            own: state.node_id,
+            peers: Arc::clone(&table),
+            client: Arc::clone(&client),
+            ingest,
+            store: Arc::clone(&state.ports.proofs),
+            every: config.exchange_every,
+            version: VERSION,
+        }));
+        let _ = state.peers.set(PeersHandle { table, client });
+        gate
+    }
+
+    /// The peer table and client, once [`Node::start_peers`] ran.
+    pub fn peers_handle(&self) -> Option<&PeersHandle> {
+        self.state.peers.get()
     }
 
     /// Runs `service` on the node's tracker under a child of its cancellation token, its ticks
@@ -498,6 +580,21 @@ impl NodeApi for Api {
             },
         };
         components.insert("consensus", consensus);
+        if let Some(peers) = state.peers.get() {
+            let connected = peers.table.with(|table, now| table.connected_peers(now).len());
+            let peers_health = if connected == 0 {
+                ComponentHealth {
+                    status: HealthStatus::Degraded,
+                    detail: "no peer connected".into(),
+                }
+            } else {
+                ComponentHealth {
+                    status: HealthStatus::Healthy,
+                    detail: format!("{connected} peers connected"),
+                }
+            };
+            components.insert("peers", peers_health);
+        }
         components.insert(
             "payouts",
             state.money.get().map_or_else(
@@ -573,6 +670,9 @@ impl NodeApi for Api {
             version: VERSION,
             features: Vec::new(),
             ready: state.ready.load(Ordering::SeqCst),
+            payout_address: None,
+            endpoint: None,
+            registration_seq: None,
         }
     }
 
@@ -599,6 +699,9 @@ impl NodeApi for Api {
         text.push_str(&self.state.service_metrics.render());
         if let Some(gossip) = self.state.gossip_metrics.get() {
             text.push_str(&gossip.render());
+        }
+        if let Some(peers) = self.state.peers.get() {
+            text.push_str(&peers.table.render_metrics());
         }
         text
     }
@@ -711,6 +814,23 @@ impl NodeApi for Api {
         outcome: lucid_api::dto::ResolveOutcome,
     ) -> Result<PayoutView, Failure> {
         crate::money::resolve_payout(&self.state, payout_id, outcome).await
+    }
+
+    async fn identity(&self) -> Result<NodeInfo, Failure> {
+        crate::peers::api::identity(&self.state, self.node_info()).await
+    }
+
+    async fn set_payout_address(&self, payout_address: &str) -> Result<NodeInfo, Failure> {
+        crate::peers::api::set_payout_address(&self.state, payout_address).await?;
+        self.identity().await
+    }
+
+    async fn peers(&self) -> Result<Vec<lucid_api::dto::PeerView>, Failure> {
+        crate::peers::api::peers(&self.state)
+    }
+
+    async fn add_peer(&self, endpoint: &str) -> Result<NodeId, Failure> {
+        crate::peers::api::add_peer(&self.state, endpoint)
     }
 }
 

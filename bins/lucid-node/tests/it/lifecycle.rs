@@ -60,7 +60,13 @@ fn run_is_ready_fast_serves_health_and_stops_cleanly_on_sigterm() {
     assert_eq!(status, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["node_id"], node_id.as_str());
-    assert_eq!(health["status"], "healthy");
+    // Without Tor (not built yet) and without peers, a main-network node is isolated: degraded,
+    // and it says why.
+    assert_eq!(health["status"], "degraded", "{body}");
+    assert_eq!(health["components"]["database"]["status"], "healthy", "{body}");
+    let tor = health["components"]["tor"]["detail"].as_str().unwrap_or_default();
+    assert!(tor.contains("isolated"), "{body}");
+    assert_eq!(health["components"]["peers"]["status"], "degraded", "{body}");
     assert!(health["slot"].as_u64().is_some());
     let (_, node_json) = get(node.addr, "/api/v1/node").unwrap();
     let info: serde_json::Value = serde_json::from_str(&node_json).unwrap();

@@ -12,3 +12,4 @@ mod harness;
 mod lifecycle;
 #[cfg(feature = "blockchain")]
 mod payout_kill;
+mod network;

@@ -162,5 +162,57 @@ impl ToProto<pb::SlotDigest> for SlotDigest {
     }
 }
 
+impl FromProto<pb::MessageVerdict> for Outcome {
+    /// A peer's verdict as the caller reads it: a 32-byte digest and a known verdict with, for a
+    /// rejection, a known reason.
+    fn from_proto(proto: pb::MessageVerdict) -> Result<Self, GrpcError> {
+        let digest: [u8; 32] =
+            proto.digest.as_slice().try_into().map_err(|_| {
+                invalid("digest", format!("{} bytes, expected 32", proto.digest.len()))
+            })?;
+        let reason = || -> Result<RejectReason, GrpcError> {
+            use pb::RejectReason as R;
+            Ok(match pb::RejectReason::try_from(proto.reason) {
+                Ok(R::Malformed) => RejectReason::Malformed,
+                Ok(R::UnsupportedVersion) => RejectReason::UnsupportedVersion,
+                Ok(R::WrongNetwork) => RejectReason::WrongNetwork,
+                Ok(R::WeakKey) => RejectReason::WeakKey,
+                Ok(R::SlotTimestampMismatch) => RejectReason::SlotTimestampMismatch,
+                Ok(R::Stale) => RejectReason::Stale,
+                Ok(R::FromFuture) => RejectReason::FromFuture,
+                Ok(R::UnknownNode) => RejectReason::UnknownNode,
+                Ok(R::ValueOutOfRange) => RejectReason::ValueOutOfRange,
+                Ok(R::BadSignature) => RejectReason::BadSignature,
+                Ok(R::Equivocation) => RejectReason::Equivocation,
+                Ok(R::Superseded) => RejectReason::Superseded,
+                Ok(R::SealMismatch) => RejectReason::SealMismatch,
+                _ => return Err(invalid("reason", "unknown reject reason")),
+            })
+        };
+        let verdict = match pb::Verdict::try_from(proto.verdict) {
+            Ok(pb::Verdict::Accept) => Verdict::Accept,
+            Ok(pb::Verdict::Duplicate) => Verdict::Duplicate,
+            Ok(pb::Verdict::Reject) => Verdict::Reject(reason()?),
+            _ => return Err(invalid("verdict", "unknown verdict")),
+        };
+        Ok(Outcome { digest: lucid_core::Digest::from_bytes(digest), verdict })
+    }
+}
+
+impl FromProto<pb::SlotDigest> for SlotDigest {
+    fn from_proto(proto: pb::SlotDigest) -> Result<Self, GrpcError> {
+        let root: [u8; 32] = proto
+            .root
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid("root", format!("{} bytes, expected 32", proto.root.len())))?;
+        Ok(SlotDigest {
+            slot: Slot(proto.slot),
+            count: proto.count,
+            root: lucid_core::Digest::from_bytes(root),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -214,6 +214,82 @@ impl pb::operator_server::Operator for OperatorService {
         }
         Ok(Response::new(pb::GetScheduleResponse { slots }))
     }
+
+    async fn get_identity(
+        &self,
+        request: Request<pb::GetIdentityRequest>,
+    ) -> Result<Response<pb::GetIdentityResponse>, Status> {
+        self.authorize(&request)?;
+        let info = self.node.identity().await.map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(identity(info)))
+    }
+
+    async fn set_payout_address(
+        &self,
+        request: Request<pb::SetPayoutAddressRequest>,
+    ) -> Result<Response<pb::GetIdentityResponse>, Status> {
+        self.authorize(&request)?;
+        let address = request.into_inner().payout_address;
+        if address.len() > 64 {
+            return Err(failure_status(&Failure::InvalidInput(
+                "payout_address is not a TRON address".to_owned(),
+            )));
+        }
+        let info = self
+            .node
+            .set_payout_address(&address)
+            .await
+            .map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(identity(info)))
+    }
+
+    async fn list_peers(
+        &self,
+        request: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+        self.authorize(&request)?;
+        let peers = self.node.peers().await.map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(pb::ListPeersResponse {
+            peers: peers
+                .into_iter()
+                .map(|peer| pb::PeerEntry {
+                    node_id: peer.node_id,
+                    endpoint: peer.endpoint,
+                    state: peer.state,
+                    score: peer.score,
+                    last_seen_ms: peer.last_seen,
+                    latency_ms: peer.latency_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn add_peer(
+        &self,
+        request: Request<pb::AddPeerRequest>,
+    ) -> Result<Response<pb::AddPeerResponse>, Status> {
+        self.authorize(&request)?;
+        let endpoint = request.into_inner().endpoint;
+        if endpoint.len() > 512 {
+            return Err(failure_status(&Failure::InvalidInput("endpoint is too long".to_owned())));
+        }
+        let node =
+            self.node.add_peer(&endpoint).await.map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(pb::AddPeerResponse { node_id: node.to_string() }))
+    }
+}
+
+fn identity(info: crate::NodeInfo) -> pb::GetIdentityResponse {
+    pb::GetIdentityResponse {
+        node_id: info.node_id,
+        public_key: info.public_key,
+        network: info.network,
+        version: info.version.to_owned(),
+        payout_address: info.payout_address,
+        endpoint: info.endpoint,
+        registration_seq: info.registration_seq,
+        ready: info.ready,
+    }
 }
 
 /// A request's page size: 0 means the maximum, anything larger is clamped to it.

@@ -1,4 +1,10 @@
-//! The `Peer` service: proof batches in, anti-entropy digests and proofs out, registrations.
+//! The `Peer` service: the `Hello` handshake, proof batches in, anti-entropy digests and proofs
+//! out, registrations.
+//!
+//! Every handler starts with [`PeerService::authenticate`]: the signed peer call in the
+//! `lucid-peer-call-bin` metadata is checked by the node's [`PeerGate`] over the digest of the
+//! request's protobuf encoding before anything else happens. A handler added later must do the
+//! same; the tests call every method without and with a valid peer call.
 
 use std::sync::Arc;
 
@@ -11,20 +17,47 @@ use super::convert::{
     FromProto as _, ToProto as _, node_from_bytes, node_from_text, page_limit, slot_range,
 };
 use super::{
-    GrpcError, MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PeerApi,
-    pb,
+    GrpcError, MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS,
+    PEER_CALL_METADATA, PEER_FEATURES, PeerApi, PeerCallAttempt, PeerGate, PeerRefusal, methods,
+    pb, peer_refusal_status,
 };
 
-/// The `Peer` service over the node's [`PeerApi`].
+/// The `Peer` service over the node's [`PeerApi`], behind its [`PeerGate`].
 #[derive(Clone)]
 pub struct PeerService {
     peer: Arc<dyn PeerApi>,
+    gate: Arc<dyn PeerGate>,
 }
 
 impl PeerService {
     /// The service.
-    pub fn new(peer: Arc<dyn PeerApi>) -> Self {
-        PeerService { peer }
+    pub fn new(peer: Arc<dyn PeerApi>, gate: Arc<dyn PeerGate>) -> Self {
+        PeerService { peer, gate }
+    }
+
+    /// Checks the signed peer call of `request` for `method`; answers the authenticated
+    /// caller, or the refusal as a status (UNAUTHENTICATED, RESOURCE_EXHAUSTED, …).
+    async fn authenticate<T: prost::Message>(
+        &self,
+        request: &Request<T>,
+        method: &'static str,
+        messages: usize,
+    ) -> Result<lucid_core::NodeId, Status> {
+        // A value that is not valid base64 is as good as a malformed call.
+        let metadata = request
+            .metadata()
+            .get_bin(PEER_CALL_METADATA)
+            .map(|value| value.to_bytes().unwrap_or_default());
+        let payload_digest =
+            lucid_consensus::peer_call::payload_digest(&request.get_ref().encode_to_vec());
+        let attempt = PeerCallAttempt {
+            method,
+            metadata: metadata.as_deref(),
+            payload_digest,
+            messages: u64::try_from(messages.max(1)).unwrap_or(u64::MAX),
+            registered_only: method != methods::HELLO,
+        };
+        self.gate.admit(attempt).await.map_err(|refusal| peer_refusal_status(&refusal))
     }
 
     /// The tonic server of this service, with the node's message size bound.
@@ -37,10 +70,36 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl pb::peer_server::Peer for PeerService {
+    async fn hello(
+        &self,
+        request: Request<pb::HelloRequest>,
+    ) -> Result<Response<pb::HelloResponse>, Status> {
+        let caller = self.authenticate(&request, methods::HELLO, 1).await?;
+        let request = request.into_inner();
+        let registration = request
+            .registration
+            .ok_or(GrpcError::InvalidField { field: "registration", reason: "missing".into() })?;
+        let registration = SignedMessage::from_proto(registration).map_err(|_| {
+            peer_refusal_status(&PeerRefusal::InvalidRegistration("malformed".into()))
+        })?;
+        let answer = self
+            .gate
+            .hello(caller, &request.network_id, &request.version, registration)
+            .await
+            .map_err(|refusal| peer_refusal_status(&refusal))?;
+        Ok(Response::new(pb::HelloResponse {
+            registration: answer.registration.map(|message| message.to_proto()),
+            current_slot: answer.current_slot.map(|slot| slot.0),
+            features: PEER_FEATURES.iter().map(|feature| (*feature).to_owned()).collect(),
+        }))
+    }
+
     async fn submit_proofs(
         &self,
         request: Request<pb::SubmitProofsRequest>,
     ) -> Result<Response<pb::SubmitProofsResponse>, Status> {
+        let messages = request.get_ref().proofs.len();
+        self.authenticate(&request, methods::SUBMIT_PROOFS, messages).await?;
         let proofs = request.into_inner().proofs;
         if proofs.len() > MAX_BATCH {
             return Err(
@@ -90,6 +149,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::GetSlotDigestsRequest>,
     ) -> Result<Response<pb::GetSlotDigestsResponse>, Status> {
+        self.authenticate(&request, methods::GET_SLOT_DIGESTS, 1).await?;
         let request = request.into_inner();
         let range = slot_range(request.from_slot, request.to_slot, MAX_DIGEST_SLOTS)?;
         let digests = self.peer.slot_digests(range).await.map_err(GrpcError::from)?;
@@ -102,6 +162,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::PullProofsRequest>,
     ) -> Result<Response<pb::PullProofsResponse>, Status> {
+        self.authenticate(&request, methods::PULL_PROOFS, 1).await?;
         let request = request.into_inner();
         let range = slot_range(request.from_slot, request.to_slot, MAX_PULL_SLOTS)?;
         let limit = page_limit("limit", request.limit, MAX_PULL_PAGE)?;
@@ -122,6 +183,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::SubmitRegistrationRequest>,
     ) -> Result<Response<pb::SubmitRegistrationResponse>, Status> {
+        self.authenticate(&request, methods::SUBMIT_REGISTRATION, 1).await?;
         let registration = request
             .into_inner()
             .registration
@@ -138,6 +200,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::GetRegistrationRequest>,
     ) -> Result<Response<pb::GetRegistrationResponse>, Status> {
+        self.authenticate(&request, methods::GET_REGISTRATION, 1).await?;
         let node = node_from_text("node_id", &request.into_inner().node_id)?;
         let registration = self
             .peer
@@ -154,6 +217,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::ExchangePeersRequest>,
     ) -> Result<Response<pb::ExchangePeersResponse>, Status> {
+        self.authenticate(&request, methods::EXCHANGE_PEERS, 1).await?;
         let request = request.into_inner();
         let limit = page_limit("limit", request.limit, MAX_PEERS_PAGE)?;
         let after = if request.after.is_empty() {

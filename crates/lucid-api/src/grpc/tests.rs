@@ -347,8 +347,68 @@ impl crate::NodeApi for TestNode {
     }
 }
 
+/// The gate of these tests. Open: admits every call as node 0 (the service tests above the
+/// gate). Guarded: the real `PeerCallGuard` at the fixed `now`, every caller registered except
+/// node 9, refusals recorded.
+struct TestGate {
+    guard: Option<std::sync::Mutex<lucid_consensus::peer_call::PeerCallGuard>>,
+    store: Arc<MemoryProofStore>,
+    refused: std::sync::Mutex<Vec<PeerRefusal>>,
+}
+
+impl TestGate {
+    fn refused(&self) -> Vec<PeerRefusal> {
+        self.refused.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerGate for TestGate {
+    async fn admit(&self, attempt: PeerCallAttempt<'_>) -> Result<NodeId, PeerRefusal> {
+        let Some(guard) = &self.guard else { return Ok(testing::key(0).node_id()) };
+        let checked = guard.lock().unwrap().check(
+            attempt.metadata,
+            attempt.method,
+            &attempt.payload_digest,
+            now(),
+        );
+        let refusal = match checked {
+            Ok(caller) if attempt.registered_only && caller == testing::key(9).node_id() => {
+                PeerRefusal::Unauthenticated(
+                    lucid_consensus::peer_call::RefusalReason::Unregistered,
+                )
+            }
+            Ok(caller) => return Ok(caller),
+            Err(refusal) => PeerRefusal::Unauthenticated(refusal.reason),
+        };
+        self.refused.lock().unwrap().push(refusal.clone());
+        Err(refusal)
+    }
+
+    async fn hello(
+        &self,
+        caller: NodeId,
+        network_id: &str,
+        _version: &str,
+        registration: SignedMessage,
+    ) -> Result<HelloAnswer, PeerRefusal> {
+        if network_id != params().network.to_string() {
+            return Err(PeerRefusal::WrongNetwork);
+        }
+        let (_, record) =
+            lucid_consensus::registration::Registration::from_signed_bytes(registration.bytes())
+                .map_err(|_| PeerRefusal::InvalidRegistration("malformed".into()))?;
+        if record.node != caller || !registration.verify(&caller) {
+            return Err(PeerRefusal::InvalidRegistration("not the caller's".into()));
+        }
+        let own = self.store.current_registrations().await.unwrap().into_iter().next();
+        Ok(HelloAnswer { registration: own.map(|r| r.message), current_slot: Some(NOW_SLOT) })
+    }
+}
+
 struct Server {
     addr: SocketAddr,
+    gate: Arc<TestGate>,
     store: Arc<MemoryProofStore>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -356,7 +416,27 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// A server whose gate checks signed peer calls to node 0.
+    async fn start_guarded() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(guarded: bool) -> Self {
         let store = Arc::new(MemoryProofStore::new());
+        let guard = guarded.then(|| {
+            std::sync::Mutex::new(lucid_consensus::peer_call::PeerCallGuard::new(
+                params().network,
+                testing::key(0).node_id(),
+            ))
+        });
+        let gate = Arc::new(TestGate {
+            guard,
+            store: Arc::clone(&store),
+            refused: std::sync::Mutex::new(Vec::new()),
+        });
         let peer = Arc::new(TestPeer {
             ingest: tokio::sync::Mutex::new(Ingest::new(params())),
             store: Arc::clone(&store),
@@ -369,12 +449,13 @@ impl Server {
             listener,
             Arc::new(TestNode),
             peer,
+            Arc::clone(&gate) as Arc<dyn PeerGate>,
             AdminToken::new(TOKEN).unwrap(),
             async move {
                 let _ = stopped.await;
             },
         ));
-        Server { addr, store, stop: Some(stop), task }
+        Server { addr, gate, store, stop: Some(stop), task }
     }
 
     async fn peer(&self) -> pb::peer_client::PeerClient<tonic::transport::Channel> {
@@ -867,4 +948,159 @@ fn the_admin_token_is_never_printed() {
     assert!(token.matches(TOKEN.as_bytes()));
     assert!(!token.matches(&TOKEN.as_bytes()[1..]));
     assert!(!format!("{token:?}").contains(&TOKEN[..8]));
+}
+
+/// A request signed as a peer call of `key` to node 0 for `method`, at `ts`, with `nonce`.
+fn signed<T: prost::Message>(
+    message: T,
+    key: &NodeKey,
+    method: &str,
+    ts: UnixMillis,
+    nonce: u8,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    sign_peer_call(
+        &mut request,
+        key,
+        &params().network,
+        testing::key(0).node_id(),
+        method,
+        ts,
+        [nonce; 16],
+    );
+    request
+}
+
+#[tokio::test]
+async fn every_peer_method_refuses_calls_without_a_valid_peer_call() {
+    use lucid_consensus::peer_call::RefusalReason as R;
+    let server = Server::start_guarded().await;
+    let mut client = server.peer().await;
+    let alice = testing::key(1);
+    let exchange = || pb::ExchangePeersRequest { after: Vec::new(), limit: 5 };
+    // Missing, for every method.
+    let missing = [
+        client.hello(pb::HelloRequest::default()).await.unwrap_err(),
+        client.submit_proofs(pb::SubmitProofsRequest::default()).await.unwrap_err(),
+        client.get_slot_digests(pb::GetSlotDigestsRequest::default()).await.unwrap_err(),
+        client.pull_proofs(pb::PullProofsRequest::default()).await.unwrap_err(),
+        client.submit_registration(pb::SubmitRegistrationRequest::default()).await.unwrap_err(),
+        client.get_registration(pb::GetRegistrationRequest::default()).await.unwrap_err(),
+        client.exchange_peers(exchange()).await.unwrap_err(),
+    ];
+    for status in &missing {
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert!(status.message().contains("missing"), "{status:?}");
+    }
+    // A genuine call passes.
+    let ok = signed(exchange(), &alice, methods::EXCHANGE_PEERS, now(), 1);
+    assert!(client.exchange_peers(ok).await.is_ok());
+    // Replayed, wrong method, wrong digest, expired, future, wrong callee, forged, malformed,
+    // oversized: each refused with its reason.
+    let replayed = signed(exchange(), &alice, methods::EXCHANGE_PEERS, now(), 1);
+    let wrong_method = signed(exchange(), &alice, methods::PULL_PROOFS, now(), 2);
+    let mut wrong_digest = signed(exchange(), &alice, methods::EXCHANGE_PEERS, now(), 3);
+    wrong_digest.get_mut().limit = 6;
+    let expired =
+        signed(exchange(), &alice, methods::EXCHANGE_PEERS, now().saturating_add_ms(-30_001), 4);
+    let future =
+        signed(exchange(), &alice, methods::EXCHANGE_PEERS, now().saturating_add_ms(30_001), 5);
+    let mut wrong_callee = tonic::Request::new(exchange());
+    sign_peer_call(
+        &mut wrong_callee,
+        &alice,
+        &params().network,
+        testing::key(3).node_id(),
+        methods::EXCHANGE_PEERS,
+        now(),
+        [6; 16],
+    );
+    let mut forged = signed(exchange(), &alice, methods::EXCHANGE_PEERS, now(), 7);
+    let mut bytes =
+        forged.metadata().get_bin(PEER_CALL_METADATA).unwrap().to_bytes().unwrap().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    forged
+        .metadata_mut()
+        .insert_bin(PEER_CALL_METADATA, tonic::metadata::MetadataValue::from_bytes(&bytes));
+    let mut malformed = tonic::Request::new(exchange());
+    malformed
+        .metadata_mut()
+        .insert_bin(PEER_CALL_METADATA, tonic::metadata::MetadataValue::from_bytes(b"junk"));
+    let mut oversized = tonic::Request::new(exchange());
+    oversized
+        .metadata_mut()
+        .insert_bin(PEER_CALL_METADATA, tonic::metadata::MetadataValue::from_bytes(&[1u8; 2048]));
+    let unregistered = signed(exchange(), &testing::key(9), methods::EXCHANGE_PEERS, now(), 8);
+    let cases = [
+        (replayed, R::Replayed),
+        (wrong_method, R::WrongMethod),
+        (wrong_digest, R::DigestMismatch),
+        (expired, R::Expired),
+        (future, R::FromFuture),
+        (wrong_callee, R::WrongCallee),
+        (forged, R::BadSignature),
+        (malformed, R::Malformed),
+        (oversized, R::Oversized),
+        (unregistered, R::Unregistered),
+    ];
+    for (request, reason) in cases {
+        let status = client.exchange_peers(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{reason:?}: {status:?}");
+        assert!(status.message().contains(&reason.to_string()), "{reason:?}: {status:?}");
+        assert_eq!(server.gate.refused().last(), Some(&PeerRefusal::Unauthenticated(reason)));
+    }
+    // Nothing a refused call carried reached the store.
+    let registration = wire(&testing::signed_registration(&params(), &alice, 1));
+    let unsigned = client
+        .submit_registration(pb::SubmitRegistrationRequest { registration: Some(registration) })
+        .await
+        .unwrap_err();
+    assert_eq!(unsigned.code(), Code::Unauthenticated);
+    assert!(server.store.current_registrations().await.unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hello_needs_the_callers_own_registration_and_the_same_network() {
+    let server = Server::start_guarded().await;
+    let mut client = server.peer().await;
+    let alice = testing::key(1);
+    let own = testing::signed_registration(&params(), &alice, 1);
+    let hello = |network_id: String, registration: &SignedMessage| pb::HelloRequest {
+        network_id,
+        version: "test".into(),
+        registration: Some(wire(registration)),
+    };
+    let good = signed(hello(params().network.to_string(), &own), &alice, methods::HELLO, now(), 1);
+    let answer = client.hello(good).await.unwrap().into_inner();
+    assert_eq!(answer.current_slot, Some(NOW_SLOT.0));
+    assert_eq!(answer.features, vec!["peer-call-v1".to_owned()]);
+    let wrong_network = signed(hello("00".repeat(32), &own), &alice, methods::HELLO, now(), 2);
+    assert_eq!(client.hello(wrong_network).await.unwrap_err().code(), Code::FailedPrecondition);
+    let someone_else = testing::signed_registration(&params(), &testing::key(2), 1);
+    let borrowed = signed(
+        hello(params().network.to_string(), &someone_else),
+        &alice,
+        methods::HELLO,
+        now(),
+        3,
+    );
+    assert_eq!(client.hello(borrowed).await.unwrap_err().code(), Code::InvalidArgument);
+    // An unregistered caller may say Hello (it is how it registers), but nothing else.
+    let newcomer = testing::key(9);
+    let intro = testing::signed_registration(&params(), &newcomer, 1);
+    let hello_ok =
+        signed(hello(params().network.to_string(), &intro), &newcomer, methods::HELLO, now(), 4);
+    assert!(client.hello(hello_ok).await.is_ok());
+    // A Hello signed for another method is refused.
+    let misdirected = signed(
+        hello(params().network.to_string(), &own),
+        &alice,
+        methods::EXCHANGE_PEERS,
+        now(),
+        5,
+    );
+    assert_eq!(client.hello(misdirected).await.unwrap_err().code(), Code::Unauthenticated);
+    server.stop().await;
 }

@@ -95,6 +95,9 @@ impl NodeApi for FakeNode {
             version: "0.0.0",
             features: vec![],
             ready: true,
+            payout_address: None,
+            endpoint: None,
+            registration_seq: None,
         }
     }
     fn clock(&self) -> ClockInfo {
@@ -226,6 +229,69 @@ impl NodeApi for FakeNode {
             Err(Failure::InvalidState("not a chain mismatch".into()))
         }
     }
+    async fn set_payout_address(&self, payout_address: &str) -> Result<NodeInfo, Failure> {
+        self.call(format!("payout address {payout_address}"));
+        if payout_address.starts_with('T') {
+            Ok(NodeInfo { payout_address: Some(payout_address.into()), ..self.node_info() })
+        } else {
+            Err(Failure::InvalidInput("payout_address is not a TRON address".into()))
+        }
+    }
+    async fn peers(&self) -> Result<Vec<PeerView>, Failure> {
+        self.call("peers");
+        Ok(vec![PeerView {
+            node_id: node_id().to_string(),
+            endpoint: "127.0.0.1:1".into(),
+            state: "connected".into(),
+            score: 0,
+            last_seen: Some(5),
+            latency_ms: None,
+        }])
+    }
+    async fn add_peer(&self, endpoint: &str) -> Result<NodeId, Failure> {
+        self.call(format!("add peer {endpoint}"));
+        endpoint
+            .split_once('@')
+            .and_then(|(id, _)| id.parse().ok())
+            .ok_or_else(|| Failure::InvalidInput("endpoint is not node_<hex>@host:port".into()))
+    }
+}
+
+#[test]
+fn node_identity_payout_address_and_peers_routes() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let reply = call(&router, "GET", "/api/v1/node").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.json()["registration_seq"].is_null());
+        let body = r#"{"payout_address":"TXYZ"}"#;
+        let reply = admin(&router, "POST", "/api/v1/node/payout-address", body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.json()["payout_address"], "TXYZ");
+        let bad = r#"{"payout_address":"nope"}"#;
+        admin(&router, "POST", "/api/v1/node/payout-address", bad)
+            .await
+            .envelope(400, "INVALID_INPUT");
+        let long = format!(r#"{{"payout_address":"T{}"}}"#, "1".repeat(100));
+        admin(&router, "POST", "/api/v1/node/payout-address", &long)
+            .await
+            .envelope(400, "INVALID_INPUT");
+        let extra = r#"{"payout_address":"TXYZ","seq":9}"#;
+        admin(&router, "POST", "/api/v1/node/payout-address", extra)
+            .await
+            .envelope(400, "INVALID_INPUT");
+        let reply = admin(&router, "GET", "/api/v1/peers", "").await;
+        assert_eq!(reply.json()[0]["state"], "connected");
+        let body = format!(r#"{{"endpoint":"{}@127.0.0.1:9"}}"#, node_id());
+        let reply = admin(&router, "POST", "/api/v1/peers", &body).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert_eq!(reply.json()["node_id"], node_id().to_string());
+        let long = format!(r#"{{"endpoint":"{}"}}"#, "x".repeat(400));
+        admin(&router, "POST", "/api/v1/peers", &long).await.envelope(400, "INVALID_INPUT");
+        // The too-long bodies never reached the node.
+        assert!(!fake.calls().iter().any(|c| c.contains("xxxx") || c.contains("1111")));
+    });
 }
 
 fn app(fake: &Arc<FakeNode>) -> Router {
@@ -299,6 +365,10 @@ fn valid_body(path: &str) -> &'static str {
         "/api/v1/pools/ops" => r#"{"message":"00","signature":"00"}"#,
         "/api/v1/nodes/{node_id}/withdrawals" => r#"{"amount":"10.5"}"#,
         "/api/v1/payouts/{payout_id}/resolve" => r#"{"outcome":"settle"}"#,
+        "/api/v1/node/payout-address" => {
+            r#"{"payout_address":"TJRabPrwbZy45sbavfcjinPJC18kjpRTv8"}"#
+        }
+        "/api/v1/peers" => r#"{"endpoint":"node_0000@127.0.0.1:1"}"#,
         _ => "{}",
     }
 }

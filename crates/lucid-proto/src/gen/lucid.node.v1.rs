@@ -119,6 +119,67 @@ impl RejectReason {
     }
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetIdentityRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetIdentityResponse {
+    #[prost(string, tag = "1")]
+    pub node_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub public_key: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub network: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub version: ::prost::alloc::string::String,
+    /// Absent while the node is unregistered.
+    #[prost(string, optional, tag = "5")]
+    pub payout_address: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "6")]
+    pub endpoint: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(uint64, optional, tag = "7")]
+    pub registration_seq: ::core::option::Option<u64>,
+    #[prost(bool, tag = "8")]
+    pub ready: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetPayoutAddressRequest {
+    /// Base58Check TRON address (`T…`).
+    #[prost(string, tag = "1")]
+    pub payout_address: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListPeersRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PeerEntry {
+    #[prost(string, tag = "1")]
+    pub node_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub endpoint: ::prost::alloc::string::String,
+    /// `known`, `connected` or `banned`.
+    #[prost(string, tag = "3")]
+    pub state: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "4")]
+    pub score: u32,
+    #[prost(int64, optional, tag = "5")]
+    pub last_seen_ms: ::core::option::Option<i64>,
+    #[prost(uint64, optional, tag = "6")]
+    pub latency_ms: ::core::option::Option<u64>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListPeersResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub peers: ::prost::alloc::vec::Vec<PeerEntry>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AddPeerRequest {
+    #[prost(string, tag = "1")]
+    pub endpoint: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AddPeerResponse {
+    #[prost(string, tag = "1")]
+    pub node_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetStatusRequest {}
 /// One component of the node's health.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -536,6 +597,106 @@ pub mod operator_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Operator", "GetSchedule"));
             self.inner.unary(req, path, codec).await
         }
+        /// The node's identity and its current registration.
+        pub async fn get_identity(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetIdentityRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetIdentityResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/GetIdentity",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "GetIdentity"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Registers a new payout address (a new signed registration record, seq + 1).
+        pub async fn set_payout_address(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SetPayoutAddressRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetIdentityResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/SetPayoutAddress",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "SetPayoutAddress"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The peer table.
+        pub async fn list_peers(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListPeersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListPeersResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/ListPeers",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "ListPeers"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Queues a dial of a peer given as `node_<hex>@host:port`.
+        pub async fn add_peer(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AddPeerRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AddPeerResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/AddPeer",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "AddPeer"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -599,6 +760,35 @@ pub mod operator_server {
             tonic::Response<super::GetScheduleResponse>,
             tonic::Status,
         >;
+        /// The node's identity and its current registration.
+        async fn get_identity(
+            &self,
+            request: tonic::Request<super::GetIdentityRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetIdentityResponse>,
+            tonic::Status,
+        >;
+        /// Registers a new payout address (a new signed registration record, seq + 1).
+        async fn set_payout_address(
+            &self,
+            request: tonic::Request<super::SetPayoutAddressRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetIdentityResponse>,
+            tonic::Status,
+        >;
+        /// The peer table.
+        async fn list_peers(
+            &self,
+            request: tonic::Request<super::ListPeersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListPeersResponse>,
+            tonic::Status,
+        >;
+        /// Queues a dial of a peer given as `node_<hex>@host:port`.
+        async fn add_peer(
+            &self,
+            request: tonic::Request<super::AddPeerRequest>,
+        ) -> std::result::Result<tonic::Response<super::AddPeerResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct OperatorServer<T> {
@@ -942,6 +1132,184 @@ pub mod operator_server {
                     };
                     Box::pin(fut)
                 }
+                "/lucid.node.v1.Operator/GetIdentity" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetIdentitySvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::GetIdentityRequest>
+                    for GetIdentitySvc<T> {
+                        type Response = super::GetIdentityResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetIdentityRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::get_identity(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetIdentitySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/SetPayoutAddress" => {
+                    #[allow(non_camel_case_types)]
+                    struct SetPayoutAddressSvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::SetPayoutAddressRequest>
+                    for SetPayoutAddressSvc<T> {
+                        type Response = super::GetIdentityResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SetPayoutAddressRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::set_payout_address(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SetPayoutAddressSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/ListPeers" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListPeersSvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::ListPeersRequest>
+                    for ListPeersSvc<T> {
+                        type Response = super::ListPeersResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListPeersRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::list_peers(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListPeersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/AddPeer" => {
+                    #[allow(non_camel_case_types)]
+                    struct AddPeerSvc<T: Operator>(pub Arc<T>);
+                    impl<T: Operator> tonic::server::UnaryService<super::AddPeerRequest>
+                    for AddPeerSvc<T> {
+                        type Response = super::AddPeerResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AddPeerRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::add_peer(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AddPeerSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 _ => {
                     Box::pin(async move {
                         let mut response = http::Response::new(
@@ -1112,6 +1480,30 @@ pub struct SubmitEvidenceResponse {
     #[prost(message, optional, tag = "1")]
     pub verdict: ::core::option::Option<MessageVerdict>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HelloRequest {
+    /// The caller's network id (64 lowercase hex digits); a different one is refused.
+    #[prost(string, tag = "1")]
+    pub network_id: ::prost::alloc::string::String,
+    /// The caller's software version.
+    #[prost(string, tag = "2")]
+    pub version: ::prost::alloc::string::String,
+    /// The caller's current registration record, signed by the caller.
+    #[prost(message, optional, tag = "3")]
+    pub registration: ::core::option::Option<SignedMessage>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HelloResponse {
+    /// The callee's current registration record (absent while the callee is unregistered).
+    #[prost(message, optional, tag = "1")]
+    pub registration: ::core::option::Option<SignedMessage>,
+    /// The callee's current slot (absent before genesis).
+    #[prost(uint64, optional, tag = "2")]
+    pub current_slot: ::core::option::Option<u64>,
+    /// What the callee speaks, for example `peer-call-v1`.
+    #[prost(string, repeated, tag = "3")]
+    pub features: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
 /// Generated client implementations.
 pub mod peer_client {
     #![allow(
@@ -1123,6 +1515,10 @@ pub mod peer_client {
     )]
     use tonic::codegen::*;
     use tonic::codegen::http::Uri;
+    /// Every call carries the binary metadata `lucid-peer-call-bin`: a `peer-call` message signed by
+    /// the caller (signed bytes followed by the 64-byte signature) over the callee, the full method
+    /// path, the time (within 30 s of the callee's clock), a fresh 16-byte nonce and the BLAKE3 digest
+    /// of the request's protobuf encoding. Calls without a valid one are refused with UNAUTHENTICATED.
     #[derive(Debug, Clone)]
     pub struct PeerClient<T> {
         inner: tonic::client::Grpc<T>,
@@ -1202,6 +1598,25 @@ pub mod peer_client {
         pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
             self.inner = self.inner.max_encoding_message_size(limit);
             self
+        }
+        /// Introduces the caller with its registration; the only call an unregistered caller may make.
+        pub async fn hello(
+            &mut self,
+            request: impl tonic::IntoRequest<super::HelloRequest>,
+        ) -> std::result::Result<tonic::Response<super::HelloResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/lucid.node.v1.Peer/Hello");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("lucid.node.v1.Peer", "Hello"));
+            self.inner.unary(req, path, codec).await
         }
         /// Pushes a batch of task proofs (at most 1 024); one verdict per proof, in input order.
         pub async fn submit_proofs(
@@ -1421,6 +1836,11 @@ pub mod peer_server {
     /// Generated trait containing gRPC methods that should be implemented for use with PeerServer.
     #[async_trait]
     pub trait Peer: std::marker::Send + std::marker::Sync + 'static {
+        /// Introduces the caller with its registration; the only call an unregistered caller may make.
+        async fn hello(
+            &self,
+            request: tonic::Request<super::HelloRequest>,
+        ) -> std::result::Result<tonic::Response<super::HelloResponse>, tonic::Status>;
         /// Pushes a batch of task proofs (at most 1 024); one verdict per proof, in input order.
         async fn submit_proofs(
             &self,
@@ -1489,6 +1909,10 @@ pub mod peer_server {
             tonic::Status,
         >;
     }
+    /// Every call carries the binary metadata `lucid-peer-call-bin`: a `peer-call` message signed by
+    /// the caller (signed bytes followed by the 64-byte signature) over the callee, the full method
+    /// path, the time (within 30 s of the callee's clock), a fresh 16-byte nonce and the BLAKE3 digest
+    /// of the request's protobuf encoding. Calls without a valid one are refused with UNAUTHENTICATED.
     #[derive(Debug)]
     pub struct PeerServer<T> {
         inner: Arc<T>,
@@ -1565,6 +1989,49 @@ pub mod peer_server {
         }
         fn call(&mut self, req: http::Request<B>) -> Self::Future {
             match req.uri().path() {
+                "/lucid.node.v1.Peer/Hello" => {
+                    #[allow(non_camel_case_types)]
+                    struct HelloSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::HelloRequest>
+                    for HelloSvc<T> {
+                        type Response = super::HelloResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::HelloRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::hello(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = HelloSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 "/lucid.node.v1.Peer/SubmitProofs" => {
                     #[allow(non_camel_case_types)]
                     struct SubmitProofsSvc<T: Peer>(pub Arc<T>);

@@ -1,0 +1,310 @@
+//! [`PeerClient`]: the tonic client of the `Peer` service, the node's `PeerTransport`.
+//!
+//! One lazily connected channel per peer (re-made when the peer's address changes), connect and
+//! call timeouts, the 4 MiB message caps of the server, and every call signed as a `peer-call`
+//! (caller, callee, method, time, a fresh random nonce, the digest of the request's encoding).
+//! Peers are resolved through the peer table (their registration's endpoint) or, for dials not
+//! backed by a registration yet, through the dial queue. Onion endpoints answer
+//! [`TransportError::UnknownPeer`] until the Tor transport exists.
+//!
+//! Replies are bounded and checked: a verdict list of the wrong length, a malformed verdict, or
+//! more records than asked for is [`TransportError::Malformed`], never trusted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use lucid_api::grpc::convert::{FromProto as _, ToProto as _};
+use lucid_api::grpc::{SlotDigest, methods, pb, sign_peer_call};
+use lucid_consensus::ProofKey;
+use lucid_consensus::ingest::Outcome;
+use lucid_consensus::registration::Endpoint;
+use lucid_core::{Clock, NetworkId, NodeId, NodeKey, SignedMessage, SlotRange};
+use tonic::transport::Channel;
+
+use super::SharedPeers;
+use crate::network::{PeerTransport, TransportError};
+
+/// What `Hello` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelloReply {
+    /// The peer's registration record (absent while it is unregistered).
+    pub registration: Option<SignedMessage>,
+    /// The peer's current slot.
+    pub current_slot: Option<u64>,
+    /// What the peer speaks.
+    pub features: Vec<String>,
+}
+
+/// The signed tonic client of the `Peer` service.
+pub struct PeerClient {
+    key: Arc<NodeKey>,
+    network: NetworkId,
+    peers: Arc<SharedPeers>,
+    clock: Arc<dyn Clock>,
+    connect_timeout: Duration,
+    call_timeout: Duration,
+    /// Per peer: the address the channel was made for, and the channel.
+    channels: Mutex<HashMap<NodeId, (String, Channel)>>,
+}
+
+impl PeerClient {
+    /// A client signing as `key` on `network`.
+    pub fn new(
+        key: Arc<NodeKey>,
+        network: NetworkId,
+        peers: Arc<SharedPeers>,
+        clock: Arc<dyn Clock>,
+        connect_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Self {
+        PeerClient {
+            key,
+            network,
+            peers,
+            clock,
+            connect_timeout,
+            call_timeout,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where `peer` is reached: its registration's endpoint, else a queued dial.
+    fn address(&self, peer: &NodeId) -> Result<String, TransportError> {
+        let endpoint =
+            self.peers.with(|table, _| table.registration(peer).map(|r| r.endpoint.clone()));
+        match endpoint {
+            Some(Endpoint::Direct(addr)) => Ok(addr),
+            // Tor is not built yet: an onion endpoint cannot be dialled.
+            Some(Endpoint::Onion { .. }) => Err(TransportError::UnknownPeer),
+            None => self.peers.queued_addr(peer).ok_or(TransportError::UnknownPeer),
+        }
+    }
+
+    /// The peer's channel, made lazily (it connects on the first call).
+    fn channel(&self, peer: &NodeId) -> Result<Channel, TransportError> {
+        let addr = self.address(peer)?;
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((known, channel)) = channels.get(peer)
+            && *known == addr
+        {
+            return Ok(channel.clone());
+        }
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|_| TransportError::UnknownPeer)?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.call_timeout)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(*peer, (addr, channel.clone()));
+        Ok(channel)
+    }
+
+    fn client(
+        &self,
+        peer: &NodeId,
+    ) -> Result<pb::peer_client::PeerClient<Channel>, TransportError> {
+        Ok(lucid_api::grpc::peer_client(self.channel(peer)?))
+    }
+
+    /// `request` signed as a peer call of `method` to `peer`.
+    fn signed<T: prost::Message>(
+        &self,
+        peer: NodeId,
+        method: &str,
+        message: T,
+    ) -> Result<tonic::Request<T>, TransportError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)
+            .map_err(|_| TransportError::Unreachable("no randomness for the nonce".into()))?;
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.call_timeout);
+        sign_peer_call(
+            &mut request,
+            &self.key,
+            &self.network,
+            peer,
+            method,
+            self.clock.wall(),
+            nonce,
+        );
+        Ok(request)
+    }
+
+    /// Runs one call with the call timeout, recording liveness and latency on success and
+    /// dropping the connection state on a transport failure.
+    async fn call<R>(
+        &self,
+        peer: NodeId,
+        call: impl std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    ) -> Result<R, TransportError> {
+        let started = self.clock.monotonic();
+        let answer = tokio::time::timeout(self.call_timeout, call).await;
+        let answer = match answer {
+            Err(_) => Err(TransportError::Timeout),
+            Ok(Err(status)) => Err(status_error(&status)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+        };
+        match &answer {
+            Ok(_) => {
+                let latency = self.clock.monotonic().saturating_sub(started);
+                let latency = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+                self.peers.with(|table, now| table.seen(&peer, now, Some(latency)));
+            }
+            Err(TransportError::Unreachable(_) | TransportError::Timeout) => {
+                self.peers.with(|table, _| table.disconnect(&peer));
+                self.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&peer);
+            }
+            Err(_) => {}
+        }
+        answer
+    }
+
+    /// `Hello`: introduces this node with its registration.
+    pub async fn hello(
+        &self,
+        peer: NodeId,
+        registration: &SignedMessage,
+        version: &str,
+    ) -> Result<HelloReply, TransportError> {
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::HELLO,
+            pb::HelloRequest {
+                network_id: self.network.to_string(),
+                version: version.to_owned(),
+                registration: Some(registration.to_proto()),
+            },
+        )?;
+        let reply = self.call(peer, client.hello(request)).await?;
+        let registration = reply
+            .registration
+            .map(SignedMessage::from_proto)
+            .transpose()
+            .map_err(|error| TransportError::Malformed(error.to_string()))?;
+        Ok(HelloReply { registration, current_slot: reply.current_slot, features: reply.features })
+    }
+}
+
+/// A refusal or failure status as a transport error.
+fn status_error(status: &tonic::Status) -> TransportError {
+    use tonic::Code;
+    match status.code() {
+        Code::DeadlineExceeded => TransportError::Timeout,
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Aborted => {
+            TransportError::Unreachable(status.message().chars().take(200).collect())
+        }
+        _ => TransportError::Refused(format!(
+            "{:?}: {}",
+            status.code(),
+            status.message().chars().take(200).collect::<String>()
+        )),
+    }
+}
+
+fn malformed(error: impl std::fmt::Display) -> TransportError {
+    TransportError::Malformed(error.to_string())
+}
+
+#[async_trait::async_trait]
+impl PeerTransport for PeerClient {
+    async fn submit_proofs(
+        &self,
+        peer: NodeId,
+        proofs: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let sent = proofs.len();
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::SUBMIT_PROOFS,
+            pb::SubmitProofsRequest { proofs: proofs.iter().map(|p| p.to_proto()).collect() },
+        )?;
+        let reply = self.call(peer, client.submit_proofs(request)).await?;
+        if reply.verdicts.len() != sent {
+            return Err(malformed(format!("{} verdicts for {sent} proofs", reply.verdicts.len())));
+        }
+        reply.verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
+    }
+
+    async fn slot_digests(
+        &self,
+        peer: NodeId,
+        range: SlotRange,
+    ) -> Result<Vec<SlotDigest>, TransportError> {
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::GET_SLOT_DIGESTS,
+            pb::GetSlotDigestsRequest { from_slot: range.start.0, to_slot: range.end.0 },
+        )?;
+        let reply = self.call(peer, client.get_slot_digests(request)).await?;
+        let bound = usize::try_from(lucid_api::grpc::MAX_DIGEST_SLOTS).unwrap_or(usize::MAX);
+        if reply.slots.len() > bound {
+            return Err(malformed("more slot digests than slots"));
+        }
+        let digests: Vec<SlotDigest> = reply
+            .slots
+            .into_iter()
+            .map(|d| SlotDigest::from_proto(d).map_err(malformed))
+            .collect::<Result<_, _>>()?;
+        if digests.iter().any(|d| d.slot < range.start || d.slot >= range.end) {
+            return Err(malformed("slot digest outside the range asked for"));
+        }
+        Ok(digests)
+    }
+
+    async fn pull_proofs(
+        &self,
+        peer: NodeId,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<SignedMessage>, TransportError> {
+        let limit = limit.clamp(1, lucid_api::grpc::MAX_PULL_PAGE);
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::PULL_PROOFS,
+            pb::PullProofsRequest {
+                from_slot: range.start.0,
+                to_slot: range.end.0,
+                after: after.map(|key| key.to_proto()),
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            },
+        )?;
+        let reply = self.call(peer, client.pull_proofs(request)).await?;
+        if reply.proofs.len() > limit {
+            return Err(malformed("more proofs than asked for"));
+        }
+        reply.proofs.into_iter().map(|p| SignedMessage::from_proto(p).map_err(malformed)).collect()
+    }
+
+    async fn registrations(
+        &self,
+        peer: NodeId,
+        after: Option<NodeId>,
+        limit: usize,
+    ) -> Result<Vec<SignedMessage>, TransportError> {
+        let limit = limit.clamp(1, lucid_api::grpc::MAX_PEERS_PAGE);
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::EXCHANGE_PEERS,
+            pb::ExchangePeersRequest {
+                after: after.map(|node| node.as_bytes().to_vec()).unwrap_or_default(),
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            },
+        )?;
+        let reply = self.call(peer, client.exchange_peers(request)).await?;
+        if reply.registrations.len() > limit {
+            return Err(malformed("more registrations than asked for"));
+        }
+        reply
+            .registrations
+            .into_iter()
+            .map(|r| SignedMessage::from_proto(r).map_err(malformed))
+            .collect()
+    }
+}
