@@ -183,6 +183,10 @@ fn amount(key: &str, value: Option<&String>, default: MicroUsdt) -> Result<Micro
 
 /// Which TRON network pays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "blockchain"),
+    allow(dead_code, reason = "read by the TRON wiring of the blockchain feature")
+)]
 pub(crate) enum TronNetwork {
     Mainnet,
     Shasta,
@@ -206,6 +210,10 @@ impl TronNetwork {
 
 /// `tron.*`, validated (the key files are read at start).
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    not(feature = "blockchain"),
+    allow(dead_code, reason = "read by the TRON wiring of the blockchain feature")
+)]
 pub(crate) struct TronConfig {
     pub(crate) network: TronNetwork,
     pub(crate) api_url: String,
