@@ -10,15 +10,15 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use lucid_testkit::sim::daemon_gossip::DaemonGossip;
 use lucid_testkit::sim::network::LinkProfile;
 use lucid_testkit::sim::protocol::NodeProtocol;
 use lucid_testkit::sim::scenario::PartitionSpec;
-use lucid_testkit::sim::standin::StandInGossip;
 use lucid_testkit::sim::{Scenario, SimReport, run};
 
 /// The protocol measured: change this one line to bench the real gossip.
 fn protocol() -> Arc<dyn NodeProtocol> {
-    Arc::new(StandInGossip::default())
+    Arc::new(DaemonGossip::default())
 }
 
 const SEED: u64 = 6;

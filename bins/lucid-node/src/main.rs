@@ -309,14 +309,8 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         )
         .await
         .context("loading the registrations for the peer service")?;
-        // A value that is not configured keeps the recorded one; without a payout address or
-        // an endpoint the node runs unregistered and says so.
-        let wiring = lucid_daemon::ServiceWiring {
-            ingest: peer.ingest(),
-            verifier,
-            registration,
-            gossip: None,
-        };
+        let consensus = daemon.consensus;
+        let node_id = key.node_id();
         let money = payer::wiring(&money, &database, &key, daemon.consensus.time.genesis())?;
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
         let node = lucid_daemon::Node::build(daemon, key, clock, probe, ports(&database));
@@ -327,6 +321,26 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         };
         node.set_component("tor", tor_status, tor_detail);
         let gate = node.start_peers(peers_config, peer.ingest());
+        // Gossip reaches peers through the peer table (which peers to call, where faults are
+        // scored) and the signed client; the peer service feeds it what it accepts.
+        let peers = node.peers_handle().context("the peer service did not start")?;
+        let directory: Arc<dyn lucid_daemon::network::PeerDirectory> = peers.table.clone();
+        let transport: Arc<dyn lucid_daemon::network::PeerTransport> = peers.client.clone();
+        let gossip_config = lucid_daemon::gossip::GossipConfig::for_network(&consensus);
+        let queue = lucid_daemon::gossip::GossipQueue::new(node_id, directory, &gossip_config);
+        let peer = peer.with_gossip(queue.hook());
+        // A value that is not configured keeps the recorded one; without a payout address or
+        // an endpoint the node runs unregistered and says so.
+        let wiring = lucid_daemon::ServiceWiring {
+            ingest: peer.ingest(),
+            verifier,
+            registration,
+            gossip: Some(lucid_daemon::gossip::GossipWiring {
+                transport,
+                queue,
+                config: gossip_config,
+            }),
+        };
         node.serve_http(listener, token.clone());
         node.serve_grpc(grpc_listener, Arc::new(peer), gate, token);
         node.spawn();

@@ -61,6 +61,10 @@ pub mod methods {
     pub const GET_REGISTRATION: &str = "/lucid.node.v1.Peer/GetRegistration";
     /// `Peer.ExchangePeers`.
     pub const EXCHANGE_PEERS: &str = "/lucid.node.v1.Peer/ExchangePeers";
+    /// `Peer.FetchSlot`.
+    pub const FETCH_SLOT: &str = "/lucid.node.v1.Peer/FetchSlot";
+    /// `Peer.SubmitEvidence`.
+    pub const SUBMIT_EVIDENCE: &str = "/lucid.node.v1.Peer/SubmitEvidence";
 }
 
 /// One incoming peer call as the [`PeerGate`] judges it.
@@ -248,9 +252,11 @@ pub struct SlotDigest {
 /// and the consensus ingest.
 #[async_trait::async_trait]
 pub trait PeerApi: Send + Sync + 'static {
-    /// Ingests task proofs received live; one outcome per message, in input order.
+    /// Ingests task proofs received live from `caller` (the authenticated peer; `None` for
+    /// the node itself); one outcome per message, in input order.
     async fn submit_proofs(
         &self,
+        caller: Option<NodeId>,
         proofs: Vec<SignedMessage>,
     ) -> Result<Vec<Outcome>, lucid_consensus::Error>;
     /// Count and seal root of the accepted proofs of every slot in `range` that has any.
@@ -287,9 +293,11 @@ pub trait PeerApi: Send + Sync + 'static {
     /// The node's own seal of `slot` and exactly the set of proofs it covers (`FetchSlot`);
     /// `None` when the node sealed nothing for the slot.
     async fn fetch_slot(&self, slot: Slot) -> Result<Option<SealedSlot>, lucid_consensus::Error>;
-    /// Ingests equivocation evidence: two proofs of one node under one key (`SubmitEvidence`).
+    /// Ingests equivocation evidence from `caller`: two proofs of one node under one key
+    /// (`SubmitEvidence`).
     async fn submit_evidence(
         &self,
+        caller: Option<NodeId>,
         first: SignedMessage,
         second: SignedMessage,
     ) -> Result<Outcome, lucid_consensus::Error>;

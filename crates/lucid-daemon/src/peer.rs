@@ -109,9 +109,10 @@ impl StorePeer {
 impl PeerApi for StorePeer {
     async fn submit_proofs(
         &self,
+        caller: Option<NodeId>,
         proofs: Vec<SignedMessage>,
     ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
-        self.submit_proofs_from(None, proofs).await
+        self.submit_proofs_from(caller, proofs).await
     }
 
     async fn slot_digests(
@@ -195,10 +196,11 @@ impl PeerApi for StorePeer {
 
     async fn submit_evidence(
         &self,
+        caller: Option<NodeId>,
         first: SignedMessage,
         second: SignedMessage,
     ) -> Result<Outcome, lucid_consensus::Error> {
-        self.submit_evidence_from(None, first, second).await
+        self.submit_evidence_from(caller, first, second).await
     }
 }
 

@@ -35,6 +35,7 @@
 
 pub mod adversary;
 pub mod check;
+pub mod daemon_gossip;
 pub mod directory;
 pub mod graph;
 pub mod network;

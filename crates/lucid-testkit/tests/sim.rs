@@ -8,14 +8,14 @@
 use std::sync::Arc;
 
 use lucid_testkit::sim::adversary::AdversaryKind;
+use lucid_testkit::sim::daemon_gossip::DaemonGossip;
 use lucid_testkit::sim::protocol::NodeProtocol;
 use lucid_testkit::sim::scenario::PartitionSpec;
-use lucid_testkit::sim::standin::StandInGossip;
 use lucid_testkit::sim::{Scenario, SimReport, run, seed_or};
 
-/// The protocol every simulation here runs: change this one line to test the real gossip.
+/// The protocol every simulation here runs: the daemon's own gossip.
 fn protocol() -> Arc<dyn NodeProtocol> {
-    Arc::new(StandInGossip::default())
+    Arc::new(DaemonGossip::default())
 }
 
 #[expect(clippy::print_stderr, reason = "the run's figures are reported beside the test")]

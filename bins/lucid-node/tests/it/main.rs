@@ -10,6 +10,6 @@ mod api;
 mod grpc;
 mod harness;
 mod lifecycle;
+mod network;
 #[cfg(feature = "blockchain")]
 mod payout_kill;
-mod network;

@@ -99,7 +99,7 @@ impl pb::peer_server::Peer for PeerService {
         request: Request<pb::SubmitProofsRequest>,
     ) -> Result<Response<pb::SubmitProofsResponse>, Status> {
         let messages = request.get_ref().proofs.len();
-        self.authenticate(&request, methods::SUBMIT_PROOFS, messages).await?;
+        let caller = self.authenticate(&request, methods::SUBMIT_PROOFS, messages).await?;
         let proofs = request.into_inner().proofs;
         if proofs.len() > MAX_BATCH {
             return Err(
@@ -127,7 +127,7 @@ impl pb::peer_server::Peer for PeerService {
         let ingested = if wellformed.is_empty() {
             Vec::new()
         } else {
-            self.peer.submit_proofs(wellformed).await.map_err(GrpcError::from)?
+            self.peer.submit_proofs(Some(caller), wellformed).await.map_err(GrpcError::from)?
         };
         if ingested.len() != expected {
             return Err(GrpcError::Store(lucid_consensus::Error::Bug(lucid_core::internal!(
@@ -235,6 +235,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::FetchSlotRequest>,
     ) -> Result<Response<pb::FetchSlotResponse>, Status> {
+        self.authenticate(&request, methods::FETCH_SLOT, 1).await?;
         let slot = lucid_core::Slot(request.into_inner().slot);
         let sealed = self.peer.fetch_slot(slot).await.map_err(GrpcError::from)?;
         Ok(Response::new(match sealed {
@@ -250,15 +251,18 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::SubmitEvidenceRequest>,
     ) -> Result<Response<pb::SubmitEvidenceResponse>, Status> {
+        let caller = self.authenticate(&request, methods::SUBMIT_EVIDENCE, 2).await?;
         let request = request.into_inner();
         let missing = |field| GrpcError::InvalidField { field, reason: "missing".into() };
         let first = request.first.ok_or(missing("first"))?;
         let second = request.second.ok_or(missing("second"))?;
         let digest = message_digest(&second.message);
         let outcome = match (SignedMessage::from_proto(first), SignedMessage::from_proto(second)) {
-            (Ok(first), Ok(second)) => {
-                self.peer.submit_evidence(first, second).await.map_err(GrpcError::from)?
-            }
+            (Ok(first), Ok(second)) => self
+                .peer
+                .submit_evidence(Some(caller), first, second)
+                .await
+                .map_err(GrpcError::from)?,
             _ => Outcome { digest, verdict: Verdict::Reject(RejectReason::Malformed) },
         };
         Ok(Response::new(pb::SubmitEvidenceResponse { verdict: Some(outcome.to_proto()) }))

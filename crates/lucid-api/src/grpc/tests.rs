@@ -56,6 +56,7 @@ impl PeerApi for TestPeer {
 
     async fn submit_evidence(
         &self,
+        _caller: Option<NodeId>,
         first: SignedMessage,
         second: SignedMessage,
     ) -> Result<Outcome, lucid_consensus::Error> {
@@ -68,6 +69,7 @@ impl PeerApi for TestPeer {
 
     async fn submit_proofs(
         &self,
+        _caller: Option<NodeId>,
         proofs: Vec<SignedMessage>,
     ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
         let mut ingest = self.ingest.lock().await;

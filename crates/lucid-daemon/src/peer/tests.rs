@@ -30,14 +30,14 @@ async fn decides_by_the_clock_and_reloads_the_registry() {
     assert_eq!(peer.registered_nodes().await.unwrap(), 1);
 
     let beacon = testing::signed_beacon(&params, &alice, slot);
-    let outcomes = peer.submit_proofs(vec![beacon.clone(), beacon.clone()]).await.unwrap();
+    let outcomes = peer.submit_proofs(None, vec![beacon.clone(), beacon.clone()]).await.unwrap();
     assert_eq!(outcomes[0].verdict, Verdict::Accept);
     assert_eq!(outcomes[1].verdict, Verdict::Duplicate);
 
     // Three slots later the same slot is out of the live window.
     clock.advance(Duration::from_millis(params.time.slot_ms() * 3));
     let late = testing::signed_relay(&params, &alice, slot, 10);
-    let outcomes = peer.submit_proofs(vec![late]).await.unwrap();
+    let outcomes = peer.submit_proofs(None, vec![late]).await.unwrap();
     assert_eq!(outcomes[0].verdict, Verdict::Reject(RejectReason::Stale));
 
     // A restarted peer port knows alice from the store.

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lucid_api::grpc::convert::{FromProto as _, ToProto as _};
-use lucid_api::grpc::{SlotDigest, methods, pb, sign_peer_call};
+use lucid_api::grpc::{SealedSlot, SlotDigest, methods, pb, sign_peer_call};
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::Outcome;
 use lucid_consensus::registration::Endpoint;
@@ -306,5 +306,51 @@ impl PeerTransport for PeerClient {
             .into_iter()
             .map(|r| SignedMessage::from_proto(r).map_err(malformed))
             .collect()
+    }
+
+    async fn fetch_slot(
+        &self,
+        peer: NodeId,
+        slot: lucid_core::Slot,
+    ) -> Result<Option<SealedSlot>, TransportError> {
+        let mut client = self.client(&peer)?;
+        let request =
+            self.signed(peer, methods::FETCH_SLOT, pb::FetchSlotRequest { slot: slot.0 })?;
+        let reply = self.call(peer, client.fetch_slot(request)).await?;
+        // The reply is bounded by the 4 MiB message cap of the channel; a set without a seal
+        // breaks the contract ("nothing sealed" is an empty reply).
+        let Some(seal) = reply.seal else {
+            if reply.set.is_empty() {
+                return Ok(None);
+            }
+            return Err(malformed("a sealed set without its seal"));
+        };
+        let seal = SignedMessage::from_proto(seal).map_err(malformed)?;
+        let set = reply
+            .set
+            .into_iter()
+            .map(|p| SignedMessage::from_proto(p).map_err(malformed))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(SealedSlot { seal, set }))
+    }
+
+    async fn submit_evidence(
+        &self,
+        peer: NodeId,
+        first: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, TransportError> {
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::SUBMIT_EVIDENCE,
+            pb::SubmitEvidenceRequest {
+                first: Some(first.to_proto()),
+                second: Some(second.to_proto()),
+            },
+        )?;
+        let reply = self.call(peer, client.submit_evidence(request)).await?;
+        let verdict = reply.verdict.ok_or_else(|| malformed("a reply without a verdict"))?;
+        Outcome::from_proto(verdict).map_err(malformed)
     }
 }

@@ -28,11 +28,11 @@ use std::time::Duration;
 use lucid_api::grpc::convert::ToProto as _;
 use lucid_api::grpc::{
     MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PeerApi,
-    SlotDigest, pb,
+    SealedSlot, SlotDigest, pb,
 };
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::{Outcome, RejectReason, Verdict};
-use lucid_core::{Clock, NodeId, SignedMessage, SlotRange, TimeParams, UnixMillis};
+use lucid_core::{Clock, NodeId, SignedMessage, Slot, SlotRange, TimeParams, UnixMillis};
 use lucid_daemon::network::{PeerDirectory, PeerFault, PeerTransport, TransportError};
 use prost::Message as _;
 
@@ -118,6 +118,8 @@ pub(crate) enum Call {
     Digests(SlotRange),
     Pull { range: SlotRange, after: Option<ProofKey>, limit: usize },
     Registrations { after: Option<NodeId>, limit: usize },
+    FetchSlot(Slot),
+    Evidence(SignedMessage, SignedMessage),
 }
 
 /// The answer to a [`Call`].
@@ -126,6 +128,7 @@ pub(crate) enum Reply {
     Outcomes(Vec<Outcome>),
     Digests(Vec<SlotDigest>),
     Messages(Vec<SignedMessage>),
+    Sealed(Option<SealedSlot>),
 }
 
 impl Call {
@@ -155,6 +158,14 @@ impl Call {
                 };
                 (request.encoded_len(), 0)
             }
+            Call::FetchSlot(slot) => (pb::FetchSlotRequest { slot: slot.0 }.encoded_len(), 0),
+            Call::Evidence(first, second) => {
+                let request = pb::SubmitEvidenceRequest {
+                    first: Some(first.to_proto()),
+                    second: Some(second.to_proto()),
+                };
+                (request.encoded_len(), 2)
+            }
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
@@ -163,6 +174,7 @@ impl Call {
     fn weight(&self) -> u64 {
         match self {
             Call::Submit(proofs) => as_u64(proofs.len()).max(1),
+            Call::Evidence(..) => 2,
             _ => 1,
         }
     }
@@ -191,9 +203,15 @@ impl Call {
         }
     }
 
-    async fn serve(&self, api: &dyn PeerApi) -> Result<Reply, lucid_consensus::Error> {
+    async fn serve(
+        &self,
+        from: NodeId,
+        api: &dyn PeerApi,
+    ) -> Result<Reply, lucid_consensus::Error> {
         Ok(match self {
-            Call::Submit(proofs) => Reply::Outcomes(api.submit_proofs(proofs.clone()).await?),
+            Call::Submit(proofs) => {
+                Reply::Outcomes(api.submit_proofs(Some(from), proofs.clone()).await?)
+            }
             Call::Digests(range) => Reply::Digests(api.slot_digests(*range).await?),
             Call::Pull { range, after, limit } => {
                 // 0 means a full page, as on the wire.
@@ -205,6 +223,10 @@ impl Call {
                 let limit = if *limit == 0 { MAX_PEERS_PAGE } else { *limit };
                 Reply::Messages(api.registrations(*after, limit).await?)
             }
+            Call::FetchSlot(slot) => Reply::Sealed(api.fetch_slot(*slot).await?),
+            Call::Evidence(first, second) => Reply::Outcomes(vec![
+                api.submit_evidence(Some(from), first.clone(), second.clone()).await?,
+            ]),
         })
     }
 }
@@ -225,6 +247,17 @@ impl Reply {
             }
             // Field 1 of `PullProofsResponse` (and of `ExchangePeersResponse`), repeated.
             Reply::Messages(messages) => (messages_len(messages), messages.len()),
+            Reply::Sealed(sealed) => {
+                let reply = match sealed {
+                    Some(sealed) => pb::FetchSlotResponse {
+                        seal: Some(sealed.seal.to_proto()),
+                        set: sealed.set.iter().map(|message| message.to_proto()).collect(),
+                    },
+                    None => pb::FetchSlotResponse { seal: None, set: Vec::new() },
+                };
+                let items = sealed.as_ref().map_or(0, |sealed| sealed.set.len() + 1);
+                (reply.encoded_len(), items)
+            }
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
@@ -487,7 +520,7 @@ impl SimNetwork {
             directory.report(from, PeerFault::InvalidMessage);
             return Err(TransportError::Refused(reason));
         }
-        let reply = call.serve(api.as_ref()).await.map_err(|error| {
+        let reply = call.serve(from, api.as_ref()).await.map_err(|error| {
             self.count(|s| s.stats.refused += 1);
             TransportError::Refused(error.to_string())
         })?;
@@ -533,6 +566,7 @@ fn unexpected(reply: &Reply) -> TransportError {
         Reply::Outcomes(_) => "verdicts",
         Reply::Digests(_) => "digests",
         Reply::Messages(_) => "messages",
+        Reply::Sealed(_) => "sealed slot",
     };
     TransportError::Malformed(format!("unexpected reply: {kind}"))
 }
@@ -587,6 +621,31 @@ impl PeerTransport for SimTransport {
     ) -> Result<Vec<SignedMessage>, TransportError> {
         match self.network.call(self.from, peer, Call::Registrations { after, limit }).await? {
             Reply::Messages(messages) => Ok(messages),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn fetch_slot(
+        &self,
+        peer: NodeId,
+        slot: Slot,
+    ) -> Result<Option<SealedSlot>, TransportError> {
+        match self.network.call(self.from, peer, Call::FetchSlot(slot)).await? {
+            Reply::Sealed(sealed) => Ok(sealed),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn submit_evidence(
+        &self,
+        peer: NodeId,
+        first: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, TransportError> {
+        match self.network.call(self.from, peer, Call::Evidence(first, second)).await? {
+            Reply::Outcomes(mut outcomes) if outcomes.len() == 1 => {
+                outcomes.pop().ok_or_else(|| TransportError::Malformed("no verdict".to_owned()))
+            }
             other => Err(unexpected(&other)),
         }
     }

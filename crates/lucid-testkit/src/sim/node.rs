@@ -16,6 +16,7 @@ use lucid_consensus::store::{MemoryProofStore, ProofStore, StoredRegistration};
 use lucid_consensus::verify::Verifier;
 use lucid_core::message::Message;
 use lucid_core::{Clock, NodeId, NodeKey, SignedMessage, Slot, UnixMillis};
+use lucid_daemon::gossip::GossipHook;
 use lucid_daemon::peer::StorePeer;
 use lucid_daemon::services::beacon::{BeaconDeps, BeaconProducer};
 use lucid_daemon::services::metrics::ServiceMetrics;
@@ -94,6 +95,7 @@ impl NodeParts {
         clock: Arc<TokioClock>,
         skew_ms: i64,
         directory: Arc<SimDirectory>,
+        hook: Option<GossipHook>,
     ) -> Result<Self, SimError> {
         let store = Arc::new(MemoryProofStore::new());
         for record in records {
@@ -107,7 +109,14 @@ impl NodeParts {
         let ingest = peer.ingest();
         let (feed, feed_out) = mpsc::channel(FEED_CAPACITY);
         let feed_dropped = Arc::new(AtomicU64::new(0));
-        let peer = Arc::new(FeedingPeer::new(peer, feed.clone(), Arc::clone(&feed_dropped)));
+        // With a gossip hook the peer service queues what it accepts itself; the feed then
+        // carries only the node's own proofs.
+        let (peer, feed_pushes) = match hook {
+            Some(hook) => (peer.with_gossip(hook), false),
+            None => (peer, true),
+        };
+        let peer =
+            Arc::new(FeedingPeer::new(peer, feed.clone(), Arc::clone(&feed_dropped), feed_pushes));
         let node = key.node_id();
         Ok(NodeParts {
             key: Arc::new(key),

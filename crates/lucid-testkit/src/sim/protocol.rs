@@ -14,12 +14,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lucid_api::grpc::{PeerApi, SlotDigest};
+use lucid_api::grpc::{PeerApi, SealedSlot, SlotDigest};
 use lucid_consensus::ingest::{Outcome, Verdict};
 use lucid_consensus::store::{ProofStore, StoredProof};
 use lucid_consensus::verify::Verifier;
 use lucid_consensus::{ConsensusParams, ProofKey};
-use lucid_core::{Clock, NodeId, SignedMessage, SlotRange};
+use lucid_core::{Clock, NodeId, NodeKey, SignedMessage, Slot, SlotRange};
+use lucid_daemon::gossip::GossipHook;
 use lucid_daemon::network::{PeerDirectory, PeerTransport};
 use lucid_daemon::peer::StorePeer;
 use lucid_daemon::services::SharedIngest;
@@ -33,6 +34,8 @@ pub struct NodeContext {
     pub index: usize,
     /// The node's id.
     pub node: NodeId,
+    /// The node's key (the daemon's gossip signs slot seals with it).
+    pub key: Arc<NodeKey>,
     /// The network's parameters.
     pub params: ConsensusParams,
     /// Calls to peers, over the simulated network.
@@ -73,6 +76,19 @@ pub trait NodeProtocol: Send + Sync + 'static {
     /// window leaves its slots different on the two sides for ever.
     fn accepts_late(&self) -> bool;
 
+    /// The gossip hook to build honest node `node`'s peer service with, for a protocol that
+    /// must see what the peer service accepts and the evidence it records (the daemon's own
+    /// gossip). `None`, the default, feeds accepted pushes to [`NodeContext::accepted`] instead.
+    fn hook(
+        &self,
+        params: &ConsensusParams,
+        node: NodeId,
+        directory: Arc<dyn PeerDirectory>,
+    ) -> Option<GossipHook> {
+        let _ = (params, node, directory);
+        None
+    }
+
     /// Spawns the node's protocol tasks on `context.tracker`; they must end when
     /// `context.cancel` fires.
     fn start(&self, context: NodeContext);
@@ -86,16 +102,20 @@ pub struct FeedingPeer {
     inner: StorePeer,
     feed: mpsc::Sender<SignedMessage>,
     dropped: Arc<AtomicU64>,
+    /// False when the wrapped peer service carries a gossip hook, which queues what it accepts.
+    feed_pushes: bool,
 }
 
 impl FeedingPeer {
-    /// Wraps `inner`; accepted pushes go to `feed` (dropped and counted in `dropped` when full).
+    /// Wraps `inner`; with `feed_pushes`, accepted pushes go to `feed` (dropped and counted in
+    /// `dropped` when full).
     pub fn new(
         inner: StorePeer,
         feed: mpsc::Sender<SignedMessage>,
         dropped: Arc<AtomicU64>,
+        feed_pushes: bool,
     ) -> Self {
-        FeedingPeer { inner, feed, dropped }
+        FeedingPeer { inner, feed, dropped, feed_pushes }
     }
 
     /// The ingest state of the wrapped peer service.
@@ -108,9 +128,13 @@ impl FeedingPeer {
 impl PeerApi for FeedingPeer {
     async fn submit_proofs(
         &self,
+        caller: Option<NodeId>,
         proofs: Vec<SignedMessage>,
     ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
-        let outcomes = self.inner.submit_proofs(proofs.clone()).await?;
+        let outcomes = self.inner.submit_proofs(caller, proofs.clone()).await?;
+        if !self.feed_pushes {
+            return Ok(outcomes);
+        }
         for (proof, outcome) in proofs.into_iter().zip(&outcomes) {
             if outcome.verdict == Verdict::Accept && self.feed.try_send(proof).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -159,5 +183,18 @@ impl PeerApi for FeedingPeer {
 
     async fn registered_nodes(&self) -> Result<u64, lucid_consensus::Error> {
         self.inner.registered_nodes().await
+    }
+
+    async fn fetch_slot(&self, slot: Slot) -> Result<Option<SealedSlot>, lucid_consensus::Error> {
+        self.inner.fetch_slot(slot).await
+    }
+
+    async fn submit_evidence(
+        &self,
+        caller: Option<NodeId>,
+        first: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, lucid_consensus::Error> {
+        self.inner.submit_evidence(caller, first, second).await
     }
 }

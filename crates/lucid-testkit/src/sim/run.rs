@@ -311,6 +311,12 @@ async fn run_async(
             0
         };
         let clock = Arc::new(TokioClock::new(start.saturating_add_ms(skew_ms)));
+        let hook = if is_honest {
+            let port: Arc<dyn PeerDirectory> = directory.clone();
+            protocol.hook(&params, key.node_id(), port)
+        } else {
+            None
+        };
         let parts = NodeParts::build(
             params,
             key,
@@ -319,6 +325,7 @@ async fn run_async(
             clock,
             skew_ms,
             directory,
+            hook,
         )
         .await?;
         network.attach(parts.node, parts.peer.clone(), parts.directory.clone());
@@ -341,6 +348,7 @@ async fn run_async(
             protocol.start(NodeContext {
                 index,
                 node: node.node,
+                key: Arc::clone(&node.key),
                 params,
                 transport,
                 directory,

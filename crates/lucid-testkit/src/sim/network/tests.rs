@@ -29,6 +29,7 @@ struct ScriptedPeer {
 impl PeerApi for ScriptedPeer {
     async fn submit_proofs(
         &self,
+        _: Option<NodeId>,
         proofs: Vec<SignedMessage>,
     ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
         self.batches.fetch_add(1, Ordering::SeqCst);
@@ -66,6 +67,20 @@ impl PeerApi for ScriptedPeer {
     }
     async fn registered_nodes(&self) -> Result<u64, lucid_consensus::Error> {
         Ok(0)
+    }
+    async fn fetch_slot(
+        &self,
+        _: Slot,
+    ) -> Result<Option<lucid_api::grpc::SealedSlot>, lucid_consensus::Error> {
+        Ok(None)
+    }
+    async fn submit_evidence(
+        &self,
+        _: Option<NodeId>,
+        _: SignedMessage,
+        second: SignedMessage,
+    ) -> Result<Outcome, lucid_consensus::Error> {
+        Ok(Outcome { digest: second.digest(), verdict: self.verdict })
     }
 }
 
