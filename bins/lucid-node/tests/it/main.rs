@@ -7,6 +7,7 @@
 )]
 
 mod api;
+mod convergence;
 mod grpc;
 mod harness;
 mod lifecycle;

@@ -40,6 +40,8 @@ pub(crate) struct Profile {
     pub(crate) genesis_ms: i64,
     pub(crate) slot_ms: u64,
     pub(crate) slots_per_epoch: u64,
+    /// More `LUCID_*` variables every node of the network gets.
+    pub(crate) extra_env: Vec<(&'static str, String)>,
 }
 
 impl Profile {
@@ -52,6 +54,7 @@ impl Profile {
             genesis_ms: now_ms - 10_000,
             slot_ms: 1000,
             slots_per_epoch: 8,
+            extra_env: Vec::new(),
         }
     }
 
@@ -65,6 +68,9 @@ impl Profile {
             ("LUCID_TOR_ENABLED", "false".to_owned()),
             ("LUCID_LOG_LEVEL", "warn".to_owned()),
         ]
+        .into_iter()
+        .chain(self.extra_env.iter().cloned())
+        .collect()
     }
 
     /// The consensus parameters the nodes run with.
