@@ -117,6 +117,10 @@ pub struct PeersHandle {
     pub client: Arc<crate::peers::client::PeerClient>,
 }
 
+/// How long open gRPC connections may drain after shutdown begins (well inside the default
+/// shutdown grace of 30 s).
+const GRPC_DRAIN_BOUND: Duration = Duration::from_secs(5);
+
 /// How often the database is pinged.
 const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Readiness needs a successful database check at most this old.
@@ -252,14 +256,28 @@ impl Node {
     ) {
         let api = self.api();
         let cancel = self.cancel.child_token();
+        let drain_started = cancel.clone();
         self.tracker.spawn(async move {
             let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            let served = lucid_api::grpc::serve(listener, api, peer, gate, token, async move {
+            let serve = lucid_api::grpc::serve(listener, api, peer, gate, token, async move {
                 cancel.cancelled().await;
-            })
-            .await;
-            if let Err(error) = served {
-                tracing::error!(%addr, %error, "gRPC server stopped with an error");
+            });
+            // A graceful drain waits for every open connection, and a peer may keep its
+            // connection open however long it likes: the drain is bounded, then the server
+            // (with its connections) is dropped, so a peer cannot hold up our shutdown.
+            let drain_bound = async {
+                drain_started.cancelled().await;
+                tokio::time::sleep(GRPC_DRAIN_BOUND).await;
+            };
+            tokio::select! {
+                served = serve => {
+                    if let Err(error) = served {
+                        tracing::error!(%addr, %error, "gRPC server stopped with an error");
+                    }
+                }
+                () = drain_bound => {
+                    tracing::info!(%addr, bound = ?GRPC_DRAIN_BOUND, "gRPC connections still open after the drain bound: closed");
+                }
             }
         });
     }

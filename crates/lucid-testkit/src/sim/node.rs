@@ -87,6 +87,10 @@ pub struct NodeParts {
 
 impl NodeParts {
     /// Builds a node whose store holds every genesis registration.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the per-node parts of a scenario, each used once; the one caller names them all"
+    )]
     pub async fn build(
         params: ConsensusParams,
         key: NodeKey,
