@@ -204,10 +204,11 @@ fn run(runtime: &tokio::runtime::Runtime, kill_points: &[u64]) -> Outcome {
     let mut running = Running::start(dir.path());
     let started = Instant::now();
     loop {
-        if let Some(all) = statuses(&running) {
-            if all.len() == usize::try_from(NODES).unwrap() && all.values().all(|s| is_final(s)) {
-                break;
-            }
+        if let Some(all) = statuses(&running)
+            && all.len() == usize::try_from(NODES).unwrap()
+            && all.values().all(|s| is_final(s))
+        {
+            break;
         }
         if let Ok(Some(status)) = running.child.try_wait() {
             panic!("the node exited ({status}): {}", running.stderr());
