@@ -4,8 +4,8 @@
 //!
 //! Criterion times whole simulation runs (CPU: divide by nodes × slots); the byte counts and the
 //! convergence times are simulated quantities, deterministic for the seed, and are printed once
-//! per configuration. The protocol is named in one place, [`protocol`]: today the STAND-IN
-//! gossip of `lucid_testkit::sim::standin`; change that line to measure the real one.
+//! per configuration. The protocol is named in one place, [`protocol`]: the daemon's own
+//! gossip.
 
 use std::sync::Arc;
 

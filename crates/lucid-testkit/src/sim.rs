@@ -9,27 +9,23 @@
 //! seeded latency, with loss, duplication, reordering, partitions that heal and per-sender rate
 //! limits, and counts messages and bytes per node and direction. Adversarial nodes
 //! ([`adversary`]) call the transport directly with forged, replayed, equivocating,
-//! out-of-window and flooding traffic. The gossip protocol is pluggable ([`protocol`]); the
-//! [`standin`] protocol exercises the network until the real one is plugged in.
+//! out-of-window and flooding traffic. The gossip protocol is pluggable ([`protocol`]); nodes run
+//! the daemon's own ([`daemon_gossip`]).
 //!
 //! A run ([`run::run`]) is a pure function of its [`scenario::Scenario`]: one seed decides every
 //! random choice, and the runtime executes tasks in a deterministic order. A failing check
 //! prints the seed, and `LUCID_SIM_SEED=<seed>` ([`seed_or`]) replays it.
 //!
-//! # Plugging in the real gossip
-//! Implement [`protocol::NodeProtocol`] for a unit struct whose `start` spawns the daemon's
-//! gossip entry point on `context.tracker` with `context.transport`, `context.directory`,
-//! `context.ingest`, `context.store`, `context.clock` (and `context.accepted`, the feed of
-//! accepted proofs, if the entry point takes an outbox), stopping on `context.cancel`; answer
-//! `gossips_evidence` and `accepts_late` with `true` once it does both. Then pass it to
-//! [`run::run`] instead of [`standin::StandInGossip`]: the tests and benches name the protocol
-//! in one place each (`protocol()` in `tests/sim.rs` and in the bench).
+//! # The protocol
+//! Nodes run [`daemon_gossip::DaemonGossip`], the daemon's own gossip, through the
+//! [`protocol::NodeProtocol`] seam; the tests and benches name the protocol in one place each
+//! (`protocol()` in `tests/sim.rs` and in the bench).
 //!
 //! # Invariants
 //! - No wall clock, no OS randomness, no I/O: time is tokio's paused clock, randomness is
 //!   [`rng::SimRng`] from the scenario's seed.
-//! - Honest nodes run the daemon's and consensus' code unchanged; only the network, the
-//!   adversaries and the stand-in protocol are simulation code.
+//! - Honest nodes run the daemon's and consensus' code unchanged (beacons, peer service,
+//!   gossip); only the network and the adversaries are simulation code.
 //! - Checks judge the nodes' stores with the consensus crate's own tally and seal root, never
 //!   with numbers the protocol reports about itself.
 
@@ -44,7 +40,6 @@ pub mod protocol;
 pub mod rng;
 pub mod run;
 pub mod scenario;
-pub mod standin;
 pub mod traffic;
 
 pub use run::{SimReport, run};

@@ -1,8 +1,7 @@
 //! Whole-network simulations: honest nodes of the daemon's own code over the seeded simulated
 //! network, with loss, partitions, skew and adversaries, judged by their stores.
 //!
-//! The protocol under test is named once, in [`protocol`]: today the STAND-IN gossip of
-//! `lucid_testkit::sim::standin`; the real gossip of `lucid-daemon` replaces it there.
+//! The protocol under test is named once, in [`protocol`]: the daemon's own gossip.
 //! Every failure message carries the seed; `LUCID_SIM_SEED=<seed>` replays a run.
 
 use std::sync::Arc;

@@ -3,13 +3,12 @@
 //! The harness builds everything else of a node (store, ingest, clock, beacons, the transport
 //! and directory over the simulated network) and hands it to a [`NodeProtocol`] in a
 //! [`NodeContext`]; the protocol spawns its tasks on the context's tracker and stops when the
-//! context's token is cancelled. The real gossip entry point of `lucid-daemon` plugs in here
-//! with a few lines (see the `sim` module documentation); until then
-//! [`super::standin::StandInGossip`] exercises the network model.
+//! context's token is cancelled. [`super::daemon_gossip::DaemonGossip`] plugs the daemon's
+//! gossip in here.
 //!
 //! [`FeedingPeer`] is the `PeerApi` a node serves: the daemon's `StorePeer`, plus a bounded feed
-//! of every proof it accepted from a peer's push, which a push protocol forwards. The node's own
-//! beacons and work proofs go to the same feed.
+//! of the node's own beacons and work proofs and, for a protocol without a gossip hook, of every
+//! proof it accepted from a peer's push.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
