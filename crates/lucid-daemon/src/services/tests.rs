@@ -27,6 +27,26 @@ use super::schedule::{MemoryClaims, ScheduleDeps, ScheduleKeeper};
 use super::tally::{TallyDeps, TallyKeeper};
 use super::time::TokioClock;
 
+/// Runs `service` under the runner for `duration` of (paused) tokio time, then cancels it and
+/// waits for it to end: the shared driver of the service tests.
+pub(super) async fn run_for<S: super::runner::Service + 'static>(
+    service: S,
+    clock: &Arc<TokioClock>,
+    metrics: &Arc<ServiceMetrics>,
+    duration: Duration,
+) {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run_service(
+        service,
+        Arc::clone(clock) as Arc<dyn Clock>,
+        Arc::clone(metrics),
+        cancel.clone(),
+    ));
+    tokio::time::sleep(duration).await;
+    cancel.cancel();
+    task.await.unwrap();
+}
+
 /// A current-thread runtime with paused time.
 pub(super) fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()

@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::services::metrics::ServiceMetrics;
-use crate::services::runner::{Service, run_service};
+use crate::services::runner::run_service;
 use crate::services::tests::paused_runtime;
+use crate::services::tests::run_for;
 use crate::services::time::TokioClock;
 
 const HOUR_MS: u64 = 3_600_000;
@@ -88,24 +89,6 @@ async fn world() -> World {
         Arc::clone(&health),
     ));
     World { proofs, store, health, sweeper }
-}
-
-async fn run_for<S: Service + 'static>(
-    service: S,
-    clock: &Arc<TokioClock>,
-    metrics: &Arc<ServiceMetrics>,
-    duration: Duration,
-) {
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run_service(
-        service,
-        Arc::clone(clock) as Arc<dyn Clock>,
-        Arc::clone(metrics),
-        cancel.clone(),
-    ));
-    tokio::time::sleep(duration).await;
-    cancel.cancel();
-    task.await.unwrap();
 }
 
 async fn payouts(store: &MemoryPayoutStore) -> Vec<lucid_payouts::store::PayoutRecord> {

@@ -15,12 +15,11 @@ use lucid_core::{
 };
 use lucid_payouts::ledger::{Account, Applied, Posting};
 use lucid_payouts::store::{LedgerStore, MemoryPayoutStore, PayoutStore};
-use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::services::metrics::ServiceMetrics;
-use crate::services::runner::run_service;
 use crate::services::tests::paused_runtime;
+use crate::services::tests::run_for;
 use crate::services::time::TokioClock;
 
 fn entry(
@@ -109,24 +108,6 @@ fn params() -> lucid_consensus::ConsensusParams {
 /// The start of `slot` of the test network.
 fn at(slot: u64) -> UnixMillis {
     params().time.slot_start(Slot(slot)).unwrap()
-}
-
-async fn run_for(
-    service: EpochRewardService,
-    clock: &Arc<TokioClock>,
-    metrics: &Arc<ServiceMetrics>,
-    duration: Duration,
-) {
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run_service(
-        service,
-        Arc::clone(clock) as Arc<dyn Clock>,
-        Arc::clone(metrics),
-        cancel.clone(),
-    ));
-    tokio::time::sleep(duration).await;
-    cancel.cancel();
-    task.await.unwrap();
 }
 
 const SLOT: Duration = Duration::from_secs(120);
