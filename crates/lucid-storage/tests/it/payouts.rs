@@ -145,7 +145,7 @@ fn op() -> impl Strategy<Value = Op> {
     let payout = 0..8usize;
     let tag = prop::option::weighted(0.3, 0..6u8);
     prop_oneof![
-        (0..3u64, 0..40_000_000u64, 0..4u64).prop_map(|(node, amount, epoch)| Op::Credit {
+        (0..3u64, 1..40_000_000u64, 0..4u64).prop_map(|(node, amount, epoch)| Op::Credit {
             node,
             amount,
             epoch
