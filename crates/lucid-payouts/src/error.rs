@@ -21,7 +21,7 @@ pub enum Error {
         what: &'static str,
         /// Why it was refused.
         #[source]
-        source: crate::tron::AddressError,
+        source: crate::address::AddressError,
     },
     /// The hot-wallet key could not be loaded.
     #[error("hot-wallet key refused: {reason}")]

@@ -1,6 +1,7 @@
 //! Money of the Lucid node: the double-entry micro-USDT ledger, the per-epoch reward
-//! distribution with its pay stubs, the payout rules and state machine, and (behind the `tron`
-//! feature) the TRON USDT-TRC20 rail building blocks that put a payout on chain.
+//! distribution with its pay stubs, the payout rules and state machine, the TRON address that
+//! every node validates for its payout destination, and (behind the `tron` feature) the TRON
+//! USDT-TRC20 rail building blocks that put a payout on chain.
 //!
 //! Every credit and debit is an immutable ledger entry inside a posting identified by a unique
 //! key; a balance is the sum of its entries. Epoch rewards split the configured budget across the
@@ -42,13 +43,14 @@
 //! # Features
 //! - `testing`: the fake chain, the crash switch and the crash-matrix runner (`testing`), so
 //!   that the SQL stores of `lucid-storage` run the same crash matrix as the in-memory store.
-//! - `tron`: the TRON rail in the `tron` module: building blocks (k256, sha2, sha3, bs58, prost,
+//! - `tron`: the TRON rail in the `tron` module: building blocks (k256, sha2, sha3, prost,
 //!   zeroize), the HTTP client logic with strict JSON parsing (serde_json, hex, tracing) over the
 //!   `TronTransport` port, and `TronRail`. Still no runtime and no HTTP library. Off by default:
 //!   without it payouts stay in the ledger, marked `awaiting_chain`.
 #![warn(missing_docs)]
 #![deny(clippy::float_arithmetic)]
 
+pub mod address;
 pub mod error;
 pub mod ledger;
 pub mod payout;
@@ -62,5 +64,6 @@ pub mod testing;
 #[cfg(feature = "tron")]
 pub mod tron;
 
+pub use address::{AddressError, TronAddress};
 pub use error::Error;
 pub use ledger::{Account, Entry, Ledger, NodeBalance, Posting, PostingKind};

@@ -1,4 +1,5 @@
-//! The TRON USDT-TRC20 rail building blocks (feature `tron`): addresses, the hot-wallet key,
+//! The TRON USDT-TRC20 rail building blocks (feature `tron`): the hot-wallet key and the address
+//! it derives,
 //! TRC20 call data and event logs, the raw transaction protobuf with its txid and signature, and
 //! the fee limit.
 //!
@@ -8,7 +9,8 @@
 //! crate); [`client`] parses every reply strictly and [`rail`] is the `PayoutRail` over it.
 
 pub mod abi;
-pub mod address;
+/// Re-exported so that `tron::address` keeps naming the address type; it lives in every build.
+pub use crate::address;
 pub mod client;
 pub mod fee;
 pub mod key;

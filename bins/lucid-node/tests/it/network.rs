@@ -17,7 +17,7 @@ use crate::harness::{TempDir, command, free_addr, get, request, run_to_end};
 
 /// A valid TRON address (Base58Check, version 0x41) made from a 20-byte account.
 pub(crate) fn tron_address(account: u8) -> String {
-    lucid_payouts::tron::TronAddress::from_account([account; 20]).to_base58()
+    lucid_payouts::TronAddress::from_account([account; 20]).to_base58()
 }
 
 /// The address every test node is paid to.

@@ -31,14 +31,14 @@ use super::{ServiceError, SharedIngest};
 
 /// Parses a TRON payout address from its Base58Check text (`T…`), strictly (pattern, checksum,
 /// length, version byte 0x41), with the rules of `lucid-payouts`.
-pub fn parse_payout_address(text: &str) -> Result<[u8; 21], lucid_payouts::tron::AddressError> {
-    Ok(*lucid_payouts::tron::TronAddress::from_base58(text)?.as_bytes())
+pub fn parse_payout_address(text: &str) -> Result<[u8; 21], lucid_payouts::AddressError> {
+    Ok(*lucid_payouts::TronAddress::from_base58(text)?.as_bytes())
 }
 
 /// The Base58Check text of a registered payout address (hex if its version byte is not 0x41,
 /// which ingest never accepts).
 pub fn payout_address_text(address: &[u8; 21]) -> String {
-    lucid_payouts::tron::TronAddress::from_bytes(*address)
+    lucid_payouts::TronAddress::from_bytes(*address)
         .map_or_else(|_| lucid_core::ids::to_hex(address), |address| address.to_base58())
 }
 

@@ -7,7 +7,7 @@
 use lucid_core::MicroUsdt;
 
 use crate::Error;
-use crate::tron::address::TronAddress;
+use crate::address::TronAddress;
 
 /// First 4 bytes of Keccak-256(`transfer(address,uint256)`).
 pub const TRANSFER_SELECTOR: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];

@@ -14,9 +14,9 @@ use lucid_core::{MicroUsdt, UnixMillis};
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::address::TronAddress;
 use crate::rail::{BroadcastOutcome, RejectCode};
 use crate::tron::abi::{self, EventLog, TransferEvent};
-use crate::tron::address::TronAddress;
 use crate::tron::key::{RecoverableSignature, recover};
 use crate::tron::transport::{Endpoint, TransportError, TronTransport};
 use crate::tron::tx::{BlockRef, SignedTransfer, Txid};

@@ -12,7 +12,8 @@ use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::tron::address::TronAddress;
+use crate::address::{AddressError, TronAddress};
+use sha3::{Digest as _, Keccak256};
 
 /// The key that controls the payout hot wallet.
 pub struct HotWalletKey {
@@ -124,6 +125,25 @@ pub fn recover(txid: &[u8; 32], signature: &RecoverableSignature) -> Result<Tron
     let key = VerifyingKey::recover_from_prehash(txid, &parsed, recovery_id)
         .map_err(|_| Error::Signature { reason: "no public key recovers from this signature" })?;
     Ok(TronAddress::from_verifying_key(&key))
+}
+
+/// Address derivation lives with the keys: only the TRON rail holds a secp256k1 key.
+impl TronAddress {
+    /// Derives the address of a secp256k1 public key given in SEC1 form (compressed or not):
+    /// 0x41 ‖ the last 20 bytes of Keccak-256 of the 64-byte uncompressed key without its 0x04.
+    pub fn from_public_key(sec1: &[u8]) -> Result<Self, AddressError> {
+        let key = k256::PublicKey::from_sec1_bytes(sec1).map_err(|_| AddressError::PublicKey)?;
+        Ok(Self::from_verifying_key(&key.into()))
+    }
+
+    pub(crate) fn from_verifying_key(key: &k256::ecdsa::VerifyingKey) -> Self {
+        let point = key.to_encoded_point(false);
+        // An uncompressed SEC1 point is 0x04 ‖ X ‖ Y; the address hashes X ‖ Y only.
+        let digest = Keccak256::digest(&point.as_bytes()[1..]);
+        let mut account = [0u8; 20];
+        account.copy_from_slice(&digest[12..]);
+        Self::from_account(account)
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,11 @@ use async_trait::async_trait;
 use lucid_core::{MicroUsdt, UnixMillis};
 
 use crate::Error;
+use crate::address::TronAddress;
 use crate::rail::{
     BroadcastOutcome, ChainStatus, ExpectedTransfer, PayoutRail, Preflight, RailKind, RejectCode,
     SignedTransfer as StoredTransfer, TransferIntent, Txid as RawTxid,
 };
-use crate::tron::address::TronAddress;
 use crate::tron::client::{BroadcastBytes, TronClient, TxLookup};
 use crate::tron::fee::{DEFAULT_FEE_LIMIT_MAX_SUN, fee_limit_sun};
 use crate::tron::key::HotWalletKey;

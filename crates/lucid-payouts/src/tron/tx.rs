@@ -12,8 +12,8 @@ use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::Error;
+use crate::address::TronAddress;
 use crate::tron::abi::transfer_call_data;
-use crate::tron::address::TronAddress;
 use crate::tron::key::{HotWalletKey, RecoverableSignature};
 
 /// The protobuf messages of TRON's `protocol` package that a payout uses, with the field numbers

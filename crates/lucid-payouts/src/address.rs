@@ -4,12 +4,15 @@
 //! Parsing is strict because a destination typed by a user decides where money goes: the text
 //! must match `^T[1-9A-HJ-NP-Za-km-z]{33}$`, its checksum (first 4 bytes of double SHA-256) must
 //! hold and its version byte must be 0x41. Length-only validation paid the wrong people before.
+//!
+//! Every build has this module, because every node validates the payout address it registers;
+//! deriving an address from a secp256k1 key is part of the TRON rail (`tron::key`, feature
+//! `tron`), since only the payer holds such a key.
 
 use std::fmt;
 use std::str::FromStr;
 
 use lucid_core::{ErrorKind, HasKind};
-use sha3::{Digest as _, Keccak256};
 
 /// The version byte of every TRON mainnet and testnet address.
 pub const ADDRESS_VERSION: u8 = 0x41;
@@ -75,22 +78,6 @@ impl TronAddress {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, AddressError> {
         let array: [u8; 21] = bytes.try_into().map_err(|_| AddressError::Length(bytes.len()))?;
         Self::from_bytes(array)
-    }
-
-    /// Derives the address of a secp256k1 public key given in SEC1 form (compressed or not):
-    /// 0x41 ‖ the last 20 bytes of Keccak-256 of the 64-byte uncompressed key without its 0x04.
-    pub fn from_public_key(sec1: &[u8]) -> Result<Self, AddressError> {
-        let key = k256::PublicKey::from_sec1_bytes(sec1).map_err(|_| AddressError::PublicKey)?;
-        Ok(Self::from_verifying_key(&key.into()))
-    }
-
-    pub(crate) fn from_verifying_key(key: &k256::ecdsa::VerifyingKey) -> Self {
-        let point = key.to_encoded_point(false);
-        // An uncompressed SEC1 point is 0x04 ‖ X ‖ Y; the address hashes X ‖ Y only.
-        let digest = Keccak256::digest(&point.as_bytes()[1..]);
-        let mut account = [0u8; 20];
-        account.copy_from_slice(&digest[12..]);
-        Self::from_account(account)
     }
 
     /// Parses the Base58Check text form, strictly (pattern, checksum, length, version).
