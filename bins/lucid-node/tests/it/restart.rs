@@ -65,11 +65,12 @@ fn restart_mid_epoch_catches_up(name: &str, stop: Stop) {
     peer.hello(&net.nodes[1]).unwrap();
     let mut work = WorkLog::new(&net);
 
-    // Stop in the middle of the first epoch that starts at least two slots from now, half-way
+    // Stop in the middle of the first epoch that starts at least six slots from now (so that
+    // the window of its tally holds enough beacon slots of every node to rank it), half-way
     // through a slot (beacons are signed in the first ~83 ms of each slot and pushed within
     // 50 ms), and come back in the next epoch, after its tally was computed without this node.
     let now = net.current_slot();
-    let stop_slot = (now + 2).div_ceil(spe) * spe + spe / 2;
+    let stop_slot = (now + 6).div_ceil(spe) * spe + spe / 2;
     let restart_slot = stop_slot + DOWN_SLOTS;
     let down_epoch = time.epoch_of(Slot(stop_slot));
     let back_epoch = time.epoch_of(Slot(restart_slot));
