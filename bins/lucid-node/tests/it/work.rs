@@ -86,6 +86,9 @@ pub(crate) struct WorkLog {
     pub(crate) voided: BTreeSet<ProofKey>,
     /// The first slot with submitted work.
     pub(crate) first_slot: Option<u64>,
+    /// The last slot with submitted work: never signed again (other bytes for the same keys
+    /// would be an equivocation).
+    last_slot: Option<u64>,
 }
 
 impl WorkLog {
@@ -99,6 +102,7 @@ impl WorkLog {
             accepted: Vec::new(),
             voided: BTreeSet::new(),
             first_slot: None,
+            last_slot: None,
         }
     }
 
@@ -111,10 +115,13 @@ impl WorkLog {
     /// Signs the current slot's work of every working node and submits it to node `to` until it
     /// answers, resubmitting the same bytes after a transport failure (a new signature over a
     /// new timestamp would be an equivocation). Returns the slot, or `None` if the slot passed
-    /// before any answer.
+    /// before any answer or its work was submitted before.
     pub(crate) fn submit_slot(&mut self, net: &TestNet, peer: &TestPeer, to: usize) -> Option<u64> {
         let ts = UnixMillis(now_ms());
         let slot = self.time.slot_of(ts).unwrap();
+        if self.last_slot.is_some_and(|last| slot.0 <= last) {
+            return None;
+        }
         let proofs: Vec<TaskProof> =
             (0..self.keys.len()).filter_map(|index| self.proof(index, slot, ts)).collect();
         let signed: Vec<SignedMessage> = proofs
@@ -131,6 +138,7 @@ impl WorkLog {
                         }
                     }
                     self.first_slot.get_or_insert(slot.0);
+                    self.last_slot = Some(slot.0);
                     return Some(slot.0);
                 }
                 Err(error) => {
@@ -157,16 +165,8 @@ impl WorkLog {
         mut step: impl FnMut(&mut WorkLog, Option<u64>) -> bool,
     ) -> Duration {
         let start = Instant::now();
-        let mut last = None;
         loop {
-            let now = net.current_slot();
-            let submitted = if last.is_none_or(|done| now > done) {
-                let submitted = self.submit_slot(net, peer, to);
-                last = submitted.or(last);
-                submitted
-            } else {
-                None
-            };
+            let submitted = self.submit_slot(net, peer, to);
             if !step(self, submitted) {
                 return start.elapsed();
             }
