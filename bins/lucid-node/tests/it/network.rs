@@ -348,6 +348,9 @@ pub(crate) struct TestPeer {
     params: lucid_consensus::ConsensusParams,
     clock: Arc<dyn lucid_core::Clock>,
     client: lucid_daemon::peers::client::PeerClient,
+    /// Its registration, signed once: a second record with the same seq and other bytes would
+    /// be an equivocation.
+    registration: SignedMessage,
     /// Dropped last: dropping it closes the client's connections, so a node's drain does not
     /// wait for them.
     runtime: tokio::runtime::Runtime,
@@ -379,7 +382,17 @@ impl TestPeer {
             Duration::from_secs(2),
             Duration::from_secs(5),
         );
-        TestPeer { key, params, clock, client, runtime }
+        let registration = Registration {
+            node: key.node_id(),
+            seq: 1,
+            ts: clock.wall(),
+            payout_address: [0x41; 21],
+            endpoint: Endpoint::Direct("127.0.0.1:9".into()),
+            capabilities: 0,
+            storage_capacity_bytes: 0,
+        }
+        .sign(&params.network, &key);
+        TestPeer { key, params, clock, client, registration, runtime }
     }
 
     /// `Hello` to `node` with this peer's registration, which registers it there.
@@ -387,17 +400,7 @@ impl TestPeer {
         &self,
         node: &NetNode,
     ) -> Result<lucid_daemon::peers::client::HelloReply, TransportError> {
-        let own = Registration {
-            node: self.key.node_id(),
-            seq: 1,
-            ts: self.clock.wall(),
-            payout_address: [0x41; 21],
-            endpoint: Endpoint::Direct("127.0.0.1:9".into()),
-            capabilities: 0,
-            storage_capacity_bytes: 0,
-        }
-        .sign(&self.params.network, &self.key);
-        self.runtime.block_on(self.client.hello(node.node_id, &own, "it"))
+        self.runtime.block_on(self.client.hello(node.node_id, &self.registration, "it"))
     }
 
     /// `SubmitProofs` to `node`: one verdict per proof.
