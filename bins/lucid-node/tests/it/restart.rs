@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use lucid_consensus::proof::{ProofKind, TaskProof};
+use lucid_core::message::Message as _;
 use lucid_core::{Epoch, Slot, SlotRange};
 use serde_json::Value;
 
@@ -131,9 +133,15 @@ fn restart_mid_epoch_catches_up(name: &str, stop: Stop) {
         held.iter().filter(|d| d.0 >= stopped && d.0 < restarted && d.1 > 0).collect();
     assert!(down.len() as u64 >= DOWN_SLOTS - 1, "proofs of the missed slots: {down:?}");
 
+    if stop == Stop::Kill {
+        crash_within_a_slot(&mut net, &peer);
+    }
+
     // Work goes on until the epoch it came back in has ended; then both epochs' settled tallies,
     // the schedules of the next epoch and the balances must be identical everywhere.
     work.run_until(&net, &peer, 0, settle_slot, |_, _| {});
+    let all = digests(&net, &peer, SlotRange { start: Slot(0), end: Slot(settle_slot - 3) });
+    assert!(all.iter().all(|d| d.is_some() && *d == all[0]), "the nodes hold different proofs");
     drop(peer);
     net.wait_until("settled tallies on every node", Duration::from_secs(60), |net| {
         net.nodes.iter().all(|node| node.settled_tally(back_epoch.0).is_some())
@@ -170,6 +178,46 @@ fn restart_mid_epoch_catches_up(name: &str, stop: Stop) {
         );
     }
     net.stop();
+}
+
+/// Kills the restarted node right after it signed the beacon of a slot and starts it again
+/// within that slot: it must find the beacon it signed and not sign a second one. Tried in up
+/// to five slots, since a loaded machine may not restart it within one.
+fn crash_within_a_slot(net: &mut TestNet, peer: &TestPeer) {
+    let node = net.nodes[RESTARTED].node_id;
+    for _ in 0..5 {
+        let slot = net.current_slot() + 1;
+        let range = SlotRange { start: Slot(slot), end: Slot(slot + 1) };
+        let beacon = |net: &TestNet, index: usize| -> Option<Vec<u8>> {
+            let proofs = peer.pull_all(&net.nodes[index], range).ok()?;
+            let mine = proofs.into_iter().find(|p| {
+                TaskProof::from_signed_bytes(p.bytes()).is_ok_and(|(_, proof)| {
+                    proof.node == node && proof.kind() == ProofKind::UptimeBeacon
+                })
+            })?;
+            Some(mine.bytes().to_vec())
+        };
+        // Its beacon of the slot reached node 0: signed, stored and pushed.
+        net.wait_until("the node's beacon on node 0", Duration::from_secs(10), |net| {
+            beacon(net, 0).is_some()
+        });
+        let signed = beacon(net, 0).unwrap();
+        net.nodes[RESTARTED].kill();
+        net.nodes[RESTARTED].restart(Duration::from_secs(30));
+        if net.current_slot() != slot {
+            eprintln!("the restart left slot {slot}; trying the next one");
+            continue;
+        }
+        eprintln!("node {RESTARTED} crashed and restarted within slot {slot}");
+        // Once the slot is over, the restarted node and every other hold the beacon signed
+        // before the crash (a second one would also leave evidence, checked at the end).
+        net.wait_until("the next slot", Duration::from_secs(10), |net| net.current_slot() > slot);
+        for index in 0..net.nodes.len() {
+            assert_eq!(beacon(net, index), Some(signed.clone()), "node {index}, slot {slot}");
+        }
+        return;
+    }
+    panic!("the node never restarted within one slot");
 }
 
 #[test]
