@@ -198,12 +198,7 @@ fn five_processes_rank_work_and_converge_on_tally_schedule_and_balances() {
 
     // Work is signed in the nodes' names, so every node must know every registration first
     // (an unknown signer's proof is refused, not kept).
-    net.wait_until("every registration on every node", Duration::from_secs(60), |net| {
-        net.nodes.iter().all(|node| {
-            let known = node.registered_ids();
-            ids.iter().all(|id| known.contains(id))
-        })
-    });
+    net.wait_for_registrations();
     let honest = TestPeer::new(&net, 0x5e);
     let adversary = TestPeer::new(&net, 0xad);
     honest.hello(&net.nodes[0]).unwrap();

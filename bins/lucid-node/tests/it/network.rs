@@ -325,6 +325,18 @@ impl TestNet {
         self.profile.params().time.slot_of(now).unwrap().0
     }
 
+    /// Waits until every node holds the registration of every node (work signed in a node's
+    /// name is refused by a node that does not know the signer yet).
+    pub(crate) fn wait_for_registrations(&self) -> Duration {
+        let ids: Vec<String> = self.nodes.iter().map(|node| node.node_id.to_string()).collect();
+        self.wait_until("every registration on every node", Duration::from_secs(60), |net| {
+            net.nodes.iter().all(|node| {
+                let known = node.registered_ids();
+                ids.iter().all(|id| known.contains(id))
+            })
+        })
+    }
+
     /// Stops every node with SIGTERM; each must exit 0.
     pub(crate) fn stop(mut self) {
         for node in &mut self.nodes {

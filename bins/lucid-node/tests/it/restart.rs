@@ -53,13 +53,7 @@ fn restart_mid_epoch_catches_up(name: &str, stop: Stop) {
     let mut net = TestNet::start(3, profile);
     let spe = net.profile.slots_per_epoch;
     let time = net.profile.params().time;
-    let ids: Vec<String> = net.nodes.iter().map(|node| node.node_id.to_string()).collect();
-    net.wait_until("every registration on every node", Duration::from_secs(60), |net| {
-        net.nodes.iter().all(|node| {
-            let known = node.registered_ids();
-            ids.iter().all(|id| known.contains(id))
-        })
-    });
+    net.wait_for_registrations();
     // The test peer talks to the node that stops only after its restart: a connection it does
     // not drive would hold up the node's drain on SIGTERM.
     let peer = TestPeer::new(&net, 0x5e);
