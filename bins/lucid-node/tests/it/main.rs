@@ -3,7 +3,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::disallowed_methods,
-    reason = "a test harness: a failure is a failed test, and waiting for a real process needs real time"
+    clippy::print_stderr,
+    reason = "a test harness: a failure is a failed test, waiting for a real process needs real time, and the helpers of real-process tests report their progress and figures on stderr"
 )]
 
 mod api;
@@ -14,3 +15,5 @@ mod lifecycle;
 mod network;
 #[cfg(feature = "blockchain")]
 mod payout_kill;
+mod restart;
+mod work;

@@ -8,9 +8,13 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lucid_api::grpc::SlotDigest;
+use lucid_consensus::ingest::Outcome;
+use lucid_consensus::proof::TaskProof;
 use lucid_consensus::registration::{Endpoint, Registration};
 use lucid_core::message::Message as _;
-use lucid_core::{NodeId, NodeKey, Slot, SlotRange, UnixMillis};
+use lucid_core::{NodeId, NodeKey, SignedMessage, Slot, SlotRange, UnixMillis};
+use lucid_daemon::network::{PeerTransport as _, TransportError};
 use serde_json::Value;
 
 use crate::harness::{TempDir, command, free_addr, get, request, run_to_end};
@@ -88,15 +92,104 @@ impl Profile {
 /// One node process of a [`TestNet`].
 pub(crate) struct NetNode {
     /// Removed when the node is dropped.
-    _dir: TempDir,
+    dir: TempDir,
     pub(crate) node_id: NodeId,
     pub(crate) token: String,
     pub(crate) http: SocketAddr,
     pub(crate) grpc: SocketAddr,
+    /// The `LUCID_*` variables it runs with (the same again after a restart).
+    env: Vec<(&'static str, String)>,
     child: Option<Child>,
 }
 
 impl NetNode {
+    /// Starts the process on the node's data directory, ports and environment.
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} is already running", self.node_id);
+        let child = command(self.dir.path())
+            .args(["run", "--http-addr", &self.http.to_string()])
+            .args(["--grpc-addr", &self.grpc.to_string()])
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lucid-node");
+        self.child = Some(child);
+    }
+
+    /// Whether `/health/ready` answers 200.
+    pub(crate) fn is_ready(&self) -> bool {
+        get(self.http, "/health/ready").is_some_and(|(status, _)| status == 200)
+    }
+
+    /// The node's identity key, read from its data directory (the test signs work proofs in the
+    /// node's name with it, as the node's own work producers would).
+    pub(crate) fn key(&self) -> NodeKey {
+        let text = std::fs::read_to_string(self.dir.path().join("node.key")).unwrap();
+        let key = NodeKey::from_seed_hex(&text).unwrap();
+        assert_eq!(key.node_id(), self.node_id);
+        key
+    }
+
+    /// Kills the process with SIGKILL (a crash: no drain, no shutdown path) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("the node is running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the stopped node again on the same data directory, ports and environment, and
+    /// waits until it is ready.
+    pub(crate) fn restart(&mut self, within: Duration) -> Duration {
+        let start = Instant::now();
+        self.spawn();
+        while !self.is_ready() {
+            assert!(start.elapsed() < within, "node {} not ready after a restart", self.node_id);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        start.elapsed()
+    }
+
+    /// The node ids `/api/v1/nodes` lists with a registration record.
+    pub(crate) fn registered_ids(&self) -> Vec<String> {
+        match get(self.http, "/api/v1/nodes?limit=100") {
+            Some((200, body)) => serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|page| {
+                    page["items"].as_array().map(|items| {
+                        items
+                            .iter()
+                            .filter(|item| !item["payout_address"].is_null())
+                            .filter_map(|item| item["node_id"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// GET `path` as JSON when it answers 200.
+    pub(crate) fn json(&self, path: &str) -> Option<Value> {
+        match get(self.http, path) {
+            Some((200, body)) => serde_json::from_str(&body).ok(),
+            _ => None,
+        }
+    }
+
+    /// The settled tally of `epoch`, once this node froze it.
+    pub(crate) fn settled_tally(&self, epoch: u64) -> Option<Value> {
+        self.json(&format!("/api/v1/poot/epochs/{epoch}/tally")).filter(|t| t["settled"] == true)
+    }
+
+    /// The value of the metric sample `name` (with its labels, as written), if present.
+    pub(crate) fn metric(&self, name: &str) -> Option<f64> {
+        let text = get(self.http, "/metrics")?.1;
+        text.lines().find_map(|line| {
+            let (sample, value) = line.rsplit_once(' ')?;
+            (sample == name).then(|| value.parse().ok()).flatten()
+        })
+    }
     /// GET with the admin token.
     pub(crate) fn admin_get(&self, path: &str) -> Option<(u16, Value)> {
         let bearer = format!("Bearer {}", self.token);
@@ -125,17 +218,7 @@ impl NetNode {
 
     /// How many nodes with a registration record `/api/v1/nodes` lists.
     pub(crate) fn registrations(&self) -> usize {
-        match get(self.http, "/api/v1/nodes?limit=100") {
-            Some((200, body)) => serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|page| {
-                    page["items"].as_array().map(|items| {
-                        items.iter().filter(|item| !item["payout_address"].is_null()).count()
-                    })
-                })
-                .unwrap_or(0),
-            _ => 0,
-        }
+        self.registered_ids().len()
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -200,18 +283,13 @@ impl TestNet {
                     format!("{}@{}", bootstrap.node_id, bootstrap.grpc),
                 ));
             }
-            let child = command(dir.path())
-                .args(["run", "--http-addr", &http.to_string(), "--grpc-addr", &grpc.to_string()])
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn lucid-node");
-            nodes.push(NetNode { _dir: dir, node_id, token, http, grpc, child: Some(child) });
+            let mut node = NetNode { dir, node_id, token, http, grpc, env, child: None };
+            node.spawn();
+            nodes.push(node);
         }
         let start = Instant::now();
         for node in &nodes {
-            while get(node.http, "/health/ready").is_none_or(|(status, _)| status != 200) {
+            while !node.is_ready() {
                 assert!(
                     start.elapsed() < Duration::from_secs(30),
                     "node {} not ready",
@@ -240,6 +318,25 @@ impl TestNet {
         }
     }
 
+    /// The current slot by the wall clock.
+    pub(crate) fn current_slot(&self) -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let now = UnixMillis(i64::try_from(now.as_millis()).unwrap());
+        self.profile.params().time.slot_of(now).unwrap().0
+    }
+
+    /// Waits until every node holds the registration of every node (work signed in a node's
+    /// name is refused by a node that does not know the signer yet).
+    pub(crate) fn wait_for_registrations(&self) -> Duration {
+        let ids: Vec<String> = self.nodes.iter().map(|node| node.node_id.to_string()).collect();
+        self.wait_until("every registration on every node", Duration::from_secs(60), |net| {
+            net.nodes.iter().all(|node| {
+                let known = node.registered_ids();
+                ids.iter().all(|id| known.contains(id))
+            })
+        })
+    }
+
     /// Stops every node with SIGTERM; each must exit 0.
     pub(crate) fn stop(mut self) {
         for node in &mut self.nodes {
@@ -250,6 +347,156 @@ impl TestNet {
                 node.node_id
             );
         }
+    }
+}
+
+/// A registered peer played by the test: it signs its peer calls with its own key, says
+/// `Hello` with its own registration (an endpoint nobody can dial, since it serves nothing), and
+/// calls the nodes' `Peer` service through the daemon's own tonic client, [`PeerClient`].
+///
+/// [`PeerClient`]: lucid_daemon::peers::client::PeerClient
+pub(crate) struct TestPeer {
+    pub(crate) key: Arc<NodeKey>,
+    params: lucid_consensus::ConsensusParams,
+    clock: Arc<dyn lucid_core::Clock>,
+    client: lucid_daemon::peers::client::PeerClient,
+    /// Its registration, signed once: a second record with the same seq and other bytes would
+    /// be an equivocation.
+    registration: SignedMessage,
+    /// Dropped last: dropping it closes the client's connections, so a node's drain does not
+    /// wait for them.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestPeer {
+    /// A peer with the key of `seed` that can reach every node of `net`.
+    pub(crate) fn new(net: &TestNet, seed: u8) -> TestPeer {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let params = net.profile.params();
+        let key = Arc::new(NodeKey::from_seed(&[seed; 32]));
+        let clock: Arc<dyn lucid_core::Clock> = Arc::new(lucid_daemon::clock::SystemClock::new());
+        let table = Arc::new(lucid_daemon::peers::SharedPeers::new(
+            key.node_id(),
+            lucid_daemon::peers::table::PeerLimits::default(),
+            Arc::clone(&clock),
+        ));
+        for node in &net.nodes {
+            table.queue_dial(lucid_daemon::peers::PeerAddress {
+                node: node.node_id,
+                addr: node.grpc.to_string(),
+            });
+        }
+        let client = lucid_daemon::peers::client::PeerClient::new(
+            Arc::clone(&key),
+            params.network,
+            table,
+            Arc::clone(&clock),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        );
+        let registration = Registration {
+            node: key.node_id(),
+            seq: 1,
+            ts: clock.wall(),
+            payout_address: [0x41; 21],
+            endpoint: Endpoint::Direct("127.0.0.1:9".into()),
+            capabilities: 0,
+            storage_capacity_bytes: 0,
+        }
+        .sign(&params.network, &key);
+        TestPeer { key, params, clock, client, registration, runtime }
+    }
+
+    /// `Hello` to `node` with this peer's registration, which registers it there.
+    pub(crate) fn hello(
+        &self,
+        node: &NetNode,
+    ) -> Result<lucid_daemon::peers::client::HelloReply, TransportError> {
+        self.runtime.block_on(self.client.hello(node.node_id, &self.registration, "it"))
+    }
+
+    /// `SubmitProofs` to `node`: one verdict per proof.
+    pub(crate) fn submit(
+        &self,
+        node: &NetNode,
+        proofs: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        self.runtime.block_on(self.client.submit_proofs(node.node_id, proofs))
+    }
+
+    /// `GetSlotDigests` of `range` from `node`: count and root per slot with accepted messages.
+    pub(crate) fn slot_digests(
+        &self,
+        node: &NetNode,
+        range: SlotRange,
+    ) -> Result<Vec<SlotDigest>, TransportError> {
+        self.runtime.block_on(self.client.slot_digests(node.node_id, range))
+    }
+
+    /// Sends one signed `SubmitProofs` call of `proofs` to `node` twice, byte for byte (the same
+    /// nonce and time): a replayed call. Returns the two answers (the verdict count, or the
+    /// refusal's code).
+    pub(crate) fn replay_call(
+        &self,
+        node: &NetNode,
+        proofs: &[SignedMessage],
+    ) -> [Result<usize, tonic::Code>; 2] {
+        use lucid_api::grpc::convert::ToProto as _;
+        let now = self.clock.wall();
+        let nonce = [0x7e; 16];
+        self.runtime.block_on(async {
+            let endpoint = format!("http://{}", node.grpc);
+            let channel =
+                tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
+            let mut client = lucid_api::grpc::peer_client(channel);
+            let mut send = async || {
+                let mut request = tonic::Request::new(lucid_api::grpc::pb::SubmitProofsRequest {
+                    proofs: proofs.iter().map(|p| p.to_proto()).collect(),
+                });
+                lucid_api::grpc::sign_peer_call(
+                    &mut request,
+                    &self.key,
+                    &self.params.network,
+                    node.node_id,
+                    lucid_api::grpc::methods::SUBMIT_PROOFS,
+                    now,
+                    nonce,
+                );
+                client
+                    .submit_proofs(request)
+                    .await
+                    .map(|reply| reply.into_inner().verdicts.len())
+                    .map_err(|status| status.code())
+            };
+            let first = send().await;
+            let second = send().await;
+            [first, second]
+        })
+    }
+
+    /// Every proof `node` holds in `range`, page by page through `PullProofs`.
+    pub(crate) fn pull_all(
+        &self,
+        node: &NetNode,
+        range: SlotRange,
+    ) -> Result<Vec<SignedMessage>, TransportError> {
+        self.runtime.block_on(async {
+            let mut all: Vec<SignedMessage> = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self.client.pull_proofs(node.node_id, range, after, 100).await?;
+                let full = page.len() == 100;
+                all.extend(page);
+                match all.last() {
+                    Some(last) if full => {
+                        let (_, proof) = TaskProof::from_signed_bytes(last.bytes())
+                            .map_err(|e| TransportError::Malformed(e.to_string()))?;
+                        after = Some(proof.key());
+                    }
+                    _ => return Ok(all),
+                }
+            }
+        })
     }
 }
 
@@ -300,55 +547,19 @@ fn a_configured_node_registers_itself_and_signs_beacons() {
     assert_eq!(identity["registration_seq"], 1);
 
     // Beacons, seen through the node's own Peer service by a registered caller.
-    let params = net.profile.params();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let beacons = runtime.block_on(async {
-        let clock: Arc<dyn lucid_core::Clock> = Arc::new(lucid_daemon::clock::SystemClock::new());
-        let key = NodeKey::from_seed(&[0x5e; 32]);
-        let table = Arc::new(lucid_daemon::peers::SharedPeers::new(
-            key.node_id(),
-            lucid_daemon::peers::table::PeerLimits::default(),
-            Arc::clone(&clock),
-        ));
-        table.queue_dial(lucid_daemon::peers::PeerAddress {
-            node: node.node_id,
-            addr: node.grpc.to_string(),
-        });
-        let client = lucid_daemon::peers::client::PeerClient::new(
-            Arc::new(NodeKey::from_seed(&[0x5e; 32])),
-            params.network,
-            table,
-            Arc::clone(&clock),
-            Duration::from_secs(2),
-            Duration::from_secs(5),
-        );
-        let own = Registration {
-            node: key.node_id(),
-            seq: 1,
-            ts: clock.wall(),
-            payout_address: [0x41; 21],
-            endpoint: Endpoint::Direct("127.0.0.1:9".into()),
-            capabilities: 0,
-            storage_capacity_bytes: 0,
+    let peer = TestPeer::new(&net, 0x5e);
+    assert!(peer.hello(node).unwrap().registration.is_some());
+    let start = Instant::now();
+    let beacons = loop {
+        let now_slot = net.current_slot();
+        let range = SlotRange { start: Slot(0), end: Slot(now_slot + 1) };
+        let proofs = peer.pull_all(node, range).unwrap();
+        if proofs.len() >= 2 || start.elapsed() > Duration::from_secs(10) {
+            break proofs;
         }
-        .sign(&params.network, &key);
-        let hello = client.hello(node.node_id, &own, "it").await.unwrap();
-        assert!(hello.registration.is_some());
-        let start = Instant::now();
-        loop {
-            use lucid_daemon::network::PeerTransport as _;
-            let now_slot = params.time.slot_of(clock.wall()).unwrap();
-            let range = SlotRange { start: Slot(0), end: Slot(now_slot.0 + 1) };
-            let proofs = client.pull_proofs(node.node_id, range, None, 100).await.unwrap();
-            if proofs.len() >= 2 || start.elapsed() > Duration::from_secs(10) {
-                break proofs;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    // Dropping the runtime closes the client's connection, so the node's drain does not wait
-    // for it.
-    drop(runtime);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(peer);
     assert!(beacons.len() >= 2, "the node signed {} beacons", beacons.len());
     for beacon in &beacons {
         assert!(beacon.verify(&node.node_id));
