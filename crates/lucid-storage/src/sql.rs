@@ -245,6 +245,15 @@ impl Tx {
             Tx::Postgres(tx) => tx.commit().await,
         }
     }
+
+    /// Rolls back now (a dropped transaction would roll back only when its connection is next
+    /// used).
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await,
+            Tx::Postgres(tx) => tx.rollback().await,
+        }
+    }
 }
 
 /// The read side of a database: a pool that serves reads outside of write transactions.
