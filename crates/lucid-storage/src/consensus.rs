@@ -30,7 +30,7 @@ use lucid_core::{Digest, NodeId, Signature, SignedMessage, Slot, SlotRange};
 
 use crate::database::Database;
 use crate::error::Error;
-use crate::sql::{Query, Row, Tx, Value};
+use crate::sql::{Query, Row, Tx, Value, row_chunks};
 
 /// Columns written per proof row (the bind count of one row).
 const PROOF_COLUMNS: usize = 15;
@@ -500,16 +500,14 @@ impl Database {
                 insert_proofs_unnest(pg, rows, false).await.map_err(Error::query(action))?;
             return Ok(usize::try_from(affected).ok() == Some(expected));
         }
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
+        let mut rows = rows.into_iter();
+        for count in row_chunks(expected, self.max_binds() / PROOF_COLUMNS) {
             let mut query = self.query(INSERT_PROOFS);
-            let mut count = 0usize;
-            for row in rows.by_ref().take(self.max_binds() / PROOF_COLUMNS) {
-                if count > 0 {
+            for (position, row) in rows.by_ref().take(count).enumerate() {
+                if position > 0 {
                     query.push(", ");
                 }
                 query.tuple(row);
-                count += 1;
             }
             query.push(" ON CONFLICT DO NOTHING");
             let affected = tx.execute(&mut query).await.map_err(Error::query(action))?;

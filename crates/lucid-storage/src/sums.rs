@@ -23,7 +23,7 @@ use lucid_core::{Epoch, NodeId, Slot, SlotRange};
 
 use crate::database::Database;
 use crate::error::Error;
-use crate::sql::{Columns, Tx, Value};
+use crate::sql::{Columns, Tx, Value, row_chunks};
 
 /// Slots per chunk: one mainnet epoch, so a mainnet window is exactly seven chunks.
 pub const CHUNK_SLOTS: u64 = 720;
@@ -270,10 +270,11 @@ impl Database {
             .map(|((chunk, node), sums)| sum_row(*chunk, node, sums))
             .collect::<Result<_, Error>>()?;
         let merge = merge_clause();
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
+        let total = rows.len();
+        let mut rows = rows.into_iter();
+        for count in row_chunks(total, self.max_binds() / SUM_COLUMNS) {
             let mut query = self.query(SUM_INSERT);
-            for (position, row) in rows.by_ref().take(self.max_binds() / SUM_COLUMNS).enumerate() {
+            for (position, row) in rows.by_ref().take(count).enumerate() {
                 if position > 0 {
                     query.push(", ");
                 }
