@@ -297,14 +297,22 @@ impl Database {
     /// database recompute once.
     pub(crate) async fn backfill_proof_sums(&self) -> Result<bool, Error> {
         let action = "recomputing the proof sums";
+        let marked = || {
+            let mut query = self.query("SELECT name FROM derived_state WHERE name = ");
+            query.bind(Value::Text(PROOF_SUMS_MARK.to_owned()));
+            query
+        };
+        // The common case, without taking the writer or a lock: already complete.
+        if !self.reader().fetch_all(&mut marked()).await.map_err(Error::query(action))?.is_empty() {
+            return Ok(false);
+        }
         let mut tx = self.begin_write().await.map_err(Error::query(action))?;
         if tx.postgres().is_some() {
             let mut lock = self.query("LOCK TABLE proof_sums IN EXCLUSIVE MODE");
             tx.execute(&mut lock).await.map_err(Error::query(action))?;
         }
-        let mut mark = self.query("SELECT name FROM derived_state WHERE name = ");
-        mark.bind(Value::Text(PROOF_SUMS_MARK.to_owned()));
-        if !tx.fetch_all(&mut mark).await.map_err(Error::query(action))?.is_empty() {
+        // Checked again under the lock: another process may have finished meanwhile.
+        if !tx.fetch_all(&mut marked()).await.map_err(Error::query(action))?.is_empty() {
             tx.commit().await.map_err(Error::query(action))?;
             return Ok(false);
         }
