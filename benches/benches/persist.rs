@@ -7,11 +7,14 @@
 //! grow during the run as they do in production. The store never verifies signatures, so the
 //! proofs carry a dummy signature: generating them is setup and stays outside the timing.
 //!
-//! Where the time goes (perf, SQLite): writing the pages of the `digest` UNIQUE index. Digests
-//! are uniformly random, so every batch dirties about one index leaf per proof, and each dirty
-//! page is written to the WAL at commit and again at checkpoint. The key index, stored slot
-//! first, only appends. Dropping the UNIQUE on `digest` made SQLite about three times faster
-//! in a trial; the schema keeps it because `consensus.md` §10 asks for it.
+//! Where the time went before migration 0008 (SQLite): writing the pages of the `digest` UNIQUE
+//! index (digests are uniformly random, so every batch dirtied about one index leaf per proof,
+//! written to the WAL at commit and again at checkpoint), handing every `RETURNING` row from the
+//! driver's worker thread, and reading back every touched `proof_sums` row before writing it.
+//! Since 0008 the digest is not indexed (the key makes it unique), a fresh batch is inserted
+//! without `RETURNING`, and the sums are merged in SQL (see `lucid-storage`'s `consensus.rs`
+//! and `sums.rs`). Every batch here touches 1 000 (node, chunk) sums rows, as one slot of a
+//! 1 000-node network does.
 
 #[path = "support/backends.rs"]
 mod backends;

@@ -1,16 +1,21 @@
 //! `lucid_consensus::store::ProofStore` on SQL: the `registrations`, `proofs`, `evidence` and
 //! `seals` tables of `consensus.md` §10, with the semantics of `MemoryProofStore`.
 //!
-//! Inserts are insert-if-absent. A batch of proofs is written in one transaction as multi-row
-//! `INSERT … ON CONFLICT DO NOTHING RETURNING key`, chunked below the backend's bind-parameter
-//! limit; the keys not returned already held a row, which is read back in the same transaction
-//! and compared byte for byte to tell a duplicate from a conflict. Rows are inserted in table
-//! key order (slot, node, kind), so that they append to the key index and concurrent PostgreSQL
-//! transactions take their index locks in one order and cannot deadlock.
+//! Inserts are insert-if-absent. A batch of proofs is written in one transaction. First as if
+//! every key were free: multi-row `INSERT … ON CONFLICT DO NOTHING` (SQLite, chunked below the
+//! bind-parameter limit) or one `INSERT … SELECT FROM UNNEST` (PostgreSQL), without `RETURNING`,
+//! and if every row went in, that is the answer. Otherwise the transaction is rolled back and the
+//! batch judged key by key: the same insert `RETURNING` the keys that went in, and the keys not
+//! returned read back in the same transaction and compared byte for byte to tell a duplicate
+//! from a conflict. Rows are inserted in table key order (slot, node, kind), so that they append
+//! to the key index and concurrent PostgreSQL transactions take their index locks in one order
+//! and cannot deadlock. The `digest` column is not indexed (migration 0008): it is a hash of the
+//! signed bytes, which decode to exactly one key, so the primary key already makes it unique.
 //!
 //! The signed bytes are the source of truth: reads decode them with the canonical decoder and
 //! check them against the key and digest columns; a mismatch is an error, never a guess.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use lucid_consensus::proof::{ProofKey, ProofKind, ProofValue, TaskProof};
@@ -25,7 +30,7 @@ use lucid_core::{Digest, NodeId, Signature, SignedMessage, Slot, SlotRange};
 
 use crate::database::Database;
 use crate::error::Error;
-use crate::sql::{Query, Row, Value};
+use crate::sql::{Query, Row, Tx, Value, row_chunks};
 
 /// Columns written per proof row (the bind count of one row).
 const PROOF_COLUMNS: usize = 15;
@@ -130,14 +135,15 @@ const INSERT_PROOFS_UNNEST: &str = "INSERT INTO proofs (node_id, slot, kind, ts_
      SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int2[], $4::int8[], $5::int8[], \
      $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::bytea[], $11::bytea[], $12::bytea[], \
      $13::bytea[], $14::int8[], $15::bool[]) \
-     ON CONFLICT DO NOTHING RETURNING node_id, slot, kind";
+     ON CONFLICT DO NOTHING";
 
-/// Inserts `rows` (in `proof_row` column order) with [`INSERT_PROOFS_UNNEST`]; the keys of the
-/// rows inserted.
+/// Inserts `rows` (in `proof_row` column order) with [`INSERT_PROOFS_UNNEST`]: the number of
+/// rows inserted, and their keys when `returning`.
 async fn insert_proofs_unnest(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    rows: &[[Value; PROOF_COLUMNS]],
-) -> Result<Vec<RawKey>, sqlx::Error> {
+    rows: Vec<[Value; PROOF_COLUMNS]>,
+    returning: bool,
+) -> Result<(u64, Vec<RawKey>), sqlx::Error> {
     use sqlx::Row as _;
     let n = rows.len();
     let (mut node, mut slot, mut kind, mut ts) = (
@@ -173,19 +179,19 @@ async fn insert_proofs_unnest(
                 Value::Int(r),
                 Value::Bool(l),
             ] => {
-                node.push(n.clone());
-                slot.push(*s);
-                kind.push(*k);
-                ts.push(*t);
+                node.push(n);
+                slot.push(s);
+                kind.push(k);
+                ts.push(t);
                 for (column, value) in opt_ints.iter_mut().zip([a, b, c, d, e]) {
-                    column.push(*value);
+                    column.push(value);
                 }
-                metrics.push(m.clone());
-                bytes.push(sb.clone());
-                signature.push(sig.clone());
-                digest.push(dg.clone());
-                received.push(*r);
-                late.push(*l);
+                metrics.push(m);
+                bytes.push(sb);
+                signature.push(sig);
+                digest.push(dg);
+                received.push(r);
+                late.push(l);
             }
             _ => {
                 return Err(sqlx::Error::Protocol(
@@ -196,7 +202,12 @@ async fn insert_proofs_unnest(
     }
     let [bytes_transferred, sessions_relayed, chunks_stored, size_bytes, validated_sessions] =
         opt_ints;
-    let returned = sqlx::query(INSERT_PROOFS_UNNEST)
+    let sql = if returning {
+        Cow::Owned(format!("{INSERT_PROOFS_UNNEST} RETURNING node_id, slot, kind"))
+    } else {
+        Cow::Borrowed(INSERT_PROOFS_UNNEST)
+    };
+    let query = sqlx::query(&sql)
         .bind(node)
         .bind(slot)
         .bind(kind)
@@ -211,10 +222,16 @@ async fn insert_proofs_unnest(
         .bind(signature)
         .bind(digest)
         .bind(received)
-        .bind(late)
-        .fetch_all(&mut **tx)
-        .await?;
-    returned.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).collect()
+        .bind(late);
+    if !returning {
+        return Ok((query.execute(&mut **tx).await?.rows_affected(), Vec::new()));
+    }
+    let returned = query.fetch_all(&mut **tx).await?;
+    let keys = returned
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect::<Result<Vec<RawKey>, sqlx::Error>>()?;
+    Ok((u64::try_from(keys.len()).unwrap_or(u64::MAX), keys))
 }
 
 /// The key columns (node_id, slot, kind) of a row, as a key.
@@ -416,24 +433,110 @@ impl Database {
         // Table key order: rows append to the key index, and concurrent transactions take
         // their locks in one order.
         firsts.sort_unstable_by_key(|(key, _)| (key.slot, key.node, key.kind));
-        let mut rows = Vec::with_capacity(firsts.len());
-        for (_, index) in &firsts {
-            rows.push(proof_row(&proofs[*index], received_at)?);
-        }
+        let rows = || -> Result<Vec<[Value; PROOF_COLUMNS]>, Error> {
+            firsts.iter().map(|(_, index)| proof_row(&proofs[*index], received_at)).collect()
+        };
 
+        let action = "inserting proofs";
+        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
+        let (inserted, existing) = if self.insert_if_all_free(&mut tx, rows()?).await? {
+            let all: HashSet<ProofKey> = firsts.iter().map(|(key, _)| *key).collect();
+            (all, HashMap::new())
+        } else {
+            // Some key of the batch was taken: undo and start over, judging every key.
+            tx.rollback().await.map_err(Error::query(action))?;
+            tx = self.begin_write().await.map_err(Error::query(action))?;
+            self.insert_judging(&mut tx, &firsts, rows()?).await?
+        };
+        // The per-chunk sums of what this batch inserted, in the same transaction.
+        let inserted_proofs = firsts
+            .iter()
+            .filter(|(key, _)| inserted.contains(key))
+            .filter_map(|(_, index)| proofs.get(*index));
+        self.add_proof_sums(&mut tx, inserted_proofs).await?;
+        tx.commit().await.map_err(Error::query("committing inserted proofs"))?;
+
+        let mut outcomes = Vec::with_capacity(proofs.len());
+        for (index, proof) in proofs.iter().enumerate() {
+            let key = proof.key();
+            let first = first_of.get(&key).copied();
+            let outcome = if inserted.contains(&key) {
+                if first == Some(index) {
+                    InsertOutcome::Inserted
+                } else {
+                    let stored = first.and_then(|i| proofs.get(i)).ok_or_else(|| {
+                        lucid_core::internal!("batch index of an inserted key is missing")
+                    })?;
+                    outcome_for(&stored.message, &proof.message)
+                }
+            } else {
+                let stored = existing.get(&key).ok_or_else(|| {
+                    // ON CONFLICT skipped the row, so some unique key was taken; the only
+                    // other unique column is the digest, which determines the key.
+                    lucid_core::internal!("proof {key:?} was neither inserted nor found")
+                })?;
+                outcome_for(stored, &proof.message)
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// The fast path of [`Database::insert_proofs_sql`]: inserts `rows` (distinct keys, table
+    /// key order) with `ON CONFLICT DO NOTHING` and no `RETURNING` (on SQLite every returned row
+    /// is a hop from the driver's worker thread), and tells whether every row went in. When one
+    /// did not, the caller rolls back and takes [`Database::insert_judging`]: a fresh batch, the
+    /// common case (the ingest drops the duplicates it has seen before the store), costs one
+    /// statement per chunk and no read.
+    async fn insert_if_all_free(
+        &self,
+        tx: &mut Tx,
+        rows: Vec<[Value; PROOF_COLUMNS]>,
+    ) -> Result<bool, Error> {
+        let action = "inserting proofs";
+        let expected = rows.len();
+        if let Some(pg) = tx.postgres() {
+            let (affected, _) =
+                insert_proofs_unnest(pg, rows, false).await.map_err(Error::query(action))?;
+            return Ok(usize::try_from(affected).ok() == Some(expected));
+        }
+        let mut rows = rows.into_iter();
+        for count in row_chunks(expected, self.max_binds() / PROOF_COLUMNS) {
+            let mut query = self.query(INSERT_PROOFS);
+            for (position, row) in rows.by_ref().take(count).enumerate() {
+                if position > 0 {
+                    query.push(", ");
+                }
+                query.tuple(row);
+            }
+            query.push(" ON CONFLICT DO NOTHING");
+            let affected = tx.execute(&mut query).await.map_err(Error::query(action))?;
+            if usize::try_from(affected).ok() != Some(count) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The judging path of [`Database::insert_proofs_sql`]: inserts the free keys of `rows`
+    /// (`RETURNING` the keys that went in) and reads back what the taken keys hold, in `tx`.
+    async fn insert_judging(
+        &self,
+        tx: &mut Tx,
+        firsts: &[(ProofKey, usize)],
+        rows: Vec<[Value; PROOF_COLUMNS]>,
+    ) -> Result<(HashSet<ProofKey>, HashMap<ProofKey, SignedMessage>), Error> {
+        let action = "inserting proofs";
         let by_raw: HashMap<RawKey, ProofKey> = firsts
             .iter()
             .map(|(key, _)| Ok((raw_key(key)?, *key)))
             .collect::<Result<_, Error>>()?;
-
-        let action = "inserting proofs";
-        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
         let mut inserted: HashSet<ProofKey> = HashSet::with_capacity(rows.len());
         let mut returned: Vec<RawKey> = Vec::with_capacity(rows.len());
         if let Some(pg) = tx.postgres() {
             // PostgreSQL: one statement with one array per column, whatever the batch size:
             // 15 binds instead of 15 per row, and one short statement to parse and plan.
-            returned = insert_proofs_unnest(pg, &rows).await.map_err(Error::query(action))?;
+            returned = insert_proofs_unnest(pg, rows, true).await.map_err(Error::query(action))?.1;
         } else {
             for chunk in rows.chunks(self.max_binds() / PROOF_COLUMNS) {
                 let mut query = self.query(INSERT_PROOFS);
@@ -478,38 +581,25 @@ impl Database {
                 existing.insert(stored.key(), stored.message);
             }
         }
-        // The per-chunk sums of what this batch inserted, in the same transaction.
-        let inserted_proofs = firsts
-            .iter()
-            .filter(|(key, _)| inserted.contains(key))
-            .filter_map(|(_, index)| proofs.get(*index));
-        self.add_proof_sums(&mut tx, inserted_proofs).await?;
-        tx.commit().await.map_err(Error::query("committing inserted proofs"))?;
+        Ok((inserted, existing))
+    }
 
-        let mut outcomes = Vec::with_capacity(proofs.len());
-        for (index, proof) in proofs.iter().enumerate() {
-            let key = proof.key();
-            let first = first_of.get(&key).copied();
-            let outcome = if inserted.contains(&key) {
-                if first == Some(index) {
-                    InsertOutcome::Inserted
-                } else {
-                    let stored = first.and_then(|i| proofs.get(i)).ok_or_else(|| {
-                        lucid_core::internal!("batch index of an inserted key is missing")
-                    })?;
-                    outcome_for(&stored.message, &proof.message)
-                }
-            } else {
-                let stored = existing.get(&key).ok_or_else(|| {
-                    // ON CONFLICT skipped the row, so some unique key was taken; the only
-                    // other unique column is the digest, which determines the key.
-                    lucid_core::internal!("proof {key:?} was neither inserted nor found")
-                })?;
-                outcome_for(stored, &proof.message)
-            };
-            outcomes.push(outcome);
-        }
-        Ok(outcomes)
+    /// One page of every stored proof as the tally counts them, in key order strictly after
+    /// `after`, read in `tx` (the backfill of the proof sums).
+    pub(crate) async fn counted_page(
+        &self,
+        tx: &mut Tx,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<CountedProof>, Error> {
+        let everything = SlotRange { start: Slot(0), end: Slot(u64::MAX) };
+        let Some(mut query) = self.page_query(COUNTED_SELECT, everything, after, limit)? else {
+            return Ok(Vec::new());
+        };
+        let rows =
+            tx.fetch_all(&mut query).await.map_err(Error::query("reading every stored proof"))?;
+        let mut nodes: HashMap<Vec<u8>, NodeId> = HashMap::new();
+        rows.iter().map(|row| read_counted(row, &mut nodes)).collect()
     }
 
     /// One page of `select` over the proofs of `range` in key order, strictly after `after`;

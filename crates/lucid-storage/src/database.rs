@@ -42,6 +42,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "seals", include_str!("../migrations/sqlite/0005_seals.sql")),
     (6, "pool_ops", include_str!("../migrations/sqlite/0006_pool_ops.sql")),
     (7, "proof_sums", include_str!("../migrations/sqlite/0007_proof_sums.sql")),
+    (8, "proof_write_path", include_str!("../migrations/sqlite/0008_proof_write_path.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "consensus", include_str!("../migrations/postgres/0001_consensus.sql")),
@@ -51,6 +52,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "seals", include_str!("../migrations/postgres/0005_seals.sql")),
     (6, "pool_ops", include_str!("../migrations/postgres/0006_pool_ops.sql")),
     (7, "proof_sums", include_str!("../migrations/postgres/0007_proof_sums.sql")),
+    (8, "proof_write_path", include_str!("../migrations/postgres/0008_proof_write_path.sql")),
 ];
 
 /// The embedded migrations of one backend, as a sqlx migration source.
@@ -140,7 +142,10 @@ impl Database {
         } else {
             return Err(Error::UnsupportedUrl { url: shown });
         };
-        Ok(Database { pools, url: shown, clock })
+        let database = Database { pools, url: shown, clock };
+        // Derived tables that migration 0008 left to recompute (once; a no-op afterwards).
+        database.backfill_proof_sums().await?;
+        Ok(database)
     }
 
     /// The backend this database runs on.

@@ -34,9 +34,14 @@
 //! - Migrations are embedded, numbered alike for both backends, and run at open.
 //! - Pool op log (`pool_ops`, migration 0006): insert-if-absent by digest, one op per (node,
 //!   slot), signed bytes and signature write-once by trigger, never deleted; only the state moves.
-//! - Proof sums (`proof_sums`, migration 0007): per (720-slot chunk, node) credit sums and a beacon
-//!   bitmap, changed only in the transaction that inserts the proofs they sum, so they always
-//!   agree with the `proofs` table; the tally read from them equals `TallyBuilder` over the proofs.
+//! - Proof sums (`proof_sums`, migrations 0007 and 0008): per (720-slot chunk, node) credit sums
+//!   and a beacon bitmap (twelve 60-bit words), merged in SQL only in the transaction that inserts
+//!   the proofs they sum, so they always agree with the `proofs` table; the tally read from them
+//!   equals `TallyBuilder` over the proofs. A database without the `proof_sums` mark in
+//!   `derived_state` (one that held proofs before 0008) has them recomputed from every proof at
+//!   open, by the incremental path's own code, in one transaction that writes the mark.
+//! - Proofs are unique by key; the `digest` column is unique by construction (a hash of signed
+//!   bytes that decode to that key, checked on every read) and not indexed (migration 0008).
 //! - Pools (§2.4): every `PoolStore` method is one write transaction that locks the pool row
 //!   first and checks before it writes; seating is the conditional increment `… WHERE seats <
 //!   max_nodes AND status <> 'disbanded'` that must affect exactly one row. The schema is the

@@ -43,6 +43,23 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
+/// Row counts to split `total` rows into for multi-row statements of at most `max_rows` rows:
+/// powers of two, largest first. The driver caches prepared statements by their SQL text, so
+/// batches of any size reuse a dozen statements instead of preparing a new one of their exact
+/// size (a parse of thousands of placeholders) and evicting the useful ones from the cache.
+pub(crate) fn row_chunks(total: usize, max_rows: usize) -> impl Iterator<Item = usize> {
+    let largest = if max_rows == 0 { 1 } else { 1 << max_rows.ilog2() };
+    let mut left = total;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let size = if left >= largest { largest } else { 1 << left.ilog2() };
+        left -= size;
+        Some(size)
+    })
+}
+
 /// A query under construction for one backend.
 pub(crate) enum Query {
     Sqlite(sqlx::QueryBuilder<'static, Sqlite>),
@@ -245,6 +262,15 @@ impl Tx {
             Tx::Postgres(tx) => tx.commit().await,
         }
     }
+
+    /// Rolls back now (a dropped transaction would roll back only when its connection is next
+    /// used).
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await,
+            Tx::Postgres(tx) => tx.rollback().await,
+        }
+    }
 }
 
 /// The read side of a database: a pool that serves reads outside of write transactions.
@@ -396,3 +422,6 @@ impl<'a> Columns<'a> {
             .ok_or_else(|| self.invalid(format!("unknown {column} {value:?}")))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,56 +23,70 @@ use lucid_core::{Epoch, NodeId, Slot, SlotRange};
 
 use crate::database::Database;
 use crate::error::Error;
-use crate::sql::{Columns, Tx, Value};
+use crate::sql::{Columns, Tx, Value, row_chunks};
 
 /// Slots per chunk: one mainnet epoch, so a mainnet window is exactly seven chunks.
 pub const CHUNK_SLOTS: u64 = 720;
-/// Bytes of a chunk's beacon bitmap.
-const BITMAP_BYTES: usize = (CHUNK_SLOTS as usize).div_ceil(8);
+/// Slots per beacon word: 60 bits, so a word is a non-negative BIGINT and a chunk is 12 words.
+const WORD_SLOTS: u64 = 60;
+/// Beacon words of a chunk (`beacons_0` … `beacons_11`).
+const WORDS: usize = (CHUNK_SLOTS / WORD_SLOTS) as usize;
 /// Columns of a `proof_sums` row.
-const SUM_COLUMNS: usize = 7;
+const SUM_COLUMNS: usize = 6 + WORDS;
 /// Proofs read per page on the proof-by-proof paths.
 const PAGE: usize = 50_000;
+/// The largest value a BIGINT sum may take.
+const SUM_MAX: &str = "9223372036854775807";
+
+/// The columns of a `proof_sums` row, in [`read_sums`] and insert order.
+const SUM_SELECT: &str = "SELECT chunk, node_id, relay, storage, validation, beacons_0, beacons_1, \
+     beacons_2, beacons_3, beacons_4, beacons_5, beacons_6, beacons_7, beacons_8, beacons_9, \
+     beacons_10, beacons_11, exact FROM proof_sums ";
+const SUM_INSERT: &str = "INSERT INTO proof_sums (chunk, node_id, relay, storage, validation, \
+     beacons_0, beacons_1, beacons_2, beacons_3, beacons_4, beacons_5, beacons_6, beacons_7, \
+     beacons_8, beacons_9, beacons_10, beacons_11, exact) VALUES ";
 
 /// The sums of one (chunk, node).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ChunkSums {
     /// Relay, storage and validation credits.
     credits: [u64; 3],
-    beacons: [u8; BITMAP_BYTES],
+    /// Bit `j` of word `i` is the slot at offset `60 i + j` of the chunk.
+    beacons: [u64; WORDS],
     exact: bool,
 }
 
 impl Default for ChunkSums {
     fn default() -> Self {
-        ChunkSums { credits: [0; 3], beacons: [0; BITMAP_BYTES], exact: true }
+        ChunkSums { credits: [0; 3], beacons: [0; WORDS], exact: true }
     }
 }
 
 impl ChunkSums {
     fn add_credits(&mut self, index: usize, credits: u64) {
-        // Sums must fit a BIGINT; a chunk that would not is read proof by proof.
+        // Sums must fit a BIGINT; a chunk that would not is read proof by proof. The SQL merge of
+        // `merge_clause` keeps exactly this rule.
         match self.credits[index].checked_add(credits).filter(|sum| i64::try_from(*sum).is_ok()) {
             Some(sum) => self.credits[index] = sum,
             None => self.exact = false,
         }
     }
 
-    fn merge(&mut self, other: &ChunkSums) {
-        for (index, credits) in other.credits.iter().enumerate() {
-            self.add_credits(index, *credits);
+    fn add_beacon(&mut self, offset: u64) {
+        let word = usize::try_from(offset / WORD_SLOTS).unwrap_or(WORDS);
+        if let Some(bits) = self.beacons.get_mut(word) {
+            *bits |= 1 << (offset % WORD_SLOTS);
         }
-        for (mine, theirs) in self.beacons.iter_mut().zip(other.beacons) {
-            *mine |= theirs;
-        }
-        self.exact &= other.exact;
     }
 
     fn beacon_slots(&self, chunk: u64) -> impl Iterator<Item = Slot> + '_ {
         let base = chunk * CHUNK_SLOTS;
         (0..CHUNK_SLOTS)
-            .filter(|i| self.beacons[(*i / 8) as usize] & (1 << (i % 8)) != 0)
-            .map(move |i| Slot(base + i))
+            .filter(|offset| {
+                let word = (*offset / WORD_SLOTS) as usize;
+                self.beacons[word] & (1 << (offset % WORD_SLOTS)) != 0
+            })
+            .map(move |offset| Slot(base + offset))
     }
 }
 
@@ -85,108 +99,240 @@ fn work_index(kind: ProofKind) -> Option<usize> {
     }
 }
 
-/// The sums the proofs `inserted` add, by (chunk, node).
-fn deltas<'a>(
-    inserted: impl Iterator<Item = &'a StoredProof>,
-) -> BTreeMap<(u64, NodeId), ChunkSums> {
+/// The sums the counted proofs `inserted` add, by (chunk, node).
+fn deltas(inserted: impl Iterator<Item = CountedProof>) -> BTreeMap<(u64, NodeId), ChunkSums> {
     let mut deltas: BTreeMap<(u64, NodeId), ChunkSums> = BTreeMap::new();
-    for stored in inserted {
-        let proof = &stored.proof;
+    for proof in inserted {
         let chunk = proof.slot.0 / CHUNK_SLOTS;
         let sums = deltas.entry((chunk, proof.node)).or_default();
-        match work_index(proof.kind()) {
+        match work_index(proof.value.kind()) {
             Some(index) => sums.add_credits(index, proof.value.credits()),
-            None => {
-                let offset = proof.slot.0 % CHUNK_SLOTS;
-                sums.beacons[(offset / 8) as usize] |= 1 << (offset % 8);
-            }
+            None => sums.add_beacon(proof.slot.0 % CHUNK_SLOTS),
         }
     }
     deltas
 }
 
-fn read_sums(row: &crate::sql::Row) -> Result<(u64, NodeId, ChunkSums), Error> {
+/// The `ON CONFLICT` clause that merges an incoming row into the stored one: credits added
+/// unless the sum would pass a BIGINT (then the stored sum stays and the row is no longer
+/// exact, as [`ChunkSums::add_credits`] does), beacon words OR-ed. Every right-hand side sees the
+/// stored row as it was before the update, on both backends.
+fn merge_clause() -> String {
+    let fits = |column: &str| format!("excluded.{column} <= {SUM_MAX} - proof_sums.{column}");
+    let mut clause = String::from(" ON CONFLICT (chunk, node_id) DO UPDATE SET ");
+    for column in ["relay", "storage", "validation"] {
+        clause.push_str(&format!(
+            "{column} = CASE WHEN {} THEN proof_sums.{column} + excluded.{column} \
+             ELSE proof_sums.{column} END, ",
+            fits(column)
+        ));
+    }
+    for word in 0..WORDS {
+        clause.push_str(&format!(
+            "beacons_{word} = proof_sums.beacons_{word} | excluded.beacons_{word}, "
+        ));
+    }
+    clause.push_str(&format!(
+        "exact = CASE WHEN proof_sums.exact = 1 AND excluded.exact = 1 AND {} AND {} AND {} \
+         THEN 1 ELSE 0 END",
+        fits("relay"),
+        fits("storage"),
+        fits("validation")
+    ));
+    clause
+}
+
+fn read_sums(
+    row: &crate::sql::Row,
+    nodes: &mut HashMap<Vec<u8>, NodeId>,
+) -> Result<(u64, NodeId, ChunkSums), Error> {
     let c = Columns::new(row, "proof_sums", "reading proof sums");
+    let raw = c.blob(1)?;
+    let node = match nodes.get(&raw) {
+        Some(node) => *node,
+        None => {
+            // Validated once per distinct node (a curve point decompression).
+            let node = c.node(1, "node_id")?;
+            nodes.insert(raw, node);
+            node
+        }
+    };
     let chunk = c.unsigned(0, "chunk")?;
-    let node = c.node(1, "node_id")?;
     let credits =
         [c.unsigned(2, "relay")?, c.unsigned(3, "storage")?, c.unsigned(4, "validation")?];
-    let beacons: [u8; BITMAP_BYTES] = c.bytes(5, "beacons")?;
-    let exact = c.unsigned(6, "exact")? == 1;
+    let mut beacons = [0u64; WORDS];
+    for (word, bits) in beacons.iter_mut().enumerate() {
+        *bits = c.unsigned(5 + word, "beacons")?;
+        if *bits >> WORD_SLOTS != 0 {
+            return Err(c.invalid(format!("beacons_{word} has bits beyond its 60 slots")));
+        }
+    }
+    let exact = match c.int(5 + WORDS)? {
+        0 => false,
+        1 => true,
+        other => return Err(c.invalid(format!("exact is {other}"))),
+    };
     Ok((chunk, node, ChunkSums { credits, beacons, exact }))
 }
 
+/// A `proof_sums` row as bound values, in [`SUM_INSERT`] order.
+fn sum_row(chunk: u64, node: &NodeId, sums: &ChunkSums) -> Result<[Value; SUM_COLUMNS], Error> {
+    let to_sql = crate::consensus::to_sql;
+    let mut row: [Value; SUM_COLUMNS] = std::array::from_fn(|_| Value::Int(0));
+    row[0] = Value::Int(to_sql("chunk", chunk)?);
+    row[1] = Value::Blob(node.as_bytes().to_vec());
+    row[2] = Value::Int(to_sql("relay", sums.credits[0])?);
+    row[3] = Value::Int(to_sql("storage", sums.credits[1])?);
+    row[4] = Value::Int(to_sql("validation", sums.credits[2])?);
+    for (word, bits) in sums.beacons.iter().enumerate() {
+        row[5 + word] = Value::Int(to_sql("beacons", *bits)?);
+    }
+    row[5 + WORDS] = Value::Int(i64::from(sums.exact));
+    Ok(row)
+}
+
+/// [`Database::merge_sums`] on PostgreSQL: one statement with one array per column (18 binds
+/// instead of 18 per row, and a short statement to parse and plan), merged by the same clause.
+async fn merge_sums_unnest(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    deltas: &BTreeMap<(u64, NodeId), ChunkSums>,
+) -> Result<(), Error> {
+    let to_sql = crate::consensus::to_sql;
+    let n = deltas.len();
+    let (mut chunks, mut nodes, mut exact) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut credits: [Vec<i64>; 3] = Default::default();
+    let mut words: [Vec<i64>; WORDS] = Default::default();
+    for ((chunk, node), sums) in deltas {
+        chunks.push(to_sql("chunk", *chunk)?);
+        nodes.push(node.as_bytes().to_vec());
+        for (column, value) in credits.iter_mut().zip(sums.credits) {
+            column.push(to_sql("credits", value)?);
+        }
+        for (column, bits) in words.iter_mut().zip(sums.beacons) {
+            column.push(to_sql("beacons", bits)?);
+        }
+        exact.push(i64::from(sums.exact));
+    }
+    let arrays: Vec<String> = (1..=SUM_COLUMNS)
+        .map(|i| if i == 2 { "$2::bytea[]".to_owned() } else { format!("${i}::int8[]") })
+        .collect();
+    let sql = format!(
+        "{}SELECT * FROM UNNEST({}){}",
+        SUM_INSERT.trim_end_matches("VALUES "),
+        arrays.join(", "),
+        merge_clause()
+    );
+    let mut query = sqlx::query(&sql).bind(chunks).bind(nodes);
+    for column in credits {
+        query = query.bind(column);
+    }
+    for column in words {
+        query = query.bind(column);
+    }
+    query.bind(exact).execute(&mut **tx).await.map_err(Error::query("writing proof sums"))?;
+    Ok(())
+}
+
+/// Name of the `derived_state` row that marks `proof_sums` as complete.
+const PROOF_SUMS_MARK: &str = "proof_sums";
+
 impl Database {
     /// Adds the sums of the proofs just inserted to `proof_sums`, in the inserting transaction:
-    /// reads the rows of the chunks touched, merges, and writes them back.
+    /// one row per (chunk, node) touched, merged into the stored row by the database.
     pub(crate) async fn add_proof_sums<'a>(
         &self,
         tx: &mut Tx,
         inserted: impl Iterator<Item = &'a StoredProof>,
     ) -> Result<(), Error> {
-        let mut deltas = deltas(inserted);
+        let counted = inserted.map(|stored| CountedProof {
+            node: stored.proof.node,
+            slot: stored.proof.slot,
+            value: stored.proof.value,
+        });
+        self.merge_sums(tx, &deltas(counted)).await
+    }
+
+    /// Merges `deltas` into `proof_sums` (see [`merge_clause`]).
+    async fn merge_sums(
+        &self,
+        tx: &mut Tx,
+        deltas: &BTreeMap<(u64, NodeId), ChunkSums>,
+    ) -> Result<(), Error> {
         if deltas.is_empty() {
             return Ok(());
         }
-        let keys: Vec<(u64, NodeId)> = deltas.keys().copied().collect();
-        let action = "reading proof sums to update";
-        for chunk in keys.chunks(self.max_binds() / 2) {
-            let mut query = self.query(
-                "SELECT chunk, node_id, relay, storage, validation, beacons, exact FROM proof_sums \
-                 WHERE (chunk, node_id) IN (VALUES ",
-            );
-            for (position, (chunk, node)) in chunk.iter().enumerate() {
-                if position > 0 {
-                    query.push(", ");
-                }
-                query.tuple([
-                    Value::Int(crate::consensus::to_sql("chunk", *chunk)?),
-                    Value::Blob(node.as_bytes().to_vec()),
-                ]);
-            }
-            query.push(")");
-            for row in tx.fetch_all(&mut query).await.map_err(Error::query(action))? {
-                let (chunk, node, stored) = read_sums(&row)?;
-                if let Some(delta) = deltas.get_mut(&(chunk, node)) {
-                    let mut merged = stored;
-                    merged.merge(delta);
-                    *delta = merged;
-                }
-            }
+        if let Some(pg) = tx.postgres() {
+            return merge_sums_unnest(pg, deltas).await;
         }
         let rows: Vec<[Value; SUM_COLUMNS]> = deltas
             .iter()
-            .map(|((chunk, node), sums)| {
-                Ok([
-                    Value::Int(crate::consensus::to_sql("chunk", *chunk)?),
-                    Value::Blob(node.as_bytes().to_vec()),
-                    Value::Int(crate::consensus::to_sql("relay", sums.credits[0])?),
-                    Value::Int(crate::consensus::to_sql("storage", sums.credits[1])?),
-                    Value::Int(crate::consensus::to_sql("validation", sums.credits[2])?),
-                    Value::Blob(sums.beacons.to_vec()),
-                    Value::Int(i64::from(sums.exact)),
-                ])
-            })
+            .map(|((chunk, node), sums)| sum_row(*chunk, node, sums))
             .collect::<Result<_, Error>>()?;
-        for chunk in rows.chunks(self.max_binds() / SUM_COLUMNS) {
-            let mut query = self.query(
-                "INSERT INTO proof_sums (chunk, node_id, relay, storage, validation, beacons, \
-                 exact) VALUES ",
-            );
-            for (position, row) in chunk.iter().enumerate() {
+        let merge = merge_clause();
+        let total = rows.len();
+        let mut rows = rows.into_iter();
+        for count in row_chunks(total, self.max_binds() / SUM_COLUMNS) {
+            let mut query = self.query(SUM_INSERT);
+            for (position, row) in rows.by_ref().take(count).enumerate() {
                 if position > 0 {
                     query.push(", ");
                 }
-                query.tuple(row.iter().cloned());
+                query.tuple(row);
             }
-            query.push(
-                " ON CONFLICT (chunk, node_id) DO UPDATE SET relay = excluded.relay, \
-                 storage = excluded.storage, validation = excluded.validation, \
-                 beacons = excluded.beacons, exact = excluded.exact",
-            );
+            query.push(&merge);
             tx.execute(&mut query).await.map_err(Error::query("writing proof sums"))?;
         }
         Ok(())
+    }
+
+    /// Recomputes `proof_sums` from every stored proof unless `derived_state` says it is
+    /// complete, in one write transaction that ends by writing that mark (migration 0008: a
+    /// database that held proofs before 0007 has none of their sums). Uses the incremental
+    /// path's own code ([`deltas`], [`Database::merge_sums`]), so both give the same rows.
+    /// `true` when it recomputed.
+    ///
+    /// On PostgreSQL the sums table is locked first, so proof inserts of other connections wait
+    /// at their sums update until the recomputation is committed, and two processes opening one
+    /// database recompute once.
+    pub(crate) async fn backfill_proof_sums(&self) -> Result<bool, Error> {
+        let action = "recomputing the proof sums";
+        let marked = || {
+            let mut query = self.query("SELECT name FROM derived_state WHERE name = ");
+            query.bind(Value::Text(PROOF_SUMS_MARK.to_owned()));
+            query
+        };
+        // The common case, without taking the writer or a lock: already complete.
+        if !self.reader().fetch_all(&mut marked()).await.map_err(Error::query(action))?.is_empty() {
+            return Ok(false);
+        }
+        let mut tx = self.begin_write().await.map_err(Error::query(action))?;
+        if tx.postgres().is_some() {
+            let mut lock = self.query("LOCK TABLE proof_sums IN EXCLUSIVE MODE");
+            tx.execute(&mut lock).await.map_err(Error::query(action))?;
+        }
+        // Checked again under the lock: another process may have finished meanwhile.
+        if !tx.fetch_all(&mut marked()).await.map_err(Error::query(action))?.is_empty() {
+            tx.commit().await.map_err(Error::query(action))?;
+            return Ok(false);
+        }
+        let mut clear = self.query("DELETE FROM proof_sums");
+        tx.execute(&mut clear).await.map_err(Error::query(action))?;
+        let mut after = None;
+        let mut proofs = 0usize;
+        loop {
+            let page = self.counted_page(&mut tx, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key());
+            proofs += page.len();
+            self.merge_sums(&mut tx, &deltas(page.into_iter())).await?;
+        }
+        let mut done = self.query("INSERT INTO derived_state (name, built_at) VALUES ");
+        done.tuple([Value::Text(PROOF_SUMS_MARK.to_owned()), Value::Int(self.clock.wall().0)]);
+        tx.execute(&mut done).await.map_err(Error::query(action))?;
+        tx.commit().await.map_err(Error::query(action))?;
+        tracing::info!(proofs, "proof sums recomputed from the stored proofs");
+        Ok(true)
     }
 
     /// The tally of `epoch` from what the database holds, with `membership` attributing proofs
@@ -221,16 +367,14 @@ impl Database {
         } else {
             by_proof.push(SlotRange { start: window.start, end: Slot(first * CHUNK_SLOTS) });
             by_proof.push(SlotRange { start: Slot(end * CHUNK_SLOTS), end: window.end });
-            let mut query = self.query(
-                "SELECT chunk, node_id, relay, storage, validation, beacons, exact FROM proof_sums \
-                 WHERE chunk >= ",
-            );
+            let mut query = self.query(SUM_SELECT);
+            query.push("WHERE chunk >= ");
             query.bind(Value::Int(crate::consensus::to_sql("chunk", first)?));
             query.push(" AND chunk < ").bind(Value::Int(crate::consensus::to_sql("chunk", end)?));
             let rows = self.read(&mut query, "reading proof sums of a window").await?;
             let mut nodes: HashMap<Vec<u8>, NodeId> = HashMap::new();
             for row in &rows {
-                let (chunk, node, sums) = read_sums_cached(row, &mut nodes)?;
+                let (chunk, node, sums) = read_sums(row, &mut nodes)?;
                 // The node's entity must be the same over the whole chunk (the check
                 // `TallyBuilder::push_block` makes again).
                 let (_, same) = membership.seat_at(&node, Slot(chunk * CHUNK_SLOTS));
@@ -280,24 +424,4 @@ impl Database {
         builder.extend(proofs);
         Ok(builder.finish())
     }
-}
-
-/// [`read_sums`], validating each node id once.
-fn read_sums_cached(
-    row: &crate::sql::Row,
-    nodes: &mut HashMap<Vec<u8>, NodeId>,
-) -> Result<(u64, NodeId, ChunkSums), Error> {
-    let c = Columns::new(row, "proof_sums", "reading proof sums");
-    let raw = c.blob(1)?;
-    if !nodes.contains_key(&raw) {
-        let node = c.node(1, "node_id")?;
-        nodes.insert(raw.clone(), node);
-    }
-    let node = nodes[&raw];
-    let chunk = c.unsigned(0, "chunk")?;
-    let credits =
-        [c.unsigned(2, "relay")?, c.unsigned(3, "storage")?, c.unsigned(4, "validation")?];
-    let beacons: [u8; BITMAP_BYTES] = c.bytes(5, "beacons")?;
-    let exact = c.unsigned(6, "exact")? == 1;
-    Ok((chunk, node, ChunkSums { credits, beacons, exact }))
 }
