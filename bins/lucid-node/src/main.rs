@@ -349,7 +349,11 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         if node.check_database().await {
             node.mark_ready();
         }
-        wait_for_signal().await?;
+        // SIGTERM, SIGINT or the operator's `Shutdown` call: the same drain.
+        tokio::select! {
+            signalled = wait_for_signal() => signalled?,
+            () = node.shutdown_requested() => {}
+        }
         // A second signal during the drain forces the exit.
         tokio::spawn(async {
             if wait_for_signal().await.is_ok() {

@@ -227,6 +227,15 @@ pub trait NodeApi: Send + Sync + 'static {
         let _ = endpoint;
         Err(Failure::FeatureDisabled("the peer table is not wired".to_owned()))
     }
+    /// The node's own id, the default node of the operator's balance and withdrawal calls.
+    fn own_node(&self) -> Result<NodeId, Failure> {
+        self.node_info().node_id.parse().map_err(|_| Failure::Internal)
+    }
+    /// Stops the node like SIGTERM: readiness false at once, then the drain and exit 0 (the
+    /// operator's `Shutdown` call). Answers once the stop is decided, before the drain.
+    fn request_shutdown(&self) -> Result<(), Failure> {
+        Err(Failure::FeatureDisabled("shutdown over the API is not wired".to_owned()))
+    }
 }
 
 /// Largest accepted request body: 1 MiB.
@@ -562,6 +571,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<&str, Failure> {
     let missing = || Failure::InvalidInput("the Idempotency-Key header is required".to_owned());
     let key = headers.get("idempotency-key").ok_or_else(missing)?;
     let key = key.to_str().map_err(|_| missing())?;
+    checked_idempotency_key(key)
+}
+
+/// A client's idempotency key as HTTP and gRPC accept it: 1..=64 characters of `[A-Za-z0-9_-]`.
+pub(crate) fn checked_idempotency_key(key: &str) -> Result<&str, Failure> {
     if key.is_empty()
         || key.len() > MAX_IDEMPOTENCY_KEY
         || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -573,6 +587,19 @@ fn idempotency_key(headers: &HeaderMap) -> Result<&str, Failure> {
     Ok(key)
 }
 
+/// A withdrawal amount as HTTP and gRPC accept it: absent, or a decimal string with at most six
+/// fractional digits.
+pub(crate) fn withdrawal_amount(text: Option<&str>) -> Result<Option<MicroUsdt>, Failure> {
+    text.map(|text| {
+        text.parse::<MicroUsdt>().map_err(|_| {
+            Failure::InvalidInput(
+                "amount must be a decimal string with at most 6 fractional digits".to_owned(),
+            )
+        })
+    })
+    .transpose()
+}
+
 async fn withdraw(
     _admin: Admin,
     State(state): State<AppState>,
@@ -582,14 +609,7 @@ async fn withdraw(
 ) -> Result<Response, Failure> {
     let node = parse("node_id", &node_id)?;
     let key = idempotency_key(&headers)?;
-    let amount = match request.amount.as_deref() {
-        None => None,
-        Some(text) => Some(text.parse::<MicroUsdt>().map_err(|_| {
-            Failure::InvalidInput(
-                "amount must be a decimal string with at most 6 fractional digits".to_owned(),
-            )
-        })?),
-    };
+    let amount = withdrawal_amount(request.amount.as_deref())?;
     let Withdrawal { created, payout } = state.api.request_withdrawal(node, key, amount).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(payout)).into_response())
@@ -722,7 +742,8 @@ async fn payout_stats(State(state): State<AppState>) -> Answer<PayoutStats> {
 /// Longest payout id accepted in a path (`payout_` + 24 hex).
 const MAX_PAYOUT_ID: usize = 64;
 
-fn payout_id(text: &str) -> Result<&str, Failure> {
+/// A payout id as HTTP and gRPC accept it (checked before any store is asked).
+pub(crate) fn payout_id(text: &str) -> Result<&str, Failure> {
     if text.len() > MAX_PAYOUT_ID || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(Failure::InvalidInput("payout_id is not valid".to_owned()));
     }

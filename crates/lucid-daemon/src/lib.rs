@@ -11,6 +11,7 @@
 //!
 //! Money: [`money`] wires the epoch reward distribution (every node) and, on the payer, the
 //! payout sweep and processor over the `PayoutRail` the binary chooses (`Node::spawn_money`).
+//! [`money_metrics`] counts postings and payout transitions by wrapping the money ports.
 //!
 //! [`peers`] is service 10: the bounded peer table, the gate that authenticates every inbound
 //! `Peer` call (signed peer calls, bans, rate limits), the signed tonic client and the peer
@@ -37,6 +38,7 @@ pub mod config;
 pub mod gossip;
 pub mod metrics;
 pub mod money;
+pub mod money_metrics;
 pub mod network;
 pub mod node;
 mod operator;

@@ -114,6 +114,11 @@ impl MoneyRuntime {
         self.payer.is_some()
     }
 
+    /// Whether the payer's processor has its circuit open (`lucid_payout_circuit_open`).
+    pub(crate) fn circuit_open(&self) -> bool {
+        self.payer.as_ref().is_some_and(|payer| payer.health.view().circuit_open)
+    }
+
     /// The `payouts` component of `/health`.
     pub(crate) fn health(&self) -> ComponentHealth {
         let Some(payer) = &self.payer else {

@@ -154,10 +154,15 @@ pub(crate) struct State {
     service_metrics: Arc<ServiceMetrics>,
     /// Which service loops run, failed or stopped.
     service_states: Arc<ServiceStates>,
+    /// Postings and payout transitions, counted by the wrapped money ports.
+    money_metrics: Arc<crate::money_metrics::MoneyMetrics>,
     /// The gossip counters, once gossip runs.
     gossip_metrics: std::sync::OnceLock<Arc<crate::gossip::GossipMetrics>>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
+    /// Cancelled when the operator asks the node to stop (`Operator.Shutdown`); the binary
+    /// waits for it next to SIGTERM/SIGINT.
+    shutdown_requested: CancellationToken,
     components: Mutex<BTreeMap<&'static str, ComponentHealth>>,
 }
 
@@ -180,6 +185,13 @@ impl Node {
     ) -> Self {
         let started = clock.monotonic();
         let node_id = key.node_id();
+        // Every payout transition passes the counting wrapper, whoever makes it.
+        let money_metrics = Arc::new(crate::money_metrics::MoneyMetrics::new());
+        let mut ports = ports;
+        ports.payouts = Arc::new(crate::money_metrics::CountingPayoutStore::new(
+            ports.payouts,
+            Arc::clone(&money_metrics),
+        ));
         let state = State {
             config,
             database,
@@ -196,10 +208,12 @@ impl Node {
             started,
             metrics: Metrics::new(),
             service_metrics: Arc::new(ServiceMetrics::new()),
+            money_metrics,
             service_states: Arc::new(ServiceStates::default()),
             gossip_metrics: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            shutdown_requested: CancellationToken::new(),
             components: Mutex::new(BTreeMap::new()),
         };
         let node = Node {
@@ -385,6 +399,12 @@ impl Node {
         if state.money.get().is_some() {
             return;
         }
+        // Every credit posting (rewards, and the sweep's reads) passes the counting wrapper.
+        let mut wiring = wiring;
+        wiring.ledger = Arc::new(crate::money_metrics::CountingLedger::new(
+            wiring.ledger,
+            Arc::clone(&state.money_metrics),
+        ));
         let rewards = crate::services::rewards::EpochRewardService::new(
             crate::services::rewards::RewardDeps {
                 params: state.config.consensus,
@@ -484,6 +504,12 @@ impl Node {
             self.state.metrics.ready.store(1, Ordering::Relaxed);
             tracing::info!(node_id = %self.state.node_id, "node ready");
         }
+    }
+
+    /// Completes when the operator asked the node to stop over the API (`Operator.Shutdown`);
+    /// readiness is already false then, and the caller drains as for SIGTERM.
+    pub fn shutdown_requested(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.state.shutdown_requested.clone().cancelled_owned()
     }
 
     /// Stops the node: readiness false at once, services cancelled, then waits for them within
@@ -715,6 +741,9 @@ impl NodeApi for Api {
     fn metrics(&self) -> String {
         let mut text = self.state.metrics.render(VERSION);
         text.push_str(&self.state.service_metrics.render());
+        let money = &self.state.money_metrics;
+        money.set_circuit_open(self.state.money().is_some_and(|m| m.circuit_open()));
+        text.push_str(&money.render());
         if let Some(gossip) = self.state.gossip_metrics.get() {
             text.push_str(&gossip.render());
         }
@@ -722,6 +751,21 @@ impl NodeApi for Api {
             text.push_str(&peers.table.render_metrics());
         }
         text
+    }
+
+    fn own_node(&self) -> Result<NodeId, Failure> {
+        Ok(self.state.node_id)
+    }
+
+    fn request_shutdown(&self) -> Result<(), Failure> {
+        let state = &self.state;
+        // Readiness goes false at once, exactly as on SIGTERM; the binary then drains.
+        state.shutting_down.store(true, Ordering::SeqCst);
+        state.ready.store(false, Ordering::SeqCst);
+        state.metrics.ready.store(0, Ordering::Relaxed);
+        tracing::info!("shutdown requested by the operator");
+        state.shutdown_requested.cancel();
+        Ok(())
     }
 
     fn resources(&self) -> ResourcesView {

@@ -1,11 +1,14 @@
-//! The `Operator` service: status and clock from `NodeApi`; every call needs the admin token.
+//! The `Operator` service over `NodeApi`: the same daemon operations as the HTTP routes, with
+//! the same input checks; every call needs the admin token.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::{AdminToken, GrpcError, PeerApi, pb};
-use lucid_core::{Epoch, HasKind as _, NodeId, Slot};
+use lucid_core::{Epoch, HasKind as _, NodeId, SignedMessage, Slot};
+
+use super::convert::FromProto as _;
 
 use crate::dto::{MAX_PAGE, PageQuery, PayoutQuery};
 use crate::failure::{Failure, Missing};
@@ -147,19 +150,7 @@ impl pb::operator_server::Operator for OperatorService {
             PayoutQuery { limit: Some(page_limit(request.limit)), cursor: None, status: None };
         let page =
             self.node.payouts(node, query).await.map_err(|failure| failure_status(&failure))?;
-        let payouts = page
-            .items
-            .into_iter()
-            .map(|payout| pb::Payout {
-                txid: payout.attempts.last().map(|a| a.txid.clone()).unwrap_or_default(),
-                payout_id: payout.payout_id,
-                node_id: payout.node_id,
-                state: payout.status,
-                gross_usdt: payout.gross,
-                fee_usdt: payout.fee,
-                net_usdt: payout.net,
-            })
-            .collect();
+        let payouts = page.items.into_iter().map(payout).collect();
         Ok(Response::new(pb::ListPayoutsResponse { payouts }))
     }
 
@@ -276,6 +267,125 @@ impl pb::operator_server::Operator for OperatorService {
         let node =
             self.node.add_peer(&endpoint).await.map_err(|failure| failure_status(&failure))?;
         Ok(Response::new(pb::AddPeerResponse { node_id: node.to_string() }))
+    }
+
+    async fn submit_pool_op(
+        &self,
+        request: Request<pb::SubmitPoolOpRequest>,
+    ) -> Result<Response<pb::SubmitPoolOpResponse>, Status> {
+        self.authorize(&request)?;
+        let op = request.into_inner().op.ok_or_else(|| {
+            failure_status(&Failure::MalformedMessage("op is required".to_owned()))
+        })?;
+        // The shape check of every signed message; decoding and verification are the same
+        // daemon operation as `POST /api/v1/pools/ops`.
+        let op = SignedMessage::from_proto(op)
+            .map_err(|error| failure_status(&Failure::MalformedMessage(error.to_string())))?;
+        let accepted = self
+            .node
+            .submit_pool_op(op.bytes().to_vec(), *op.signature())
+            .await
+            .map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(pb::SubmitPoolOpResponse {
+            op_digest: accepted.op_digest,
+            pool_id: accepted.pool_id,
+            effective_slot: accepted.effective_slot,
+        }))
+    }
+
+    async fn get_balance(
+        &self,
+        request: Request<pb::GetBalanceRequest>,
+    ) -> Result<Response<pb::GetBalanceResponse>, Status> {
+        self.authorize(&request)?;
+        let node = self.named_node(&request.into_inner().node_id)?;
+        let balance = self.node.balance(node).await.map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(pb::GetBalanceResponse {
+            node_id: balance.node_id,
+            earned_usdt: balance.earned,
+            available_usdt: balance.available,
+            reserved_usdt: balance.reserved,
+            paid_usdt: balance.paid,
+            minimum_usdt: balance.minimum,
+            authoritative: balance.authoritative,
+        }))
+    }
+
+    async fn request_withdrawal(
+        &self,
+        request: Request<pb::RequestWithdrawalRequest>,
+    ) -> Result<Response<pb::RequestWithdrawalResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let node = self.named_node(&request.node_id)?;
+        let key = crate::routes::checked_idempotency_key(&request.idempotency_key)
+            .map_err(|failure| failure_status(&failure))?;
+        let amount = crate::routes::withdrawal_amount(request.amount_usdt.as_deref())
+            .map_err(|failure| failure_status(&failure))?;
+        let withdrawal = self
+            .node
+            .request_withdrawal(node, key, amount)
+            .await
+            .map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(pb::RequestWithdrawalResponse {
+            created: withdrawal.created,
+            payout: Some(payout(withdrawal.payout)),
+        }))
+    }
+
+    async fn cancel_payout(
+        &self,
+        request: Request<pb::CancelPayoutRequest>,
+    ) -> Result<Response<pb::Payout>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let payout_id = crate::routes::payout_id(&request.payout_id)
+            .map_err(|failure| failure_status(&failure))?;
+        let view =
+            self.node.cancel_payout(payout_id).await.map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(payout(view)))
+    }
+
+    async fn trigger_sweep(
+        &self,
+        request: Request<pb::TriggerSweepRequest>,
+    ) -> Result<Response<pb::TriggerSweepResponse>, Status> {
+        self.authorize(&request)?;
+        let started =
+            self.node.trigger_sweep().await.map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(pb::TriggerSweepResponse { started: started.started }))
+    }
+
+    async fn shutdown(
+        &self,
+        request: Request<pb::ShutdownRequest>,
+    ) -> Result<Response<pb::ShutdownResponse>, Status> {
+        self.authorize(&request)?;
+        self.node.request_shutdown().map_err(|failure| failure_status(&failure))?;
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+}
+
+impl OperatorService {
+    /// The node a balance or withdrawal call names: its text form, or this node when empty.
+    fn named_node(&self, text: &str) -> Result<NodeId, Status> {
+        if text.is_empty() {
+            self.node.own_node().map_err(|failure| failure_status(&failure))
+        } else {
+            super::convert::node_from_text("node_id", text).map_err(Status::from)
+        }
+    }
+}
+
+fn payout(view: crate::dto::PayoutView) -> pb::Payout {
+    pb::Payout {
+        txid: view.attempts.last().map(|a| a.txid.clone()).unwrap_or_default(),
+        payout_id: view.payout_id,
+        node_id: view.node_id,
+        state: view.status,
+        gross_usdt: view.gross,
+        fee_usdt: view.fee,
+        net_usdt: view.net,
     }
 }
 

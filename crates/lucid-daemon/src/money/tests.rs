@@ -160,6 +160,22 @@ fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(api.health().components["payouts"].status, HealthStatus::Healthy);
         store.audit().unwrap();
+        // The money metrics saw every commit of the sweep, the processor and the resolve once:
+        // two reservations, one settled, one released; the replayed sweep counted nothing.
+        let metrics = api.metrics();
+        for series in [
+            "lucid_ledger_postings_total{kind=\"payout_reserve\"} 2",
+            "lucid_ledger_postings_total{kind=\"payout_settle\"} 1",
+            "lucid_ledger_postings_total{kind=\"payout_release\"} 1",
+            "lucid_payouts_total{status=\"confirmed\"} 1",
+            "lucid_payouts_total{status=\"failed\"} 1",
+            "lucid_payouts_total{status=\"cancelled\"} 0",
+            "lucid_payout_gross_micro_count 2",
+            "lucid_payout_gross_micro_sum 80000000",
+            "lucid_payout_circuit_open 0",
+        ] {
+            assert!(metrics.lines().any(|line| line == series), "{series} not in\n{metrics}");
+        }
         let _ = clock.wall();
         node.drain().await.unwrap();
     });

@@ -118,6 +118,84 @@ impl RejectReason {
         }
     }
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SubmitPoolOpRequest {
+    /// The signed `pool-op` in its canonical encoding, with its signature.
+    #[prost(message, optional, tag = "1")]
+    pub op: ::core::option::Option<SignedMessage>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SubmitPoolOpResponse {
+    /// 64 hex digits.
+    #[prost(string, tag = "1")]
+    pub op_digest: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub pool_id: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "3")]
+    pub effective_slot: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetBalanceRequest {
+    /// The node (text form); empty for this node.
+    #[prost(string, tag = "1")]
+    pub node_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetBalanceResponse {
+    #[prost(string, tag = "1")]
+    pub node_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub earned_usdt: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub available_usdt: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub reserved_usdt: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub paid_usdt: ::prost::alloc::string::String,
+    /// The smallest withdrawal (`payouts.minimum_usdt`).
+    #[prost(string, tag = "6")]
+    pub minimum_usdt: ::prost::alloc::string::String,
+    /// False unless this node is the payer: then reserved and paid are the payer's figures.
+    #[prost(bool, tag = "7")]
+    pub authoritative: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RequestWithdrawalRequest {
+    /// The node (text form); empty for this node.
+    #[prost(string, tag = "1")]
+    pub node_id: ::prost::alloc::string::String,
+    /// 1..=64 characters of \[A-Za-z0-9_-\]; the same key again answers the same payout.
+    #[prost(string, tag = "2")]
+    pub idempotency_key: ::prost::alloc::string::String,
+    /// Gross amount; absent for everything available, capped at the maximum.
+    #[prost(string, optional, tag = "3")]
+    pub amount_usdt: ::core::option::Option<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RequestWithdrawalResponse {
+    /// False when the key was seen before and this is the original payout.
+    #[prost(bool, tag = "1")]
+    pub created: bool,
+    #[prost(message, optional, tag = "2")]
+    pub payout: ::core::option::Option<Payout>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CancelPayoutRequest {
+    #[prost(string, tag = "1")]
+    pub payout_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TriggerSweepRequest {}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TriggerSweepResponse {
+    /// False when a sweep was already running.
+    #[prost(bool, tag = "1")]
+    pub started: bool,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ShutdownRequest {}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ShutdownResponse {}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetIdentityRequest {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -697,6 +775,154 @@ pub mod operator_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Operator", "AddPeer"));
             self.inner.unary(req, path, codec).await
         }
+        /// Any node's signed `pool-op`, verified exactly like `POST /api/v1/pools/ops`.
+        pub async fn submit_pool_op(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SubmitPoolOpRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitPoolOpResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/SubmitPoolOp",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "SubmitPoolOp"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// A node's balance as this node sees it.
+        pub async fn get_balance(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetBalanceRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetBalanceResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/GetBalance",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "GetBalance"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// A withdrawal for a node, idempotent per (node, idempotency key); the rules of
+        /// `POST /api/v1/nodes/{node_id}/withdrawals`.
+        pub async fn request_withdrawal(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RequestWithdrawalRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RequestWithdrawalResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/RequestWithdrawal",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "RequestWithdrawal"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Cancels a pending payout.
+        pub async fn cancel_payout(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CancelPayoutRequest>,
+        ) -> std::result::Result<tonic::Response<super::Payout>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/CancelPayout",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "CancelPayout"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Starts a payout sweep unless one runs (single flight); only on the payer.
+        pub async fn trigger_sweep(
+            &mut self,
+            request: impl tonic::IntoRequest<super::TriggerSweepRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::TriggerSweepResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/TriggerSweep",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "TriggerSweep"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Stops the node like SIGTERM: readiness false at once, drain, exit 0.
+        pub async fn shutdown(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ShutdownRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ShutdownResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Operator/Shutdown",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Operator", "Shutdown"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -789,6 +1015,52 @@ pub mod operator_server {
             &self,
             request: tonic::Request<super::AddPeerRequest>,
         ) -> std::result::Result<tonic::Response<super::AddPeerResponse>, tonic::Status>;
+        /// Any node's signed `pool-op`, verified exactly like `POST /api/v1/pools/ops`.
+        async fn submit_pool_op(
+            &self,
+            request: tonic::Request<super::SubmitPoolOpRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitPoolOpResponse>,
+            tonic::Status,
+        >;
+        /// A node's balance as this node sees it.
+        async fn get_balance(
+            &self,
+            request: tonic::Request<super::GetBalanceRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetBalanceResponse>,
+            tonic::Status,
+        >;
+        /// A withdrawal for a node, idempotent per (node, idempotency key); the rules of
+        /// `POST /api/v1/nodes/{node_id}/withdrawals`.
+        async fn request_withdrawal(
+            &self,
+            request: tonic::Request<super::RequestWithdrawalRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RequestWithdrawalResponse>,
+            tonic::Status,
+        >;
+        /// Cancels a pending payout.
+        async fn cancel_payout(
+            &self,
+            request: tonic::Request<super::CancelPayoutRequest>,
+        ) -> std::result::Result<tonic::Response<super::Payout>, tonic::Status>;
+        /// Starts a payout sweep unless one runs (single flight); only on the payer.
+        async fn trigger_sweep(
+            &self,
+            request: tonic::Request<super::TriggerSweepRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::TriggerSweepResponse>,
+            tonic::Status,
+        >;
+        /// Stops the node like SIGTERM: readiness false at once, drain, exit 0.
+        async fn shutdown(
+            &self,
+            request: tonic::Request<super::ShutdownRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ShutdownResponse>,
+            tonic::Status,
+        >;
     }
     #[derive(Debug)]
     pub struct OperatorServer<T> {
@@ -1295,6 +1567,274 @@ pub mod operator_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = AddPeerSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/SubmitPoolOp" => {
+                    #[allow(non_camel_case_types)]
+                    struct SubmitPoolOpSvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::SubmitPoolOpRequest>
+                    for SubmitPoolOpSvc<T> {
+                        type Response = super::SubmitPoolOpResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SubmitPoolOpRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::submit_pool_op(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SubmitPoolOpSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/GetBalance" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetBalanceSvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::GetBalanceRequest>
+                    for GetBalanceSvc<T> {
+                        type Response = super::GetBalanceResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetBalanceRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::get_balance(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetBalanceSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/RequestWithdrawal" => {
+                    #[allow(non_camel_case_types)]
+                    struct RequestWithdrawalSvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::RequestWithdrawalRequest>
+                    for RequestWithdrawalSvc<T> {
+                        type Response = super::RequestWithdrawalResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RequestWithdrawalRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::request_withdrawal(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RequestWithdrawalSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/CancelPayout" => {
+                    #[allow(non_camel_case_types)]
+                    struct CancelPayoutSvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::CancelPayoutRequest>
+                    for CancelPayoutSvc<T> {
+                        type Response = super::Payout;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CancelPayoutRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::cancel_payout(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CancelPayoutSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/TriggerSweep" => {
+                    #[allow(non_camel_case_types)]
+                    struct TriggerSweepSvc<T: Operator>(pub Arc<T>);
+                    impl<
+                        T: Operator,
+                    > tonic::server::UnaryService<super::TriggerSweepRequest>
+                    for TriggerSweepSvc<T> {
+                        type Response = super::TriggerSweepResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::TriggerSweepRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::trigger_sweep(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = TriggerSweepSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Operator/Shutdown" => {
+                    #[allow(non_camel_case_types)]
+                    struct ShutdownSvc<T: Operator>(pub Arc<T>);
+                    impl<T: Operator> tonic::server::UnaryService<super::ShutdownRequest>
+                    for ShutdownSvc<T> {
+                        type Response = super::ShutdownResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ShutdownRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Operator>::shutdown(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ShutdownSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
