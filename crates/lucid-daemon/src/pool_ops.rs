@@ -6,22 +6,21 @@
 //! An accepted op is written to the op log (`PoolStore::log_op`, write-once, the signed bytes as
 //! received) before it is acknowledged, and the applier reads the due ops from the log, so an op
 //! accepted less than three slots before a restart is applied at its effect slot all the same.
-//! Nothing about waiting ops lives only in memory: at start the applier notes every pending op
-//! again (idempotent: a Join's `joining` row, a Leave's `leaving` seat) in case the process
-//! stopped between logging and noting, then applies whatever is due.
+//! Nothing about waiting ops lives only in memory: at start the pool health loop
+//! (`services::pools`) notes every pending op again (idempotent: a Join's `joining` row, a Leave's
+//! `leaving` seat) in case the process stopped between logging and noting, applies whatever is
+//! due, and checks the tables against the rebuild from the log.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use lucid_api::Failure;
 use lucid_api::dto::OpAccepted;
 use lucid_core::message::Message as _;
 use lucid_core::{Signature, SignedMessage, Slot, UnixMillis};
-use lucid_pools::log::{LogOutcome, SignedOp, apply_logged};
+use lucid_pools::log::{LogOutcome, SignedOp};
 use lucid_pools::model::{is_valid_max_nodes, is_valid_name};
 use lucid_pools::store::note_accepted_in_store;
 use lucid_pools::{AcceptedOp, MemberStatus, Op, PoolOp, PoolStatus};
-use tokio_util::sync::CancellationToken;
 
 use crate::node::State;
 use crate::operator::store_failure;
@@ -253,72 +252,6 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
             } else {
                 Err(Failure::NotLeader)
             }
-        }
-    }
-}
-
-/// Applies every logged op whose effect slot is at most `slot`, slot by slot in canonical order
-/// through the store, settling each in the log. A failure is logged and the ops stay pending, so
-/// the next tick applies them (re-running is safe, see `apply_logged`).
-pub(crate) async fn apply_due(state: &State, slot: Slot) {
-    match apply_logged(state.ports.pools.as_ref(), slot).await {
-        Ok(applied) => {
-            for (effect, outcomes) in applied {
-                for outcome in outcomes {
-                    tracing::info!(digest = %outcome.digest, result = ?outcome.result, slot = effect.0, "pool op applied");
-                }
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, slot = slot.0, "applying pool ops failed; they stay pending");
-        }
-    }
-    if let Err(error) = pending(state).await {
-        tracing::warn!(?error, "counting pending pool ops failed");
-    }
-}
-
-/// Notes every pending logged op again (a `joining` row, a `leaving` seat), for an op logged by a
-/// process that stopped before noting it. Idempotent.
-pub(crate) async fn recover(state: &State) {
-    let pools = state.ports.pools.as_ref();
-    let pending = match pools.pending_ops().await {
-        Ok(pending) => pending,
-        Err(error) => {
-            tracing::error!(%error, "reading the pool op log at start failed");
-            return;
-        }
-    };
-    state.pool_ops.set_waiting(pending.len());
-    for op in &pending {
-        if let Err(error) = note_accepted_in_store(pools, &op.accepted).await {
-            tracing::error!(%error, digest = %op.digest(), "noting a logged pool op at start failed");
-        }
-    }
-    if !pending.is_empty() {
-        tracing::info!(ops = pending.len(), "pending pool ops recovered from the log");
-    }
-}
-
-/// Recovers the pending ops of the log, then at every slot boundary (by the wall clock, re-read
-/// on waking) applies the ops due.
-pub(crate) async fn applier(state: std::sync::Arc<State>, cancel: CancellationToken) {
-    recover(&state).await;
-    let time = state.config.consensus.time;
-    loop {
-        let now = state.clock.wall();
-        let wake_at = match time.slot_of(now) {
-            Ok(slot) => {
-                apply_due(&state, slot).await;
-                time.slot_start(Slot(slot.0.saturating_add(1))).unwrap_or(now)
-            }
-            Err(_) => time.genesis(),
-        };
-        let now = state.clock.wall();
-        let wait = u64::try_from(wake_at.0.saturating_sub(now.0)).unwrap_or(0).max(1);
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
         }
     }
 }

@@ -11,6 +11,11 @@
 //! transition is a compare-and-set in the store (`PoolStore::set_liveness` locks the pool and
 //! reads the seat again), which also recomputes the pool's status; credits and seats never change.
 //!
+//! At its first tick the loop recovers: it notes every pending logged op again (for an op logged
+//! by a process that stopped before noting it), applies what is due, then compares the
+//! materialised pools, memberships and op states with the T10 rebuild of the whole log and
+//! repairs them from the log, with an error log, if they differ.
+//!
 //! Accepted beacons are kept per node in a window-sized [`BeaconRing`] that each tick extends by
 //! the slots since the last one (re-reading the last few, where live acceptance may still add a
 //! beacon); the whole window is read again at the first tick and at every epoch start, so a
@@ -25,8 +30,9 @@ use lucid_consensus::proof::{ProofKey, ProofKind};
 use lucid_consensus::store::ProofStore;
 use lucid_consensus::uptime::{BeaconRing, EntityWindow, UptimeStatus, uptime_view};
 use lucid_core::{NodeId, Slot, SlotRange, UnixMillis};
-use lucid_pools::log::apply_logged;
+use lucid_pools::log::{apply_logged, check_against_log};
 use lucid_pools::model::Liveness;
+use lucid_pools::store::note_accepted_in_store;
 use lucid_pools::{MemberStatus, Membership, PoolStatus, PoolStore};
 
 use super::ServiceError;
@@ -96,6 +102,8 @@ pub struct PoolHealthService {
     loaded_to: Option<Slot>,
     /// The epoch whose start triggered the last full load.
     loaded_epoch: Option<u64>,
+    /// Whether the start-up recovery and check ran.
+    recovered: bool,
 }
 
 /// The status index of `status` in [`PoolHealthSummary::by_status`].
@@ -120,7 +128,13 @@ pub fn liveness_of(status: UptimeStatus) -> Liveness {
 impl PoolHealthService {
     /// The loop over `deps`.
     pub fn new(deps: PoolHealthDeps) -> Self {
-        PoolHealthService { deps, rings: HashMap::new(), loaded_to: None, loaded_epoch: None }
+        PoolHealthService {
+            deps,
+            rings: HashMap::new(),
+            loaded_to: None,
+            loaded_epoch: None,
+            recovered: false,
+        }
     }
 
     fn pools_error(action: &'static str) -> impl FnOnce(lucid_pools::Error) -> ServiceError {
@@ -264,12 +278,40 @@ impl Service for PoolHealthService {
     async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {
         let Ok(slot) = self.deps.params.time.slot_of(now) else { return Ok(()) };
         let pools = Arc::clone(&self.deps.pools);
+        if !self.recovered {
+            // An op logged by a process that stopped before noting it gets its `joining` row or
+            // `leaving` seat now (idempotent).
+            for op in pools.pending_ops().await.map_err(Self::pools_error("reading the op log"))? {
+                note_accepted_in_store(pools.as_ref(), &op.accepted)
+                    .await
+                    .map_err(Self::pools_error("noting a logged op"))?;
+            }
+        }
         for (effect, outcomes) in
             apply_logged(pools.as_ref(), slot).await.map_err(Self::pools_error("applying ops"))?
         {
             for outcome in outcomes {
                 tracing::info!(digest = %outcome.digest, result = ?outcome.result, slot = effect.0, "pool op applied");
             }
+        }
+        if !self.recovered {
+            // The materialised tables must equal the replay of the log; anything else was
+            // changed behind the node's back (or by a bug) and is repaired from the log.
+            let divergence = check_against_log(pools.as_ref(), slot)
+                .await
+                .map_err(Self::pools_error("checking pools against the op log"))?;
+            if divergence.is_empty() {
+                tracing::info!(slot = slot.0, "pool tables equal the rebuild from the op log");
+            } else {
+                tracing::error!(
+                    pools = divergence.pools,
+                    rows = divergence.rows,
+                    op_states = divergence.op_states,
+                    slot = slot.0,
+                    "POOL TABLES DIFFERED FROM THE OP LOG: rebuilt them from the log"
+                );
+            }
+            self.recovered = true;
         }
         let (_, rows) = pools.snapshot().await.map_err(Self::pools_error("reading seats"))?;
         let seats: Vec<Membership> = rows.into_iter().filter(Membership::is_seat).collect();

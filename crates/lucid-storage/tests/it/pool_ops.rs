@@ -369,3 +369,77 @@ fn a_rebuild_from_the_log_equals_the_incremental_state() {
         })
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_corrupted_behind_the_nodes_back_are_repaired_from_the_log_at_start() {
+    use lucid_pools::log::check_against_log;
+    let log = every_kind_log();
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        for op in &log[..6] {
+            db.log_op(op).await.unwrap();
+            note_accepted_in_store(&db, &op.accepted).await.unwrap();
+        }
+        apply_logged(&db, Slot(20)).await.unwrap();
+        // A clean start finds nothing to repair and writes nothing.
+        assert!(check_against_log(&db, Slot(20)).await.unwrap().is_empty(), "{backend:?}");
+        let pools_before = db.all_pools().await.unwrap();
+        let rows_before = sorted_rows(db.pool_member_rows().await.unwrap());
+        let log_before = db.op_log().await.unwrap();
+        db.close().await;
+        // Behind the node's back: a member row deleted with the seat counter adjusted (so the
+        // audit still passes), a refused Join's outcome flipped, a pool renamed.
+        let pool = pool_id(0, 10, "pool-a");
+        let member = lucid_pools::test_support::node(3);
+        let deleted = raw(
+            &test_db,
+            &format!(
+                "DELETE FROM pool_members WHERE node_id = {}",
+                lit(backend, member.as_bytes())
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(deleted, 1, "{backend:?}");
+        raw(
+            &test_db,
+            &format!(
+                "UPDATE pools SET seats = seats - 1, name = 'tampered' WHERE pool_id = {}",
+                lit(backend, pool.as_bytes())
+            ),
+        )
+        .await
+        .unwrap();
+        raw(
+            &test_db,
+            &format!(
+                "UPDATE pool_ops SET state = 'applied', reason = NULL WHERE digest = {}",
+                lit(backend, log[5].digest().as_bytes())
+            ),
+        )
+        .await
+        .unwrap();
+        // Restart: the start-up check finds the difference and rebuilds from the log.
+        let db = test_db.open().await.unwrap();
+        let divergence = check_against_log(&db, Slot(20)).await.unwrap();
+        assert_eq!((divergence.pools, divergence.op_states), (1, 1), "{backend:?}");
+        assert!(divergence.rows >= 1, "{backend:?}: {divergence:?}");
+        let pools_after: Vec<_> = db
+            .all_pools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.pool_id, p.name, p.seats, p.leader, p.status))
+            .collect();
+        let expected: Vec<_> = pools_before
+            .into_iter()
+            .map(|p| (p.pool_id, p.name, p.seats, p.leader, p.status))
+            .collect();
+        assert_eq!(pools_after, expected, "{backend:?}");
+        assert_eq!(sorted_rows(db.pool_member_rows().await.unwrap()), rows_before, "{backend:?}");
+        assert_eq!(db.op_log().await.unwrap(), log_before, "{backend:?}");
+        assert!(check_against_log(&db, Slot(20)).await.unwrap().is_empty(), "{backend:?}");
+        db.audit().await.unwrap();
+        db.close().await;
+    }
+}
