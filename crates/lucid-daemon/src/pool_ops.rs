@@ -17,9 +17,8 @@ use lucid_api::Failure;
 use lucid_api::dto::OpAccepted;
 use lucid_core::message::Message as _;
 use lucid_core::{Signature, SignedMessage, Slot, UnixMillis};
-use lucid_pools::log::{LogOutcome, SignedOp};
+use lucid_pools::log::{LogOutcome, OpState, SignedOp};
 use lucid_pools::model::{is_valid_max_nodes, is_valid_name};
-use lucid_pools::store::note_accepted_in_store;
 use lucid_pools::{AcceptedOp, MemberStatus, Op, PoolOp, PoolStatus};
 
 use crate::node::State;
@@ -46,28 +45,28 @@ impl PoolOps {
     }
 }
 
-/// The pending logged ops.
-async fn pending(state: &State) -> Result<Vec<SignedOp>, Failure> {
-    let pending =
-        state.ports.pools.pending_ops().await.map_err(store_failure("reading the pool op log"))?;
-    state.pool_ops.set_waiting(pending.len());
-    Ok(pending)
-}
-
-/// The pending op with `digest`, if any.
+/// The pending op with `digest`, if any (one keyed read, not a scan of the log).
 async fn find(state: &State, digest: &lucid_core::Digest) -> Result<Option<AcceptedOp>, Failure> {
-    Ok(pending(state).await?.into_iter().find(|op| op.digest() == *digest).map(|op| op.accepted))
+    let logged = state
+        .ports
+        .pools
+        .logged_op(digest)
+        .await
+        .map_err(store_failure("reading the pool op log"))?;
+    Ok(logged.filter(|l| l.state == OpState::Pending).map(|l| l.op.accepted))
 }
 
-/// Whether `node` has a logged Create or Join still waiting.
+/// Whether `node` has a logged Create or Join still waiting (one keyed read).
 async fn has_pending_seat_request(
     state: &State,
     node: &lucid_core::NodeId,
 ) -> Result<bool, Failure> {
-    Ok(pending(state).await?.iter().any(|logged| {
-        logged.accepted.op.node == *node
-            && matches!(logged.accepted.op.op, Op::Join { .. } | Op::Create { .. })
-    }))
+    state
+        .ports
+        .pools
+        .has_pending_seat_request(node)
+        .await
+        .map_err(store_failure("reading the pool op log"))
 }
 
 fn answer(accepted: &AcceptedOp, effect: Slot) -> OpAccepted {
@@ -145,7 +144,8 @@ pub(crate) async fn submit(
     let pools = &state.ports.pools;
     let logged = SignedOp { accepted, message: signed };
     // Logged before it is acknowledged: from here on a restart cannot lose it.
-    match pools.log_op(&logged).await.map_err(store_failure("logging a pool op"))? {
+    // The log row and the note (a `joining` row, a `leaving` seat) are one commit.
+    match pools.log_accepted(&logged).await.map_err(store_failure("logging a pool op"))? {
         LogOutcome::Inserted => {}
         LogOutcome::Duplicate => return Ok(answer(&logged.accepted, effect)),
         LogOutcome::Conflict { existing } => {
@@ -155,9 +155,6 @@ pub(crate) async fn submit(
             ));
         }
     }
-    note_accepted_in_store(pools.as_ref(), &logged.accepted)
-        .await
-        .map_err(store_failure("recording an accepted pool op"))?;
     let accepted = logged.accepted;
     tracing::info!(digest = %accepted.digest, tag = ?accepted.op.op.tag(), effect = effect.0, "pool op accepted");
     state.pool_ops.set_waiting(state.pool_ops.waiting().saturating_add(1));

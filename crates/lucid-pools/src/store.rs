@@ -422,6 +422,32 @@ pub trait PoolStore: Send + Sync {
     /// trigger refusing any change of the signed columns or a deletion).
     async fn log_op(&self, op: &SignedOp) -> Result<LogOutcome, Error>;
 
+    /// Logs an accepted op ([`PoolStore::log_op`]) and, when it was new, notes it like
+    /// [`note_accepted_in_store`] (a Join's `joining` row, a Leave's `leaving` seat). The SQL
+    /// store does both in one transaction (one durable commit per accepted op); this default
+    /// does them one after the other, which is as safe because noting again at start is
+    /// idempotent.
+    async fn log_accepted(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let outcome = self.log_op(op).await?;
+        if outcome == LogOutcome::Inserted {
+            note_accepted_in_store_dyn(self, &op.accepted).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// The logged op `digest` with its state, if any.
+    async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
+        Ok(self.op_log().await?.into_iter().find(|l| l.op.digest() == *digest))
+    }
+
+    /// Whether `node` has a logged Create or Join still pending.
+    async fn has_pending_seat_request(&self, node: &NodeId) -> Result<bool, Error> {
+        Ok(self.pending_ops().await?.iter().any(|op| {
+            op.accepted.op.node == *node
+                && matches!(op.accepted.op.op, Op::Join { .. } | Op::Create { .. })
+        }))
+    }
+
     /// The pending ops of the log, by (slot, digest).
     async fn pending_ops(&self) -> Result<Vec<SignedOp>, Error>;
 
@@ -554,10 +580,11 @@ async fn logged_result(store: &dyn PoolStore, digest: &Digest) -> Result<OpResul
     }
 }
 
-/// Records that ingest accepted `op` before its effect slot, like
-/// [`crate::state::PoolState::note_accepted`]: a Join gets a `joining` row, and for a Leave the
-/// signer's seat becomes `leaving`.
-pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> Result<(), Error> {
+/// [`note_accepted_in_store`] for the default methods of the trait, which hold `&Self`.
+async fn note_accepted_in_store_dyn<S: PoolStore + ?Sized>(
+    store: &S,
+    op: &AcceptedOp,
+) -> Result<(), Error> {
     match op.op.op {
         Op::Join { pool } => {
             if let Some(effect) = op.op.effect_slot() {
@@ -570,6 +597,13 @@ pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> R
         _ => {}
     }
     Ok(())
+}
+
+/// Records that ingest accepted `op` before its effect slot, like
+/// [`crate::state::PoolState::note_accepted`]: a Join gets a `joining` row, and for a Leave the
+/// signer's seat becomes `leaving`.
+pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> Result<(), Error> {
+    note_accepted_in_store_dyn(store, op).await
 }
 
 /// The tables of the in-memory store, shaped like the SQL schema (`pools-payouts.md` §6):

@@ -582,6 +582,91 @@ impl Write {
         Ok(changed == 1)
     }
 
+    async fn note_join_in(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_members WHERE op_digest = ");
+        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        if self.exists(q, "looking up a Join").await? {
+            return Ok(false);
+        }
+        let row = Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Joining,
+            from_slot: effect_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        };
+        match self.insert_member(&row).await {
+            Ok(()) => {}
+            // A concurrent transaction recorded the same Join first.
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(true)
+    }
+
+    async fn mark_leaving_in(&mut self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
+        self.lock_pool(pool).await?;
+        let Some((id, _, status)) = self.seat_in(pool, node).await? else { return Ok(false) };
+        if !checks::may_mark_leaving(status) {
+            return Ok(false);
+        }
+        let mut q = self.query("UPDATE pool_members SET status = 'leaving' WHERE id = ");
+        q.bind(Value::Int(id));
+        self.exec(&mut q, "marking a seat leaving").await?;
+        self.refresh_status(pool).await?;
+        Ok(true)
+    }
+
+    async fn log_op_in(&mut self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let pool = op.accepted.op.op.pool().or_else(|| op.accepted.op.created_pool_id());
+        let pool = pool.ok_or_else(|| lucid_core::internal!("a pool op without a pool"))?;
+        let node = blob(op.accepted.op.node.as_bytes());
+        let signing_slot = slot("slot", op.accepted.op.slot)?;
+        let mut q = self.query(
+            "INSERT INTO pool_ops (digest, node_id, slot, tag, pool_id, signed_bytes, signature, \
+             state, reason, applied_slot) VALUES ",
+        );
+        q.tuple([
+            blob(op.digest().as_bytes()),
+            node.clone(),
+            signing_slot.clone(),
+            Value::Int(i64::from(op.accepted.op.op.tag().wire())),
+            blob(pool.as_bytes()),
+            blob(op.message.bytes()),
+            blob(op.message.signature().as_bytes()),
+            text(OpState::Pending.as_str()),
+            Value::OptText(None),
+            Value::OptInt(None),
+        ]);
+        q.push(" ON CONFLICT DO NOTHING");
+        if self.exec(&mut q, "logging a pool op").await? == 1 {
+            return Ok(LogOutcome::Inserted);
+        }
+        let mut q = self.query(OP_SELECT);
+        q.push("WHERE digest = ").bind(blob(op.digest().as_bytes()));
+        if !self.rows(&mut q, "looking up a logged op").await?.is_empty() {
+            return Ok(LogOutcome::Duplicate);
+        }
+        let mut q = self.query(OP_SELECT);
+        q.push("WHERE node_id = ").bind(node).push(" AND slot = ").bind(signing_slot);
+        let rows = self.rows(&mut q, "looking up the op of a signer and slot").await?;
+        let existing = rows.first().map(read_logged).transpose()?.ok_or_else(|| {
+            lucid_core::internal!("pool op {} was neither logged nor found", op.digest())
+        })?;
+        Ok(LogOutcome::Conflict { existing: existing.op.message })
+    }
+
     /// Runs `sql` (a savepoint statement) as it is.
     async fn savepoint(&mut self, sql: &'static str) -> Result<(), Error> {
         self.tx.raw(sql).await.map_err(Error::query("handling a savepoint"))
@@ -732,31 +817,9 @@ impl Database {
         op_digest: &Digest,
     ) -> Result<bool, Error> {
         let mut w = self.write().await?;
-        let mut q = w.query("SELECT 1 FROM pool_members WHERE op_digest = ");
-        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
-        if w.exists(q, "looking up a Join").await? {
-            return Ok(false);
-        }
-        let row = Membership {
-            pool_id: *pool,
-            node_id: *node,
-            role: Role::Member,
-            status: MemberStatus::Joining,
-            from_slot: effect_slot,
-            to_slot: None,
-            op_digest: *op_digest,
-            reason: None,
-        };
-        match w.insert_member(&row).await {
-            Ok(()) => {}
-            // A concurrent transaction recorded the same Join first.
-            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
-                return Ok(false);
-            }
-            Err(error) => return Err(error),
-        }
+        let out = w.note_join_in(pool, node, effect_slot, op_digest).await?;
         w.commit().await?;
-        Ok(true)
+        Ok(out)
     }
 
     async fn reject_join_tx(
@@ -787,17 +850,9 @@ impl Database {
 
     async fn mark_leaving_tx(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
         let mut w = self.write().await?;
-        w.lock_pool(pool).await?;
-        let Some((id, _, status)) = w.seat_in(pool, node).await? else { return Ok(false) };
-        if !checks::may_mark_leaving(status) {
-            return Ok(false);
-        }
-        let mut q = w.query("UPDATE pool_members SET status = 'leaving' WHERE id = ");
-        q.bind(Value::Int(id));
-        w.exec(&mut q, "marking a seat leaving").await?;
-        w.refresh_status(pool).await?;
+        let out = w.mark_leaving_in(pool, node).await?;
         w.commit().await?;
-        Ok(true)
+        Ok(out)
     }
 
     async fn set_liveness_tx(
@@ -878,6 +933,45 @@ impl Database {
 }
 
 impl Database {
+    /// [`PoolStore::log_accepted`] in one transaction: the log row and the note.
+    async fn log_accepted_tx(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let mut w = self.write().await?;
+        let outcome = w.log_op_in(op).await?;
+        if outcome == LogOutcome::Inserted {
+            let node = op.accepted.op.node;
+            match op.accepted.op.op {
+                lucid_pools::Op::Join { pool } => {
+                    if let Some(effect) = op.effect_slot() {
+                        w.note_join_in(&pool, &node, effect, &op.digest()).await?;
+                    }
+                }
+                lucid_pools::Op::Leave { pool } => {
+                    w.mark_leaving_in(&pool, &node).await?;
+                }
+                _ => {}
+            }
+        }
+        w.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn logged_op_query(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
+        let mut q = self.query(OP_SELECT);
+        q.push("WHERE digest = ").bind(blob(digest.as_bytes()));
+        let rows = self.read(&mut q, "reading a logged op").await?;
+        rows.first().map(read_logged).transpose()
+    }
+
+    async fn pending_seat_request_query(&self, node: &NodeId) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_ops WHERE node_id = ");
+        q.bind(blob(node.as_bytes()));
+        q.push(" AND state = 'pending' AND tag IN (");
+        q.bind(Value::Int(i64::from(lucid_pools::OpTag::Create.wire())));
+        q.push(", ").bind(Value::Int(i64::from(lucid_pools::OpTag::Join.wire())));
+        q.push(") LIMIT 1");
+        Ok(!self.read(&mut q, "looking up a pending seat request").await?.is_empty())
+    }
+
     /// [`PoolStore::apply_and_settle`]: the effect inside a savepoint (a refused effect is rolled
     /// back to it, which also clears an aborted statement on PostgreSQL), then the rejected Join
     /// row and the op's outcome, then one commit.
@@ -930,44 +1024,10 @@ impl Database {
     }
 
     async fn log_op_tx(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
-        let pool = op.accepted.op.op.pool().or_else(|| op.accepted.op.created_pool_id());
-        let pool = pool.ok_or_else(|| lucid_core::internal!("a pool op without a pool"))?;
-        let node = blob(op.accepted.op.node.as_bytes());
-        let signing_slot = slot("slot", op.accepted.op.slot)?;
         let mut w = self.write().await?;
-        let mut q = w.query(
-            "INSERT INTO pool_ops (digest, node_id, slot, tag, pool_id, signed_bytes, signature, \
-             state, reason, applied_slot) VALUES ",
-        );
-        q.tuple([
-            blob(op.digest().as_bytes()),
-            node.clone(),
-            signing_slot.clone(),
-            Value::Int(i64::from(op.accepted.op.op.tag().wire())),
-            blob(pool.as_bytes()),
-            blob(op.message.bytes()),
-            blob(op.message.signature().as_bytes()),
-            text(OpState::Pending.as_str()),
-            Value::OptText(None),
-            Value::OptInt(None),
-        ]);
-        q.push(" ON CONFLICT DO NOTHING");
-        if w.exec(&mut q, "logging a pool op").await? == 1 {
-            w.commit().await?;
-            return Ok(LogOutcome::Inserted);
-        }
-        let mut q = w.query(OP_SELECT);
-        q.push("WHERE digest = ").bind(blob(op.digest().as_bytes()));
-        if !w.rows(&mut q, "looking up a logged op").await?.is_empty() {
-            return Ok(LogOutcome::Duplicate);
-        }
-        let mut q = w.query(OP_SELECT);
-        q.push("WHERE node_id = ").bind(node).push(" AND slot = ").bind(signing_slot);
-        let rows = w.rows(&mut q, "looking up the op of a signer and slot").await?;
-        let existing = rows.first().map(read_logged).transpose()?.ok_or_else(|| {
-            lucid_core::internal!("pool op {} was neither logged nor found", op.digest())
-        })?;
-        Ok(LogOutcome::Conflict { existing: existing.op.message })
+        let out = w.log_op_in(op).await?;
+        w.commit().await?;
+        Ok(out)
     }
 
     async fn read_log(&self, pending_only: bool) -> Result<Vec<LoggedOp>, Error> {
@@ -1197,6 +1257,20 @@ impl PoolStore for Database {
         at: Slot,
     ) -> Result<bool, lucid_pools::Error> {
         self.settle_op_tx(digest, result, at).await.map_err(pools_error("settling a pool op"))
+    }
+
+    async fn log_accepted(&self, op: &SignedOp) -> Result<LogOutcome, lucid_pools::Error> {
+        self.log_accepted_tx(op).await.map_err(pools_error("logging an accepted pool op"))
+    }
+
+    async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, lucid_pools::Error> {
+        self.logged_op_query(digest).await.map_err(pools_error("reading a logged op"))
+    }
+
+    async fn has_pending_seat_request(&self, node: &NodeId) -> Result<bool, lucid_pools::Error> {
+        self.pending_seat_request_query(node)
+            .await
+            .map_err(pools_error("looking up a pending seat request"))
     }
 
     async fn apply_and_settle(
