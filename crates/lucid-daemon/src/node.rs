@@ -643,10 +643,7 @@ impl NodeApi for Api {
                 status: if pools_failed { HealthStatus::Unhealthy } else { HealthStatus::Healthy },
                 detail: match pools.slot {
                     _ if pools_failed => "pool health loop failed".to_owned(),
-                    None => format!(
-                        "pool health not checked yet; {} accepted pool ops waiting",
-                        state.pool_ops.waiting()
-                    ),
+                    None => "pool health not checked yet".to_owned(),
                     Some(slot) => format!(
                         "at slot {}: {} forming, {} active, {} degraded, {} disbanded pools; \
                          {} seats, {} degraded members; {} ops waiting for their slot",

@@ -11,8 +11,6 @@
 //! `leaving` seat) in case the process stopped between logging and noting, applies whatever is
 //! due, and checks the tables against the rebuild from the log.
 
-use std::sync::Mutex;
-
 use lucid_api::Failure;
 use lucid_api::dto::OpAccepted;
 use lucid_core::message::Message as _;
@@ -24,25 +22,12 @@ use lucid_pools::{AcceptedOp, MemberStatus, Op, PoolOp, PoolStatus};
 use crate::node::State;
 use crate::operator::store_failure;
 
-/// Serialises submissions, and remembers how many logged ops waited at the last look (for the
-/// health report only; the log is the source of truth).
+/// Serialises submissions (how many ops wait is in the log, reported by the pool health loop).
 #[derive(Default)]
 pub(crate) struct PoolOps {
     /// Serialises submissions so that the advisory capacity check and the `joining` row of one
     /// join are seen by the next (the store's transaction still decides at the effect slot).
     submit: tokio::sync::Mutex<()>,
-    waiting: Mutex<usize>,
-}
-
-impl PoolOps {
-    /// How many logged ops waited for their effect slot at the last look.
-    pub(crate) fn waiting(&self) -> usize {
-        *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn set_waiting(&self, count: usize) {
-        *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = count;
-    }
 }
 
 /// The pending op with `digest`, if any (one keyed read, not a scan of the log).
@@ -157,7 +142,6 @@ pub(crate) async fn submit(
     }
     let accepted = logged.accepted;
     tracing::info!(digest = %accepted.digest, tag = ?accepted.op.op.tag(), effect = effect.0, "pool op accepted");
-    state.pool_ops.set_waiting(state.pool_ops.waiting().saturating_add(1));
     Ok(answer(&accepted, effect))
 }
 

@@ -266,7 +266,7 @@ fn accepted_ops_survive_a_restart_before_their_effect_slot() {
         let (bytes, signature) = signed(&member(2), 1_008_200, Op::Join { pool });
         let accepted = first.api().submit_pool_op(bytes.clone(), signature).await.unwrap();
         assert_eq!(accepted.effective_slot, 11);
-        assert_eq!(first.state.pool_ops.waiting(), 1);
+        assert_eq!(ports.pools.pending_ops().await.unwrap().len(), 1);
         drop(first);
 
         let second = Node::build(config(), member(1), clock.clone(), database(true), ports.clone());
