@@ -831,9 +831,8 @@ impl Database {
         reason: RejectReason,
     ) -> Result<(), Error> {
         let mut w = self.write().await?;
-        let out = w.reject_join_in(pool, node, at_slot, op_digest, reason).await?;
-        w.commit().await?;
-        Ok(out)
+        w.reject_join_in(pool, node, at_slot, op_digest, reason).await?;
+        w.commit().await
     }
 
     async fn pending_joins_query(&self, pool: &PoolId) -> Result<usize, Error> {
