@@ -135,6 +135,8 @@ pub(crate) struct State {
     pub(crate) ports: Ports,
     /// Pool ops accepted and not yet applied.
     pub(crate) pool_ops: pool_ops::PoolOps,
+    /// What the pool health loop last saw.
+    pub(crate) pool_health: Arc<crate::services::pools::PoolHealthReport>,
     /// What the resource monitor last published.
     resources: std::sync::OnceLock<ResourceHandle>,
     /// The money wiring (limits, and the payer's loops), once `spawn_money` ran.
@@ -198,6 +200,7 @@ impl Node {
             key: Arc::new(key),
             ports,
             pool_ops: pool_ops::PoolOps::default(),
+            pool_health: Arc::default(),
             resources: std::sync::OnceLock::new(),
             money: std::sync::OnceLock::new(),
             own_registration: std::sync::OnceLock::new(),
@@ -300,7 +303,16 @@ impl Node {
     pub fn spawn(&self) {
         self.tracker.spawn(slot_clock(Arc::clone(&self.state), self.cancel.child_token()));
         self.tracker.spawn(database_monitor(Arc::clone(&self.state), self.cancel.child_token()));
-        self.tracker.spawn(pool_ops::applier(Arc::clone(&self.state), self.cancel.child_token()));
+        let state = &self.state;
+        self.supervise(crate::services::pools::PoolHealthService::new(
+            crate::services::pools::PoolHealthDeps {
+                params: state.config.consensus,
+                pools: Arc::clone(&state.ports.pools),
+                proofs: Arc::clone(&state.ports.proofs),
+                metrics: Arc::clone(&state.service_metrics),
+                report: Arc::clone(&state.pool_health),
+            },
+        ));
     }
 
     /// Starts the consensus service loops (the beacon producer with the node's registration,
@@ -649,14 +661,28 @@ impl NodeApi for Api {
                 crate::money::MoneyRuntime::health,
             ),
         );
+        let pools = state.pool_health.summary();
+        let pools_failed = state.service_states.failed().contains(&"pool_health");
         components.insert(
             "pools",
             ComponentHealth {
-                status: HealthStatus::Healthy,
-                detail: format!(
-                    "{} accepted pool ops waiting for their slot",
-                    state.pool_ops.waiting()
-                ),
+                status: if pools_failed { HealthStatus::Unhealthy } else { HealthStatus::Healthy },
+                detail: match pools.slot {
+                    _ if pools_failed => "pool health loop failed".to_owned(),
+                    None => "pool health not checked yet".to_owned(),
+                    Some(slot) => format!(
+                        "at slot {}: {} forming, {} active, {} degraded, {} disbanded pools; \
+                         {} seats, {} degraded members; {} ops waiting for their slot",
+                        slot.0,
+                        pools.by_status[0],
+                        pools.by_status[1],
+                        pools.by_status[2],
+                        pools.by_status[3],
+                        pools.seats,
+                        pools.degraded_members,
+                        pools.pending_ops
+                    ),
+                },
             },
         );
         let ok_at = state.db_ok_at.load(Ordering::SeqCst);

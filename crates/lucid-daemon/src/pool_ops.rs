@@ -6,69 +6,52 @@
 //! An accepted op is written to the op log (`PoolStore::log_op`, write-once, the signed bytes as
 //! received) before it is acknowledged, and the applier reads the due ops from the log, so an op
 //! accepted less than three slots before a restart is applied at its effect slot all the same.
-//! Nothing about waiting ops lives only in memory: at start the applier notes every pending op
-//! again (idempotent: a Join's `joining` row, a Leave's `leaving` seat) in case the process
-//! stopped between logging and noting, then applies whatever is due.
-
-use std::sync::Mutex;
-use std::time::Duration;
+//! Nothing about waiting ops lives only in memory: at start the pool health loop
+//! (`services::pools`) notes every pending op again (idempotent: a Join's `joining` row, a Leave's
+//! `leaving` seat) in case the process stopped between logging and noting, applies whatever is
+//! due, and checks the tables against the rebuild from the log.
 
 use lucid_api::Failure;
 use lucid_api::dto::OpAccepted;
 use lucid_core::message::Message as _;
 use lucid_core::{Signature, SignedMessage, Slot, UnixMillis};
-use lucid_pools::log::{LogOutcome, SignedOp, apply_logged};
+use lucid_pools::log::{LogOutcome, OpState, SignedOp};
 use lucid_pools::model::{is_valid_max_nodes, is_valid_name};
-use lucid_pools::store::note_accepted_in_store;
 use lucid_pools::{AcceptedOp, MemberStatus, Op, PoolOp, PoolStatus};
-use tokio_util::sync::CancellationToken;
 
 use crate::node::State;
 use crate::operator::store_failure;
 
-/// Serialises submissions, and remembers how many logged ops waited at the last look (for the
-/// health report only; the log is the source of truth).
+/// Serialises submissions (how many ops wait is in the log, reported by the pool health loop).
 #[derive(Default)]
 pub(crate) struct PoolOps {
     /// Serialises submissions so that the advisory capacity check and the `joining` row of one
     /// join are seen by the next (the store's transaction still decides at the effect slot).
     submit: tokio::sync::Mutex<()>,
-    waiting: Mutex<usize>,
 }
 
-impl PoolOps {
-    /// How many logged ops waited for their effect slot at the last look.
-    pub(crate) fn waiting(&self) -> usize {
-        *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn set_waiting(&self, count: usize) {
-        *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = count;
-    }
-}
-
-/// The pending logged ops.
-async fn pending(state: &State) -> Result<Vec<SignedOp>, Failure> {
-    let pending =
-        state.ports.pools.pending_ops().await.map_err(store_failure("reading the pool op log"))?;
-    state.pool_ops.set_waiting(pending.len());
-    Ok(pending)
-}
-
-/// The pending op with `digest`, if any.
+/// The pending op with `digest`, if any (one keyed read, not a scan of the log).
 async fn find(state: &State, digest: &lucid_core::Digest) -> Result<Option<AcceptedOp>, Failure> {
-    Ok(pending(state).await?.into_iter().find(|op| op.digest() == *digest).map(|op| op.accepted))
+    let logged = state
+        .ports
+        .pools
+        .logged_op(digest)
+        .await
+        .map_err(store_failure("reading the pool op log"))?;
+    Ok(logged.filter(|l| l.state == OpState::Pending).map(|l| l.op.accepted))
 }
 
-/// Whether `node` has a logged Create or Join still waiting.
+/// Whether `node` has a logged Create or Join still waiting (one keyed read).
 async fn has_pending_seat_request(
     state: &State,
     node: &lucid_core::NodeId,
 ) -> Result<bool, Failure> {
-    Ok(pending(state).await?.iter().any(|logged| {
-        logged.accepted.op.node == *node
-            && matches!(logged.accepted.op.op, Op::Join { .. } | Op::Create { .. })
-    }))
+    state
+        .ports
+        .pools
+        .has_pending_seat_request(node)
+        .await
+        .map_err(store_failure("reading the pool op log"))
 }
 
 fn answer(accepted: &AcceptedOp, effect: Slot) -> OpAccepted {
@@ -146,7 +129,8 @@ pub(crate) async fn submit(
     let pools = &state.ports.pools;
     let logged = SignedOp { accepted, message: signed };
     // Logged before it is acknowledged: from here on a restart cannot lose it.
-    match pools.log_op(&logged).await.map_err(store_failure("logging a pool op"))? {
+    // The log row and the note (a `joining` row, a `leaving` seat) are one commit.
+    match pools.log_accepted(&logged).await.map_err(store_failure("logging a pool op"))? {
         LogOutcome::Inserted => {}
         LogOutcome::Duplicate => return Ok(answer(&logged.accepted, effect)),
         LogOutcome::Conflict { existing } => {
@@ -156,12 +140,8 @@ pub(crate) async fn submit(
             ));
         }
     }
-    note_accepted_in_store(pools.as_ref(), &logged.accepted)
-        .await
-        .map_err(store_failure("recording an accepted pool op"))?;
     let accepted = logged.accepted;
     tracing::info!(digest = %accepted.digest, tag = ?accepted.op.op.tag(), effect = effect.0, "pool op accepted");
-    state.pool_ops.set_waiting(state.pool_ops.waiting().saturating_add(1));
     Ok(answer(&accepted, effect))
 }
 
@@ -253,72 +233,6 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
             } else {
                 Err(Failure::NotLeader)
             }
-        }
-    }
-}
-
-/// Applies every logged op whose effect slot is at most `slot`, slot by slot in canonical order
-/// through the store, settling each in the log. A failure is logged and the ops stay pending, so
-/// the next tick applies them (re-running is safe, see `apply_logged`).
-pub(crate) async fn apply_due(state: &State, slot: Slot) {
-    match apply_logged(state.ports.pools.as_ref(), slot).await {
-        Ok(applied) => {
-            for (effect, outcomes) in applied {
-                for outcome in outcomes {
-                    tracing::info!(digest = %outcome.digest, result = ?outcome.result, slot = effect.0, "pool op applied");
-                }
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, slot = slot.0, "applying pool ops failed; they stay pending");
-        }
-    }
-    if let Err(error) = pending(state).await {
-        tracing::warn!(?error, "counting pending pool ops failed");
-    }
-}
-
-/// Notes every pending logged op again (a `joining` row, a `leaving` seat), for an op logged by a
-/// process that stopped before noting it. Idempotent.
-pub(crate) async fn recover(state: &State) {
-    let pools = state.ports.pools.as_ref();
-    let pending = match pools.pending_ops().await {
-        Ok(pending) => pending,
-        Err(error) => {
-            tracing::error!(%error, "reading the pool op log at start failed");
-            return;
-        }
-    };
-    state.pool_ops.set_waiting(pending.len());
-    for op in &pending {
-        if let Err(error) = note_accepted_in_store(pools, &op.accepted).await {
-            tracing::error!(%error, digest = %op.digest(), "noting a logged pool op at start failed");
-        }
-    }
-    if !pending.is_empty() {
-        tracing::info!(ops = pending.len(), "pending pool ops recovered from the log");
-    }
-}
-
-/// Recovers the pending ops of the log, then at every slot boundary (by the wall clock, re-read
-/// on waking) applies the ops due.
-pub(crate) async fn applier(state: std::sync::Arc<State>, cancel: CancellationToken) {
-    recover(&state).await;
-    let time = state.config.consensus.time;
-    loop {
-        let now = state.clock.wall();
-        let wake_at = match time.slot_of(now) {
-            Ok(slot) => {
-                apply_due(&state, slot).await;
-                time.slot_start(Slot(slot.0.saturating_add(1))).unwrap_or(now)
-            }
-            Err(_) => time.genesis(),
-        };
-        let now = state.clock.wall();
-        let wait = u64::try_from(wake_at.0.saturating_sub(now.0)).unwrap_or(0).max(1);
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
         }
     }
 }

@@ -34,6 +34,8 @@
 //! - Every accepted op is in the op log, byte for byte as signed, before it is acknowledged; at
 //!   most one op per (signer, slot) is logged; a rebuild from the log equals the incrementally
 //!   maintained state.
+//! - An op's effect and its recorded outcome are committed together
+//!   ([`store::PoolStore::apply_and_settle`]): a crash never leaves an op applied but pending.
 //! - A pool share is split exactly: the shares sum to the amount, ties go by `NodeId`, and a split
 //!   with no contributing member is an error, so money never vanishes.
 //! - No floating-point type appears in this crate.

@@ -118,12 +118,12 @@ pub enum LogOutcome {
 /// canonical order through `store`, and records each outcome in the log. Returns the outcomes by
 /// effect slot. Running it again applies nothing twice: settled ops are no longer pending.
 ///
-/// An op is settled right after the store transaction that applied it. If the process stops
-/// between the two, the op is still pending at restart and is applied again; Creates and Joins
-/// are recognised as already applied (their rows carry the op digest), and every other op,
-/// applied again, changes no membership (a Leave, Remove or Disband finds nothing to close, an
-/// Unban nothing to lift, a SetMaxNodes sets the same value), so membership is the same either
-/// way; only such an op's recorded outcome may then read `rejected`.
+/// Each op is applied and settled in one store transaction ([`PoolStore::apply_and_settle`]), so
+/// a stop at any point leaves every op either applied with its outcome recorded or still pending
+/// with no effect; a re-run after a restart applies the pending ones and records each outcome
+/// exactly as an uninterrupted run would have. A Create or Join whose effect is in the store while
+/// the op is still pending (written by an earlier version of this code, which settled in a
+/// second transaction) is recognised by its rows and settled as applied.
 pub async fn apply_logged(
     store: &dyn PoolStore,
     through: Slot,
@@ -147,10 +147,8 @@ pub async fn apply_logged(
                 None => fresh.push(op),
             }
         }
-        for outcome in apply_slot_to_store(store, slot, &fresh).await? {
-            store.settle_op(&outcome.digest, outcome.result, slot).await?;
-            outcomes.push(outcome);
-        }
+        // Each op's effect and its outcome in the log are one transaction.
+        outcomes.extend(apply_slot_to_store(store, slot, &fresh).await?);
         applied.push((slot, outcomes));
     }
     Ok(applied)
@@ -195,6 +193,82 @@ pub async fn rebuild_from_log(store: &dyn PoolStore, through: Slot) -> Result<Po
     let (state, outcomes) = PoolState::rebuild(&log, through);
     store.restore(&state, &outcomes).await?;
     Ok(state)
+}
+
+/// What [`check_against_log`] found wrong in the materialised tables (empty: nothing).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Divergence {
+    /// Pools whose stored row differs from the rebuild (or exists on one side only).
+    pub pools: usize,
+    /// Membership rows that differ (counted on both sides).
+    pub rows: usize,
+    /// Logged ops whose stored state differs from the rebuild's outcome.
+    pub op_states: usize,
+}
+
+impl Divergence {
+    /// Whether the tables equal the rebuild.
+    pub fn is_empty(&self) -> bool {
+        *self == Divergence::default()
+    }
+}
+
+/// A pool as the log determines it: the status of a live pool also depends on uptime, which
+/// the log does not hold, so `forming`, `active` and `degraded` compare equal.
+fn logged_pool(pool: &crate::model::Pool) -> crate::model::Pool {
+    let mut pool = pool.clone();
+    if pool.status != crate::model::PoolStatus::Disbanded {
+        pool.status = crate::model::PoolStatus::Active;
+    }
+    pool
+}
+
+/// A membership row as the log determines it: `degraded` is uptime, not log, so it reads `active`.
+fn logged_row(row: &crate::model::Membership) -> crate::model::Membership {
+    let mut row = row.clone();
+    if row.status == crate::model::MemberStatus::Degraded {
+        row.status = crate::model::MemberStatus::Active;
+    }
+    row
+}
+
+/// The start-up check: compares the materialised pools, memberships and op states with the T10
+/// rebuild of the whole log through `through` and, when they differ, replaces them with the
+/// rebuild in one transaction ([`rebuild_from_log`]). Returns what differed (empty when the
+/// tables matched and nothing was written). Uptime-driven statuses are not compared; the caller
+/// applies liveness again after a repair.
+pub async fn check_against_log(store: &dyn PoolStore, through: Slot) -> Result<Divergence, Error> {
+    let logged = store.op_log().await?;
+    let log: Vec<AcceptedOp> = logged.iter().map(|l| l.op.accepted.clone()).collect();
+    let (state, outcomes) = PoolState::rebuild(&log, through);
+    let (pools, rows) = store.snapshot().await?;
+    let mut divergence = Divergence::default();
+    let stored: BTreeMap<_, _> = pools.iter().map(|p| (p.pool_id, logged_pool(p))).collect();
+    let rebuilt: BTreeMap<_, _> = state.pools().map(|p| (p.pool_id, logged_pool(p))).collect();
+    divergence.pools = stored
+        .keys()
+        .chain(rebuilt.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|id| stored.get(id) != rebuilt.get(id))
+        .count();
+    let key = |r: &crate::model::Membership| (r.pool_id, r.node_id, r.from_slot, r.op_digest);
+    let mut stored_rows: Vec<_> = rows.iter().map(logged_row).collect();
+    let mut rebuilt_rows: Vec<_> = state.rows().iter().map(logged_row).collect();
+    stored_rows.sort_by_key(key);
+    rebuilt_rows.sort_by_key(key);
+    // Both sides sorted by the same key: count the positions that differ, plus the extra rows.
+    divergence.rows = stored_rows.iter().zip(&rebuilt_rows).filter(|(a, b)| a != b).count()
+        + stored_rows.len().abs_diff(rebuilt_rows.len());
+    let settled = settled_states(&outcomes);
+    divergence.op_states = logged
+        .iter()
+        .filter(|l| l.state != settled.get(&l.op.digest()).copied().unwrap_or(OpState::Pending))
+        .count();
+    if !divergence.is_empty() {
+        store.restore(&state, &outcomes).await?;
+    }
+    Ok(divergence)
 }
 
 /// The settled states of a rebuild, by digest: `(effect slot, outcome)` pairs as returned by

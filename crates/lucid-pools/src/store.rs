@@ -150,6 +150,151 @@ pub struct StoredPool {
     pub version: u64,
 }
 
+/// One store change that applies a pool op at its effect slot: the argument of
+/// [`PoolStore::apply_and_settle`], which runs it and records the op's outcome in the log in the
+/// same transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// [`PoolStore::create_pool`].
+    Create(NewPool),
+    /// [`PoolStore::seat`].
+    Seat {
+        /// The pool.
+        pool: PoolId,
+        /// The node to seat.
+        node: NodeId,
+        /// Its role.
+        role: Role,
+        /// The seat's first slot.
+        from_slot: Slot,
+        /// The Join's digest.
+        op_digest: Digest,
+    },
+    /// [`PoolStore::close_seat`].
+    Close {
+        /// The pool.
+        pool: PoolId,
+        /// The seat holder.
+        node: NodeId,
+        /// The slot the seat closes.
+        at_slot: Slot,
+        /// Whether the node is banned.
+        ban: bool,
+    },
+    /// [`PoolStore::disband`].
+    Disband {
+        /// The pool.
+        pool: PoolId,
+        /// The slot of the disbanding.
+        at_slot: Slot,
+    },
+    /// [`PoolStore::unban`].
+    Unban {
+        /// The pool.
+        pool: PoolId,
+        /// The banned node.
+        node: NodeId,
+    },
+    /// [`PoolStore::set_max_nodes`].
+    SetMaxNodes {
+        /// The pool.
+        pool: PoolId,
+        /// The new limit.
+        max: u8,
+        /// The version the decision was made against (compare-and-set).
+        expected_version: u64,
+    },
+    /// No change: the rules already rejected the op.
+    Refuse(RejectReason),
+}
+
+/// What an [`Effect`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EffectOutcome {
+    /// Of [`Effect::Create`].
+    Create(CreateOutcome),
+    /// Of [`Effect::Seat`].
+    Seat(SeatOutcome),
+    /// Of [`Effect::Close`].
+    Close(CloseOutcome),
+    /// Of [`Effect::Disband`].
+    Disband(DisbandOutcome),
+    /// Of [`Effect::Unban`].
+    Unban(UnbanOutcome),
+    /// Of [`Effect::SetMaxNodes`].
+    SetMaxNodes(SetMaxNodesOutcome),
+    /// Of [`Effect::Refuse`].
+    Refused(RejectReason),
+}
+
+impl EffectOutcome {
+    /// The op's result, or `None` when the decision must be made again because the pool changed
+    /// after it was read (a lost compare-and-set; nothing changed). The one mapping from store
+    /// outcomes to op results, used by every store inside its transaction.
+    pub fn op_result(self) -> Option<OpResult> {
+        let rejected = |reason| Some(OpResult::Rejected(reason));
+        match self {
+            EffectOutcome::Create(CreateOutcome::Created)
+            | EffectOutcome::Seat(SeatOutcome::Seated)
+            | EffectOutcome::Close(CloseOutcome::Closed { .. })
+            | EffectOutcome::Disband(DisbandOutcome::Disbanded { .. })
+            | EffectOutcome::Unban(UnbanOutcome::Unbanned)
+            | EffectOutcome::SetMaxNodes(SetMaxNodesOutcome::Set { .. }) => Some(OpResult::Applied),
+            EffectOutcome::SetMaxNodes(SetMaxNodesOutcome::VersionMismatch { .. }) => None,
+            EffectOutcome::Create(CreateOutcome::AlreadyInPool | CreateOutcome::PoolExists)
+            | EffectOutcome::Seat(SeatOutcome::AlreadyInPool | SeatOutcome::LeaderTaken) => {
+                rejected(RejectReason::AlreadyInPool)
+            }
+            EffectOutcome::Create(CreateOutcome::InvalidMaxNodes)
+            | EffectOutcome::SetMaxNodes(SetMaxNodesOutcome::InvalidMaxNodes) => {
+                rejected(RejectReason::InvalidMaxNodes)
+            }
+            EffectOutcome::Seat(SeatOutcome::PoolFull) => rejected(RejectReason::PoolFull),
+            EffectOutcome::Seat(SeatOutcome::PoolDisbanded)
+            | EffectOutcome::Disband(DisbandOutcome::AlreadyDisbanded)
+            | EffectOutcome::SetMaxNodes(SetMaxNodesOutcome::PoolDisbanded) => {
+                rejected(RejectReason::PoolDisbanded)
+            }
+            EffectOutcome::Seat(SeatOutcome::PoolNotFound)
+            | EffectOutcome::Close(CloseOutcome::PoolNotFound)
+            | EffectOutcome::Disband(DisbandOutcome::PoolNotFound)
+            | EffectOutcome::SetMaxNodes(SetMaxNodesOutcome::PoolNotFound) => {
+                rejected(RejectReason::PoolNotFound)
+            }
+            EffectOutcome::Seat(SeatOutcome::Banned) => rejected(RejectReason::Banned),
+            EffectOutcome::Close(CloseOutcome::NotSeated)
+            | EffectOutcome::Unban(UnbanOutcome::NotBanned) => rejected(RejectReason::NotMember),
+            EffectOutcome::SetMaxNodes(SetMaxNodesOutcome::BelowSeats { .. }) => {
+                rejected(RejectReason::BelowSeats)
+            }
+            EffectOutcome::Refused(reason) => rejected(reason),
+        }
+    }
+}
+
+/// The op an [`Effect`] applies, whose outcome is recorded in the same transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    /// The op's digest (its key in the log).
+    pub digest: Digest,
+    /// The effect slot.
+    pub at: Slot,
+    /// For a Join, the pool and the joining node: a rejected Join leaves a `rejected` row.
+    pub join: Option<(PoolId, NodeId)>,
+}
+
+/// What [`PoolStore::apply_and_settle`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The effect (if the op applied) and the op's outcome are committed together. An op that
+    /// is not in the log (applied directly, as in tests) only gets the effect.
+    Done(OpResult),
+    /// The pool changed after the decision was made; nothing was written, decide again.
+    Retry,
+    /// The op was already settled in the log; nothing was written.
+    AlreadySettled,
+}
+
 /// Persistence of pools and memberships. Each mutating method is one transaction.
 #[async_trait::async_trait]
 pub trait PoolStore: Send + Sync {
@@ -261,6 +406,11 @@ pub trait PoolStore: Send + Sync {
     /// Every seat that held at least one slot, as the timeline consumed by consensus.
     async fn timeline(&self) -> Result<MembershipTimeline, Error>;
 
+    /// Every pool and every membership row ever (rows in insertion order), read together so
+    /// that they agree: for the health loop, the metrics and the start-up check against a
+    /// rebuild from the log.
+    async fn snapshot(&self) -> Result<(Vec<Pool>, Vec<Membership>), Error>;
+
     /// Checks `seats == COUNT(seat rows)`, seats ≤ max_nodes ≤ 100, one seat per node and one
     /// leader seat per pool that is not disbanded (run at start-up and in tests).
     async fn audit(&self) -> Result<(), Error>;
@@ -272,6 +422,32 @@ pub trait PoolStore: Send + Sync {
     /// trigger refusing any change of the signed columns or a deletion).
     async fn log_op(&self, op: &SignedOp) -> Result<LogOutcome, Error>;
 
+    /// Logs an accepted op ([`PoolStore::log_op`]) and, when it was new, notes it like
+    /// [`note_accepted_in_store`] (a Join's `joining` row, a Leave's `leaving` seat). The SQL
+    /// store does both in one transaction (one durable commit per accepted op); this default
+    /// does them one after the other, which is as safe because noting again at start is
+    /// idempotent.
+    async fn log_accepted(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let outcome = self.log_op(op).await?;
+        if outcome == LogOutcome::Inserted {
+            note_accepted_in_store_dyn(self, &op.accepted).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// The logged op `digest` with its state, if any.
+    async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
+        Ok(self.op_log().await?.into_iter().find(|l| l.op.digest() == *digest))
+    }
+
+    /// Whether `node` has a logged Create or Join still pending.
+    async fn has_pending_seat_request(&self, node: &NodeId) -> Result<bool, Error> {
+        Ok(self.pending_ops().await?.iter().any(|op| {
+            op.accepted.op.node == *node
+                && matches!(op.accepted.op.op, Op::Join { .. } | Op::Create { .. })
+        }))
+    }
+
     /// The pending ops of the log, by (slot, digest).
     async fn pending_ops(&self) -> Result<Vec<SignedOp>, Error>;
 
@@ -281,6 +457,17 @@ pub trait PoolStore: Send + Sync {
     /// Records how the pending op `digest` ended at its effect slot `at`: a compare-and-set from
     /// `pending`. `false` if the op is not in the log or is no longer pending.
     async fn settle_op(&self, digest: &Digest, result: OpResult, at: Slot) -> Result<bool, Error>;
+
+    /// Runs `effect` and, in the same transaction, records the outcome of the op `settle` in the
+    /// log (a compare-and-set from `pending`; a rejected Join also gets its `rejected` row), so
+    /// that a crash can never leave an op applied but still pending, or settled but not applied.
+    /// A refused effect writes nothing but the outcome. If the op is already settled, nothing is
+    /// written and [`Settled::AlreadySettled`] is returned.
+    async fn apply_and_settle(
+        &self,
+        effect: &Effect,
+        settle: &Settlement,
+    ) -> Result<Settled, Error>;
 
     /// The T10 rebuild: replaces every pool and membership row with those of `state` and sets
     /// the state of every logged op from `outcomes` (ops without an outcome become `pending`), in
@@ -293,9 +480,11 @@ pub trait PoolStore: Send + Sync {
 /// Applies, through `store`, every op of `ops` that takes effect at `slot`, in canonical order,
 /// with the rules of [`crate::state::PoolState::apply_slot`] (whose outcomes it returns, equal).
 ///
-/// The rules are checked against what the store returns, then the one-transaction method does
-/// the change and re-checks what concurrency could have changed (capacity, seats), so a race
-/// ends as a rejection rather than a broken limit. A rejected Join leaves a `rejected` row.
+/// The rules are checked against what the store returns, then [`PoolStore::apply_and_settle`]
+/// does the change, re-checks what concurrency could have changed (capacity, seats) and records
+/// the op's outcome in the log, all in one transaction, so a race ends as a rejection rather than
+/// a broken limit and a crash never separates an effect from its recorded outcome. A rejected
+/// Join leaves a `rejected` row. An op found already settled is reported with its logged result.
 pub async fn apply_slot_to_store(
     store: &dyn PoolStore,
     slot: Slot,
@@ -304,9 +493,6 @@ pub async fn apply_slot_to_store(
     let mut outcomes = Vec::new();
     for accepted in canonical_batch(slot, ops) {
         let result = apply_op_to_store(store, slot, accepted).await?;
-        if let (Op::Join { pool }, OpResult::Rejected(reason)) = (&accepted.op.op, result) {
-            store.reject_join(pool, &accepted.op.node, slot, &accepted.digest, reason).await?;
-        }
         outcomes.push(OpOutcome {
             digest: accepted.digest,
             node: accepted.op.node,
@@ -321,6 +507,34 @@ pub async fn apply_slot_to_store(
 /// How many times a compare-and-set is retried after a concurrent change before giving up.
 const CAS_ATTEMPTS: usize = 8;
 
+/// The store change that carries out `action` for the op `accepted` at `slot`.
+fn effect_of(action: Action, accepted: &AcceptedOp, slot: Slot, version: u64) -> Effect {
+    let op = &accepted.op;
+    match action {
+        Action::Create { pool, name, max_nodes } => Effect::Create(NewPool {
+            pool_id: pool,
+            name,
+            founder: op.node,
+            max_nodes,
+            created_slot: slot,
+            op_digest: accepted.digest,
+        }),
+        Action::Seat { pool } => Effect::Seat {
+            pool,
+            node: op.node,
+            role: Role::Member,
+            from_slot: slot,
+            op_digest: accepted.digest,
+        },
+        Action::Close { pool, node, ban } => Effect::Close { pool, node, at_slot: slot, ban },
+        Action::Unban { pool, node } => Effect::Unban { pool, node },
+        Action::SetMaxNodes { pool, max } => {
+            Effect::SetMaxNodes { pool, max, expected_version: version }
+        }
+        Action::Disband { pool } => Effect::Disband { pool, at_slot: slot },
+    }
+}
+
 async fn apply_op_to_store(
     store: &dyn PoolStore,
     slot: Slot,
@@ -328,83 +542,49 @@ async fn apply_op_to_store(
 ) -> Result<OpResult, Error> {
     let op = &accepted.op;
     let pool_id = target_pool(op);
+    let join = match op.op {
+        Op::Join { pool } => Some((pool, op.node)),
+        _ => None,
+    };
+    let settle = Settlement { digest: accepted.digest, at: slot, join };
     for _ in 0..CAS_ATTEMPTS {
         let stored = store.get_pool(&pool_id).await?;
         let signer_seat = store.pool_of(&op.node).await?;
         let members = if stored.is_some() { store.members(&pool_id).await? } else { Vec::new() };
         let pool = stored.as_ref().map(|s| &s.pool);
-        let action = match decide(op, pool, signer_seat, &members) {
-            Ok(action) => action,
-            Err(reason) => return Ok(OpResult::Rejected(reason)),
+        let version = stored.as_ref().map_or(0, |s| s.version);
+        let effect = match decide(op, pool, signer_seat, &members) {
+            Ok(action) => effect_of(action, accepted, slot, version),
+            Err(reason) => Effect::Refuse(reason),
         };
-        let rejected = |reason| Ok(OpResult::Rejected(reason));
-        return match action {
-            Action::Create { pool, name, max_nodes } => {
-                let new = NewPool {
-                    pool_id: pool,
-                    name,
-                    founder: op.node,
-                    max_nodes,
-                    created_slot: slot,
-                    op_digest: accepted.digest,
-                };
-                match store.create_pool(&new).await? {
-                    CreateOutcome::Created => Ok(OpResult::Applied),
-                    CreateOutcome::AlreadyInPool | CreateOutcome::PoolExists => {
-                        rejected(RejectReason::AlreadyInPool)
-                    }
-                    CreateOutcome::InvalidMaxNodes => rejected(RejectReason::InvalidMaxNodes),
-                }
-            }
-            Action::Seat { pool } => {
-                match store.seat(&pool, &op.node, Role::Member, slot, &accepted.digest).await? {
-                    SeatOutcome::Seated => Ok(OpResult::Applied),
-                    SeatOutcome::PoolFull => rejected(RejectReason::PoolFull),
-                    SeatOutcome::AlreadyInPool | SeatOutcome::LeaderTaken => {
-                        rejected(RejectReason::AlreadyInPool)
-                    }
-                    SeatOutcome::PoolDisbanded => rejected(RejectReason::PoolDisbanded),
-                    SeatOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
-                    SeatOutcome::Banned => rejected(RejectReason::Banned),
-                }
-            }
-            Action::Close { pool, node, ban } => {
-                match store.close_seat(&pool, &node, slot, ban).await? {
-                    CloseOutcome::Closed { .. } => Ok(OpResult::Applied),
-                    CloseOutcome::NotSeated => rejected(RejectReason::NotMember),
-                    CloseOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
-                }
-            }
-            Action::Unban { pool, node } => match store.unban(&pool, &node).await? {
-                UnbanOutcome::Unbanned => Ok(OpResult::Applied),
-                UnbanOutcome::NotBanned => rejected(RejectReason::NotMember),
-            },
-            Action::SetMaxNodes { pool, max } => {
-                let version = stored.as_ref().map_or(0, |s| s.version);
-                match store.set_max_nodes(&pool, max, version).await? {
-                    SetMaxNodesOutcome::Set { .. } => Ok(OpResult::Applied),
-                    // The pool changed between the read and the write: decide again.
-                    SetMaxNodesOutcome::VersionMismatch { .. } => continue,
-                    SetMaxNodesOutcome::BelowSeats { .. } => rejected(RejectReason::BelowSeats),
-                    SetMaxNodesOutcome::InvalidMaxNodes => rejected(RejectReason::InvalidMaxNodes),
-                    SetMaxNodesOutcome::PoolDisbanded => rejected(RejectReason::PoolDisbanded),
-                    SetMaxNodesOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
-                }
-            }
-            Action::Disband { pool } => match store.disband(&pool, slot).await? {
-                DisbandOutcome::Disbanded { .. } => Ok(OpResult::Applied),
-                DisbandOutcome::AlreadyDisbanded => rejected(RejectReason::PoolDisbanded),
-                DisbandOutcome::PoolNotFound => rejected(RejectReason::PoolNotFound),
-            },
-        };
+        match store.apply_and_settle(&effect, &settle).await? {
+            Settled::Done(result) => return Ok(result),
+            // The pool changed between the read and the write: decide again.
+            Settled::Retry => continue,
+            Settled::AlreadySettled => return logged_result(store, &accepted.digest).await,
+        }
     }
     Err(Error::Contention { pool: pool_id })
 }
 
-/// Records that ingest accepted `op` before its effect slot, like
-/// [`crate::state::PoolState::note_accepted`]: a Join gets a `joining` row, and for a Leave the
-/// signer's seat becomes `leaving`.
-pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> Result<(), Error> {
+/// The result the log holds for a settled op.
+async fn logged_result(store: &dyn PoolStore, digest: &Digest) -> Result<OpResult, Error> {
+    let state =
+        store.op_log().await?.into_iter().find(|l| l.op.digest() == *digest).map(|l| l.state);
+    match state {
+        Some(OpState::Applied { .. }) => Ok(OpResult::Applied),
+        Some(OpState::Rejected { reason, .. }) => Ok(OpResult::Rejected(reason)),
+        Some(OpState::Pending) | None => {
+            Err(lucid_core::internal!("pool op {digest} was reported settled but is not").into())
+        }
+    }
+}
+
+/// [`note_accepted_in_store`] for the default methods of the trait, which hold `&Self`.
+async fn note_accepted_in_store_dyn<S: PoolStore + ?Sized>(
+    store: &S,
+    op: &AcceptedOp,
+) -> Result<(), Error> {
     match op.op.op {
         Op::Join { pool } => {
             if let Some(effect) = op.op.effect_slot() {
@@ -417,6 +597,13 @@ pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> R
         _ => {}
     }
     Ok(())
+}
+
+/// Records that ingest accepted `op` before its effect slot, like
+/// [`crate::state::PoolState::note_accepted`]: a Join gets a `joining` row, and for a Leave the
+/// signer's seat becomes `leaving`.
+pub async fn note_accepted_in_store(store: &dyn PoolStore, op: &AcceptedOp) -> Result<(), Error> {
+    note_accepted_in_store_dyn(store, op).await
 }
 
 /// The tables of the in-memory store, shaped like the SQL schema (`pools-payouts.md` §6):
@@ -475,6 +662,193 @@ impl Tables {
         }
     }
 
+    fn do_create(&mut self, new: &NewPool) -> Result<CreateOutcome, Error> {
+        let exists = self.pools.contains_key(&new.pool_id);
+        let founder_has_seat = self.seat_index(&new.founder).is_some();
+        if let Some(refusal) = checks::create_refusal(new.max_nodes, exists, founder_has_seat) {
+            return Ok(refusal);
+        }
+        let pool = Pool {
+            pool_id: new.pool_id,
+            name: new.name.clone(),
+            founder: new.founder,
+            leader: new.founder,
+            max_nodes: new.max_nodes,
+            status: PoolStatus::Forming,
+            seats: 1,
+            created_slot: new.created_slot,
+            disbanded_slot: None,
+        };
+        self.pools.insert(new.pool_id, StoredPool { pool, version: 1 });
+        self.members.push(Membership {
+            pool_id: new.pool_id,
+            node_id: new.founder,
+            role: Role::Leader,
+            status: MemberStatus::Active,
+            from_slot: new.created_slot,
+            to_slot: None,
+            op_digest: new.op_digest,
+            reason: None,
+        });
+        self.refresh_status(&new.pool_id);
+        Ok(CreateOutcome::Created)
+    }
+    fn do_seat(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        role: Role,
+        from_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<SeatOutcome, Error> {
+        let facts = checks::SeatFacts {
+            node_has_seat: self.seat_index(node).is_some(),
+            banned: self.ban_index(pool, node).is_some(),
+            leader_seated: self
+                .members
+                .iter()
+                .any(|m| m.pool_id == *pool && m.is_seat() && m.role == Role::Leader),
+        };
+        if let Some(refusal) = checks::seat_refusal(self.pools.get(pool), role, facts) {
+            return Ok(refusal);
+        }
+        if let Some(stored) = self.pools.get_mut(pool) {
+            stored.pool.seats += 1;
+            stored.version += 1;
+            if role == Role::Leader {
+                stored.pool.leader = *node;
+            }
+        }
+        self.upsert_join_row(Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role,
+            status: MemberStatus::Active,
+            from_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        });
+        self.refresh_status(pool);
+        Ok(SeatOutcome::Seated)
+    }
+    fn do_close(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        ban: bool,
+    ) -> Result<CloseOutcome, Error> {
+        if !self.pools.contains_key(pool) {
+            return Ok(CloseOutcome::PoolNotFound);
+        }
+        let Some(index) = self.seat_index_in(pool, node) else {
+            return Ok(CloseOutcome::NotSeated);
+        };
+        let row = &mut self.members[index];
+        row.status = if ban { MemberStatus::Banned } else { MemberStatus::Closed };
+        row.to_slot = Some(at_slot);
+        let was_leader = row.role == Role::Leader;
+        if let Some(stored) = self.pools.get_mut(pool) {
+            stored.pool.seats = stored.pool.seats.saturating_sub(1);
+            stored.version += 1;
+        }
+        let mut successor = None;
+        let mut disbanded = false;
+        if was_leader {
+            successor = choose_successor(
+                self.members
+                    .iter()
+                    .filter(|m| m.pool_id == *pool && m.is_seat())
+                    .map(|m| (&m.node_id, m.from_slot)),
+            );
+            match successor {
+                Some(next) => {
+                    if let Some(i) = self.seat_index_in(pool, &next) {
+                        self.members[i].role = Role::Leader;
+                    }
+                    if let Some(stored) = self.pools.get_mut(pool) {
+                        stored.pool.leader = next;
+                    }
+                }
+                None => {
+                    self.disband(pool, at_slot);
+                    disbanded = true;
+                }
+            }
+        }
+        self.refresh_status(pool);
+        Ok(CloseOutcome::Closed { successor, disbanded })
+    }
+    fn do_disband(&mut self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
+        if let Some(refusal) = checks::disband_refusal(self.pools.get(pool)) {
+            return Ok(refusal);
+        }
+        Ok(DisbandOutcome::Disbanded { closed: self.disband(pool, at_slot) })
+    }
+    fn do_unban(&mut self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
+        match self.ban_index(pool, node) {
+            Some(index) => {
+                self.members[index].status = MemberStatus::Closed;
+                Ok(UnbanOutcome::Unbanned)
+            }
+            None => Ok(UnbanOutcome::NotBanned),
+        }
+    }
+    fn do_set_max_nodes(
+        &mut self,
+        pool: &PoolId,
+        max: u8,
+        expected_version: u64,
+    ) -> Result<SetMaxNodesOutcome, Error> {
+        if let Some(refusal) =
+            checks::set_max_nodes_refusal(self.pools.get(pool), max, expected_version)
+        {
+            return Ok(refusal);
+        }
+        let Some(stored) = self.pools.get_mut(pool) else {
+            return Ok(SetMaxNodesOutcome::PoolNotFound);
+        };
+        stored.pool.max_nodes = max;
+        stored.version += 1;
+        Ok(SetMaxNodesOutcome::Set { version: stored.version })
+    }
+    fn do_reject_join(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), Error> {
+        // Rejecting the same Join again (a re-run after a stop) records nothing new.
+        if self.members.iter().any(|m| {
+            m.op_digest == *op_digest && m.node_id == *node && m.status == MemberStatus::Rejected
+        }) {
+            return Ok(());
+        }
+        self.upsert_join_row(Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Rejected,
+            from_slot: at_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: Some(reason),
+        });
+        Ok(())
+    }
+    fn do_settle(&mut self, digest: &Digest, result: OpResult, at: Slot) -> Result<bool, Error> {
+        match self.log.get_mut(digest) {
+            Some(logged) if logged.state == OpState::Pending => {
+                logged.state = OpState::settled(result, at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn disband(&mut self, pool: &PoolId, at_slot: Slot) -> u32 {
         let mut closed = 0;
         for row in self.members.iter_mut().filter(|m| m.pool_id == *pool && m.is_seat()) {
@@ -526,36 +900,7 @@ impl MemoryPoolStore {
 #[async_trait::async_trait]
 impl PoolStore for MemoryPoolStore {
     async fn create_pool(&self, new: &NewPool) -> Result<CreateOutcome, Error> {
-        let mut t = self.lock();
-        let exists = t.pools.contains_key(&new.pool_id);
-        let founder_has_seat = t.seat_index(&new.founder).is_some();
-        if let Some(refusal) = checks::create_refusal(new.max_nodes, exists, founder_has_seat) {
-            return Ok(refusal);
-        }
-        let pool = Pool {
-            pool_id: new.pool_id,
-            name: new.name.clone(),
-            founder: new.founder,
-            leader: new.founder,
-            max_nodes: new.max_nodes,
-            status: PoolStatus::Forming,
-            seats: 1,
-            created_slot: new.created_slot,
-            disbanded_slot: None,
-        };
-        t.pools.insert(new.pool_id, StoredPool { pool, version: 1 });
-        t.members.push(Membership {
-            pool_id: new.pool_id,
-            node_id: new.founder,
-            role: Role::Leader,
-            status: MemberStatus::Active,
-            from_slot: new.created_slot,
-            to_slot: None,
-            op_digest: new.op_digest,
-            reason: None,
-        });
-        t.refresh_status(&new.pool_id);
-        Ok(CreateOutcome::Created)
+        self.lock().do_create(new)
     }
 
     async fn seat(
@@ -566,37 +911,7 @@ impl PoolStore for MemoryPoolStore {
         from_slot: Slot,
         op_digest: &Digest,
     ) -> Result<SeatOutcome, Error> {
-        let mut t = self.lock();
-        let facts = checks::SeatFacts {
-            node_has_seat: t.seat_index(node).is_some(),
-            banned: t.ban_index(pool, node).is_some(),
-            leader_seated: t
-                .members
-                .iter()
-                .any(|m| m.pool_id == *pool && m.is_seat() && m.role == Role::Leader),
-        };
-        if let Some(refusal) = checks::seat_refusal(t.pools.get(pool), role, facts) {
-            return Ok(refusal);
-        }
-        if let Some(stored) = t.pools.get_mut(pool) {
-            stored.pool.seats += 1;
-            stored.version += 1;
-            if role == Role::Leader {
-                stored.pool.leader = *node;
-            }
-        }
-        t.upsert_join_row(Membership {
-            pool_id: *pool,
-            node_id: *node,
-            role,
-            status: MemberStatus::Active,
-            from_slot,
-            to_slot: None,
-            op_digest: *op_digest,
-            reason: None,
-        });
-        t.refresh_status(pool);
-        Ok(SeatOutcome::Seated)
+        self.lock().do_seat(pool, node, role, from_slot, op_digest)
     }
 
     async fn close_seat(
@@ -606,64 +921,15 @@ impl PoolStore for MemoryPoolStore {
         at_slot: Slot,
         ban: bool,
     ) -> Result<CloseOutcome, Error> {
-        let mut t = self.lock();
-        if !t.pools.contains_key(pool) {
-            return Ok(CloseOutcome::PoolNotFound);
-        }
-        let Some(index) = t.seat_index_in(pool, node) else { return Ok(CloseOutcome::NotSeated) };
-        let row = &mut t.members[index];
-        row.status = if ban { MemberStatus::Banned } else { MemberStatus::Closed };
-        row.to_slot = Some(at_slot);
-        let was_leader = row.role == Role::Leader;
-        if let Some(stored) = t.pools.get_mut(pool) {
-            stored.pool.seats = stored.pool.seats.saturating_sub(1);
-            stored.version += 1;
-        }
-        let mut successor = None;
-        let mut disbanded = false;
-        if was_leader {
-            successor = choose_successor(
-                t.members
-                    .iter()
-                    .filter(|m| m.pool_id == *pool && m.is_seat())
-                    .map(|m| (&m.node_id, m.from_slot)),
-            );
-            match successor {
-                Some(next) => {
-                    if let Some(i) = t.seat_index_in(pool, &next) {
-                        t.members[i].role = Role::Leader;
-                    }
-                    if let Some(stored) = t.pools.get_mut(pool) {
-                        stored.pool.leader = next;
-                    }
-                }
-                None => {
-                    t.disband(pool, at_slot);
-                    disbanded = true;
-                }
-            }
-        }
-        t.refresh_status(pool);
-        Ok(CloseOutcome::Closed { successor, disbanded })
+        self.lock().do_close(pool, node, at_slot, ban)
     }
 
     async fn disband(&self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
-        let mut t = self.lock();
-        if let Some(refusal) = checks::disband_refusal(t.pools.get(pool)) {
-            return Ok(refusal);
-        }
-        Ok(DisbandOutcome::Disbanded { closed: t.disband(pool, at_slot) })
+        self.lock().do_disband(pool, at_slot)
     }
 
     async fn unban(&self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
-        let mut t = self.lock();
-        match t.ban_index(pool, node) {
-            Some(index) => {
-                t.members[index].status = MemberStatus::Closed;
-                Ok(UnbanOutcome::Unbanned)
-            }
-            None => Ok(UnbanOutcome::NotBanned),
-        }
+        self.lock().do_unban(pool, node)
     }
 
     async fn set_max_nodes(
@@ -672,18 +938,7 @@ impl PoolStore for MemoryPoolStore {
         max: u8,
         expected_version: u64,
     ) -> Result<SetMaxNodesOutcome, Error> {
-        let mut t = self.lock();
-        if let Some(refusal) =
-            checks::set_max_nodes_refusal(t.pools.get(pool), max, expected_version)
-        {
-            return Ok(refusal);
-        }
-        let Some(stored) = t.pools.get_mut(pool) else {
-            return Ok(SetMaxNodesOutcome::PoolNotFound);
-        };
-        stored.pool.max_nodes = max;
-        stored.version += 1;
-        Ok(SetMaxNodesOutcome::Set { version: stored.version })
+        self.lock().do_set_max_nodes(pool, max, expected_version)
     }
 
     async fn note_join(
@@ -718,24 +973,7 @@ impl PoolStore for MemoryPoolStore {
         op_digest: &Digest,
         reason: RejectReason,
     ) -> Result<(), Error> {
-        let mut t = self.lock();
-        // Rejecting the same Join again (a re-run after a stop) records nothing new.
-        if t.members.iter().any(|m| {
-            m.op_digest == *op_digest && m.node_id == *node && m.status == MemberStatus::Rejected
-        }) {
-            return Ok(());
-        }
-        t.upsert_join_row(Membership {
-            pool_id: *pool,
-            node_id: *node,
-            role: Role::Member,
-            status: MemberStatus::Rejected,
-            from_slot: at_slot,
-            to_slot: None,
-            op_digest: *op_digest,
-            reason: Some(reason),
-        });
-        Ok(())
+        self.lock().do_reject_join(pool, node, at_slot, op_digest, reason)
     }
 
     async fn pending_joins(&self, pool: &PoolId) -> Result<usize, Error> {
@@ -798,6 +1036,11 @@ impl PoolStore for MemoryPoolStore {
         crate::state::timeline_of(&self.lock().members)
     }
 
+    async fn snapshot(&self) -> Result<(Vec<Pool>, Vec<Membership>), Error> {
+        let t = self.lock();
+        Ok((t.pools.values().map(|s| s.pool.clone()).collect(), t.members.clone()))
+    }
+
     async fn audit(&self) -> Result<(), Error> {
         let t = self.lock();
         crate::state::audit(t.pools.values().map(|s| &s.pool), &t.members)
@@ -833,14 +1076,43 @@ impl PoolStore for MemoryPoolStore {
     }
 
     async fn settle_op(&self, digest: &Digest, result: OpResult, at: Slot) -> Result<bool, Error> {
+        self.lock().do_settle(digest, result, at)
+    }
+
+    async fn apply_and_settle(
+        &self,
+        effect: &Effect,
+        settle: &Settlement,
+    ) -> Result<Settled, Error> {
+        // One lock for the effect and the outcome: nothing can see one without the other.
         let mut t = self.lock();
-        match t.log.get_mut(digest) {
-            Some(logged) if logged.state == OpState::Pending => {
-                logged.state = OpState::settled(result, at);
-                Ok(true)
-            }
-            _ => Ok(false),
+        if t.log.get(&settle.digest).is_some_and(|logged| logged.state != OpState::Pending) {
+            return Ok(Settled::AlreadySettled);
         }
+        let outcome = match effect {
+            Effect::Create(new) => EffectOutcome::Create(t.do_create(new)?),
+            Effect::Seat { pool, node, role, from_slot, op_digest } => {
+                EffectOutcome::Seat(t.do_seat(pool, node, *role, *from_slot, op_digest)?)
+            }
+            Effect::Close { pool, node, at_slot, ban } => {
+                EffectOutcome::Close(t.do_close(pool, node, *at_slot, *ban)?)
+            }
+            Effect::Disband { pool, at_slot } => {
+                EffectOutcome::Disband(t.do_disband(pool, *at_slot)?)
+            }
+            Effect::Unban { pool, node } => EffectOutcome::Unban(t.do_unban(pool, node)?),
+            Effect::SetMaxNodes { pool, max, expected_version } => {
+                EffectOutcome::SetMaxNodes(t.do_set_max_nodes(pool, *max, *expected_version)?)
+            }
+            Effect::Refuse(reason) => EffectOutcome::Refused(*reason),
+        };
+        // Every refusal above is decided before any write, so a refused effect changed nothing.
+        let Some(result) = outcome.op_result() else { return Ok(Settled::Retry) };
+        if let (OpResult::Rejected(reason), Some((pool, node))) = (result, settle.join) {
+            t.do_reject_join(&pool, &node, settle.at, &settle.digest, reason)?;
+        }
+        t.do_settle(&settle.digest, result, settle.at)?;
+        Ok(Settled::Done(result))
     }
 
     async fn restore(

@@ -216,3 +216,5 @@ pub fn sorted_rows(mut rows: Vec<crate::model::Membership>) -> Vec<crate::model:
     rows.sort_by_key(|r| (r.pool_id, r.node_id, r.from_slot, r.op_digest));
     rows
 }
+
+pub mod crash;

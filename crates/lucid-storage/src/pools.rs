@@ -22,8 +22,8 @@ use lucid_pools::model::{
 };
 use lucid_pools::state::{OpOutcome, OpResult, PoolState, RejectReason};
 use lucid_pools::store::{
-    CloseOutcome, CreateOutcome, DisbandOutcome, NewPool, PoolStore, SeatOutcome,
-    SetMaxNodesOutcome, StoredPool, UnbanOutcome,
+    CloseOutcome, CreateOutcome, DisbandOutcome, Effect, EffectOutcome, NewPool, PoolStore,
+    SeatOutcome, SetMaxNodesOutcome, Settled, Settlement, StoredPool, UnbanOutcome,
 };
 
 use crate::consensus::to_sql;
@@ -320,6 +320,365 @@ impl Write {
         Ok(())
     }
 
+    async fn create_pool_in(&mut self, new: &NewPool) -> Result<CreateOutcome, Error> {
+        // The bounds first, before any lock is taken (the first check of `create_refusal`).
+        if let Some(refusal) = checks::create_refusal(new.max_nodes, false, false) {
+            return Ok(refusal);
+        }
+        let exists = self.lock_pool(&new.pool_id).await?.is_some();
+        let founder_has_seat = !exists && self.node_has_seat(&new.founder).await?;
+        if let Some(refusal) = checks::create_refusal(new.max_nodes, exists, founder_has_seat) {
+            return Ok(refusal);
+        }
+        let mut q = self.query(
+            "INSERT INTO pools (pool_id, name, founder, leader, status, max_nodes, seats, \
+             created_slot, disbanded_slot, version) VALUES ",
+        );
+        q.tuple([
+            blob(new.pool_id.as_bytes()),
+            text(&new.name),
+            blob(new.founder.as_bytes()),
+            blob(new.founder.as_bytes()),
+            text(PoolStatus::Forming.as_str()),
+            Value::Int(i64::from(new.max_nodes)),
+            Value::Int(1),
+            slot("created_slot", new.created_slot)?,
+            Value::OptInt(None),
+            Value::Int(1),
+        ]);
+        match self.tx.execute(&mut q).await {
+            Ok(_) => {}
+            Err(error) if unique_violation(&error).is_some() => {
+                return Ok(CreateOutcome::PoolExists);
+            }
+            Err(error) => return Err(Error::query("inserting a pool")(error)),
+        }
+        let founder = Membership {
+            pool_id: new.pool_id,
+            node_id: new.founder,
+            role: Role::Leader,
+            status: MemberStatus::Active,
+            from_slot: new.created_slot,
+            to_slot: None,
+            op_digest: new.op_digest,
+            reason: None,
+        };
+        match self.insert_member(&founder).await {
+            Ok(()) => {}
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                return Ok(CreateOutcome::AlreadyInPool);
+            }
+            Err(error) => return Err(error),
+        }
+        self.refresh_status(&new.pool_id).await?;
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn seat_in_pool(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        role: Role,
+        from_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<SeatOutcome, Error> {
+        let stored = self.lock_pool(pool).await?;
+        // Facts the checks would not reach are not looked up (no pool, or a disbanded one).
+        let mut facts =
+            checks::SeatFacts { node_has_seat: false, banned: false, leader_seated: false };
+        if stored.as_ref().is_some_and(|s| s.pool.status != PoolStatus::Disbanded) {
+            facts.node_has_seat = self.node_has_seat(node).await?;
+            let mut q = self.query("SELECT 1 FROM pool_members WHERE pool_id = ");
+            q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+            q.push(" AND status = 'banned'");
+            facts.banned = self.exists(q, "looking up a ban").await?;
+            if role == Role::Leader {
+                let mut q = self.query("SELECT 1 FROM pool_members WHERE pool_id = ");
+                q.bind(blob(pool.as_bytes())).push(" AND role = 'leader' AND ").push(SEAT);
+                facts.leader_seated = self.exists(q, "looking up a leader seat").await?;
+            }
+        }
+        if let Some(refusal) = checks::seat_refusal(stored.as_ref(), role, facts) {
+            return Ok(refusal);
+        }
+        // §2.4: the conditional increment must affect exactly one row.
+        let mut q = self.query("UPDATE pools SET seats = seats + 1, version = version + 1");
+        if role == Role::Leader {
+            q.push(", leader = ").bind(blob(node.as_bytes()));
+        }
+        q.push(" WHERE pool_id = ").bind(blob(pool.as_bytes()));
+        q.push(" AND seats < max_nodes AND status <> 'disbanded'");
+        if self.exec(&mut q, "taking a seat").await? != 1 {
+            return Ok(SeatOutcome::PoolFull);
+        }
+        let row = Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role,
+            status: MemberStatus::Active,
+            from_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        };
+        match self.upsert_join_row(&row).await {
+            Ok(()) => {}
+            // A concurrent transaction (PostgreSQL, another pool row) seated the node or a
+            // leader first; dropping the transaction rolls the increment back.
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                let detail = unique_violation(&source).unwrap_or_default();
+                // PostgreSQL names the index; SQLite names its columns.
+                let leader = detail.contains("one_leader") || detail.contains("members.pool_id");
+                return Ok(if leader {
+                    SeatOutcome::LeaderTaken
+                } else {
+                    SeatOutcome::AlreadyInPool
+                });
+            }
+            Err(error) => return Err(error),
+        }
+        self.refresh_status(pool).await?;
+        Ok(SeatOutcome::Seated)
+    }
+
+    async fn close_seat_in(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        ban: bool,
+    ) -> Result<CloseOutcome, Error> {
+        if self.lock_pool(pool).await?.is_none() {
+            return Ok(CloseOutcome::PoolNotFound);
+        }
+        let Some((id, role, _)) = self.seat_in(pool, node).await? else {
+            return Ok(CloseOutcome::NotSeated);
+        };
+        let status = if ban { MemberStatus::Banned } else { MemberStatus::Closed };
+        let mut q = self.query("UPDATE pool_members SET status = ");
+        q.bind(text(status.as_str())).push(", to_slot = ").bind(slot("to_slot", at_slot)?);
+        q.push(" WHERE id = ").bind(Value::Int(id));
+        self.exec(&mut q, "closing a seat").await?;
+        let mut q = self.query(
+            "UPDATE pools SET seats = CASE WHEN seats > 0 THEN seats - 1 ELSE 0 END, \
+             version = version + 1 WHERE pool_id = ",
+        );
+        q.bind(blob(pool.as_bytes()));
+        self.exec(&mut q, "releasing a seat").await?;
+        let mut successor = None;
+        let mut disbanded = false;
+        if role == Role::Leader {
+            let mut q = self.query("SELECT node_id, from_slot FROM pool_members WHERE pool_id = ");
+            q.bind(blob(pool.as_bytes())).push(" AND ").push(SEAT);
+            let rows = self.rows(&mut q, "listing the seat holders").await?;
+            let mut holders = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let c = Columns::new(row, "pool_members", "reading a seat holder");
+                holders.push((c.node(0, "node_id")?, Slot(c.unsigned(1, "from_slot")?)));
+            }
+            successor = choose_successor(holders.iter().map(|(n, s)| (n, *s)));
+            match successor {
+                Some(next) => {
+                    let mut q =
+                        self.query("UPDATE pool_members SET role = 'leader' WHERE pool_id = ");
+                    q.bind(blob(pool.as_bytes())).push(" AND node_id = ");
+                    q.bind(blob(next.as_bytes())).push(" AND ").push(SEAT);
+                    self.exec(&mut q, "promoting the successor").await?;
+                    let mut q = self.query("UPDATE pools SET leader = ");
+                    q.bind(blob(next.as_bytes())).push(" WHERE pool_id = ");
+                    q.bind(blob(pool.as_bytes()));
+                    self.exec(&mut q, "setting the leader").await?;
+                }
+                None => {
+                    self.disband(pool, at_slot).await?;
+                    disbanded = true;
+                }
+            }
+        }
+        self.refresh_status(pool).await?;
+        Ok(CloseOutcome::Closed { successor, disbanded })
+    }
+
+    async fn disband_in(&mut self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
+        if let Some(refusal) = checks::disband_refusal(self.lock_pool(pool).await?.as_ref()) {
+            return Ok(refusal);
+        }
+        let closed = self.disband(pool, at_slot).await?;
+        Ok(DisbandOutcome::Disbanded { closed })
+    }
+
+    async fn unban_in(&mut self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
+        let mut q = self.query("UPDATE pool_members SET status = 'closed' WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        q.push(" AND status = 'banned'");
+        if self.exec(&mut q, "lifting a ban").await? == 0 {
+            return Ok(UnbanOutcome::NotBanned);
+        }
+        Ok(UnbanOutcome::Unbanned)
+    }
+
+    async fn set_max_nodes_in(
+        &mut self,
+        pool: &PoolId,
+        max: u8,
+        expected_version: u64,
+    ) -> Result<SetMaxNodesOutcome, Error> {
+        let stored = self.lock_pool(pool).await?;
+        if let Some(refusal) = checks::set_max_nodes_refusal(stored.as_ref(), max, expected_version)
+        {
+            return Ok(refusal);
+        }
+        let current = stored.map_or(expected_version, |s| s.version);
+        let mut q = self.query("UPDATE pools SET max_nodes = ");
+        q.bind(Value::Int(i64::from(max))).push(", version = version + 1 WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND version = ");
+        q.bind(Value::Int(to_sql("version", expected_version)?));
+        if self.exec(&mut q, "setting max_nodes").await? != 1 {
+            return Ok(SetMaxNodesOutcome::VersionMismatch { current });
+        }
+        Ok(SetMaxNodesOutcome::Set { version: expected_version + 1 })
+    }
+
+    async fn reject_join_in(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        at_slot: Slot,
+        op_digest: &Digest,
+        reason: RejectReason,
+    ) -> Result<(), Error> {
+        // Rejecting the same Join again (a re-run after a stop) records nothing new.
+        let mut q = self.query("SELECT 1 FROM pool_members WHERE op_digest = ");
+        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        q.push(" AND status = 'rejected'");
+        if self.exists(q, "looking up a rejected Join").await? {
+            return Ok(());
+        }
+        self.upsert_join_row(&Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Rejected,
+            from_slot: at_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: Some(reason),
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn settle_op_in(
+        &mut self,
+        digest: &Digest,
+        result: OpResult,
+        at: Slot,
+    ) -> Result<bool, Error> {
+        let [state, reason, applied] = state_values(OpState::settled(result, at))?;
+        let mut q = self.query("UPDATE pool_ops SET state = ");
+        q.bind(state).push(", reason = ").bind(reason).push(", applied_slot = ").bind(applied);
+        q.push(" WHERE digest = ").bind(blob(digest.as_bytes())).push(" AND state = 'pending'");
+        let changed = self.exec(&mut q, "settling a pool op").await?;
+        Ok(changed == 1)
+    }
+
+    async fn note_join_in(
+        &mut self,
+        pool: &PoolId,
+        node: &NodeId,
+        effect_slot: Slot,
+        op_digest: &Digest,
+    ) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_members WHERE op_digest = ");
+        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+        if self.exists(q, "looking up a Join").await? {
+            return Ok(false);
+        }
+        let row = Membership {
+            pool_id: *pool,
+            node_id: *node,
+            role: Role::Member,
+            status: MemberStatus::Joining,
+            from_slot: effect_slot,
+            to_slot: None,
+            op_digest: *op_digest,
+            reason: None,
+        };
+        match self.insert_member(&row).await {
+            Ok(()) => {}
+            // A concurrent transaction recorded the same Join first.
+            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(true)
+    }
+
+    async fn mark_leaving_in(&mut self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
+        self.lock_pool(pool).await?;
+        let Some((id, _, status)) = self.seat_in(pool, node).await? else { return Ok(false) };
+        if !checks::may_mark_leaving(status) {
+            return Ok(false);
+        }
+        let mut q = self.query("UPDATE pool_members SET status = 'leaving' WHERE id = ");
+        q.bind(Value::Int(id));
+        self.exec(&mut q, "marking a seat leaving").await?;
+        self.refresh_status(pool).await?;
+        Ok(true)
+    }
+
+    async fn log_op_in(&mut self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let pool = op.accepted.op.op.pool().or_else(|| op.accepted.op.created_pool_id());
+        let pool = pool.ok_or_else(|| lucid_core::internal!("a pool op without a pool"))?;
+        let node = blob(op.accepted.op.node.as_bytes());
+        let signing_slot = slot("slot", op.accepted.op.slot)?;
+        let mut q = self.query(
+            "INSERT INTO pool_ops (digest, node_id, slot, tag, pool_id, signed_bytes, signature, \
+             state, reason, applied_slot) VALUES ",
+        );
+        q.tuple([
+            blob(op.digest().as_bytes()),
+            node.clone(),
+            signing_slot.clone(),
+            Value::Int(i64::from(op.accepted.op.op.tag().wire())),
+            blob(pool.as_bytes()),
+            blob(op.message.bytes()),
+            blob(op.message.signature().as_bytes()),
+            text(OpState::Pending.as_str()),
+            Value::OptText(None),
+            Value::OptInt(None),
+        ]);
+        q.push(" ON CONFLICT DO NOTHING");
+        if self.exec(&mut q, "logging a pool op").await? == 1 {
+            return Ok(LogOutcome::Inserted);
+        }
+        let mut q = self.query(OP_SELECT);
+        q.push("WHERE digest = ").bind(blob(op.digest().as_bytes()));
+        if !self.rows(&mut q, "looking up a logged op").await?.is_empty() {
+            return Ok(LogOutcome::Duplicate);
+        }
+        let mut q = self.query(OP_SELECT);
+        q.push("WHERE node_id = ").bind(node).push(" AND slot = ").bind(signing_slot);
+        let rows = self.rows(&mut q, "looking up the op of a signer and slot").await?;
+        let existing = rows.first().map(read_logged).transpose()?.ok_or_else(|| {
+            lucid_core::internal!("pool op {} was neither logged nor found", op.digest())
+        })?;
+        Ok(LogOutcome::Conflict { existing: existing.op.message })
+    }
+
+    /// Runs `sql` (a savepoint statement) as it is.
+    async fn savepoint(&mut self, sql: &'static str) -> Result<(), Error> {
+        self.tx.raw(sql).await.map_err(Error::query("handling a savepoint"))
+    }
+
+    /// Whether the op `digest` is in the log and no longer pending.
+    async fn is_settled(&mut self, digest: &Digest) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_ops WHERE digest = ");
+        q.bind(blob(digest.as_bytes())).push(" AND state <> 'pending'");
+        self.exists(q, "looking up an op's state").await
+    }
+
     /// Closes every seat of `pool` and marks it disbanded; the number of seats closed.
     async fn disband(&mut self, pool: &PoolId, at_slot: Slot) -> Result<u32, Error> {
         let mut q = self.query("UPDATE pool_members SET status = 'closed', to_slot = ");
@@ -373,59 +732,13 @@ impl Database {
     }
 
     async fn create_pool_tx(&self, new: &NewPool) -> Result<CreateOutcome, Error> {
-        // The bounds first, before any lock is taken (the first check of `create_refusal`).
-        if let Some(refusal) = checks::create_refusal(new.max_nodes, false, false) {
-            return Ok(refusal);
-        }
         let mut w = self.write().await?;
-        let exists = w.lock_pool(&new.pool_id).await?.is_some();
-        let founder_has_seat = !exists && w.node_has_seat(&new.founder).await?;
-        if let Some(refusal) = checks::create_refusal(new.max_nodes, exists, founder_has_seat) {
-            return Ok(refusal);
+        let out = w.create_pool_in(new).await?;
+        // A refusal is dropped, which rolls back whatever it started.
+        if matches!(out, CreateOutcome::Created) {
+            w.commit().await?;
         }
-        let mut q = w.query(
-            "INSERT INTO pools (pool_id, name, founder, leader, status, max_nodes, seats, \
-             created_slot, disbanded_slot, version) VALUES ",
-        );
-        q.tuple([
-            blob(new.pool_id.as_bytes()),
-            text(&new.name),
-            blob(new.founder.as_bytes()),
-            blob(new.founder.as_bytes()),
-            text(PoolStatus::Forming.as_str()),
-            Value::Int(i64::from(new.max_nodes)),
-            Value::Int(1),
-            slot("created_slot", new.created_slot)?,
-            Value::OptInt(None),
-            Value::Int(1),
-        ]);
-        match w.tx.execute(&mut q).await {
-            Ok(_) => {}
-            Err(error) if unique_violation(&error).is_some() => {
-                return Ok(CreateOutcome::PoolExists);
-            }
-            Err(error) => return Err(Error::query("inserting a pool")(error)),
-        }
-        let founder = Membership {
-            pool_id: new.pool_id,
-            node_id: new.founder,
-            role: Role::Leader,
-            status: MemberStatus::Active,
-            from_slot: new.created_slot,
-            to_slot: None,
-            op_digest: new.op_digest,
-            reason: None,
-        };
-        match w.insert_member(&founder).await {
-            Ok(()) => {}
-            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
-                return Ok(CreateOutcome::AlreadyInPool);
-            }
-            Err(error) => return Err(error),
-        }
-        w.refresh_status(&new.pool_id).await?;
-        w.commit().await?;
-        Ok(CreateOutcome::Created)
+        Ok(out)
     }
 
     async fn seat_tx(
@@ -437,64 +750,12 @@ impl Database {
         op_digest: &Digest,
     ) -> Result<SeatOutcome, Error> {
         let mut w = self.write().await?;
-        let stored = w.lock_pool(pool).await?;
-        // Facts the checks would not reach are not looked up (no pool, or a disbanded one).
-        let mut facts =
-            checks::SeatFacts { node_has_seat: false, banned: false, leader_seated: false };
-        if stored.as_ref().is_some_and(|s| s.pool.status != PoolStatus::Disbanded) {
-            facts.node_has_seat = w.node_has_seat(node).await?;
-            let mut q = w.query("SELECT 1 FROM pool_members WHERE pool_id = ");
-            q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
-            q.push(" AND status = 'banned'");
-            facts.banned = w.exists(q, "looking up a ban").await?;
-            if role == Role::Leader {
-                let mut q = w.query("SELECT 1 FROM pool_members WHERE pool_id = ");
-                q.bind(blob(pool.as_bytes())).push(" AND role = 'leader' AND ").push(SEAT);
-                facts.leader_seated = w.exists(q, "looking up a leader seat").await?;
-            }
+        let out = w.seat_in_pool(pool, node, role, from_slot, op_digest).await?;
+        // A refusal is dropped, which rolls back whatever it started.
+        if matches!(out, SeatOutcome::Seated) {
+            w.commit().await?;
         }
-        if let Some(refusal) = checks::seat_refusal(stored.as_ref(), role, facts) {
-            return Ok(refusal);
-        }
-        // §2.4: the conditional increment must affect exactly one row.
-        let mut q = w.query("UPDATE pools SET seats = seats + 1, version = version + 1");
-        if role == Role::Leader {
-            q.push(", leader = ").bind(blob(node.as_bytes()));
-        }
-        q.push(" WHERE pool_id = ").bind(blob(pool.as_bytes()));
-        q.push(" AND seats < max_nodes AND status <> 'disbanded'");
-        if w.exec(&mut q, "taking a seat").await? != 1 {
-            return Ok(SeatOutcome::PoolFull);
-        }
-        let row = Membership {
-            pool_id: *pool,
-            node_id: *node,
-            role,
-            status: MemberStatus::Active,
-            from_slot,
-            to_slot: None,
-            op_digest: *op_digest,
-            reason: None,
-        };
-        match w.upsert_join_row(&row).await {
-            Ok(()) => {}
-            // A concurrent transaction (PostgreSQL, another pool row) seated the node or a
-            // leader first; dropping the transaction rolls the increment back.
-            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
-                let detail = unique_violation(&source).unwrap_or_default();
-                // PostgreSQL names the index; SQLite names its columns.
-                let leader = detail.contains("one_leader") || detail.contains("members.pool_id");
-                return Ok(if leader {
-                    SeatOutcome::LeaderTaken
-                } else {
-                    SeatOutcome::AlreadyInPool
-                });
-            }
-            Err(error) => return Err(error),
-        }
-        w.refresh_status(pool).await?;
-        w.commit().await?;
-        Ok(SeatOutcome::Seated)
+        Ok(out)
     }
 
     async fn close_seat_tx(
@@ -505,77 +766,32 @@ impl Database {
         ban: bool,
     ) -> Result<CloseOutcome, Error> {
         let mut w = self.write().await?;
-        if w.lock_pool(pool).await?.is_none() {
-            return Ok(CloseOutcome::PoolNotFound);
+        let out = w.close_seat_in(pool, node, at_slot, ban).await?;
+        // A refusal is dropped, which rolls back whatever it started.
+        if matches!(out, CloseOutcome::Closed { .. }) {
+            w.commit().await?;
         }
-        let Some((id, role, _)) = w.seat_in(pool, node).await? else {
-            return Ok(CloseOutcome::NotSeated);
-        };
-        let status = if ban { MemberStatus::Banned } else { MemberStatus::Closed };
-        let mut q = w.query("UPDATE pool_members SET status = ");
-        q.bind(text(status.as_str())).push(", to_slot = ").bind(slot("to_slot", at_slot)?);
-        q.push(" WHERE id = ").bind(Value::Int(id));
-        w.exec(&mut q, "closing a seat").await?;
-        let mut q = w.query(
-            "UPDATE pools SET seats = CASE WHEN seats > 0 THEN seats - 1 ELSE 0 END, \
-             version = version + 1 WHERE pool_id = ",
-        );
-        q.bind(blob(pool.as_bytes()));
-        w.exec(&mut q, "releasing a seat").await?;
-        let mut successor = None;
-        let mut disbanded = false;
-        if role == Role::Leader {
-            let mut q = w.query("SELECT node_id, from_slot FROM pool_members WHERE pool_id = ");
-            q.bind(blob(pool.as_bytes())).push(" AND ").push(SEAT);
-            let rows = w.rows(&mut q, "listing the seat holders").await?;
-            let mut holders = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let c = Columns::new(row, "pool_members", "reading a seat holder");
-                holders.push((c.node(0, "node_id")?, Slot(c.unsigned(1, "from_slot")?)));
-            }
-            successor = choose_successor(holders.iter().map(|(n, s)| (n, *s)));
-            match successor {
-                Some(next) => {
-                    let mut q = w.query("UPDATE pool_members SET role = 'leader' WHERE pool_id = ");
-                    q.bind(blob(pool.as_bytes())).push(" AND node_id = ");
-                    q.bind(blob(next.as_bytes())).push(" AND ").push(SEAT);
-                    w.exec(&mut q, "promoting the successor").await?;
-                    let mut q = w.query("UPDATE pools SET leader = ");
-                    q.bind(blob(next.as_bytes())).push(" WHERE pool_id = ");
-                    q.bind(blob(pool.as_bytes()));
-                    w.exec(&mut q, "setting the leader").await?;
-                }
-                None => {
-                    w.disband(pool, at_slot).await?;
-                    disbanded = true;
-                }
-            }
-        }
-        w.refresh_status(pool).await?;
-        w.commit().await?;
-        Ok(CloseOutcome::Closed { successor, disbanded })
+        Ok(out)
     }
 
     async fn disband_tx(&self, pool: &PoolId, at_slot: Slot) -> Result<DisbandOutcome, Error> {
         let mut w = self.write().await?;
-        if let Some(refusal) = checks::disband_refusal(w.lock_pool(pool).await?.as_ref()) {
-            return Ok(refusal);
+        let out = w.disband_in(pool, at_slot).await?;
+        // A refusal is dropped, which rolls back whatever it started.
+        if matches!(out, DisbandOutcome::Disbanded { .. }) {
+            w.commit().await?;
         }
-        let closed = w.disband(pool, at_slot).await?;
-        w.commit().await?;
-        Ok(DisbandOutcome::Disbanded { closed })
+        Ok(out)
     }
 
     async fn unban_tx(&self, pool: &PoolId, node: &NodeId) -> Result<UnbanOutcome, Error> {
         let mut w = self.write().await?;
-        let mut q = w.query("UPDATE pool_members SET status = 'closed' WHERE pool_id = ");
-        q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
-        q.push(" AND status = 'banned'");
-        if w.exec(&mut q, "lifting a ban").await? == 0 {
-            return Ok(UnbanOutcome::NotBanned);
+        let out = w.unban_in(pool, node).await?;
+        // A refusal is dropped, which rolls back whatever it started.
+        if matches!(out, UnbanOutcome::Unbanned) {
+            w.commit().await?;
         }
-        w.commit().await?;
-        Ok(UnbanOutcome::Unbanned)
+        Ok(out)
     }
 
     async fn set_max_nodes_tx(
@@ -585,21 +801,12 @@ impl Database {
         expected_version: u64,
     ) -> Result<SetMaxNodesOutcome, Error> {
         let mut w = self.write().await?;
-        let stored = w.lock_pool(pool).await?;
-        if let Some(refusal) = checks::set_max_nodes_refusal(stored.as_ref(), max, expected_version)
-        {
-            return Ok(refusal);
+        let out = w.set_max_nodes_in(pool, max, expected_version).await?;
+        // A refusal is dropped, which rolls back whatever it started.
+        if matches!(out, SetMaxNodesOutcome::Set { .. }) {
+            w.commit().await?;
         }
-        let current = stored.map_or(expected_version, |s| s.version);
-        let mut q = w.query("UPDATE pools SET max_nodes = ");
-        q.bind(Value::Int(i64::from(max))).push(", version = version + 1 WHERE pool_id = ");
-        q.bind(blob(pool.as_bytes())).push(" AND version = ");
-        q.bind(Value::Int(to_sql("version", expected_version)?));
-        if w.exec(&mut q, "setting max_nodes").await? != 1 {
-            return Ok(SetMaxNodesOutcome::VersionMismatch { current });
-        }
-        w.commit().await?;
-        Ok(SetMaxNodesOutcome::Set { version: expected_version + 1 })
+        Ok(out)
     }
 
     async fn note_join_tx(
@@ -610,31 +817,9 @@ impl Database {
         op_digest: &Digest,
     ) -> Result<bool, Error> {
         let mut w = self.write().await?;
-        let mut q = w.query("SELECT 1 FROM pool_members WHERE op_digest = ");
-        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
-        if w.exists(q, "looking up a Join").await? {
-            return Ok(false);
-        }
-        let row = Membership {
-            pool_id: *pool,
-            node_id: *node,
-            role: Role::Member,
-            status: MemberStatus::Joining,
-            from_slot: effect_slot,
-            to_slot: None,
-            op_digest: *op_digest,
-            reason: None,
-        };
-        match w.insert_member(&row).await {
-            Ok(()) => {}
-            // A concurrent transaction recorded the same Join first.
-            Err(Error::Query { source, .. }) if unique_violation(&source).is_some() => {
-                return Ok(false);
-            }
-            Err(error) => return Err(error),
-        }
+        let out = w.note_join_in(pool, node, effect_slot, op_digest).await?;
         w.commit().await?;
-        Ok(true)
+        Ok(out)
     }
 
     async fn reject_join_tx(
@@ -646,24 +831,7 @@ impl Database {
         reason: RejectReason,
     ) -> Result<(), Error> {
         let mut w = self.write().await?;
-        // Rejecting the same Join again (a re-run after a stop) records nothing new.
-        let mut q = w.query("SELECT 1 FROM pool_members WHERE op_digest = ");
-        q.bind(blob(op_digest.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
-        q.push(" AND status = 'rejected'");
-        if w.exists(q, "looking up a rejected Join").await? {
-            return Ok(());
-        }
-        w.upsert_join_row(&Membership {
-            pool_id: *pool,
-            node_id: *node,
-            role: Role::Member,
-            status: MemberStatus::Rejected,
-            from_slot: at_slot,
-            to_slot: None,
-            op_digest: *op_digest,
-            reason: Some(reason),
-        })
-        .await?;
+        w.reject_join_in(pool, node, at_slot, op_digest, reason).await?;
         w.commit().await
     }
 
@@ -681,17 +849,9 @@ impl Database {
 
     async fn mark_leaving_tx(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
         let mut w = self.write().await?;
-        w.lock_pool(pool).await?;
-        let Some((id, _, status)) = w.seat_in(pool, node).await? else { return Ok(false) };
-        if !checks::may_mark_leaving(status) {
-            return Ok(false);
-        }
-        let mut q = w.query("UPDATE pool_members SET status = 'leaving' WHERE id = ");
-        q.bind(Value::Int(id));
-        w.exec(&mut q, "marking a seat leaving").await?;
-        w.refresh_status(pool).await?;
+        let out = w.mark_leaving_in(pool, node).await?;
         w.commit().await?;
-        Ok(true)
+        Ok(out)
     }
 
     async fn set_liveness_tx(
@@ -772,45 +932,101 @@ impl Database {
 }
 
 impl Database {
-    async fn log_op_tx(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
-        let pool = op.accepted.op.op.pool().or_else(|| op.accepted.op.created_pool_id());
-        let pool = pool.ok_or_else(|| lucid_core::internal!("a pool op without a pool"))?;
-        let node = blob(op.accepted.op.node.as_bytes());
-        let signing_slot = slot("slot", op.accepted.op.slot)?;
+    /// [`PoolStore::log_accepted`] in one transaction: the log row and the note.
+    async fn log_accepted_tx(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
         let mut w = self.write().await?;
-        let mut q = w.query(
-            "INSERT INTO pool_ops (digest, node_id, slot, tag, pool_id, signed_bytes, signature, \
-             state, reason, applied_slot) VALUES ",
-        );
-        q.tuple([
-            blob(op.digest().as_bytes()),
-            node.clone(),
-            signing_slot.clone(),
-            Value::Int(i64::from(op.accepted.op.op.tag().wire())),
-            blob(pool.as_bytes()),
-            blob(op.message.bytes()),
-            blob(op.message.signature().as_bytes()),
-            text(OpState::Pending.as_str()),
-            Value::OptText(None),
-            Value::OptInt(None),
-        ]);
-        q.push(" ON CONFLICT DO NOTHING");
-        if w.exec(&mut q, "logging a pool op").await? == 1 {
-            w.commit().await?;
-            return Ok(LogOutcome::Inserted);
+        let outcome = w.log_op_in(op).await?;
+        if outcome == LogOutcome::Inserted {
+            let node = op.accepted.op.node;
+            match op.accepted.op.op {
+                lucid_pools::Op::Join { pool } => {
+                    if let Some(effect) = op.effect_slot() {
+                        w.note_join_in(&pool, &node, effect, &op.digest()).await?;
+                    }
+                }
+                lucid_pools::Op::Leave { pool } => {
+                    w.mark_leaving_in(&pool, &node).await?;
+                }
+                _ => {}
+            }
         }
-        let mut q = w.query(OP_SELECT);
-        q.push("WHERE digest = ").bind(blob(op.digest().as_bytes()));
-        if !w.rows(&mut q, "looking up a logged op").await?.is_empty() {
-            return Ok(LogOutcome::Duplicate);
+        w.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn logged_op_query(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
+        let mut q = self.query(OP_SELECT);
+        q.push("WHERE digest = ").bind(blob(digest.as_bytes()));
+        let rows = self.read(&mut q, "reading a logged op").await?;
+        rows.first().map(read_logged).transpose()
+    }
+
+    async fn pending_seat_request_query(&self, node: &NodeId) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_ops WHERE node_id = ");
+        q.bind(blob(node.as_bytes()));
+        q.push(" AND state = 'pending' AND tag IN (");
+        q.bind(Value::Int(i64::from(lucid_pools::OpTag::Create.wire())));
+        q.push(", ").bind(Value::Int(i64::from(lucid_pools::OpTag::Join.wire())));
+        q.push(") LIMIT 1");
+        Ok(!self.read(&mut q, "looking up a pending seat request").await?.is_empty())
+    }
+
+    /// [`PoolStore::apply_and_settle`]: the effect inside a savepoint (a refused effect is rolled
+    /// back to it, which also clears an aborted statement on PostgreSQL), then the rejected Join
+    /// row and the op's outcome, then one commit.
+    async fn apply_and_settle_tx(
+        &self,
+        effect: &Effect,
+        settle: &Settlement,
+    ) -> Result<Settled, Error> {
+        let mut w = self.write().await?;
+        if w.is_settled(&settle.digest).await? {
+            return Ok(Settled::AlreadySettled);
         }
-        let mut q = w.query(OP_SELECT);
-        q.push("WHERE node_id = ").bind(node).push(" AND slot = ").bind(signing_slot);
-        let rows = w.rows(&mut q, "looking up the op of a signer and slot").await?;
-        let existing = rows.first().map(read_logged).transpose()?.ok_or_else(|| {
-            lucid_core::internal!("pool op {} was neither logged nor found", op.digest())
-        })?;
-        Ok(LogOutcome::Conflict { existing: existing.op.message })
+        w.savepoint("SAVEPOINT pool_effect").await?;
+        let outcome = match effect {
+            Effect::Create(new) => EffectOutcome::Create(w.create_pool_in(new).await?),
+            Effect::Seat { pool, node, role, from_slot, op_digest } => {
+                EffectOutcome::Seat(w.seat_in_pool(pool, node, *role, *from_slot, op_digest).await?)
+            }
+            Effect::Close { pool, node, at_slot, ban } => {
+                EffectOutcome::Close(w.close_seat_in(pool, node, *at_slot, *ban).await?)
+            }
+            Effect::Disband { pool, at_slot } => {
+                EffectOutcome::Disband(w.disband_in(pool, *at_slot).await?)
+            }
+            Effect::Unban { pool, node } => EffectOutcome::Unban(w.unban_in(pool, node).await?),
+            Effect::SetMaxNodes { pool, max, expected_version } => {
+                EffectOutcome::SetMaxNodes(w.set_max_nodes_in(pool, *max, *expected_version).await?)
+            }
+            Effect::Refuse(reason) => EffectOutcome::Refused(*reason),
+        };
+        // A lost compare-and-set: dropping the transaction writes nothing.
+        let Some(result) = outcome.op_result() else { return Ok(Settled::Retry) };
+        if let OpResult::Rejected(reason) = result {
+            w.savepoint("ROLLBACK TO SAVEPOINT pool_effect").await?;
+            w.savepoint("RELEASE SAVEPOINT pool_effect").await?;
+            if let Some((pool, node)) = settle.join {
+                w.reject_join_in(&pool, &node, settle.at, &settle.digest, reason).await?;
+            }
+        } else {
+            w.savepoint("RELEASE SAVEPOINT pool_effect").await?;
+        }
+        if !w.settle_op_in(&settle.digest, result, settle.at).await?
+            && w.is_settled(&settle.digest).await?
+        {
+            // Settled concurrently since the first look: drop the effect with the transaction.
+            return Ok(Settled::AlreadySettled);
+        }
+        w.commit().await?;
+        Ok(Settled::Done(result))
+    }
+
+    async fn log_op_tx(&self, op: &SignedOp) -> Result<LogOutcome, Error> {
+        let mut w = self.write().await?;
+        let out = w.log_op_in(op).await?;
+        w.commit().await?;
+        Ok(out)
     }
 
     async fn read_log(&self, pending_only: bool) -> Result<Vec<LoggedOp>, Error> {
@@ -829,14 +1045,10 @@ impl Database {
         result: OpResult,
         at: Slot,
     ) -> Result<bool, Error> {
-        let [state, reason, applied] = state_values(OpState::settled(result, at))?;
         let mut w = self.write().await?;
-        let mut q = w.query("UPDATE pool_ops SET state = ");
-        q.bind(state).push(", reason = ").bind(reason).push(", applied_slot = ").bind(applied);
-        q.push(" WHERE digest = ").bind(blob(digest.as_bytes())).push(" AND state = 'pending'");
-        let changed = w.exec(&mut q, "settling a pool op").await?;
+        let out = w.settle_op_in(digest, result, at).await?;
         w.commit().await?;
-        Ok(changed == 1)
+        Ok(out)
     }
 
     async fn restore_tx(
@@ -1046,6 +1258,30 @@ impl PoolStore for Database {
         self.settle_op_tx(digest, result, at).await.map_err(pools_error("settling a pool op"))
     }
 
+    async fn log_accepted(&self, op: &SignedOp) -> Result<LogOutcome, lucid_pools::Error> {
+        self.log_accepted_tx(op).await.map_err(pools_error("logging an accepted pool op"))
+    }
+
+    async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, lucid_pools::Error> {
+        self.logged_op_query(digest).await.map_err(pools_error("reading a logged op"))
+    }
+
+    async fn has_pending_seat_request(&self, node: &NodeId) -> Result<bool, lucid_pools::Error> {
+        self.pending_seat_request_query(node)
+            .await
+            .map_err(pools_error("looking up a pending seat request"))
+    }
+
+    async fn apply_and_settle(
+        &self,
+        effect: &Effect,
+        settle: &Settlement,
+    ) -> Result<Settled, lucid_pools::Error> {
+        self.apply_and_settle_tx(effect, settle)
+            .await
+            .map_err(pools_error("applying and settling a pool op"))
+    }
+
     async fn restore(
         &self,
         state: &PoolState,
@@ -1054,6 +1290,10 @@ impl PoolStore for Database {
         self.restore_tx(state, outcomes)
             .await
             .map_err(pools_error("rebuilding pools from the op log"))
+    }
+
+    async fn snapshot(&self) -> Result<(Vec<Pool>, Vec<Membership>), lucid_pools::Error> {
+        Database::snapshot(self).await.map_err(pools_error("reading every pool and membership"))
     }
 
     async fn audit(&self) -> Result<(), lucid_pools::Error> {

@@ -247,6 +247,15 @@ impl Tx {
         }
     }
 
+    /// Runs a statement without parameters through the simple protocol (savepoints).
+    pub(crate) async fn raw(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        use sqlx::Executor as _;
+        match self {
+            Tx::Sqlite(tx) => (&mut **tx).execute(sql).await.map(|_| ()),
+            Tx::Postgres(tx) => (&mut **tx).execute(sql).await.map(|_| ()),
+        }
+    }
+
     /// The PostgreSQL transaction, for the statements only that backend has (array binds).
     pub(crate) fn postgres(&mut self) -> Option<&mut sqlx::Transaction<'static, Postgres>> {
         match self {

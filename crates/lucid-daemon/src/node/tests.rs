@@ -122,6 +122,20 @@ fn member(i: u8) -> NodeKey {
 }
 
 /// `key`'s op signed at `now` (slot of `now` on the unit network).
+/// One tick of the pool health loop at the start of `slot`, as the running node does it.
+async fn apply_due(state: &Arc<State>, slot: Slot) {
+    use crate::services::pools::{PoolHealthDeps, PoolHealthService};
+    use crate::services::runner::Service as _;
+    let mut service = PoolHealthService::new(PoolHealthDeps {
+        params: state.config.consensus,
+        pools: Arc::clone(&state.ports.pools),
+        proofs: Arc::clone(&state.ports.proofs),
+        metrics: Arc::clone(&state.service_metrics),
+        report: Arc::clone(&state.pool_health),
+    });
+    service.tick(state.config.consensus.time.slot_start(slot).unwrap()).await.unwrap();
+}
+
 fn signed(key: &NodeKey, now: i64, op: Op) -> (Vec<u8>, Signature) {
     use lucid_core::message::Message as _;
     let time = config().consensus.time;
@@ -151,7 +165,7 @@ fn pool_ops_are_checked_refused_early_when_full_and_applied_at_their_effect_slot
         let bad = CreatePoolRequest { name: "pool-c".into(), max_nodes: Some(0) };
         assert_eq!(api.create_pool(bad).await.unwrap_err(), Failure::InvalidMaxNodes);
         clock.set_wall(UnixMillis(1_008_000));
-        pool_ops::apply_due(&node.state, Slot(8)).await;
+        apply_due(&node.state, Slot(8)).await;
         let view = api.pool(pool).await.unwrap();
         assert_eq!(
             (view.seats, view.status.as_str(), view.leader.clone()),
@@ -209,7 +223,7 @@ fn pool_ops_are_checked_refused_early_when_full_and_applied_at_their_effect_slot
         assert_eq!(api.submit_pool_op(bytes, signature).await.unwrap_err(), Failure::NotLeader);
 
         clock.set_wall(UnixMillis(1_011_000));
-        pool_ops::apply_due(&node.state, Slot(11)).await;
+        apply_due(&node.state, Slot(11)).await;
         let view = api.pool(pool).await.unwrap();
         assert_eq!((view.seats, view.pending_joins, view.status.as_str()), (3, 0, "active"));
         assert!(view.is_at_capacity);
@@ -222,7 +236,7 @@ fn pool_ops_are_checked_refused_early_when_full_and_applied_at_their_effect_slot
         let (bytes, signature) = signed(&member(3), 1_011_100, Op::Leave { pool });
         api.submit_pool_op(bytes, signature).await.unwrap();
         clock.set_wall(UnixMillis(1_014_000));
-        pool_ops::apply_due(&node.state, Slot(14)).await;
+        apply_due(&node.state, Slot(14)).await;
         assert_eq!(api.pool(pool).await.unwrap().seats, 2);
         let page = api.pools(PageQuery::default()).await.unwrap();
         assert_eq!(page.items.len(), 1);
@@ -248,16 +262,16 @@ fn accepted_ops_survive_a_restart_before_their_effect_slot() {
         let created = first.api().create_pool(request).await.unwrap();
         let pool: PoolId = created.pool_id.parse().unwrap();
         clock.set_wall(UnixMillis(1_008_000));
-        pool_ops::apply_due(&first.state, Slot(8)).await;
+        apply_due(&first.state, Slot(8)).await;
         let (bytes, signature) = signed(&member(2), 1_008_200, Op::Join { pool });
         let accepted = first.api().submit_pool_op(bytes.clone(), signature).await.unwrap();
         assert_eq!(accepted.effective_slot, 11);
-        assert_eq!(first.state.pool_ops.waiting(), 1);
+        assert_eq!(ports.pools.pending_ops().await.unwrap().len(), 1);
         drop(first);
 
         let second = Node::build(config(), member(1), clock.clone(), database(true), ports.clone());
-        pool_ops::recover(&second.state).await;
-        assert_eq!(second.state.pool_ops.waiting(), 1);
+        apply_due(&second.state, Slot(8)).await;
+        assert_eq!(second.state.pool_health.summary().pending_ops, 1);
         let api = second.api();
         assert_eq!(api.pool(pool).await.unwrap().pending_joins, 1);
         // Submitted again after the restart: the same answer, nothing more pending.
@@ -269,10 +283,10 @@ fn accepted_ops_survive_a_restart_before_their_effect_slot() {
         let (bytes, signature) = signed(&member(2), 1_008_300, Op::Leave { pool });
         assert!(api.submit_pool_op(bytes, signature).await.is_err());
         clock.set_wall(UnixMillis(1_011_000));
-        pool_ops::apply_due(&second.state, Slot(11)).await;
+        apply_due(&second.state, Slot(11)).await;
         let view = api.pool(pool).await.unwrap();
         assert_eq!((view.seats, view.pending_joins), (2, 0));
-        assert_eq!(second.state.pool_ops.waiting(), 0);
+        assert_eq!(second.state.pool_health.summary().pending_ops, 0);
         let log = ports.pools.op_log().await.unwrap();
         assert_eq!(log.len(), 2);
         assert!(log.iter().all(|l| matches!(l.state, lucid_pools::OpState::Applied { .. })));

@@ -58,6 +58,10 @@ pub struct ServiceMetrics {
     resource_value: [AtomicI64; 4],
     /// Alert level per resource (0 normal, 1 warning, 2 critical).
     resource_level: [AtomicU64; 4],
+    /// Pools by status (forming, active, degraded, disbanded), from the pool health loop.
+    pools_by_status: [AtomicU64; 4],
+    /// Seats held in all pools.
+    pool_seats: AtomicU64,
 }
 
 impl Default for ServiceMetrics {
@@ -89,6 +93,8 @@ impl ServiceMetrics {
             slot_results: Default::default(),
             resource_value: std::array::from_fn(|_| AtomicI64::new(-1)),
             resource_level: Default::default(),
+            pools_by_status: Default::default(),
+            pool_seats: AtomicU64::new(0),
         }
     }
 
@@ -141,9 +147,30 @@ impl ServiceMetrics {
         self.resource_level[i].store(level, Ordering::Relaxed);
     }
 
+    /// Publishes the pool gauges: pools by status (forming, active, degraded, disbanded) and
+    /// the seats held.
+    pub fn set_pools(&self, by_status: [u64; 4], seats: u64) {
+        for (gauge, value) in self.pools_by_status.iter().zip(by_status) {
+            gauge.store(value, Ordering::Relaxed);
+        }
+        self.pool_seats.store(seats, Ordering::Relaxed);
+    }
+
     /// The Prometheus text of every service metric (to append to the node's metrics).
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let _ = writeln!(out, "# HELP lucid_pools Pools by status.\n# TYPE lucid_pools gauge");
+        for (status, gauge) in
+            ["forming", "active", "degraded", "disbanded"].iter().zip(&self.pools_by_status)
+        {
+            let value = gauge.load(Ordering::Relaxed);
+            let _ = writeln!(out, "lucid_pools{{status=\"{status}\"}} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP lucid_pool_seats Seats held in all pools.\n# TYPE lucid_pool_seats gauge"
+        );
+        let _ = writeln!(out, "lucid_pool_seats {}", self.pool_seats.load(Ordering::Relaxed));
         let loops: Vec<(&'static str, Arc<LoopMetrics>)> = {
             let loops = self.loops.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             loops.iter().map(|(name, m)| (*name, Arc::clone(m))).collect()

@@ -14,6 +14,8 @@
 //! - [`payouts`]: the payout sweep (`auto:{period}` payouts) and the payout processor (the
 //!   crash-safe send protocol of `lucid-payouts` over the configured rail), with the single-flight
 //!   sweep trigger of `POST /api/v1/payouts/sweep`.
+//! - [`pools`]: pool health each slot: the due pool ops applied from the log, seats following
+//!   their node's uptime status (`active` ⇄ `degraded`), pool statuses, gauges and health.
 //! - [`resources`]: the resource monitor (`sysinfo` off the async threads), with the pure
 //!   hysteresis rule in [`hysteresis`].
 //!
@@ -47,6 +49,7 @@ pub mod consensus;
 pub mod hysteresis;
 pub mod metrics;
 pub mod payouts;
+pub mod pools;
 pub mod registration;
 pub mod resources;
 pub mod rewards;

@@ -1,6 +1,7 @@
 //! The pool op log on both backends (`pools-payouts.md` §2.2, §6 `pool_ops`, §8 T10): logged ops
 //! read back byte-identical, duplicates are no-ops and equivocations are refused, a restart
-//! between acceptance and the effect slot loses nothing, the schema refuses changes of what was
+//! between acceptance and the effect slot loses nothing, a crash at any op application records
+//! the same outcomes after a restart, the schema refuses changes of what was
 //! signed, damaged rows are reported, and a rebuild from the log equals the incrementally
 //! maintained state (property test over random op sequences).
 
@@ -129,26 +130,115 @@ async fn a_restart_between_acceptance_and_the_effect_slot_loses_nothing() {
     }
 }
 
+/// A log that exercises every op kind whose replay used to be mislabelled: a Create, joins,
+/// then a Leave, a Remove with ban, an Unban, a SetMaxNodes and a Disband, plus a refused Join.
+fn every_kind_log() -> Vec<SignedOp> {
+    use lucid_pools::test_support::node;
+    let pool = pool_id(0, 10, "pool-a");
+    let mut log = vec![create(0, 10, "pool-a")];
+    for i in 1..=4 {
+        log.push(signed(&accepted(i, 11, Op::Join { pool })));
+    }
+    log.push(signed(&accepted(5, 11, Op::Join { pool: PoolId::from_bytes([9; 16]) })));
+    log.push(signed(&accepted(1, 12, Op::Leave { pool })));
+    log.push(signed(&accepted(0, 12, Op::Remove { pool, member: node(2), ban: true })));
+    log.push(signed(&accepted(0, 13, Op::Unban { pool, node: node(2) })));
+    log.push(signed(&accepted(0, 14, Op::SetMaxNodes { pool, max: 4 })));
+    log.push(signed(&accepted(0, 15, Op::Disband { pool })));
+    log
+}
+
+/// A new empty database of `backend`.
+async fn fresh(backend: lucid_storage::Backend) -> lucid_storage::testing::TestDb {
+    match backend {
+        lucid_storage::Backend::Sqlite => lucid_storage::testing::TestDb::sqlite().unwrap(),
+        lucid_storage::Backend::Postgres => {
+            lucid_storage::testing::TestDb::postgres().await.unwrap().unwrap()
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stop_between_applying_and_settling_applies_nothing_twice() {
+async fn a_crash_at_any_op_application_records_the_same_outcomes_after_a_restart() {
+    use lucid_pools::test_support::crash::{CrashPoint, CrashingStore};
+    let log = every_kind_log();
+    let accepted_log: Vec<AcceptedOp> = log.iter().map(|op| op.accepted.clone()).collect();
+    let (expected_state, expected_outcomes) = PoolState::rebuild(&accepted_log, Slot(30));
+    let expected_states = settled_states(&expected_outcomes);
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        db.close().await;
+        for n in 0..log.len() {
+            for point in [CrashPoint::Before(n), CrashPoint::After(n)] {
+                let test_db = fresh(backend).await;
+                let db = test_db.open().await.unwrap();
+                for op in &log {
+                    db.log_op(op).await.unwrap();
+                    note_accepted_in_store(&db, &op.accepted).await.unwrap();
+                }
+                let crashing = CrashingStore::new(&db, point);
+                assert!(apply_logged(&crashing, Slot(30)).await.is_err(), "{backend:?} {point:?}");
+                assert!(crashing.crashed());
+                // The process stopped: drop the store, reopen the same database, run again.
+                db.close().await;
+                let db = test_db.open().await.unwrap();
+                apply_logged(&db, Slot(30)).await.unwrap();
+                let states: Vec<(lucid_core::Digest, OpState)> = db
+                    .op_log()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| (l.op.digest(), l.state))
+                    .collect();
+                for (digest, state) in &states {
+                    assert_eq!(
+                        Some(state),
+                        expected_states.get(digest),
+                        "{backend:?} {point:?}: outcome of {digest}"
+                    );
+                }
+                assert_eq!(
+                    sorted_rows(db.pool_member_rows().await.unwrap()),
+                    sorted_rows(expected_state.rows().to_vec()),
+                    "{backend:?} {point:?}"
+                );
+                db.audit().await.unwrap();
+                db.close().await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effects_of_an_older_version_without_their_outcome_are_applied_once() {
     for (test_db, db) in databases().await {
         let pool = pool_id(0, 10, "pool-a");
         let create = create(0, 10, "pool-a");
         let join = signed(&accepted(1, 10, Op::Join { pool }));
-        let refused = signed(&accepted(2, 10, Op::Join { pool: PoolId::from_bytes([9; 16]) }));
-        for op in [&create, &join, &refused] {
+        for op in [&create, &join] {
             db.log_op(op).await.unwrap();
             note_accepted_in_store(&db, &op.accepted).await.unwrap();
         }
-        let ops: Vec<AcceptedOp> =
-            [&create, &join, &refused].iter().map(|op| op.accepted.clone()).collect();
-        lucid_pools::store::apply_slot_to_store(&db, Slot(13), &ops).await.unwrap();
+        // The effects committed through the single-purpose methods and the process stopped
+        // before settling them, as an earlier version did in two transactions.
+        let Op::Create { name, max_nodes } = create.accepted.op.op.clone() else { unreachable!() };
+        let new = lucid_pools::store::NewPool {
+            pool_id: pool,
+            name,
+            founder: create.accepted.op.node,
+            max_nodes,
+            created_slot: Slot(13),
+            op_digest: create.digest(),
+        };
+        db.create_pool(&new).await.unwrap();
+        let node = join.accepted.op.node;
+        db.seat(&pool, &node, lucid_pools::Role::Member, Slot(13), &join.digest()).await.unwrap();
         let rows = db.pool_member_rows().await.unwrap();
         db.close().await;
         let db = test_db.open().await.unwrap();
         let again = apply_logged(&db, Slot(13)).await.unwrap();
         let results: Vec<OpResult> = again[0].1.iter().map(|o| o.result).collect();
-        assert_eq!(results.iter().filter(|r| **r == OpResult::Applied).count(), 2, "{results:?}");
+        assert_eq!(results, vec![OpResult::Applied, OpResult::Applied], "{:?}", test_db.backend);
         assert_eq!(db.pool_member_rows().await.unwrap(), rows, "{:?}", test_db.backend);
         assert!(db.pending_ops().await.unwrap().is_empty());
         db.audit().await.unwrap();
@@ -278,4 +368,78 @@ fn a_rebuild_from_the_log_equals_the_incremental_state() {
             Ok(())
         })
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_corrupted_behind_the_nodes_back_are_repaired_from_the_log_at_start() {
+    use lucid_pools::log::check_against_log;
+    let log = every_kind_log();
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        for op in &log[..6] {
+            db.log_op(op).await.unwrap();
+            note_accepted_in_store(&db, &op.accepted).await.unwrap();
+        }
+        apply_logged(&db, Slot(20)).await.unwrap();
+        // A clean start finds nothing to repair and writes nothing.
+        assert!(check_against_log(&db, Slot(20)).await.unwrap().is_empty(), "{backend:?}");
+        let pools_before = db.all_pools().await.unwrap();
+        let rows_before = sorted_rows(db.pool_member_rows().await.unwrap());
+        let log_before = db.op_log().await.unwrap();
+        db.close().await;
+        // Behind the node's back: a member row deleted with the seat counter adjusted (so the
+        // audit still passes), a refused Join's outcome flipped, a pool renamed.
+        let pool = pool_id(0, 10, "pool-a");
+        let member = lucid_pools::test_support::node(3);
+        let deleted = raw(
+            &test_db,
+            &format!(
+                "DELETE FROM pool_members WHERE node_id = {}",
+                lit(backend, member.as_bytes())
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(deleted, 1, "{backend:?}");
+        raw(
+            &test_db,
+            &format!(
+                "UPDATE pools SET seats = seats - 1, name = 'tampered' WHERE pool_id = {}",
+                lit(backend, pool.as_bytes())
+            ),
+        )
+        .await
+        .unwrap();
+        raw(
+            &test_db,
+            &format!(
+                "UPDATE pool_ops SET state = 'applied', reason = NULL WHERE digest = {}",
+                lit(backend, log[5].digest().as_bytes())
+            ),
+        )
+        .await
+        .unwrap();
+        // Restart: the start-up check finds the difference and rebuilds from the log.
+        let db = test_db.open().await.unwrap();
+        let divergence = check_against_log(&db, Slot(20)).await.unwrap();
+        assert_eq!((divergence.pools, divergence.op_states), (1, 1), "{backend:?}");
+        assert!(divergence.rows >= 1, "{backend:?}: {divergence:?}");
+        let pools_after: Vec<_> = db
+            .all_pools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.pool_id, p.name, p.seats, p.leader, p.status))
+            .collect();
+        let expected: Vec<_> = pools_before
+            .into_iter()
+            .map(|p| (p.pool_id, p.name, p.seats, p.leader, p.status))
+            .collect();
+        assert_eq!(pools_after, expected, "{backend:?}");
+        assert_eq!(sorted_rows(db.pool_member_rows().await.unwrap()), rows_before, "{backend:?}");
+        assert_eq!(db.op_log().await.unwrap(), log_before, "{backend:?}");
+        assert!(check_against_log(&db, Slot(20)).await.unwrap().is_empty(), "{backend:?}");
+        db.audit().await.unwrap();
+        db.close().await;
+    }
 }
