@@ -26,8 +26,8 @@
 //!   the persistent [`SpentTxids`] registry, which the daemon claims before the book, refuses every
 //!   txid ever spent, across restarts (the book forgets the oldest terminated sessions and their
 //!   txids after [`KEEP_TERMINATED`], so that it stays bounded).
-//! - A session's revenue effect is emitted at most once, only for a session that was active, and
-//!   always equals the configured price at its creation.
+//! - A session's revenue effect is emitted at most once, only for a session that was active (and
+//!   whose backend did not fail), and always equals the configured price at its creation.
 //! - No float: prices and amounts are [`MicroUsdt`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -655,7 +655,10 @@ impl SessionBook {
         }
         session.state = SessionState::Terminated;
         self.ports_held.remove(&session.port);
-        let effect = if session.revenue_emitted || session.activated_at.is_none() {
+        // Revenue is earned by hosting: a session whose backend never ran earns nothing.
+        let earned =
+            session.activated_at.is_some() && session.end_reason != Some(EndReason::BackendFailed);
+        let effect = if session.revenue_emitted || !earned {
             None
         } else {
             let posting =
