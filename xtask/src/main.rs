@@ -88,6 +88,7 @@ const FEATURE_SUITES: &[(&str, &str)] = &[
     ("lucid-daemon", "session"),
     ("lucid-daemon", "rdp"),
     ("lucid-testkit", "session"),
+    ("lucid-storage", "session"),
     ("lucid-node", "blockchain"),
     ("lucid-node", "session"),
     ("lucid-node", "rdp"),

@@ -410,7 +410,7 @@ fn sessions(
         trust: Arc::new(NullTrustOracle),
         rdp: Arc::new(NullRdpBackend),
         payments: Arc::new(lucid_payouts::session::NullPaymentVerifier),
-        spent: Arc::new(lucid_payouts::session::MemorySpentTxids::new()),
+        spent: Arc::clone(database) as _,
         ledger: Arc::clone(database) as _,
         clock: Arc::clone(clock),
         gate: node.session_gate(),
