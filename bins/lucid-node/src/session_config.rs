@@ -21,6 +21,7 @@ pub(crate) const SESSION_KEYS: &[&str] = &[
 ];
 
 /// The keys of the `rdp` feature.
+#[cfg(feature = "rdp")]
 pub(crate) const RDP_KEYS: &[&str] = &["rdp.port_range"];
 
 /// The price of one session when `session.price_usdt` is not set: 1 USDT.

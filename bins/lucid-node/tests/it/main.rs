@@ -14,3 +14,5 @@ mod lifecycle;
 mod network;
 #[cfg(feature = "blockchain")]
 mod payout_kill;
+#[cfg(feature = "session")]
+mod sessions;

@@ -2,7 +2,8 @@
 //! TRON rail and the reqwest transport against the fake TRON node of `lucid-testkit`.
 
 // `cfg(test)` tells clippy these are tests, where a panic is a failed test (`clippy.toml`).
-#[cfg(all(test, feature = "session"))]
+#[cfg(test)]
+#[cfg(feature = "session")]
 mod sessions;
 #[cfg(test)]
 mod tron_payouts;

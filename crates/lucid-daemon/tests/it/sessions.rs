@@ -228,7 +228,7 @@ fn ports_run_out_and_the_lowest_free_one_is_taken() {
         assert_eq!(c.port, 5000);
         f.payments.confirm(txid(2), PRICE);
         sessions.confirm_payment(&c.id, txid(2)).await.unwrap();
-        assert_eq!(f.rdp.ports_in_use(), [5000].into());
+        assert_eq!(f.rdp.ports_in_use(), std::collections::BTreeSet::from([5000]));
     });
 }
 
