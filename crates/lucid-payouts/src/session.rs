@@ -117,7 +117,7 @@ impl Txid {
         };
         let mut out = [0u8; 32];
         for (index, pair) in bytes.chunks_exact(2).enumerate() {
-            out[index] = digit(pair[0])? << 4 | digit(pair[1])?;
+            out[index] = (digit(pair[0])? << 4) | digit(pair[1])?;
         }
         Some(Txid(out))
     }

@@ -289,7 +289,9 @@ fn handle(
                 ledger.apply(&posting).unwrap();
             }
         }
-        SessionEffect::PostRevenue { .. } => prop_assert!(false, "revenue outside stopped"),
+        SessionEffect::PostRevenue { .. } => {
+            return Err(TestCaseError::fail("revenue outside stopped"));
+        }
         SessionEffect::Start { .. } | SessionEffect::Ended { .. } => {}
     }
     Ok(())
@@ -327,7 +329,7 @@ proptest! {
                         }
                         Err(SessionRefusal::TrustTooLow { .. }) => prop_assert!(trust_ppm < TRUST_GATE_PPM),
                         Err(SessionRefusal::AtCapacity { .. }) => prop_assert_eq!(open, 4),
-                        Err(other) => prop_assert!(false, "unexpected {other:?}"),
+                        Err(other) => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
                     }
                     created += 1;
                 }
