@@ -3,9 +3,6 @@
 
 // `cfg(test)` tells clippy these are tests, where a panic is a failed test (`clippy.toml`).
 #[cfg(test)]
-#[cfg(feature = "session")]
-mod sessions;
-#[cfg(test)]
 mod tron_payouts;
 #[cfg(test)]
 mod tron_transport;

@@ -6,6 +6,14 @@
 //!
 //! In process, not on the real binary: the fakes live in this dev-only crate, and the binary
 //! cannot select them by configuration (a binary that could would ship them).
+//!
+//! Needs the `session` feature and the fakes of `lucid-testkit/session`:
+//! `cargo nextest run -p lucid-daemon --features session,lucid-testkit/session --test sessions`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a failed unwrap is a failed test"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
