@@ -23,6 +23,7 @@ use lucid_consensus::proof::{
 };
 use lucid_consensus::store::ProofStore;
 use lucid_consensus::verify::Verifier;
+use lucid_core::message::Message;
 use lucid_core::{Clock, NodeId, NodeKey, SignedMessage, Slot, UnixMillis};
 use tokio::sync::mpsc;
 
