@@ -80,8 +80,19 @@ fn has_cargo_subcommand(name: &str) -> bool {
 
 /// Off-by-default features whose code and tests must still be built, linted and run, as
 /// (package, feature). A workspace run with default features never compiles them.
-const FEATURE_SUITES: &[(&str, &str)] =
-    &[("lucid-payouts", "tron"), ("lucid-daemon", "tron"), ("lucid-node", "blockchain")];
+/// The session suites need the fakes of `lucid-testkit/session` for the daemon's tests.
+const FEATURE_SUITES: &[(&str, &str)] = &[
+    ("lucid-payouts", "tron"),
+    ("lucid-payouts", "session"),
+    ("lucid-daemon", "tron"),
+    ("lucid-daemon", "session"),
+    ("lucid-daemon", "rdp"),
+    ("lucid-testkit", "session"),
+    ("lucid-storage", "session"),
+    ("lucid-node", "blockchain"),
+    ("lucid-node", "session"),
+    ("lucid-node", "rdp"),
+];
 
 /// Every feature of [`FEATURE_SUITES`] as one `--features` value (`pkg/feature,…`).
 fn suite_features() -> String {

@@ -73,11 +73,22 @@ struct RawConfig {
     tor: RawTor,
     #[serde(default)]
     peers: RawPeers,
+    #[cfg(feature = "session")]
+    #[serde(default)]
+    session: crate::session_config::RawSession,
+    #[cfg(feature = "rdp")]
+    #[serde(default)]
+    rdp: crate::session_config::RawRdp,
 }
 
 /// Every key, with the money keys of `money_config`.
 pub(crate) fn all_keys() -> impl Iterator<Item = &'static &'static str> {
-    KEYS.iter().chain(crate::money_config::MONEY_KEYS)
+    let keys = KEYS.iter().chain(crate::money_config::MONEY_KEYS);
+    #[cfg(feature = "session")]
+    let keys = keys.chain(crate::session_config::SESSION_KEYS);
+    #[cfg(feature = "rdp")]
+    let keys = keys.chain(crate::session_config::RDP_KEYS);
+    keys
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +189,9 @@ pub(crate) struct Resolved {
     pub(crate) log_format: LogFormat,
     /// `economy.*`, `payouts.*`, `tron.*`.
     pub(crate) money: crate::money_config::MoneyConfig,
+    /// `session.*` and `rdp.port_range` (features `session`, `rdp`).
+    #[cfg(feature = "session")]
+    pub(crate) session: crate::session_config::SessionConfig,
 }
 
 /// A usage or configuration error: exit code 64.
@@ -281,6 +295,8 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), 
             "peers.max_messages_per_minute" => {
                 raw.peers.max_messages_per_minute = Some(parse_env(key, value)?)
             }
+            #[cfg(feature = "session")]
+            session if apply_session_env(raw, session, value)? => {}
             money
                 if crate::money_config::apply_env(
                     &mut raw.economy,
@@ -295,12 +311,28 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), 
     Ok(())
 }
 
+/// Applies a `session.*` or `rdp.*` variable; `false` if `key` is not one of them.
+#[cfg(feature = "session")]
+fn apply_session_env(raw: &mut RawConfig, key: &str, value: &str) -> Result<bool, UsageError> {
+    #[cfg(feature = "rdp")]
+    let rdp = Some(&mut raw.rdp);
+    #[cfg(not(feature = "rdp"))]
+    let rdp = None;
+    crate::session_config::apply_env(&mut raw.session, rdp, key, value)
+}
+
 fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
     let money = crate::money_config::validate(crate::money_config::RawMoney {
         economy: raw.economy,
         payouts: raw.payouts,
         tron: raw.tron,
     })?;
+    #[cfg(feature = "rdp")]
+    let rdp = raw.rdp;
+    #[cfg(all(feature = "session", not(feature = "rdp")))]
+    let rdp = crate::session_config::RawRdp::default();
+    #[cfg(feature = "session")]
+    let session = crate::session_config::validate(raw.session, rdp)?;
     let kind = raw.network.kind.as_deref().unwrap_or("main");
     let (network_name, consensus) = match kind {
         "main" => {
@@ -412,6 +444,8 @@ fn validate(raw: RawConfig, data_dir: &Path) -> Result<Resolved, UsageError> {
         log_level,
         log_format,
         money,
+        #[cfg(feature = "session")]
+        session,
     })
 }
 

@@ -13,6 +13,8 @@ mod config;
 mod datadir;
 mod money_config;
 mod payer;
+#[cfg(feature = "session")]
+mod session_config;
 mod status;
 
 /// Exit code of usage and configuration errors.
@@ -265,6 +267,8 @@ fn ports(database: &Arc<lucid_storage::Database>) -> lucid_daemon::Ports {
 fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
     let daemon = resolved.daemon;
     let money = resolved.money;
+    #[cfg(feature = "session")]
+    let session_config = resolved.session;
     let registration = resolved.registration;
     let peers_config = resolved.peers;
     let tor_enabled = resolved.tor_enabled;
@@ -313,6 +317,8 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         let node_id = key.node_id();
         let money = payer::wiring(&money, &database, &key, daemon.consensus.time.genesis())?;
         let probe = Arc::new(DatabaseProbe(Arc::clone(&database)));
+        #[cfg(feature = "session")]
+        let clock_for_sessions = Arc::clone(&clock);
         let node = lucid_daemon::Node::build(daemon, key, clock, probe, ports(&database));
         let (tor_status, tor_detail) = match (tor_enabled, test_network) {
             (false, true) => (lucid_api::HealthStatus::Healthy, "disabled on a test network: peers use direct endpoints"),
@@ -329,6 +335,8 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         let gossip_config = lucid_daemon::gossip::GossipConfig::for_network(&consensus);
         let queue = lucid_daemon::gossip::GossipQueue::new(node_id, directory, &gossip_config);
         let peer = peer.with_gossip(queue.hook());
+        #[cfg(feature = "session")]
+        let session_wiring = (peer.ingest(), Arc::clone(&verifier), queue.own_outbox());
         // A value that is not configured keeps the recorded one; without a payout address or
         // an endpoint the node runs unregistered and says so.
         let wiring = lucid_daemon::ServiceWiring {
@@ -346,6 +354,13 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         node.spawn();
         node.spawn_services(wiring).context("starting the services")?;
         node.spawn_money(money);
+        #[cfg(feature = "session")]
+        {
+            let (ingest, verifier, outbox) = session_wiring;
+            let sessions =
+                sessions(&session_config, node_id, &node, &database, &clock_for_sessions)?;
+            node.spawn_sessions(sessions, ingest, verifier, Some(outbox));
+        }
         if node.check_database().await {
             node.mark_ready();
         }
@@ -374,6 +389,38 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// The session manager of a node built with `session`. No production session service, trust
+/// oracle, RDP host or chain payment verifier exists yet, so the `Null*` ports are selected: the
+/// node reports `sessions_active` and refuses every session with `FeatureDisabled`, naming what
+/// is missing. The spent-txid registry and the ledger are the node's database.
+#[cfg(feature = "session")]
+fn sessions(
+    config: &session_config::SessionConfig,
+    node_id: lucid_core::NodeId,
+    node: &lucid_daemon::Node,
+    database: &Arc<lucid_storage::Database>,
+    clock: &Arc<dyn lucid_core::Clock>,
+) -> anyhow::Result<Arc<lucid_daemon::sessions::SessionManager>> {
+    use lucid_daemon::sessions::{
+        NullRdpBackend, NullSessionProvider, NullTrustOracle, SessionDeps, SessionManager,
+    };
+    let manager = SessionManager::new(SessionDeps {
+        rules: config.rules,
+        node: node_id,
+        pay_to: config.pay_to_address.clone().unwrap_or_default(),
+        provider: Arc::new(NullSessionProvider),
+        trust: Arc::new(NullTrustOracle),
+        rdp: Arc::new(NullRdpBackend),
+        payments: Arc::new(lucid_payouts::session::NullPaymentVerifier),
+        spent: Arc::clone(database) as _,
+        ledger: Arc::clone(database) as _,
+        clock: Arc::clone(clock),
+        gate: node.session_gate(),
+    })
+    .map_err(|e| config::UsageError(format!("session: {e}")))?;
+    Ok(Arc::new(manager))
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -376,6 +376,8 @@ pub struct ResourceSample {
     pub disk_free_bytes: String,
     /// Network throughput, kilobits per second.
     pub network_kbps: u64,
+    /// Sessions hosted now (0 without the `session` feature).
+    pub sessions_active: u64,
 }
 
 /// An open resource alert.

@@ -30,6 +30,12 @@
 //! - `tron`: [`tron_transport`], the reqwest (rustls) adapter of the `TronTransport` port of
 //!   `lucid-payouts/tron`.
 //!
+//! - `session`: [`sessions`], the session integration ports (`SessionProvider`, `TrustOracle`,
+//!   `RdpBackend`) with their `Null*` implementations, the session manager and loop over the
+//!   lifecycle of `lucid-payouts/session`, and the work proofs of hosted and validated sessions
+//!   (`Node::spawn_sessions`).
+//! - `rdp`: implies `session`; the switch by which the binary accepts `rdp.port_range`.
+//!
 //! The `blockchain`, `session` and `rdp` integrations are wired by the binary's features.
 #![warn(missing_docs)]
 
@@ -47,6 +53,8 @@ pub mod peers;
 mod pool_ops;
 pub mod ports;
 pub mod services;
+#[cfg(feature = "session")]
+pub mod sessions;
 #[cfg(feature = "tron")]
 pub mod tron_transport;
 

@@ -160,6 +160,9 @@ pub(crate) struct State {
     money_metrics: Arc<crate::money_metrics::MoneyMetrics>,
     /// The gossip counters, once gossip runs.
     gossip_metrics: std::sync::OnceLock<Arc<crate::gossip::GossipMetrics>>,
+    /// The session manager, once `spawn_sessions` ran.
+    #[cfg(feature = "session")]
+    sessions: std::sync::OnceLock<Arc<crate::sessions::SessionManager>>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
     /// Cancelled when the operator asks the node to stop (`Operator.Shutdown`); the binary
@@ -214,6 +217,8 @@ impl Node {
             money_metrics,
             service_states: Arc::new(ServiceStates::default()),
             gossip_metrics: std::sync::OnceLock::new(),
+            #[cfg(feature = "session")]
+            sessions: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown_requested: CancellationToken::new(),
@@ -486,6 +491,42 @@ impl Node {
         gate
     }
 
+    /// What the session manager asks before it takes a new session: readiness, and the resource
+    /// budget of `daemon.md` §10 (cpu and memory at most 90 %, at least 50 GB free disk).
+    #[cfg(feature = "session")]
+    pub fn session_gate(&self) -> Arc<dyn crate::sessions::SessionGate> {
+        Arc::new(NodeSessionGate(Arc::clone(&self.state)))
+    }
+
+    /// Starts the session loop (completions, expiries, revenue retries) and the work-proof
+    /// producer over `manager`; `ingest` must be the node's one ingest. Open sessions are
+    /// closed when the node drains. A second call changes nothing.
+    #[cfg(feature = "session")]
+    pub fn spawn_sessions(
+        &self,
+        manager: Arc<crate::sessions::SessionManager>,
+        ingest: SharedIngest,
+        verifier: Arc<lucid_consensus::verify::Verifier>,
+        outbox: Option<tokio::sync::mpsc::Sender<lucid_core::SignedMessage>>,
+    ) {
+        use crate::sessions::work::{WorkProofDeps, WorkProofProducer};
+        let state = &self.state;
+        if state.sessions.set(Arc::clone(&manager)).is_err() {
+            return;
+        }
+        self.supervise(crate::sessions::SessionService::new(Arc::clone(&manager)));
+        self.supervise(WorkProofProducer::new(WorkProofDeps {
+            params: state.config.consensus,
+            clock: Arc::clone(&state.clock),
+            key: Arc::clone(&state.key),
+            store: Arc::clone(&state.ports.proofs),
+            ingest,
+            verifier,
+            outbox,
+            sessions: manager,
+        }));
+    }
+
     /// The peer table and client, once [`Node::start_peers`] ran.
     pub fn peers_handle(&self) -> Option<&PeersHandle> {
         self.state.peers.get()
@@ -531,6 +572,16 @@ impl Node {
         self.state.ready.store(false, Ordering::SeqCst);
         self.state.metrics.ready.store(0, Ordering::Relaxed);
         tracing::info!("shutting down");
+        // Open sessions are closed (backends stopped, revenue of the active ones posted)
+        // before the loops stop, within the grace period.
+        #[cfg(feature = "session")]
+        if let Some(sessions) = self.state.sessions.get() {
+            let grace = self.state.config.shutdown_grace;
+            let closed = sessions.close_all(lucid_payouts::session::EndReason::Shutdown);
+            if tokio::time::timeout(grace, closed).await.is_err() {
+                tracing::warn!("open sessions did not close within the grace period");
+            }
+        }
         self.cancel.cancel();
         self.tracker.close();
         let grace = self.state.config.shutdown_grace;
@@ -602,7 +653,36 @@ async fn slot_clock(state: Arc<State>, cancel: CancellationToken) {
     }
 }
 
+/// The node's answer to the session manager's gate.
+#[cfg(feature = "session")]
+struct NodeSessionGate(Arc<State>);
+
+#[cfg(feature = "session")]
+impl crate::sessions::SessionGate for NodeSessionGate {
+    fn node_ready(&self) -> bool {
+        self.0.ready.load(Ordering::SeqCst) && !self.0.shutting_down.load(Ordering::SeqCst)
+    }
+
+    fn resources_ok(&self) -> bool {
+        // Before the first sample nothing is known to be exhausted.
+        self.0
+            .resources
+            .get()
+            .and_then(ResourceHandle::latest)
+            .is_none_or(|latest| latest.admits_new_sessions())
+    }
+}
+
 impl State {
+    /// Sessions hosted now (0 without the `session` feature or before `spawn_sessions`).
+    fn sessions_active(&self) -> u64 {
+        #[cfg(feature = "session")]
+        if let Some(sessions) = self.sessions.get() {
+            return sessions.active_sessions();
+        }
+        0
+    }
+
     /// The money wiring, once started.
     pub(crate) fn money(&self) -> Option<&crate::money::MoneyRuntime> {
         self.money.get()
@@ -795,7 +875,11 @@ impl NodeApi for Api {
     }
 
     fn resources(&self) -> ResourcesView {
-        self.state.resources.get().map_or_else(ResourcesView::default, resources_view)
+        let sessions_active = self.state.sessions_active();
+        self.state
+            .resources
+            .get()
+            .map_or_else(ResourcesView::default, |handle| resources_view(handle, sessions_active))
     }
 
     async fn nodes(&self, page: PageQuery) -> Result<Page<NodeSummary>, Failure> {
@@ -927,7 +1011,7 @@ mod tests;
 
 /// What `GET /api/v1/resources` shows of the resource monitor: its latest sample, and each open
 /// alert since the first sample of the unbroken run at its current level.
-fn resources_view(handle: &ResourceHandle) -> ResourcesView {
+fn resources_view(handle: &ResourceHandle, sessions_active: u64) -> ResourcesView {
     let Some(latest) = handle.latest() else {
         return ResourcesView { monitor_running: true, latest: None, alerts: Vec::new() };
     };
@@ -961,6 +1045,7 @@ fn resources_view(handle: &ResourceHandle) -> ResourcesView {
         disk_free_bytes: latest.disk_free_bytes.unwrap_or(0).to_string(),
         // Mbps in hundredths × 10 is kbit/s.
         network_kbps: latest.value(Resource::Network).unwrap_or(0).saturating_mul(10),
+        sessions_active,
     };
     ResourcesView { monitor_running: true, latest: Some(sample), alerts }
 }

@@ -212,6 +212,22 @@ pub enum Error {
         /// The store's error chain, as text (the error must stay `Clone + Eq`).
         message: String,
     },
+    /// A session setting breaks its rule (feature `session`).
+    #[error("session setting {key} is invalid: {rule}")]
+    InvalidSessionRule {
+        /// The configuration key.
+        key: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// The operation needs a cargo feature this build does not have.
+    #[error("{what} needs the `{feature}` feature")]
+    FeatureDisabled {
+        /// The feature.
+        feature: &'static str,
+        /// What was attempted.
+        what: &'static str,
+    },
     /// A broken internal invariant.
     #[error(transparent)]
     Bug(#[from] Bug),
@@ -258,6 +274,8 @@ impl HasKind for Error {
             // nothing).
             Error::FeeLimitAboveCap { .. } => ErrorKind::Conflict,
             Error::InvalidPosting { .. } | Error::InvalidConfig { .. } => ErrorKind::InvalidInput,
+            Error::InvalidSessionRule { .. } => ErrorKind::InvalidInput,
+            Error::FeatureDisabled { .. } => ErrorKind::FeatureDisabled,
             Error::PostingConflict { .. } | Error::Overdraft { .. } => ErrorKind::Conflict,
             Error::IllegalTransition { .. } => ErrorKind::Conflict,
             Error::Amount { .. } | Error::PoolSplit { .. } => ErrorKind::Internal,

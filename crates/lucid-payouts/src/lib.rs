@@ -43,6 +43,10 @@
 //! # Features
 //! - `testing`: the fake chain, the crash switch and the crash-matrix runner (`testing`), so
 //!   that the SQL stores of `lucid-storage` run the same crash matrix as the in-memory store.
+//! - `session`: hosted sessions ([`session`]): the lifecycle state machine `SessionBook` with
+//!   its port allocation and revenue posting, the `PaymentVerifier` port with its
+//!   `NullPaymentVerifier` (`FeatureDisabled` without a chain), and the `SpentTxids` registry
+//!   port that refuses a reused payment. No I/O, no runtime, no float, like the rest.
 //! - `tron`: the TRON rail in the `tron` module: building blocks (k256, sha2, sha3, prost,
 //!   zeroize), the HTTP client logic with strict JSON parsing (serde_json, hex, tracing) over the
 //!   `TronTransport` port, and `TronRail`. Still no runtime and no HTTP library. Off by default:
@@ -57,6 +61,8 @@ pub mod payout;
 pub mod processor;
 pub mod rail;
 pub mod rewards;
+#[cfg(feature = "session")]
+pub mod session;
 pub mod store;
 pub mod sweep;
 #[cfg(any(test, feature = "testing"))]

@@ -43,6 +43,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "pool_ops", include_str!("../migrations/sqlite/0006_pool_ops.sql")),
     (7, "proof_sums", include_str!("../migrations/sqlite/0007_proof_sums.sql")),
     (8, "proof_write_path", include_str!("../migrations/sqlite/0008_proof_write_path.sql")),
+    (9, "spent_txids", include_str!("../migrations/sqlite/0009_spent_txids.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "consensus", include_str!("../migrations/postgres/0001_consensus.sql")),
@@ -53,6 +54,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "pool_ops", include_str!("../migrations/postgres/0006_pool_ops.sql")),
     (7, "proof_sums", include_str!("../migrations/postgres/0007_proof_sums.sql")),
     (8, "proof_write_path", include_str!("../migrations/postgres/0008_proof_write_path.sql")),
+    (9, "spent_txids", include_str!("../migrations/postgres/0009_spent_txids.sql")),
 ];
 
 /// The embedded migrations of one backend, as a sqlx migration source.

@@ -63,6 +63,9 @@
 //! # Features
 //! - `testing`: `testing::TestDb`, throwaway SQLite files and PostgreSQL databases (a private
 //!   server on loopback, or `LUCID_TEST_POSTGRES_URL`) for tests and benches.
+//! - `session`: the spent-txid registry of hosted sessions (`SpentTxids` of
+//!   `lucid-payouts/session` over `session_spent_txids`, migration 0009, whose primary key
+//!   refuses a second session for one payment).
 #![warn(missing_docs)]
 
 mod consensus;
@@ -71,6 +74,8 @@ pub mod error;
 mod payouts;
 mod pools;
 mod records;
+#[cfg(feature = "session")]
+mod sessions;
 mod sql;
 mod sums;
 

@@ -19,9 +19,14 @@
 //! - A simulation run is a pure function of its scenario and seed.
 //!
 //! # Features
-//! None. Slow tests are gated by [`skip_slow`].
+//! - `session`: `fake_sessions`, the fakes of the session integrations (`FakeSessionProvider`,
+//!   `FakeTrustOracle`, `FakeRdpBackend`, `FakePaymentVerifier`).
+//!
+//! Slow tests are gated by [`skip_slow`].
 #![warn(missing_docs)]
 
+#[cfg(feature = "session")]
+pub mod fake_sessions;
 pub mod fake_tron;
 pub mod sim;
 

@@ -17,3 +17,5 @@ mod network;
 mod payout_kill;
 mod restart;
 mod work;
+#[cfg(feature = "session")]
+mod sessions;

@@ -91,6 +91,14 @@ pub enum ServiceError {
         /// The verdict's reason.
         reason: RejectReason,
     },
+    /// One of the node's own work proofs was refused by its own ingest.
+    #[error("own work proof for {slot} was refused: {reason}")]
+    OwnWorkProofRefused {
+        /// The slot.
+        slot: Slot,
+        /// The verdict's reason.
+        reason: RejectReason,
+    },
     /// The node's own registration record was refused by its own ingest.
     #[error("own registration (seq {seq}) was refused: {reason}")]
     OwnRegistrationRefused {
@@ -154,9 +162,9 @@ impl HasKind for ServiceError {
     fn kind(&self) -> ErrorKind {
         match self {
             ServiceError::Consensus { source, .. } => source.kind(),
-            ServiceError::OwnBeaconRefused { .. } | ServiceError::OwnRegistrationRefused { .. } => {
-                ErrorKind::Internal
-            }
+            ServiceError::OwnBeaconRefused { .. }
+            | ServiceError::OwnWorkProofRefused { .. }
+            | ServiceError::OwnRegistrationRefused { .. } => ErrorKind::Internal,
             ServiceError::Blocking { .. } => ErrorKind::Internal,
             ServiceError::Pools { source, .. } => source.kind(),
             ServiceError::Payouts { source, .. } => source.kind(),

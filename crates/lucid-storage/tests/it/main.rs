@@ -12,6 +12,8 @@ mod payouts;
 mod pool_ops;
 mod pools;
 mod records;
+#[cfg(feature = "session")]
+mod sessions;
 mod sums;
 
 use lucid_consensus::ConsensusParams;
