@@ -103,13 +103,25 @@ fn suite_features() -> String {
         .join(",")
 }
 
-/// The nextest filter selecting the tests of the [`FEATURE_SUITES`] packages.
+/// The nextest filter of the feature run: the tests of the [`FEATURE_SUITES`] packages, minus
+/// what the features cannot change, so CI does not run it twice:
+/// - `lucid-testkit` only gains fakes with `session`; its own tests are the simulation;
+/// - `lucid-storage` gains only the spent-txid registry, so only its `sessions` tests;
+/// - the multi-process network tests of `lucid-node` use no optional integration.
 fn suite_filter() -> String {
-    FEATURE_SUITES
+    let packages = FEATURE_SUITES
         .iter()
-        .map(|(package, _)| format!("package({package})"))
+        .map(|(package, _)| *package)
+        .filter(|package| !matches!(*package, "lucid-testkit" | "lucid-storage"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|package| format!("package({package})"))
         .collect::<Vec<_>>()
-        .join(" | ")
+        .join(" | ");
+    format!(
+        "({packages} | (package(lucid-storage) & test(/^sessions::/))) \
+         - (package(lucid-node) & (test(/^network::/) | test(/^convergence::/) | test(/^restart::/)))"
+    )
 }
 
 /// The whole suite: nextest when installed (parallel, per-test processes), else `cargo test`.

@@ -16,6 +16,6 @@ mod network;
 #[cfg(feature = "blockchain")]
 mod payout_kill;
 mod restart;
-mod work;
 #[cfg(feature = "session")]
 mod sessions;
+mod work;
