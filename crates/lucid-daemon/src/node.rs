@@ -156,6 +156,8 @@ pub(crate) struct State {
     service_states: Arc<ServiceStates>,
     /// The gossip counters, once gossip runs.
     gossip_metrics: std::sync::OnceLock<Arc<crate::gossip::GossipMetrics>>,
+    /// Where the node's own accepted pool ops are pushed from, once gossip runs.
+    pub(crate) gossip_hook: std::sync::OnceLock<crate::gossip::GossipHook>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
     components: Mutex<BTreeMap<&'static str, ComponentHealth>>,
@@ -198,6 +200,7 @@ impl Node {
             service_metrics: Arc::new(ServiceMetrics::new()),
             service_states: Arc::new(ServiceStates::default()),
             gossip_metrics: std::sync::OnceLock::new(),
+            gossip_hook: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             components: Mutex::new(BTreeMap::new()),
@@ -320,6 +323,7 @@ impl Node {
         self.supervise(beacons);
         if let Some(gossip) = gossip {
             let _ = state.gossip_metrics.set(gossip.queue.metrics());
+            let _ = state.gossip_hook.set(gossip.queue.hook());
             crate::gossip::spawn(
                 crate::gossip::GossipDeps {
                     params,
@@ -452,6 +456,20 @@ impl Node {
         }));
         let _ = state.peers.set(PeersHandle { table, client });
         gate
+    }
+
+    /// The ingest of pool ops from peers over this node's pool op log, judging signers with
+    /// `ingest` (the node's one ingest) and serialised with the node's slot applier: give it to
+    /// the gossip queue (`GossipQueue::with_pool_ops`) so that pool ops travel between nodes.
+    pub fn pool_op_ingest(&self, ingest: SharedIngest) -> crate::gossip::ops::PoolOpIngest {
+        let state = &self.state;
+        crate::gossip::ops::PoolOpIngest::new(
+            state.config.consensus,
+            Arc::clone(&state.ports.pools),
+            ingest,
+            Arc::clone(&state.clock),
+            Arc::clone(&state.pool_ops.apply),
+        )
     }
 
     /// The peer table and client, once [`Node::start_peers`] ran.

@@ -34,6 +34,9 @@ pub(crate) struct PoolOps {
     /// join are seen by the next (the store's transaction still decides at the effect slot).
     submit: tokio::sync::Mutex<()>,
     waiting: Mutex<usize>,
+    /// Held while logged ops are applied, and while ops from peers are logged (a late one
+    /// rebuilds membership), so the two never interleave (`gossip::ops`).
+    pub(crate) apply: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PoolOps {
@@ -159,6 +162,10 @@ pub(crate) async fn submit(
     note_accepted_in_store(pools.as_ref(), &logged.accepted)
         .await
         .map_err(store_failure("recording an accepted pool op"))?;
+    // Every node must log the same ops: push it to the peers (anti-entropy repairs a loss).
+    if let Some(gossip) = state.gossip_hook.get() {
+        gossip.pool_op(None, logged.message.clone());
+    }
     let accepted = logged.accepted;
     tracing::info!(digest = %accepted.digest, tag = ?accepted.op.op.tag(), effect = effect.0, "pool op accepted");
     state.pool_ops.set_waiting(state.pool_ops.waiting().saturating_add(1));
@@ -261,6 +268,7 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
 /// through the store, settling each in the log. A failure is logged and the ops stay pending, so
 /// the next tick applies them (re-running is safe, see `apply_logged`).
 pub(crate) async fn apply_due(state: &State, slot: Slot) {
+    let _apply = state.pool_ops.apply.lock().await;
     match apply_logged(state.ports.pools.as_ref(), slot).await {
         Ok(applied) => {
             for (effect, outcomes) in applied {
