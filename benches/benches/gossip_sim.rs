@@ -85,7 +85,10 @@ fn overhead(c: &mut Criterion) {
             per(honest.sent.messages),
             per(honest.sent.items),
             per(honest.received.bytes),
-            cpu.map_or_else(|| "n/a".to_owned(), |ms| (ms * 1_000 / nodes as u64 / slots).to_string()),
+            cpu.map_or_else(
+                || "n/a".to_owned(),
+                |ms| (ms * 1_000 / nodes as u64 / slots).to_string()
+            ),
             cpu.map_or_else(|| "n/a".to_owned(), |ms| ms.to_string()),
             report.checks.divergent_slots.len()
         ));

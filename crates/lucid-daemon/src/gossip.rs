@@ -213,7 +213,12 @@ impl GossipHook {
     /// Pool ops ingested from `from`: the newly logged ones are pushed on, misbehaviour is
     /// reported. Ops older than the live grace are not pushed (every peer would refuse them as
     /// stale); anti-entropy spreads them.
-    pub fn pool_ops_ingested(&self, from: Option<NodeId>, report: &ops::PoolOpReport, live_from: lucid_core::Slot) {
+    pub fn pool_ops_ingested(
+        &self,
+        from: Option<NodeId>,
+        report: &ops::PoolOpReport,
+        live_from: lucid_core::Slot,
+    ) {
         for (slot, message) in &report.accepted {
             if *slot >= live_from {
                 self.pool_op(from, message.clone());

@@ -15,6 +15,7 @@ use lucid_consensus::ingest::{Ingest, Outcome, Verdict};
 use lucid_consensus::store::{ProofStore, StoredProof};
 use lucid_consensus::verify::Verifier;
 use lucid_consensus::{ConsensusParams, ProofKey};
+use lucid_core::message::Message as _;
 use lucid_core::{Clock, NodeId, SignedMessage, Slot, SlotRange};
 
 /// How many proofs are read per store page while summarising slots.
@@ -137,11 +138,10 @@ impl PeerApi for StorePeer {
     ) -> Result<Outcome, lucid_consensus::Error> {
         let mut ingest = self.ingest.lock().await;
         let now = self.clock.wall();
-        let record = lucid_consensus::registration::Registration::from_signed_bytes(
-            registration.bytes(),
-        )
-        .ok()
-        .map(|(_, record)| record);
+        let record =
+            lucid_consensus::registration::Registration::from_signed_bytes(registration.bytes())
+                .ok()
+                .map(|(_, record)| record);
         let (outcome, evidence) =
             ingest.ingest_registration(self.store.as_ref(), now, registration).await?;
         drop(ingest);
@@ -150,7 +150,8 @@ impl PeerApi for StorePeer {
         }
         // A record the ingest accepted as the node's current one (signed by the node itself,
         // the highest sequence) enters the peer table at once, not only through `Hello`.
-        if let (Verdict::Accept, Some(record), Some(gossip)) = (outcome.verdict, record, &self.gossip)
+        if let (Verdict::Accept, Some(record), Some(gossip)) =
+            (outcome.verdict, record, &self.gossip)
         {
             gossip.directory().registration_accepted(&record);
         }

@@ -219,7 +219,10 @@ mod tests;
 
 impl FromProto<pb::PoolOpCursor> for PoolOpCursor {
     fn from_proto(cursor: pb::PoolOpCursor) -> Result<Self, GrpcError> {
-        Ok(PoolOpCursor { slot: Slot(cursor.slot), digest: digest_from_bytes("after.digest", &cursor.digest)? })
+        Ok(PoolOpCursor {
+            slot: Slot(cursor.slot),
+            digest: digest_from_bytes("after.digest", &cursor.digest)?,
+        })
     }
 }
 
@@ -230,7 +233,10 @@ impl ToProto<pb::PoolOpCursor> for PoolOpCursor {
 }
 
 /// A digest from its 32 raw bytes.
-pub fn digest_from_bytes(field: &'static str, bytes: &[u8]) -> Result<lucid_core::Digest, GrpcError> {
+pub fn digest_from_bytes(
+    field: &'static str,
+    bytes: &[u8],
+) -> Result<lucid_core::Digest, GrpcError> {
     let bytes: [u8; 32] = bytes
         .try_into()
         .map_err(|_| invalid(field, format!("{} bytes, expected 32", bytes.len())))?;

@@ -359,8 +359,11 @@ where
         }
     }
     let expected = wellformed.len();
-    let ingested =
-        if wellformed.is_empty() { Vec::new() } else { ingest(wellformed).await.map_err(GrpcError::from)? };
+    let ingested = if wellformed.is_empty() {
+        Vec::new()
+    } else {
+        ingest(wellformed).await.map_err(GrpcError::from)?
+    };
     if ingested.len() != expected {
         return Err(GrpcError::Store(lucid_consensus::Error::Bug(lucid_core::internal!(
             "ingest returned {} outcomes for {expected} messages",

@@ -1174,10 +1174,8 @@ async fn pool_ops_and_seals_get_one_verdict_each_and_bounded_pages() {
     let alice = testing::key(1);
     // Any message of alice's stands in for an op: the scripted peer judges the signature only.
     let signed_op = testing::signed_beacon(&params, &alice, NOW_SLOT);
-    let forged = SignedMessage::new(
-        signed_op.bytes().to_vec(),
-        testing::key(2).sign(signed_op.bytes()),
-    );
+    let forged =
+        SignedMessage::new(signed_op.bytes().to_vec(), testing::key(2).sign(signed_op.bytes()));
     let short = pb::SignedMessage { message: signed_op.bytes().to_vec(), signature: vec![0; 10] };
     let answer = client
         .submit_pool_ops(pb::SubmitPoolOpsRequest {

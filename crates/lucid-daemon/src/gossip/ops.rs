@@ -110,8 +110,7 @@ impl PoolOpIngest {
     fn slots(&self, now: UnixMillis) -> Option<(Slot, Slot)> {
         let time = self.params.time;
         let current = time.slot_of(now).ok()?;
-        let newest =
-            time.slot_of(now.saturating_add_ms(self.params.max_future_skew_ms())).ok()?;
+        let newest = time.slot_of(now.saturating_add_ms(self.params.max_future_skew_ms())).ok()?;
         Some((current, newest))
     }
 
@@ -189,24 +188,28 @@ impl PoolOpIngest {
                 }
             };
             let digest = op.digest();
-            let verdict =
-                match self.pools.log_op(&op).await.map_err(pool_error("logging a pool op"))? {
-                    LogOutcome::Inserted => {
-                        note_accepted_in_store(self.pools.as_ref(), &op.accepted)
-                            .await
-                            .map_err(pool_error("noting an accepted pool op"))?;
-                        let effect = op.effect_slot().unwrap_or(Slot(u64::MAX));
-                        past_effect |= effect <= current;
-                        tracing::info!(%digest, tag = ?op.accepted.op.op.tag(), effect = effect.0, "pool op accepted from a peer");
-                        report.accepted.push((op.accepted.op.slot, message));
-                        Verdict::Accept
-                    }
-                    LogOutcome::Duplicate => Verdict::Duplicate,
-                    LogOutcome::Conflict { existing } => {
-                        tracing::warn!(%digest, existing = %existing.digest(), node = %op.accepted.op.node, "two pool ops of one node in one slot: the second is refused");
-                        Verdict::Reject(RejectReason::Equivocation)
-                    }
-                };
+            let verdict = match self
+                .pools
+                .log_op(&op)
+                .await
+                .map_err(pool_error("logging a pool op"))?
+            {
+                LogOutcome::Inserted => {
+                    note_accepted_in_store(self.pools.as_ref(), &op.accepted)
+                        .await
+                        .map_err(pool_error("noting an accepted pool op"))?;
+                    let effect = op.effect_slot().unwrap_or(Slot(u64::MAX));
+                    past_effect |= effect <= current;
+                    tracing::info!(%digest, tag = ?op.accepted.op.op.tag(), effect = effect.0, "pool op accepted from a peer");
+                    report.accepted.push((op.accepted.op.slot, message));
+                    Verdict::Accept
+                }
+                LogOutcome::Duplicate => Verdict::Duplicate,
+                LogOutcome::Conflict { existing } => {
+                    tracing::warn!(%digest, existing = %existing.digest(), node = %op.accepted.op.node, "two pool ops of one node in one slot: the second is refused");
+                    Verdict::Reject(RejectReason::Equivocation)
+                }
+            };
             report.outcomes.push(Outcome { digest, verdict });
         }
         if past_effect {

@@ -85,7 +85,11 @@ impl Batch {
 
 /// The messages of `items` not received from `peer`.
 fn except_from(items: &[(SignedMessage, Option<NodeId>)], peer: NodeId) -> Vec<SignedMessage> {
-    items.iter().filter(|(_, from)| *from != Some(peer)).map(|(message, _)| message.clone()).collect()
+    items
+        .iter()
+        .filter(|(_, from)| *from != Some(peer))
+        .map(|(message, _)| message.clone())
+        .collect()
 }
 
 impl Pusher {

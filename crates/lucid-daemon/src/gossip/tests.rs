@@ -262,8 +262,7 @@ impl Cluster {
                 clock.clone(),
                 Arc::new(tokio::sync::Mutex::new(())),
             );
-            let queue =
-                GossipQueue::new(me, directory.clone(), &config).with_pool_ops(pool_ingest);
+            let queue = GossipQueue::new(me, directory.clone(), &config).with_pool_ops(pool_ingest);
             let metrics = queue.metrics();
             let hook = queue.hook();
             let peer = Arc::new(peer.with_gossip(queue.hook()));

@@ -370,7 +370,10 @@ impl PeerTransport for PeerClient {
         )?;
         let reply = self.call(peer, client.submit_pool_ops(request)).await?;
         if reply.verdicts.len() != sent {
-            return Err(malformed(format!("{} verdicts for {sent} pool ops", reply.verdicts.len())));
+            return Err(malformed(format!(
+                "{} verdicts for {sent} pool ops",
+                reply.verdicts.len()
+            )));
         }
         reply.verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
     }

@@ -419,10 +419,7 @@ async fn submitted_registrations_reach_the_peer_table_directly_and_only_the_newe
         Verdict::Reject(RejectReason::BadSignature)
     );
     let garbage = SignedMessage::new(b"junk".to_vec(), key1.sign(b"junk"));
-    assert!(matches!(
-        peer.submit_registration(garbage).await.unwrap().verdict,
-        Verdict::Reject(_)
-    ));
+    assert!(matches!(peer.submit_registration(garbage).await.unwrap().verdict, Verdict::Reject(_)));
     assert_eq!(endpoint_of(1), Some((2, direct("127.0.0.1:2002").unwrap())));
     // The node's own record never enters its table.
     let mine = registration_of(0, 1, "127.0.0.1:1000", &testing::key(0));

@@ -233,7 +233,9 @@ impl Call {
             Call::Evidence(first, second) => Reply::Outcomes(vec![
                 api.submit_evidence(Some(from), first.clone(), second.clone()).await?,
             ]),
-            Call::Seals(seals) => Reply::Outcomes(api.submit_seals(Some(from), seals.clone()).await?),
+            Call::Seals(seals) => {
+                Reply::Outcomes(api.submit_seals(Some(from), seals.clone()).await?)
+            }
         })
     }
 }

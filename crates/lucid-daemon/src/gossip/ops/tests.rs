@@ -71,10 +71,8 @@ fn the_late_path_takes_ops_of_others_but_never_the_servers_own() {
     runtime().block_on(async {
         let (ingest, pools) = ingest_at(NOW).await;
         let params = testing::small_params();
-        let (create, _) = (
-            op(&params, &testing::key(0), 150, Op::Create { name: "alpha".into(), max_nodes: 3 }),
-            (),
-        );
+        let create =
+            op(&params, &testing::key(0), 150, Op::Create { name: "alpha".into(), max_nodes: 3 });
         // Live: 50 slots old is stale.
         let live = ingest.ingest(vec![create.clone()], OpPath::Live).await.unwrap();
         assert_eq!(live.outcomes[0].verdict, Verdict::Reject(RejectReason::Stale));
@@ -96,7 +94,8 @@ fn the_late_path_takes_ops_of_others_but_never_the_servers_own() {
         assert_eq!(log[0].state, OpState::Applied { at: Slot(153) });
         assert_eq!(pools.pools().len(), 1);
         // Below the window of the oldest unsettled tally: stale on every path.
-        let ancient = op(&params, &testing::key(1), 1, Op::Create { name: "old".into(), max_nodes: 3 });
+        let ancient =
+            op(&params, &testing::key(1), 1, Op::Create { name: "old".into(), max_nodes: 3 });
         let refused =
             ingest.ingest(vec![ancient], OpPath::Late { server: testing::node(3) }).await.unwrap();
         assert_eq!(refused.outcomes[0].verdict, Verdict::Reject(RejectReason::Stale));
@@ -104,7 +103,9 @@ fn the_late_path_takes_ops_of_others_but_never_the_servers_own() {
 }
 
 /// The pools and the settled log after applying `order` as it arrives, then the applier.
-async fn outcome_of(order: Vec<SignedMessage>) -> (Vec<lucid_pools::Pool>, Vec<lucid_pools::Membership>, Vec<(lucid_core::Digest, OpState)>) {
+async fn outcome_of(
+    order: Vec<SignedMessage>,
+) -> (Vec<lucid_pools::Pool>, Vec<lucid_pools::Membership>, Vec<(lucid_core::Digest, OpState)>) {
     let (ingest, pools) = ingest_at(NOW).await;
     for message in order {
         let report =
