@@ -7,8 +7,9 @@
 //! the CPU time of that run (user + system of the whole process, from `/proc/self/stat`, so it
 //! does not depend on how loaded the machine is) is divided by nodes × slots. Criterion then
 //! times only the 100-node overhead run, because a 1 000-node run takes minutes and criterion
-//! needs at least ten samples. The protocol is named in one place, [`protocol`]: the daemon's
-//! own gossip.
+//! needs at least ten samples. `LUCID_SIM_MAX_NODES=N` skips the configurations above N nodes
+//! (a loaded machine may not have the minutes the largest ones take). The protocol is named in
+//! one place, [`protocol`]: the daemon's own gossip.
 
 use std::sync::Arc;
 
@@ -54,6 +55,14 @@ fn cpu_ms() -> Option<u64> {
     Some((utime + stime) * 10)
 }
 
+/// Whether a configuration of `nodes` nodes is simulated in this run (`LUCID_SIM_MAX_NODES`).
+fn wanted(nodes: usize) -> bool {
+    std::env::var("LUCID_SIM_MAX_NODES")
+        .ok()
+        .and_then(|max| max.parse::<usize>().ok())
+        .is_none_or(|max| nodes <= max)
+}
+
 /// Simulates `scenario` once; its report and the CPU milliseconds it took.
 fn measured(scenario: &Scenario) -> (SimReport, Option<u64>) {
     let before = cpu_ms();
@@ -76,6 +85,9 @@ fn overhead_scenario(nodes: usize, slots: u64) -> Scenario {
 /// Bytes and CPU per node per slot.
 fn overhead(c: &mut Criterion) {
     for (nodes, slots) in [(100usize, 4u64), (1_000, 3)] {
+        if !wanted(nodes) {
+            continue;
+        }
         let (report, cpu) = measured(&overhead_scenario(nodes, slots));
         let honest = report.traffic.total_of(&report.honest);
         let per = |value: u64| value / (nodes as u64) / slots;
@@ -105,6 +117,9 @@ fn overhead(c: &mut Criterion) {
 /// Time to converge after a one-slot partition of a third of the nodes, with 10 % loss.
 fn convergence(_c: &mut Criterion) {
     for nodes in [50usize, 100, 200, 500, 1_000] {
+        if !wanted(nodes) {
+            continue;
+        }
         let scenario = Scenario {
             links: LinkProfile::lossy(100_000),
             partitions: vec![PartitionSpec {

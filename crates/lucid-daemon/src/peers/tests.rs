@@ -413,7 +413,9 @@ async fn submitted_registrations_reach_the_peer_table_directly_and_only_the_newe
     // Replayed older, replayed same, forged by another key, garbage: the table keeps seq 2.
     let replayed = peer.submit_registration(first).await.unwrap().verdict;
     assert_eq!(replayed, Verdict::Reject(RejectReason::Superseded));
-    let forged = registration_of(1, 3, "127.0.0.1:6666", &testing::key(5));
+    let genuine = registration_of(1, 3, "127.0.0.1:6666", &key1);
+    let forged =
+        SignedMessage::new(genuine.bytes().to_vec(), testing::key(5).sign(genuine.bytes()));
     assert_eq!(
         peer.submit_registration(forged).await.unwrap().verdict,
         Verdict::Reject(RejectReason::BadSignature)
