@@ -333,7 +333,9 @@ fn serve(resolved: config::Resolved) -> anyhow::Result<ExitCode> {
         let directory: Arc<dyn lucid_daemon::network::PeerDirectory> = peers.table.clone();
         let transport: Arc<dyn lucid_daemon::network::PeerTransport> = peers.client.clone();
         let gossip_config = lucid_daemon::gossip::GossipConfig::for_network(&consensus);
-        let queue = lucid_daemon::gossip::GossipQueue::new(node_id, directory, &gossip_config);
+        // Pool ops travel like proofs: pushed when logged, reconciled by anti-entropy.
+        let queue = lucid_daemon::gossip::GossipQueue::new(node_id, directory, &gossip_config)
+            .with_pool_ops(node.pool_op_ingest(peer.ingest()));
         let peer = peer.with_gossip(queue.hook());
         #[cfg(feature = "session")]
         let session_wiring = (peer.ingest(), Arc::clone(&verifier), queue.own_outbox());

@@ -39,6 +39,8 @@ pub const MAX_PULL_SLOTS: u64 = 5040;
 pub const MAX_PULL_PAGE: usize = 1024;
 /// Most registration records in one `ExchangePeers` answer.
 pub const MAX_PEERS_PAGE: usize = 100;
+/// Most slot seals in one `SubmitSeals` batch.
+pub const MAX_SEAL_BATCH: usize = 64;
 
 /// The binary metadata key of a signed peer call.
 pub const PEER_CALL_METADATA: &str = "lucid-peer-call-bin";
@@ -65,6 +67,12 @@ pub mod methods {
     pub const FETCH_SLOT: &str = "/lucid.node.v1.Peer/FetchSlot";
     /// `Peer.SubmitEvidence`.
     pub const SUBMIT_EVIDENCE: &str = "/lucid.node.v1.Peer/SubmitEvidence";
+    /// `Peer.SubmitPoolOps`.
+    pub const SUBMIT_POOL_OPS: &str = "/lucid.node.v1.Peer/SubmitPoolOps";
+    /// `Peer.FetchPoolOps`.
+    pub const FETCH_POOL_OPS: &str = "/lucid.node.v1.Peer/FetchPoolOps";
+    /// `Peer.SubmitSeals`.
+    pub const SUBMIT_SEALS: &str = "/lucid.node.v1.Peer/SubmitSeals";
 }
 
 /// One incoming peer call as the [`PeerGate`] judges it.
@@ -301,6 +309,62 @@ pub trait PeerApi: Send + Sync + 'static {
         first: SignedMessage,
         second: SignedMessage,
     ) -> Result<Outcome, lucid_consensus::Error>;
+    /// Ingests signed pool ops pushed by `caller` (`SubmitPoolOps`); one outcome per op, in
+    /// input order.
+    async fn submit_pool_ops(
+        &self,
+        caller: Option<NodeId>,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error>;
+    /// One page of the node's pool op log for `query` (`FetchPoolOps`).
+    async fn fetch_pool_ops(
+        &self,
+        query: PoolOpsQuery,
+    ) -> Result<PoolOpsPage, lucid_consensus::Error>;
+    /// Ingests slot seals pushed by `caller` (`SubmitSeals`); one outcome per seal, in input
+    /// order.
+    async fn submit_seals(
+        &self,
+        caller: Option<NodeId>,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error>;
+}
+
+/// The position after the last op of a `FetchPoolOps` page: ops are ordered by (signing slot,
+/// message digest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolOpCursor {
+    /// The signing slot of the last op returned.
+    pub slot: Slot,
+    /// Its message digest.
+    pub digest: Digest,
+}
+
+/// A `FetchPoolOps` request: the logged pool ops signed in `range`, unless the caller already
+/// holds the same set (`known_count` ops whose `seal_root` is `known_root`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolOpsQuery {
+    /// Signing slots (at most [`MAX_PULL_SLOTS`]).
+    pub range: SlotRange,
+    /// How many ops the caller holds in the range.
+    pub known_count: u32,
+    /// `seal_root` of their digests (32 zero bytes for none).
+    pub known_root: Digest,
+    /// Ops after this position only; `None` for the first page.
+    pub after: Option<PoolOpCursor>,
+    /// Most ops in the page (at most [`MAX_PULL_PAGE`]).
+    pub limit: usize,
+}
+
+/// One page of a peer's pool op log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolOpsPage {
+    /// The caller already holds the callee's set of the range: nothing follows.
+    pub in_sync: bool,
+    /// The ops, as their logged signed bytes, in (slot, digest) order.
+    pub ops: Vec<SignedMessage>,
+    /// Where the next page starts, when more ops may follow.
+    pub next: Option<PoolOpCursor>,
 }
 
 /// A node's own seal of one slot with the proofs it covers, as served by `FetchSlot`.

@@ -8,7 +8,10 @@
 //!   [`GossipQueue::own_outbox`], and proofs of peers through [`GossipHook::ingested`]) is
 //!   queued and pushed in batches of at most [`MAX_BATCH`] within [`GossipConfig::flush_after`]
 //!   (50 ms) to every gossip peer except the one it came from. Evidence of equivocation is
-//!   forwarded once per node (`SubmitEvidence`), so every node records it.
+//!   forwarded once per node (`SubmitEvidence`), so every node records it. Signed pool ops
+//!   that the node logged (its own from the API, and peers' through [`ops::PoolOpIngest`]) are
+//!   pushed the same way (`SubmitPoolOps`), and so are the node's own slot seals when it signs
+//!   them (`SubmitSeals`, to its gossip peers only, never relayed).
 //! - **Seals** ([`seal`]): at the start of slot s + 3 the node signs exactly one `slot-seal` for
 //!   slot s over the proofs it accepted live for s, stored write-once; it is never re-signed
 //!   after a restart and never signed for a slot already sealed.
@@ -17,6 +20,8 @@
 //!   per-slot digests over the unsettled window with one peer's, in ranges of at most 720 slots,
 //!   and fetches only the slots that differ: slots inside the live grace with `PullProofs` and
 //!   the live ingest, older slots with `FetchSlot` and late acceptance through the peer's seal.
+//!   The pool op log of the same window is compared by count and root (`FetchPoolOps`) and only
+//!   a differing log is fetched, in pages.
 //!
 //! The queues are bounded and never block: a full queue drops the item and counts it
 //! ([`GossipMetrics`]); anti-entropy recovers what push lost. Peers' misbehaviour found while
@@ -35,6 +40,7 @@
 
 pub mod anti_entropy;
 pub mod metrics;
+pub mod ops;
 pub mod push;
 pub mod seal;
 
@@ -107,6 +113,10 @@ pub(crate) enum Outgoing {
     Proof { message: SignedMessage, from: Option<NodeId> },
     /// Evidence to forward once, and the peer it came from.
     Evidence { evidence: Evidence, from: Option<NodeId> },
+    /// A signed pool op newly logged, and the peer it came from.
+    PoolOp { message: SignedMessage, from: Option<NodeId> },
+    /// A slot seal newly stored (the node's own, or a peer's), and the peer it came from.
+    Seal { message: SignedMessage, from: Option<NodeId> },
 }
 
 /// The handle the ingest paths (peer service, anti-entropy) give their results to: accepted
@@ -118,6 +128,8 @@ pub struct GossipHook {
     outgoing: mpsc::Sender<Outgoing>,
     directory: Arc<dyn PeerDirectory>,
     metrics: Arc<GossipMetrics>,
+    /// The node's pool op log, when the node keeps one (`GossipQueue::with_pool_ops`).
+    pool_ops: Option<Arc<ops::PoolOpIngest>>,
 }
 
 impl std::fmt::Debug for GossipHook {
@@ -187,6 +199,40 @@ impl GossipHook {
         self.offer(Outgoing::Evidence { evidence: evidence.clone(), from });
     }
 
+    /// The node's pool op ingest, when it keeps a pool op log.
+    pub fn pool_ops(&self) -> Option<&Arc<ops::PoolOpIngest>> {
+        self.pool_ops.as_ref()
+    }
+
+    /// A signed pool op the node logged (from `from`, `None` for its own API), to be pushed to
+    /// the other peers.
+    pub fn pool_op(&self, from: Option<NodeId>, message: SignedMessage) {
+        self.offer(Outgoing::PoolOp { message, from });
+    }
+
+    /// Pool ops ingested from `from`: the newly logged ones are pushed on, misbehaviour is
+    /// reported. Ops older than the live grace are not pushed (every peer would refuse them as
+    /// stale); anti-entropy spreads them.
+    pub fn pool_ops_ingested(
+        &self,
+        from: Option<NodeId>,
+        report: &ops::PoolOpReport,
+        live_from: lucid_core::Slot,
+    ) {
+        for (slot, message) in &report.accepted {
+            if *slot >= live_from {
+                self.pool_op(from, message.clone());
+            }
+        }
+        self.report_faults(from, &report.outcomes);
+    }
+
+    /// A slot seal the node signed and stored (`from` is `None`), to be pushed to its gossip
+    /// peers.
+    pub fn seal(&self, from: Option<NodeId>, message: SignedMessage) {
+        self.offer(Outgoing::Seal { message, from });
+    }
+
     /// Reports every verdict of `outcomes` that proves `from` misbehaved.
     pub fn report_faults(&self, from: Option<NodeId>, outcomes: &[Outcome]) {
         let Some(peer) = from else { return };
@@ -218,11 +264,19 @@ impl GossipQueue {
         let (own_tx, own_rx) = mpsc::channel(config.own_capacity.max(1));
         let metrics = Arc::new(GossipMetrics::default());
         GossipQueue {
-            hook: GossipHook { node, outgoing: tx, directory, metrics },
+            hook: GossipHook { node, outgoing: tx, directory, metrics, pool_ops: None },
             outgoing,
             own_tx,
             own_rx,
         }
+    }
+
+    /// These queues with the node's pool op log: the peer service takes pushed pool ops into
+    /// it, anti-entropy reconciles it, and what it logs is pushed on.
+    #[must_use]
+    pub fn with_pool_ops(mut self, pool_ops: ops::PoolOpIngest) -> Self {
+        self.hook.pool_ops = Some(Arc::new(pool_ops));
+        self
     }
 
     /// The hook for the peer service (`StorePeer::with_gossip`).
@@ -297,7 +351,8 @@ pub fn spawn(deps: GossipDeps, queue: GossipQueue, supervision: Supervision<'_>)
         Arc::clone(&deps.key),
         Arc::clone(&deps.store),
         Arc::clone(hook.metrics()),
-    );
+    )
+    .gossiping(hook.clone());
     spawn_supervised(
         supervision.tracker,
         Arc::clone(&supervision.states),
@@ -316,6 +371,22 @@ pub fn spawn(deps: GossipDeps, queue: GossipQueue, supervision: Supervision<'_>)
         supervision.loops,
         supervision.cancel.child_token(),
     );
+}
+
+/// The late-acceptance floor at `current` (`consensus.md` §6.3): the first slot of the window of
+/// the oldest unsettled tally.
+pub fn late_floor(params: &ConsensusParams, current: lucid_core::Slot) -> lucid_core::Slot {
+    let time = params.time;
+    lucid_core::Slot(
+        time.epoch_start(time.epoch_of(current))
+            .map_or(0, |start| start.0)
+            .saturating_sub(time.window_slots()),
+    )
+}
+
+/// The first slot of the live grace at `current`.
+pub fn live_from(current: lucid_core::Slot) -> lucid_core::Slot {
+    lucid_core::Slot(current.0.saturating_sub(lucid_consensus::params::INGEST_GRACE_SLOTS))
 }
 
 /// The size of a signed message on the wire, for the byte counters.

@@ -14,7 +14,7 @@
 //! Errors of a remote peer are data ([`TransportError`]), never a panic: a peer that is slow,
 //! gone or lying costs at most one call.
 
-use lucid_api::grpc::{SealedSlot, SlotDigest};
+use lucid_api::grpc::{PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest};
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::Outcome;
 use lucid_core::{NodeId, SignedMessage, SlotRange};
@@ -96,6 +96,39 @@ pub trait PeerTransport: Send + Sync + 'static {
         first: SignedMessage,
         second: SignedMessage,
     ) -> Result<Outcome, TransportError>;
+
+    /// `SubmitPoolOps`: pushes at most `lucid_api::grpc::MAX_BATCH` signed pool ops; the
+    /// peer's verdict for each, in input order. A transport that cannot carry them refuses.
+    async fn submit_pool_ops(
+        &self,
+        peer: NodeId,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let _ = (peer, ops);
+        Err(TransportError::Refused("this transport does not carry pool ops".into()))
+    }
+
+    /// `FetchPoolOps`: one page of the peer's pool op log for `query`, nothing when the
+    /// caller's count and root already match. A transport that cannot carry them refuses.
+    async fn fetch_pool_ops(
+        &self,
+        peer: NodeId,
+        query: PoolOpsQuery,
+    ) -> Result<PoolOpsPage, TransportError> {
+        let _ = (peer, query);
+        Err(TransportError::Refused("this transport does not carry pool ops".into()))
+    }
+
+    /// `SubmitSeals`: pushes at most `lucid_api::grpc::MAX_SEAL_BATCH` slot seals; the peer's
+    /// verdict for each, in input order. A transport that cannot carry them refuses.
+    async fn submit_seals(
+        &self,
+        peer: NodeId,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let _ = (peer, seals);
+        Err(TransportError::Refused("this transport does not carry seals".into()))
+    }
 }
 
 /// Something a peer did that counts against it.
@@ -120,4 +153,10 @@ pub trait PeerDirectory: Send + Sync + 'static {
 
     /// Counts `fault` against `peer`.
     fn report(&self, peer: NodeId, fault: PeerFault);
+
+    /// A registration record the node's ingest just accepted as current (signed by the node
+    /// itself, the highest sequence): a directory with a peer table takes it in at once.
+    fn registration_accepted(&self, registration: &lucid_consensus::registration::Registration) {
+        let _ = registration;
+    }
 }

@@ -163,6 +163,8 @@ pub(crate) struct State {
     /// The session manager, once `spawn_sessions` ran.
     #[cfg(feature = "session")]
     sessions: std::sync::OnceLock<Arc<crate::sessions::SessionManager>>,
+    /// Where the node's own accepted pool ops are pushed from, once gossip runs.
+    pub(crate) gossip_hook: std::sync::OnceLock<crate::gossip::GossipHook>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
     /// Cancelled when the operator asks the node to stop (`Operator.Shutdown`); the binary
@@ -219,6 +221,7 @@ impl Node {
             gossip_metrics: std::sync::OnceLock::new(),
             #[cfg(feature = "session")]
             sessions: std::sync::OnceLock::new(),
+            gossip_hook: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             shutdown_requested: CancellationToken::new(),
@@ -316,6 +319,7 @@ impl Node {
                 proofs: Arc::clone(&state.ports.proofs),
                 metrics: Arc::clone(&state.service_metrics),
                 report: Arc::clone(&state.pool_health),
+                apply: Arc::clone(&state.pool_ops.apply),
             },
         ));
     }
@@ -351,6 +355,7 @@ impl Node {
         self.supervise(beacons);
         if let Some(gossip) = gossip {
             let _ = state.gossip_metrics.set(gossip.queue.metrics());
+            let _ = state.gossip_hook.set(gossip.queue.hook());
             crate::gossip::spawn(
                 crate::gossip::GossipDeps {
                     params,
@@ -525,6 +530,20 @@ impl Node {
             outbox,
             sessions: manager,
         }));
+    }
+
+    /// The ingest of pool ops from peers over this node's pool op log, judging signers with
+    /// `ingest` (the node's one ingest) and serialised with the node's slot applier: give it to
+    /// the gossip queue (`GossipQueue::with_pool_ops`) so that pool ops travel between nodes.
+    pub fn pool_op_ingest(&self, ingest: SharedIngest) -> crate::gossip::ops::PoolOpIngest {
+        let state = &self.state;
+        crate::gossip::ops::PoolOpIngest::new(
+            state.config.consensus,
+            Arc::clone(&state.ports.pools),
+            ingest,
+            Arc::clone(&state.clock),
+            Arc::clone(&state.pool_ops.apply),
+        )
     }
 
     /// The peer table and client, once [`Node::start_peers`] ran.

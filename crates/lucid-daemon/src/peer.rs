@@ -10,11 +10,12 @@ use std::sync::Arc;
 use crate::gossip::GossipHook;
 use crate::services::SharedIngest;
 
-use lucid_api::grpc::{PeerApi, SealedSlot, SlotDigest};
+use lucid_api::grpc::{PeerApi, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest};
 use lucid_consensus::ingest::{Ingest, Outcome, Verdict};
 use lucid_consensus::store::{ProofStore, StoredProof};
 use lucid_consensus::verify::Verifier;
 use lucid_consensus::{ConsensusParams, ProofKey};
+use lucid_core::message::Message as _;
 use lucid_core::{Clock, NodeId, SignedMessage, Slot, SlotRange};
 
 /// How many proofs are read per store page while summarising slots.
@@ -137,10 +138,22 @@ impl PeerApi for StorePeer {
     ) -> Result<Outcome, lucid_consensus::Error> {
         let mut ingest = self.ingest.lock().await;
         let now = self.clock.wall();
+        let record =
+            lucid_consensus::registration::Registration::from_signed_bytes(registration.bytes())
+                .ok()
+                .map(|(_, record)| record);
         let (outcome, evidence) =
             ingest.ingest_registration(self.store.as_ref(), now, registration).await?;
+        drop(ingest);
         if let Some(evidence) = evidence {
             tracing::warn!(node = %evidence.node, "registration equivocation evidence recorded");
+        }
+        // A record the ingest accepted as the node's current one (signed by the node itself,
+        // the highest sequence) enters the peer table at once, not only through `Hello`.
+        if let (Verdict::Accept, Some(record), Some(gossip)) =
+            (outcome.verdict, record, &self.gossip)
+        {
+            gossip.directory().registration_accepted(&record);
         }
         Ok(outcome)
     }
@@ -201,6 +214,67 @@ impl PeerApi for StorePeer {
         second: SignedMessage,
     ) -> Result<Outcome, lucid_consensus::Error> {
         self.submit_evidence_from(caller, first, second).await
+    }
+
+    async fn submit_pool_ops(
+        &self,
+        caller: Option<NodeId>,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        let Some((gossip, pool_ops)) =
+            self.gossip.as_ref().and_then(|gossip| gossip.pool_ops().map(|ops| (gossip, ops)))
+        else {
+            return Err(lucid_consensus::Error::Bug(lucid_core::internal!(
+                "pool ops pushed to a node without a pool op log"
+            )));
+        };
+        gossip.metrics().count_in(ops.iter().map(crate::gossip::wire_size).sum());
+        let report = pool_ops.ingest(ops, crate::gossip::ops::OpPath::Live).await?;
+        let live_from = pool_ops.current_slot().map_or(Slot(0), crate::gossip::live_from);
+        gossip.pool_ops_ingested(caller, &report, live_from);
+        Ok(report.outcomes)
+    }
+
+    async fn fetch_pool_ops(
+        &self,
+        query: PoolOpsQuery,
+    ) -> Result<PoolOpsPage, lucid_consensus::Error> {
+        match self.gossip.as_ref().and_then(GossipHook::pool_ops) {
+            Some(pool_ops) => pool_ops.page(query).await,
+            // No log: nothing to serve, and nothing the caller could be missing from us.
+            None => Ok(PoolOpsPage { in_sync: true, ..PoolOpsPage::default() }),
+        }
+    }
+
+    async fn submit_seals(
+        &self,
+        caller: Option<NodeId>,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        if let Some(gossip) = &self.gossip {
+            gossip.metrics().count_in(seals.iter().map(crate::gossip::wire_size).sum());
+        }
+        let now = self.clock.wall();
+        let ingest = self.ingest.lock().await;
+        let params = *ingest.params();
+        let floor = params
+            .time
+            .slot_of(now)
+            .map_or(Slot(0), |current| crate::gossip::late_floor(&params, current));
+        let mut outcomes = Vec::with_capacity(seals.len());
+        for seal in seals {
+            outcomes.push(
+                crate::gossip::seal::ingest_seal(&ingest, self.store.as_ref(), now, floor, seal)
+                    .await?,
+            );
+        }
+        drop(ingest);
+        // Seals are not relayed: a node reconciles only with its own gossip peers, whose seals
+        // it receives from them directly.
+        if let Some(gossip) = &self.gossip {
+            gossip.report_faults(caller, &outcomes);
+        }
+        Ok(outcomes)
     }
 }
 

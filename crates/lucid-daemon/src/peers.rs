@@ -223,6 +223,13 @@ impl PeerDirectory for SharedPeers {
             tracing::debug!(peer = %peer, ?fault, "peer fault counted");
         }
     }
+
+    fn registration_accepted(&self, registration: &Registration) {
+        // The table is bounded (`peers.max_known`) and keeps the record it is offered only when
+        // it is newer than the one it holds.
+        let offered = self.offer(registration);
+        tracing::debug!(node = %registration.node, seq = registration.seq, ?offered, "registration taken into the peer table");
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub(crate) struct PoolOps {
     /// Serialises submissions so that the advisory capacity check and the `joining` row of one
     /// join are seen by the next (the store's transaction still decides at the effect slot).
     submit: tokio::sync::Mutex<()>,
+    /// Held while logged ops are applied (the pool health loop), and while ops from peers are
+    /// logged (a late one rebuilds membership), so the two never interleave (`gossip::ops`).
+    pub(crate) apply: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The pending op with `digest`, if any (one keyed read, not a scan of the log).
@@ -139,6 +142,10 @@ pub(crate) async fn submit(
                 "this node already signed another pool op in the same slot".to_owned(),
             ));
         }
+    }
+    // Every node must log the same ops: push it to the peers (anti-entropy repairs a loss).
+    if let Some(gossip) = state.gossip_hook.get() {
+        gossip.pool_op(None, logged.message.clone());
     }
     let accepted = logged.accepted;
     tracing::info!(digest = %accepted.digest, tag = ?accepted.op.op.tag(), effect = effect.0, "pool op accepted");

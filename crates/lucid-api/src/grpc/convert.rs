@@ -11,7 +11,7 @@ use lucid_consensus::{ProofKey, ProofKind};
 use lucid_core::message::MAX_MESSAGE_BYTES as MAX_SIGNED_BYTES;
 use lucid_core::{NodeId, Signature, SignedMessage, Slot, SlotRange};
 
-use super::{GrpcError, SlotDigest, pb};
+use super::{GrpcError, PoolOpCursor, SlotDigest, pb};
 
 /// A domain value decoded from its wire form; the error names the offending field.
 pub trait FromProto<P>: Sized {
@@ -216,3 +216,29 @@ impl FromProto<pb::SlotDigest> for SlotDigest {
 
 #[cfg(test)]
 mod tests;
+
+impl FromProto<pb::PoolOpCursor> for PoolOpCursor {
+    fn from_proto(cursor: pb::PoolOpCursor) -> Result<Self, GrpcError> {
+        Ok(PoolOpCursor {
+            slot: Slot(cursor.slot),
+            digest: digest_from_bytes("after.digest", &cursor.digest)?,
+        })
+    }
+}
+
+impl ToProto<pb::PoolOpCursor> for PoolOpCursor {
+    fn to_proto(&self) -> pb::PoolOpCursor {
+        pb::PoolOpCursor { slot: self.slot.0, digest: self.digest.as_bytes().to_vec() }
+    }
+}
+
+/// A digest from its 32 raw bytes.
+pub fn digest_from_bytes(
+    field: &'static str,
+    bytes: &[u8],
+) -> Result<lucid_core::Digest, GrpcError> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| invalid(field, format!("{} bytes, expected 32", bytes.len())))?;
+    Ok(lucid_core::Digest::from_bytes(bytes))
+}

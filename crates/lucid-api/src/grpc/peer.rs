@@ -14,12 +14,13 @@ use lucid_core::message::message_digest;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    FromProto as _, ToProto as _, node_from_bytes, node_from_text, page_limit, slot_range,
+    FromProto as _, ToProto as _, digest_from_bytes, node_from_bytes, node_from_text, page_limit,
+    slot_range,
 };
 use super::{
     GrpcError, MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS,
-    PEER_CALL_METADATA, PEER_FEATURES, PeerApi, PeerCallAttempt, PeerGate, PeerRefusal, methods,
-    pb, peer_refusal_status,
+    MAX_SEAL_BATCH, PEER_CALL_METADATA, PEER_FEATURES, PeerApi, PeerCallAttempt, PeerGate,
+    PeerRefusal, PoolOpCursor, PoolOpsQuery, methods, pb, peer_refusal_status,
 };
 
 /// The `Peer` service over the node's [`PeerApi`], behind its [`PeerGate`].
@@ -267,4 +268,113 @@ impl pb::peer_server::Peer for PeerService {
         };
         Ok(Response::new(pb::SubmitEvidenceResponse { verdict: Some(outcome.to_proto()) }))
     }
+
+    async fn submit_pool_ops(
+        &self,
+        request: Request<pb::SubmitPoolOpsRequest>,
+    ) -> Result<Response<pb::SubmitPoolOpsResponse>, Status> {
+        let messages = request.get_ref().ops.len();
+        let caller = self.authenticate(&request, methods::SUBMIT_POOL_OPS, messages).await?;
+        let ops = request.into_inner().ops;
+        let verdicts = judge_batch("ops", ops, MAX_BATCH, |wellformed| async move {
+            self.peer.submit_pool_ops(Some(caller), wellformed).await
+        })
+        .await?;
+        Ok(Response::new(pb::SubmitPoolOpsResponse { verdicts }))
+    }
+
+    async fn fetch_pool_ops(
+        &self,
+        request: Request<pb::FetchPoolOpsRequest>,
+    ) -> Result<Response<pb::FetchPoolOpsResponse>, Status> {
+        self.authenticate(&request, methods::FETCH_POOL_OPS, 1).await?;
+        let request = request.into_inner();
+        let range = slot_range(request.from_slot, request.to_slot, MAX_PULL_SLOTS)?;
+        let limit = page_limit("limit", request.limit, MAX_PULL_PAGE)?;
+        let known_root = if request.known_root.is_empty() {
+            lucid_core::Digest::from_bytes([0; 32])
+        } else {
+            digest_from_bytes("known_root", &request.known_root)?
+        };
+        let after = request.after.map(PoolOpCursor::from_proto).transpose()?;
+        let query =
+            PoolOpsQuery { range, known_count: request.known_count, known_root, after, limit };
+        let page = self.peer.fetch_pool_ops(query).await.map_err(GrpcError::from)?;
+        if page.ops.len() > limit {
+            return Err(GrpcError::Store(lucid_consensus::Error::Bug(lucid_core::internal!(
+                "{} pool ops in a page of {limit}",
+                page.ops.len()
+            )))
+            .into());
+        }
+        Ok(Response::new(pb::FetchPoolOpsResponse {
+            in_sync: page.in_sync,
+            ops: page.ops.iter().map(|op| op.to_proto()).collect(),
+            next: page.next.map(|next| next.to_proto()),
+        }))
+    }
+
+    async fn submit_seals(
+        &self,
+        request: Request<pb::SubmitSealsRequest>,
+    ) -> Result<Response<pb::SubmitSealsResponse>, Status> {
+        let messages = request.get_ref().seals.len();
+        let caller = self.authenticate(&request, methods::SUBMIT_SEALS, messages).await?;
+        let seals = request.into_inner().seals;
+        let verdicts = judge_batch("seals", seals, MAX_SEAL_BATCH, |wellformed| async move {
+            self.peer.submit_seals(Some(caller), wellformed).await
+        })
+        .await?;
+        Ok(Response::new(pb::SubmitSealsResponse { verdicts }))
+    }
+}
+
+/// Judges a pushed batch of at most `max` signed messages: a pair of the wrong shape gets its
+/// own `Malformed` verdict (identified by the digest of its bytes), the well-formed rest goes to
+/// `ingest` together, and the verdicts come back in input order.
+async fn judge_batch<F, Fut>(
+    field: &'static str,
+    messages: Vec<pb::SignedMessage>,
+    max: usize,
+    ingest: F,
+) -> Result<Vec<pb::MessageVerdict>, Status>
+where
+    F: FnOnce(Vec<SignedMessage>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Outcome>, lucid_consensus::Error>>,
+{
+    if messages.len() > max {
+        return Err(GrpcError::TooMany { field, len: messages.len(), max }.into());
+    }
+    let mut verdicts: Vec<Option<Outcome>> = Vec::with_capacity(messages.len());
+    let mut wellformed: Vec<SignedMessage> = Vec::with_capacity(messages.len());
+    for message in messages {
+        let digest = message_digest(&message.message);
+        match SignedMessage::from_proto(message) {
+            Ok(message) => {
+                wellformed.push(message);
+                verdicts.push(None);
+            }
+            Err(_) => verdicts
+                .push(Some(Outcome { digest, verdict: Verdict::Reject(RejectReason::Malformed) })),
+        }
+    }
+    let expected = wellformed.len();
+    let ingested = if wellformed.is_empty() {
+        Vec::new()
+    } else {
+        ingest(wellformed).await.map_err(GrpcError::from)?
+    };
+    if ingested.len() != expected {
+        return Err(GrpcError::Store(lucid_consensus::Error::Bug(lucid_core::internal!(
+            "ingest returned {} outcomes for {expected} messages",
+            ingested.len()
+        )))
+        .into());
+    }
+    let mut ingested = ingested.into_iter();
+    Ok(verdicts
+        .into_iter()
+        .filter_map(|verdict| verdict.or_else(|| ingested.next()))
+        .map(|outcome| outcome.to_proto())
+        .collect())
 }

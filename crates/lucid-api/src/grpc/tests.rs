@@ -135,6 +135,60 @@ impl PeerApi for TestPeer {
     async fn registered_nodes(&self) -> Result<u64, lucid_consensus::Error> {
         Ok(self.ingest.lock().await.registered_count() as u64)
     }
+
+    async fn submit_pool_ops(
+        &self,
+        _caller: Option<NodeId>,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        // Scripted (the wire layer is under test, the daemon judges ops): a message signed by
+        // node 1 is accepted.
+        Ok(ops
+            .iter()
+            .map(|op| {
+                let verdict = if op.verify(&testing::node(1)) {
+                    lucid_consensus::ingest::Verdict::Accept
+                } else {
+                    lucid_consensus::ingest::Verdict::Reject(
+                        lucid_consensus::ingest::RejectReason::BadSignature,
+                    )
+                };
+                Outcome { digest: op.digest(), verdict }
+            })
+            .collect())
+    }
+
+    async fn fetch_pool_ops(
+        &self,
+        query: super::PoolOpsQuery,
+    ) -> Result<super::PoolOpsPage, lucid_consensus::Error> {
+        // Scripted: in sync when the caller knows nothing; otherwise one op of node 1 and a
+        // cursor that echoes the query, so every field crosses the wire both ways.
+        if query.known_count == 0 {
+            return Ok(super::PoolOpsPage { in_sync: true, ..Default::default() });
+        }
+        let op = testing::key(1).sign(b"scripted");
+        let message = SignedMessage::new(b"scripted".to_vec(), op);
+        Ok(super::PoolOpsPage {
+            in_sync: false,
+            ops: vec![message],
+            next: Some(super::PoolOpCursor { slot: query.range.start, digest: query.known_root }),
+        })
+    }
+
+    async fn submit_seals(
+        &self,
+        _caller: Option<NodeId>,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        Ok(seals
+            .iter()
+            .map(|seal| Outcome {
+                digest: seal.digest(),
+                verdict: lucid_consensus::ingest::Verdict::Duplicate,
+            })
+            .collect())
+    }
 }
 
 /// A node with fixed answers, for the operator service.
@@ -989,6 +1043,9 @@ async fn every_peer_method_refuses_calls_without_a_valid_peer_call() {
         client.submit_registration(pb::SubmitRegistrationRequest::default()).await.unwrap_err(),
         client.get_registration(pb::GetRegistrationRequest::default()).await.unwrap_err(),
         client.exchange_peers(exchange()).await.unwrap_err(),
+        client.submit_pool_ops(pb::SubmitPoolOpsRequest::default()).await.unwrap_err(),
+        client.fetch_pool_ops(pb::FetchPoolOpsRequest::default()).await.unwrap_err(),
+        client.submit_seals(pb::SubmitSealsRequest::default()).await.unwrap_err(),
     ];
     for status in &missing {
         assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
@@ -1104,5 +1161,84 @@ async fn hello_needs_the_callers_own_registration_and_the_same_network() {
         5,
     );
     assert_eq!(client.hello(misdirected).await.unwrap_err().code(), Code::Unauthenticated);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pool_ops_and_seals_get_one_verdict_each_and_bounded_pages() {
+    use pb::RejectReason as R;
+    use pb::Verdict as V;
+    let server = Server::start().await;
+    let mut client = server.peer().await;
+    let params = params();
+    let alice = testing::key(1);
+    // Any message of alice's stands in for an op: the scripted peer judges the signature only.
+    let signed_op = testing::signed_beacon(&params, &alice, NOW_SLOT);
+    let forged =
+        SignedMessage::new(signed_op.bytes().to_vec(), testing::key(2).sign(signed_op.bytes()));
+    let short = pb::SignedMessage { message: signed_op.bytes().to_vec(), signature: vec![0; 10] };
+    let answer = client
+        .submit_pool_ops(pb::SubmitPoolOpsRequest {
+            ops: vec![wire(&signed_op), short.clone(), wire(&forged)],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got: Vec<_> = answer.verdicts.iter().map(verdict).collect();
+    assert_eq!(
+        got,
+        vec![(V::Accept, R::Unspecified), (V::Reject, R::Malformed), (V::Reject, R::BadSignature)]
+    );
+    // Oversized batches are refused whole.
+    let too_many = client
+        .submit_pool_ops(pb::SubmitPoolOpsRequest { ops: vec![wire(&signed_op); MAX_BATCH + 1] })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    let seals = client
+        .submit_seals(pb::SubmitSealsRequest { seals: vec![short.clone(), wire(&signed_op)] })
+        .await
+        .unwrap()
+        .into_inner();
+    let got: Vec<_> = seals.verdicts.iter().map(verdict).collect();
+    assert_eq!(got, vec![(V::Reject, R::Malformed), (V::Duplicate, R::Unspecified)]);
+    let too_many = client
+        .submit_seals(pb::SubmitSealsRequest { seals: vec![short; super::MAX_SEAL_BATCH + 1] })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+
+    // Fetch: ranges, roots, cursors and limits are checked at the edge.
+    let fetch = |from, to, root: Vec<u8>, limit| pb::FetchPoolOpsRequest {
+        from_slot: from,
+        to_slot: to,
+        known_count: 1,
+        known_root: root,
+        after: None,
+        limit,
+    };
+    for bad in [
+        fetch(10, 10, Vec::new(), 0),
+        fetch(10, 10 + MAX_PULL_SLOTS + 1, Vec::new(), 0),
+        fetch(10, 11, vec![1; 31], 0),
+        fetch(10, 11, Vec::new(), 1_025),
+        pb::FetchPoolOpsRequest {
+            after: Some(pb::PoolOpCursor { slot: 10, digest: vec![0; 5] }),
+            ..fetch(10, 11, Vec::new(), 0)
+        },
+    ] {
+        let status = client.fetch_pool_ops(bad.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
+    }
+    let in_sync = client
+        .fetch_pool_ops(pb::FetchPoolOpsRequest { known_count: 0, ..fetch(10, 20, Vec::new(), 0) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(in_sync.in_sync && in_sync.ops.is_empty() && in_sync.next.is_none());
+    let page = client.fetch_pool_ops(fetch(10, 20, vec![9; 32], 1)).await.unwrap().into_inner();
+    assert!(!page.in_sync);
+    assert_eq!(page.ops.len(), 1);
+    assert_eq!(page.next, Some(pb::PoolOpCursor { slot: 10, digest: vec![9; 32] }));
     server.stop().await;
 }

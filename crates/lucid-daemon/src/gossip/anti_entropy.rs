@@ -18,6 +18,13 @@
 //! round. Proofs of nodes we do not know (`UnknownNode`) make the next round with that peer start
 //! with its registrations.
 //!
+//! The same round reconciles the pool op log of the window (when the node keeps one): for each
+//! range of at most [`MAX_PULL_SLOTS`] signing slots it sends its count and root of the ops it
+//! holds (`FetchPoolOps`); a peer with the same set sends nothing, otherwise its ops come in
+//! pages and go through [`PoolOpIngest`](super::ops::PoolOpIngest) on the late path (ops the
+//! peer signed itself only inside the live grace). At most
+//! [`max_pages_per_slot`](super::GossipConfig::max_pages_per_slot) pages per range and round.
+//!
 //! Rounds run every [`anti_entropy_every`](super::GossipConfig::anti_entropy_every), rotating
 //! over the directory's peers,
 //! and at once with every peer that appears in the directory (a (re)connection). Our own digests
@@ -26,7 +33,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use lucid_api::grpc::{MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, SlotDigest};
+use lucid_api::grpc::{
+    MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PoolOpsQuery, SlotDigest,
+};
 use lucid_consensus::ingest::{RejectReason, Verdict};
 use lucid_consensus::params::INGEST_GRACE_SLOTS;
 use lucid_consensus::proof::TaskProof;
@@ -91,12 +100,57 @@ impl AntiEntropy {
 
     /// The late-acceptance floor at `current`: the first slot of the oldest unsettled window.
     fn floor(&self, current: Slot) -> Slot {
-        let time = self.deps.params.time;
-        Slot(
-            time.epoch_start(time.epoch_of(current))
-                .map_or(0, |start| start.0)
-                .saturating_sub(time.window_slots()),
-        )
+        super::late_floor(&self.deps.params, current)
+    }
+
+    /// Reconciles the pool op log of `[floor, end)` with `peer`: ranges whose count and root
+    /// differ are fetched in pages and ingested on the late path.
+    async fn pool_ops(&mut self, peer: NodeId, floor: Slot, end: Slot) -> Result<(), ServiceError> {
+        let Some(pool_ops) = self.hook.pool_ops().cloned() else { return Ok(()) };
+        let mut start = floor;
+        while start < end {
+            let range =
+                SlotRange { start, end: Slot(start.0.saturating_add(MAX_PULL_SLOTS).min(end.0)) };
+            start = range.end;
+            let (known_count, known_root) =
+                pool_ops.summary(range).await.map_err(error("summarising own pool ops"))?;
+            let mut after = None;
+            for _ in 0..self.deps.config.max_pages_per_slot.max(1) {
+                let query =
+                    PoolOpsQuery { range, known_count, known_root, after, limit: MAX_PULL_PAGE };
+                let page = match self.deps.transport.fetch_pool_ops(peer, query).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "anti-entropy: fetching pool ops failed");
+                        return Ok(());
+                    }
+                };
+                if page.in_sync {
+                    break;
+                }
+                self.hook.metrics().count_in(page.ops.iter().map(wire_size).sum());
+                // A page larger than asked for, or a cursor that does not move forward, breaks
+                // the protocol: the page is dropped and counted against the peer.
+                if page.ops.len() > MAX_PULL_PAGE
+                    || page.next.is_some_and(|next| after.is_some_and(|a| next <= a))
+                {
+                    self.report(peer, PeerFault::InvalidMessage);
+                    return Ok(());
+                }
+                let report = pool_ops
+                    .ingest(page.ops, super::ops::OpPath::Late { server: peer })
+                    .await
+                    .map_err(error("ingesting fetched pool ops"))?;
+                self.note_unknown(peer, report.outcomes.iter().map(|o| o.verdict));
+                let live_from = pool_ops.current_slot().map_or(Slot(0), super::live_from);
+                self.hook.pool_ops_ingested(Some(peer), &report, live_from);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn summarise(
@@ -163,6 +217,7 @@ impl AntiEntropy {
             self.registrations(peer, now).await?;
         }
         let floor = self.floor(current);
+        self.pool_ops(peer, floor, Slot(current.0.saturating_add(1))).await?;
         // Forget what lies below the window.
         self.own_settled.retain(|slot, _| *slot >= floor);
         self.fetched.retain(|(_, slot), _| *slot >= floor);
@@ -351,6 +406,7 @@ impl AntiEntropy {
                 .map(|(_, registration)| registration.node);
             let mut outcomes = Vec::with_capacity(page.len());
             for message in page {
+                let record = Registration::from_signed_bytes(message.bytes()).ok();
                 let (outcome, _) = self
                     .deps
                     .ingest
@@ -359,6 +415,9 @@ impl AntiEntropy {
                     .ingest_registration(self.deps.store.as_ref(), now, message)
                     .await
                     .map_err(error("ingesting a registration"))?;
+                if let (Verdict::Accept, Some((_, record))) = (outcome.verdict, record) {
+                    self.hook.directory().registration_accepted(&record);
+                }
                 outcomes.push(outcome);
             }
             self.hook.report_faults(Some(peer), &outcomes);

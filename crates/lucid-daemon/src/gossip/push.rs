@@ -5,7 +5,8 @@
 //! [`GossipConfig::flush_after`] after its first proof, whichever comes first. The sends of one
 //! flush run concurrently, one task per peer call; the next batch is collected when they are
 //! done, so a slow peer slows gossip down (and the bounded queue then drops, counted) but never
-//! blocks a producer.
+//! blocks a producer. Pool ops and seals ride in the same batches, each kind in its own call
+//! (`SubmitPoolOps`, `SubmitSeals`), never sent back to the peer they came from.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -63,12 +64,32 @@ pub(crate) struct Pusher {
 struct Batch {
     proofs: Vec<(SignedMessage, Option<NodeId>)>,
     evidence: Vec<(Evidence, Option<NodeId>)>,
+    pool_ops: Vec<(SignedMessage, Option<NodeId>)>,
+    seals: Vec<(SignedMessage, Option<NodeId>)>,
 }
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.proofs.is_empty() && self.evidence.is_empty()
+        self.proofs.is_empty()
+            && self.evidence.is_empty()
+            && self.pool_ops.is_empty()
+            && self.seals.is_empty()
     }
+
+    fn is_full(&self, batch_max: usize) -> bool {
+        self.proofs.len() >= batch_max
+            || self.pool_ops.len() >= batch_max
+            || self.seals.len() >= lucid_api::grpc::MAX_SEAL_BATCH
+    }
+}
+
+/// The messages of `items` not received from `peer`.
+fn except_from(items: &[(SignedMessage, Option<NodeId>)], peer: NodeId) -> Vec<SignedMessage> {
+    items
+        .iter()
+        .filter(|(_, from)| *from != Some(peer))
+        .map(|(message, _)| message.clone())
+        .collect()
 }
 
 impl Pusher {
@@ -84,6 +105,8 @@ impl Pusher {
     fn add(&mut self, batch: &mut Batch, item: Outgoing) {
         match item {
             Outgoing::Proof { message, from } => batch.proofs.push((message, from)),
+            Outgoing::PoolOp { message, from } => batch.pool_ops.push((message, from)),
+            Outgoing::Seal { message, from } => batch.seals.push((message, from)),
             Outgoing::Evidence { evidence, from } => {
                 // Once per node: a node that records the same evidence again (every conflicting
                 // push repeats it) does not forward it again, so forwarding ends.
@@ -130,7 +153,7 @@ impl Pusher {
                     },
                     () = wait => break,
                 }
-                if batch.proofs.len() >= batch_max {
+                if batch.is_full(batch_max) {
                     break;
                 }
                 if timer.is_none() && !batch.is_empty() {
@@ -161,12 +184,7 @@ impl Pusher {
             if peer == me {
                 continue;
             }
-            let proofs: Vec<SignedMessage> = batch
-                .proofs
-                .iter()
-                .filter(|(_, from)| *from != Some(peer))
-                .map(|(message, _)| message.clone())
-                .collect();
+            let proofs = except_from(&batch.proofs, peer);
             for chunk in proofs.chunks(batch_max) {
                 let chunk = chunk.to_vec();
                 metrics.count_out(chunk.iter().map(wire_size).sum());
@@ -174,6 +192,28 @@ impl Pusher {
                 sends.spawn(async move {
                     if let Err(error) = transport.submit_proofs(peer, chunk).await {
                         tracing::debug!(%peer, %error, "gossip push failed; anti-entropy recovers");
+                    }
+                });
+            }
+            let ops = except_from(&batch.pool_ops, peer);
+            for chunk in ops.chunks(batch_max) {
+                let chunk = chunk.to_vec();
+                metrics.count_out(chunk.iter().map(wire_size).sum());
+                let transport = Arc::clone(&self.transport);
+                sends.spawn(async move {
+                    if let Err(error) = transport.submit_pool_ops(peer, chunk).await {
+                        tracing::debug!(%peer, %error, "pool op push failed; anti-entropy recovers");
+                    }
+                });
+            }
+            let seals = except_from(&batch.seals, peer);
+            for chunk in seals.chunks(lucid_api::grpc::MAX_SEAL_BATCH) {
+                let chunk = chunk.to_vec();
+                metrics.count_out(chunk.iter().map(wire_size).sum());
+                let transport = Arc::clone(&self.transport);
+                sends.spawn(async move {
+                    if let Err(error) = transport.submit_seals(peer, chunk).await {
+                        tracing::debug!(%peer, %error, "seal push failed");
                     }
                 });
             }

@@ -11,6 +11,13 @@
 //!   s − 3, at most [`SEAL_CATCH_UP_SLOTS`] back: a node that was stopped for longer held no live
 //!   proofs for the slots it missed.
 //!
+//! - **Gossiped.** A seal the signer stores is pushed to its gossip peers (`SubmitSeals`), so
+//!   a peer learns it without fetching the set; [`ingest_seal`] judges a pushed seal
+//!   (registered signer, `verify_strict`, a sealed slot in the past and inside the unsettled
+//!   window) and stores it write-once. Seals are not relayed further: a node reconciles only
+//!   with its own gossip peers, and relaying would cost every node one verification per node
+//!   and slot (as much again as the beacons).
+//!
 //! Pool ops join the sealed set once the pool op log is persisted with the proofs (issue 3,
 //! T10); until then a seal covers task proofs only, which is what `lucid_api::grpc::slot_digests`
 //! summarises too.
@@ -23,7 +30,10 @@ use lucid_consensus::store::{InsertOutcome, ProofStore, StoredProof};
 use lucid_core::message::Message;
 use lucid_core::{NodeId, NodeKey, Slot, SlotRange, UnixMillis};
 
-use super::GossipMetrics;
+use lucid_consensus::ingest::{Ingest, Outcome, RejectReason, Verdict};
+use lucid_core::SignedMessage;
+
+use super::{GossipHook, GossipMetrics};
 use crate::services::ServiceError;
 use crate::services::runner::Service;
 
@@ -61,6 +71,8 @@ pub struct SealSigner {
     store: Arc<dyn ProofStore>,
     metrics: Arc<GossipMetrics>,
     last_sealed: Option<Slot>,
+    /// Where a new own seal is pushed from, when the node gossips.
+    hook: Option<GossipHook>,
 }
 
 impl SealSigner {
@@ -72,7 +84,14 @@ impl SealSigner {
         metrics: Arc<GossipMetrics>,
     ) -> Self {
         let node = key.node_id();
-        SealSigner { params, key, node, store, metrics, last_sealed: None }
+        SealSigner { params, key, node, store, metrics, last_sealed: None, hook: None }
+    }
+
+    /// This signer, pushing every seal it stores through `hook`.
+    #[must_use]
+    pub fn gossiping(mut self, hook: GossipHook) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// The newest slot sealed (or found sealed) by this signer.
@@ -105,13 +124,16 @@ impl SealSigner {
         let seal = SlotSeal { node: self.node, slot, count, root: seal_root(&digests), ts: now };
         let signed = seal.sign(&self.params.network, &self.key);
         let outcome = store
-            .insert_seal(&StoredSeal::new(seal, signed))
+            .insert_seal(&StoredSeal::new(seal, signed.clone()))
             .await
             .map_err(ServiceError::consensus("seal", "storing the seal"))?;
         match outcome {
             InsertOutcome::Inserted => {
                 self.metrics.count_seal();
                 tracing::debug!(%slot, count, "slot sealed");
+                if let Some(hook) = &self.hook {
+                    hook.seal(None, signed);
+                }
             }
             InsertOutcome::Duplicate => {}
             InsertOutcome::Conflict { .. } => {
@@ -122,6 +144,53 @@ impl SealSigner {
         }
         Ok(())
     }
+}
+
+/// Judges a slot seal pushed by a peer at `now` and stores it if valid: strict decoding, the
+/// network, a sealed slot that is over (`slot + 3 ≤ current`, the signing time not in the
+/// future) and not older than `floor`, a registered signer, `verify_strict`; then the
+/// write-once store: the same seal again is `Duplicate`, another seal of the same node and slot
+/// is `Equivocation` (the stored one stays). `Accept` means stored now: relay it.
+pub async fn ingest_seal(
+    ingest: &Ingest,
+    store: &dyn ProofStore,
+    now: UnixMillis,
+    floor: Slot,
+    message: SignedMessage,
+) -> Result<Outcome, lucid_consensus::Error> {
+    let digest = message.digest();
+    let params = ingest.params();
+    let reject = |reason| Outcome { digest, verdict: Verdict::Reject(reason) };
+    let (network, seal) = match SlotSeal::from_signed_bytes(message.bytes()) {
+        Ok(decoded) => decoded,
+        Err(_) => return Ok(reject(RejectReason::Malformed)),
+    };
+    if network != params.network {
+        return Ok(reject(RejectReason::WrongNetwork));
+    }
+    let Ok(current) = params.time.slot_of(now) else {
+        return Ok(reject(RejectReason::FromFuture));
+    };
+    if seal.ts > now.saturating_add_ms(params.max_future_skew_ms())
+        || seal.slot.0.saturating_add(SEAL_DELAY_SLOTS) > current.0
+    {
+        return Ok(reject(RejectReason::FromFuture));
+    }
+    if seal.slot < floor {
+        return Ok(reject(RejectReason::Stale));
+    }
+    if !ingest.is_registered(&seal.node) {
+        return Ok(reject(RejectReason::UnknownNode));
+    }
+    if !message.verify(&seal.node) {
+        return Ok(reject(RejectReason::BadSignature));
+    }
+    let verdict = match store.insert_seal(&StoredSeal::new(seal, message)).await? {
+        InsertOutcome::Inserted => Verdict::Accept,
+        InsertOutcome::Duplicate => Verdict::Duplicate,
+        InsertOutcome::Conflict { .. } => Verdict::Reject(RejectReason::Equivocation),
+    };
+    Ok(Outcome { digest, verdict })
 }
 
 #[async_trait::async_trait]

@@ -133,6 +133,33 @@ impl PeerTransport for Loopback {
         let callee = self.net.route(self.me, peer)?;
         callee.submit_evidence_from(Some(self.me), first, second).await.map_err(refused)
     }
+
+    async fn submit_pool_ops(
+        &self,
+        peer: NodeId,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let callee = self.net.route(self.me, peer)?;
+        PeerApi::submit_pool_ops(callee.as_ref(), Some(self.me), ops).await.map_err(refused)
+    }
+
+    async fn fetch_pool_ops(
+        &self,
+        peer: NodeId,
+        query: lucid_api::grpc::PoolOpsQuery,
+    ) -> Result<lucid_api::grpc::PoolOpsPage, TransportError> {
+        let callee = self.net.route(self.me, peer)?;
+        PeerApi::fetch_pool_ops(callee.as_ref(), query).await.map_err(refused)
+    }
+
+    async fn submit_seals(
+        &self,
+        peer: NodeId,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let callee = self.net.route(self.me, peer)?;
+        PeerApi::submit_seals(callee.as_ref(), Some(self.me), seals).await.map_err(refused)
+    }
 }
 
 /// Every other node that is not cut off; faults are recorded for the test to read.
@@ -160,6 +187,10 @@ impl PeerDirectory for Directory {
 struct TestNode {
     key: Arc<NodeKey>,
     store: Arc<MemoryProofStore>,
+    /// The node's pool store and op log.
+    pools: Arc<lucid_pools::MemoryPoolStore>,
+    /// The hook its peer service holds (also after the queue went to the gossip loops).
+    hook: GossipHook,
     peer: Arc<StorePeer>,
     directory: Arc<Directory>,
     metrics: Arc<GossipMetrics>,
@@ -223,13 +254,24 @@ impl Cluster {
             }
             let directory =
                 Arc::new(Directory { me, net: net.clone(), faults: Mutex::new(Vec::new()) });
-            let queue = GossipQueue::new(me, directory.clone(), &config);
+            let pools = Arc::new(lucid_pools::MemoryPoolStore::new());
+            let pool_ingest = super::ops::PoolOpIngest::new(
+                params,
+                pools.clone(),
+                peer.ingest(),
+                clock.clone(),
+                Arc::new(tokio::sync::Mutex::new(())),
+            );
+            let queue = GossipQueue::new(me, directory.clone(), &config).with_pool_ops(pool_ingest);
             let metrics = queue.metrics();
+            let hook = queue.hook();
             let peer = Arc::new(peer.with_gossip(queue.hook()));
             net.peers.lock().unwrap().insert(me, peer.clone());
             nodes.push(TestNode {
                 key,
                 store,
+                pools,
+                hook,
                 peer,
                 directory,
                 metrics,
@@ -391,6 +433,16 @@ fn push_alone_brings_every_node_to_the_same_digests_and_seals() {
                 roots.insert(seal.seal.root);
             }
             assert_eq!(roots.len(), 1, "slot {slot}");
+        }
+        // Seals are pushed: every node holds every node's seal of every sealed slot, without
+        // having fetched a single set.
+        for slot in START..=START + 7 {
+            for holder in &cluster.nodes {
+                for signer in &cluster.nodes {
+                    let held = holder.store.get_seal(&signer.key.node_id(), Slot(slot)).await;
+                    assert!(held.unwrap().is_some(), "slot {slot}");
+                }
+            }
         }
         cluster.stop().await;
     });
@@ -900,3 +952,72 @@ fn proofs_of_a_node_not_known_yet_are_taken_once_its_registration_is_read_from_a
         cluster.stop().await;
     });
 }
+
+#[test]
+fn pushed_seals_are_judged_before_they_are_stored() {
+    paused_runtime().block_on(async {
+        let cluster = Cluster::new(3, &[], |config| config).await;
+        let params = cluster.params;
+        let now = cluster.clock.wall();
+        let seal_of = |key: &NodeKey, slot: u64, count: u32| {
+            lucid_consensus::seal::SlotSeal {
+                node: key.node_id(),
+                slot: Slot(slot),
+                count,
+                root: lucid_core::Digest::from_bytes([u8::try_from(count).unwrap(); 32]),
+                ts: now,
+            }
+            .sign(&params.network, key)
+        };
+        let signer = cluster.nodes[1].key.clone();
+        let relay = cluster.nodes[2].key.node_id();
+        let valid = seal_of(&signer, START - 5, 4);
+        let forged =
+            SignedMessage::new(valid.bytes().to_vec(), testing::key(8).sign(valid.bytes()));
+        let equivocating = seal_of(&signer, START - 5, 5);
+        let not_over_yet = seal_of(&signer, START - 2, 4);
+        let unknown = seal_of(&testing::key(9), START - 5, 4);
+        let garbage = SignedMessage::new(b"junk".to_vec(), signer.sign(b"junk"));
+        let ancient = seal_of(&signer, 1, 4);
+        let outcomes = cluster.nodes[0]
+            .peer
+            .submit_seals(
+                Some(relay),
+                vec![
+                    valid.clone(),
+                    valid.clone(),
+                    forged,
+                    equivocating,
+                    not_over_yet,
+                    unknown,
+                    garbage,
+                    ancient,
+                ],
+            )
+            .await
+            .unwrap();
+        let verdicts: Vec<Verdict> = outcomes.iter().map(|outcome| outcome.verdict).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                Verdict::Accept,
+                Verdict::Duplicate,
+                Verdict::Reject(RejectReason::BadSignature),
+                Verdict::Reject(RejectReason::Equivocation),
+                Verdict::Reject(RejectReason::FromFuture),
+                Verdict::Reject(RejectReason::UnknownNode),
+                Verdict::Reject(RejectReason::Malformed),
+                Verdict::Reject(RejectReason::Stale),
+            ]
+        );
+        let stored = cluster.nodes[0].store.get_seal(&signer.node_id(), Slot(START - 5)).await;
+        assert_eq!(stored.unwrap().unwrap().message, valid);
+        let faults = cluster.nodes[0].directory.faults.lock().unwrap().clone();
+        assert_eq!(
+            faults,
+            vec![(relay, PeerFault::BadSignature), (relay, PeerFault::InvalidMessage)]
+        );
+    });
+}
+
+mod pool_ops;

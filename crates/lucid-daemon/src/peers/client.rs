@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lucid_api::grpc::convert::{FromProto as _, ToProto as _};
-use lucid_api::grpc::{SealedSlot, SlotDigest, methods, pb, sign_peer_call};
+use lucid_api::grpc::{
+    PoolOpCursor, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest, methods, pb, sign_peer_call,
+};
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::Outcome;
 use lucid_consensus::registration::Endpoint;
@@ -352,5 +354,81 @@ impl PeerTransport for PeerClient {
         let reply = self.call(peer, client.submit_evidence(request)).await?;
         let verdict = reply.verdict.ok_or_else(|| malformed("a reply without a verdict"))?;
         Outcome::from_proto(verdict).map_err(malformed)
+    }
+
+    async fn submit_pool_ops(
+        &self,
+        peer: NodeId,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let sent = ops.len();
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::SUBMIT_POOL_OPS,
+            pb::SubmitPoolOpsRequest { ops: ops.iter().map(|op| op.to_proto()).collect() },
+        )?;
+        let reply = self.call(peer, client.submit_pool_ops(request)).await?;
+        if reply.verdicts.len() != sent {
+            return Err(malformed(format!(
+                "{} verdicts for {sent} pool ops",
+                reply.verdicts.len()
+            )));
+        }
+        reply.verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
+    }
+
+    async fn fetch_pool_ops(
+        &self,
+        peer: NodeId,
+        query: PoolOpsQuery,
+    ) -> Result<PoolOpsPage, TransportError> {
+        let limit = query.limit.clamp(1, lucid_api::grpc::MAX_PULL_PAGE);
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::FETCH_POOL_OPS,
+            pb::FetchPoolOpsRequest {
+                from_slot: query.range.start.0,
+                to_slot: query.range.end.0,
+                known_count: query.known_count,
+                known_root: query.known_root.as_bytes().to_vec(),
+                after: query.after.map(|after| after.to_proto()),
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            },
+        )?;
+        let reply = self.call(peer, client.fetch_pool_ops(request)).await?;
+        if reply.ops.len() > limit {
+            return Err(malformed("more pool ops than asked for"));
+        }
+        if reply.in_sync && !reply.ops.is_empty() {
+            return Err(malformed("pool ops in an in-sync answer"));
+        }
+        let ops = reply
+            .ops
+            .into_iter()
+            .map(|op| SignedMessage::from_proto(op).map_err(malformed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = reply.next.map(PoolOpCursor::from_proto).transpose().map_err(malformed)?;
+        Ok(PoolOpsPage { in_sync: reply.in_sync, ops, next })
+    }
+
+    async fn submit_seals(
+        &self,
+        peer: NodeId,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let sent = seals.len();
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::SUBMIT_SEALS,
+            pb::SubmitSealsRequest { seals: seals.iter().map(|seal| seal.to_proto()).collect() },
+        )?;
+        let reply = self.call(peer, client.submit_seals(request)).await?;
+        if reply.verdicts.len() != sent {
+            return Err(malformed(format!("{} verdicts for {sent} seals", reply.verdicts.len())));
+        }
+        reply.verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
     }
 }

@@ -359,3 +359,80 @@ async fn maintenance_ticks_discover_peers_through_bootstrap_and_exchange() {
     b.table.with(|table, now| table.evict_stale(now));
     assert_eq!(b.state_of(&c), None);
 }
+
+/// A registration of `index` with `seq`, advertising `addr`, signed by `signer`.
+fn registration_of(index: u64, seq: u64, addr: &str, signer: &NodeKey) -> SignedMessage {
+    Registration {
+        node: testing::key(index).node_id(),
+        seq,
+        ts: start_time(),
+        payout_address: [0x41; 21],
+        endpoint: Endpoint::Direct(addr.to_owned()),
+        capabilities: 0,
+        storage_capacity_bytes: 0,
+    }
+    .sign(&params().network, signer)
+}
+
+#[tokio::test]
+async fn submitted_registrations_reach_the_peer_table_directly_and_only_the_newest_own_record() {
+    use lucid_api::grpc::PeerApi as _;
+    use lucid_consensus::ingest::{RejectReason, Verdict};
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let clock_dyn: Arc<dyn Clock> = clock.clone();
+    let own = testing::key(0).node_id();
+    let limits = PeerLimits { max_known: 2, max_connected: 2, max_messages_per_minute: 1000 };
+    let table = Arc::new(SharedPeers::new(own, limits, Arc::clone(&clock_dyn)));
+    let config = crate::gossip::GossipConfig::for_network(&params());
+    let queue = crate::gossip::GossipQueue::new(own, table.clone(), &config);
+    let peer = crate::peer::StorePeer::load(
+        params(),
+        Arc::new(MemoryProofStore::new()),
+        Arc::new(Verifier::single_threaded()),
+        clock_dyn,
+    )
+    .await
+    .unwrap()
+    .with_gossip(queue.hook());
+    let endpoint_of = |index: u64| {
+        table.with(|table, _| {
+            table.registration(&testing::key(index).node_id()).map(|r| (r.seq, r.endpoint.clone()))
+        })
+    };
+    let direct = |addr: &str| Some(Endpoint::Direct(addr.to_owned()));
+    let key1 = testing::key(1);
+
+    // Accepted: in the table at once, without a Hello.
+    let first = registration_of(1, 1, "127.0.0.1:1001", &key1);
+    assert_eq!(peer.submit_registration(first.clone()).await.unwrap().verdict, Verdict::Accept);
+    assert_eq!(endpoint_of(1), Some((1, direct("127.0.0.1:1001").unwrap())));
+    // A newer record replaces it.
+    let second = registration_of(1, 2, "127.0.0.1:2002", &key1);
+    assert_eq!(peer.submit_registration(second).await.unwrap().verdict, Verdict::Accept);
+    assert_eq!(endpoint_of(1), Some((2, direct("127.0.0.1:2002").unwrap())));
+    // Replayed older, replayed same, forged by another key, garbage: the table keeps seq 2.
+    let replayed = peer.submit_registration(first).await.unwrap().verdict;
+    assert_eq!(replayed, Verdict::Reject(RejectReason::Superseded));
+    let genuine = registration_of(1, 3, "127.0.0.1:6666", &key1);
+    let forged =
+        SignedMessage::new(genuine.bytes().to_vec(), testing::key(5).sign(genuine.bytes()));
+    assert_eq!(
+        peer.submit_registration(forged).await.unwrap().verdict,
+        Verdict::Reject(RejectReason::BadSignature)
+    );
+    let garbage = SignedMessage::new(b"junk".to_vec(), key1.sign(b"junk"));
+    assert!(matches!(peer.submit_registration(garbage).await.unwrap().verdict, Verdict::Reject(_)));
+    assert_eq!(endpoint_of(1), Some((2, direct("127.0.0.1:2002").unwrap())));
+    // The node's own record never enters its table.
+    let mine = registration_of(0, 1, "127.0.0.1:1000", &testing::key(0));
+    assert_eq!(peer.submit_registration(mine).await.unwrap().verdict, Verdict::Accept);
+    assert_eq!(endpoint_of(0), None);
+    // Bounded: with `max_known` 2 the table never holds more than 2 records, however many
+    // valid registrations arrive.
+    for index in 2..6 {
+        let record = registration_of(index, 1, "127.0.0.1:3003", &testing::key(index));
+        assert_eq!(peer.submit_registration(record).await.unwrap().verdict, Verdict::Accept);
+        assert!(table.rows().len() <= 2);
+    }
+    assert_eq!(table.rows().len(), 2);
+}

@@ -92,6 +92,9 @@ pub struct PoolHealthDeps {
     pub metrics: Arc<ServiceMetrics>,
     /// Where the health summary goes.
     pub report: Arc<PoolHealthReport>,
+    /// Held for the whole tick: the ingest of pool ops from peers takes it too (a late op
+    /// rebuilds membership), so the two never interleave.
+    pub apply: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The pool health loop.
@@ -277,6 +280,8 @@ impl Service for PoolHealthService {
 
     async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {
         let Ok(slot) = self.deps.params.time.slot_of(now) else { return Ok(()) };
+        let apply = Arc::clone(&self.deps.apply);
+        let _applying = apply.lock().await;
         let pools = Arc::clone(&self.deps.pools);
         if !self.recovered {
             // An op logged by a process that stopped before noting it gets its `joining` row or

@@ -2044,6 +2044,67 @@ pub struct HelloResponse {
     #[prost(string, repeated, tag = "3")]
     pub features: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SubmitPoolOpsRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub ops: ::prost::alloc::vec::Vec<SignedMessage>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SubmitPoolOpsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub verdicts: ::prost::alloc::vec::Vec<MessageVerdict>,
+}
+/// The position after the last op returned: ops are ordered by (signing slot, message digest).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PoolOpCursor {
+    #[prost(uint64, tag = "1")]
+    pub slot: u64,
+    /// 32-byte message digest.
+    #[prost(bytes = "vec", tag = "2")]
+    pub digest: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FetchPoolOpsRequest {
+    /// Signing slots, `to_slot` exclusive; at most 5 040 slots after `from_slot`.
+    #[prost(uint64, tag = "1")]
+    pub from_slot: u64,
+    #[prost(uint64, tag = "2")]
+    pub to_slot: u64,
+    /// How many ops the caller holds in the range, and the seal Merkle root over their digests
+    /// (32 bytes; empty when it holds none). Equal to the callee's: nothing is sent.
+    #[prost(uint32, tag = "3")]
+    pub known_count: u32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub known_root: ::prost::alloc::vec::Vec<u8>,
+    /// Absent for the first page.
+    #[prost(message, optional, tag = "5")]
+    pub after: ::core::option::Option<PoolOpCursor>,
+    /// At most 1 024; 0 means 1 024.
+    #[prost(uint32, tag = "6")]
+    pub limit: u32,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct FetchPoolOpsResponse {
+    /// The caller already holds the callee's set of the range.
+    #[prost(bool, tag = "1")]
+    pub in_sync: bool,
+    /// The ops, as their logged signed bytes.
+    #[prost(message, repeated, tag = "2")]
+    pub ops: ::prost::alloc::vec::Vec<SignedMessage>,
+    /// Present when more ops may follow: pass it as `after`.
+    #[prost(message, optional, tag = "3")]
+    pub next: ::core::option::Option<PoolOpCursor>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SubmitSealsRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub seals: ::prost::alloc::vec::Vec<SignedMessage>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SubmitSealsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub verdicts: ::prost::alloc::vec::Vec<MessageVerdict>,
+}
 /// Generated client implementations.
 pub mod peer_client {
     #![allow(
@@ -2361,6 +2422,85 @@ pub mod peer_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Peer", "SubmitEvidence"));
             self.inner.unary(req, path, codec).await
         }
+        /// Pool ops and seals over gossip (issue 6): one block, so that other additions merge cleanly.
+        /// Pushes a batch of signed pool ops (pools-payouts.md section 2.2; at most 1 024); one verdict
+        /// per op, in input order. Accepted ops are logged and applied at their effect slot.
+        pub async fn submit_pool_ops(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SubmitPoolOpsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitPoolOpsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/SubmitPoolOps",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "SubmitPoolOps"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Anti-entropy of the pool op log: the callee's logged ops signed in a slot range, unless the
+        /// caller already holds the same set (same count and root), paged by a cursor.
+        pub async fn fetch_pool_ops(
+            &mut self,
+            request: impl tonic::IntoRequest<super::FetchPoolOpsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FetchPoolOpsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/FetchPoolOps",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "FetchPoolOps"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Pushes the caller's own slot seals (at most 64), so that its peers learn a seal without
+        /// fetching its set; seals are not relayed further.
+        pub async fn submit_seals(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SubmitSealsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitSealsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/SubmitSeals",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "SubmitSeals"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2446,6 +2586,34 @@ pub mod peer_server {
             request: tonic::Request<super::SubmitEvidenceRequest>,
         ) -> std::result::Result<
             tonic::Response<super::SubmitEvidenceResponse>,
+            tonic::Status,
+        >;
+        /// Pool ops and seals over gossip (issue 6): one block, so that other additions merge cleanly.
+        /// Pushes a batch of signed pool ops (pools-payouts.md section 2.2; at most 1 024); one verdict
+        /// per op, in input order. Accepted ops are logged and applied at their effect slot.
+        async fn submit_pool_ops(
+            &self,
+            request: tonic::Request<super::SubmitPoolOpsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitPoolOpsResponse>,
+            tonic::Status,
+        >;
+        /// Anti-entropy of the pool op log: the callee's logged ops signed in a slot range, unless the
+        /// caller already holds the same set (same count and root), paged by a cursor.
+        async fn fetch_pool_ops(
+            &self,
+            request: tonic::Request<super::FetchPoolOpsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FetchPoolOpsResponse>,
+            tonic::Status,
+        >;
+        /// Pushes the caller's own slot seals (at most 64), so that its peers learn a seal without
+        /// fetching its set; seals are not relayed further.
+        async fn submit_seals(
+            &self,
+            request: tonic::Request<super::SubmitSealsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SubmitSealsResponse>,
             tonic::Status,
         >;
     }
@@ -2911,6 +3079,137 @@ pub mod peer_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = SubmitEvidenceSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/SubmitPoolOps" => {
+                    #[allow(non_camel_case_types)]
+                    struct SubmitPoolOpsSvc<T: Peer>(pub Arc<T>);
+                    impl<
+                        T: Peer,
+                    > tonic::server::UnaryService<super::SubmitPoolOpsRequest>
+                    for SubmitPoolOpsSvc<T> {
+                        type Response = super::SubmitPoolOpsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SubmitPoolOpsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::submit_pool_ops(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SubmitPoolOpsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/FetchPoolOps" => {
+                    #[allow(non_camel_case_types)]
+                    struct FetchPoolOpsSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::FetchPoolOpsRequest>
+                    for FetchPoolOpsSvc<T> {
+                        type Response = super::FetchPoolOpsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::FetchPoolOpsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::fetch_pool_ops(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = FetchPoolOpsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/SubmitSeals" => {
+                    #[allow(non_camel_case_types)]
+                    struct SubmitSealsSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::SubmitSealsRequest>
+                    for SubmitSealsSvc<T> {
+                        type Response = super::SubmitSealsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SubmitSealsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::submit_seals(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SubmitSealsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -120,6 +120,7 @@ pub(crate) enum Call {
     Registrations { after: Option<NodeId>, limit: usize },
     FetchSlot(Slot),
     Evidence(SignedMessage, SignedMessage),
+    Seals(Vec<SignedMessage>),
 }
 
 /// The answer to a [`Call`].
@@ -166,6 +167,8 @@ impl Call {
                 };
                 (request.encoded_len(), 2)
             }
+            // Field 1 of `SubmitSealsRequest`, repeated.
+            Call::Seals(seals) => (messages_len(seals), seals.len()),
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
@@ -173,7 +176,7 @@ impl Call {
     /// How many messages the rate limit counts for this call.
     fn weight(&self) -> u64 {
         match self {
-            Call::Submit(proofs) => as_u64(proofs.len()).max(1),
+            Call::Submit(proofs) | Call::Seals(proofs) => as_u64(proofs.len()).max(1),
             Call::Evidence(..) => 2,
             _ => 1,
         }
@@ -198,6 +201,9 @@ impl Call {
             }
             Call::Registrations { limit, .. } if *limit > MAX_PEERS_PAGE => {
                 Err("page out of bounds".to_owned())
+            }
+            Call::Seals(seals) if seals.len() > lucid_api::grpc::MAX_SEAL_BATCH => {
+                Err(format!("batch of {} seals out of bounds", seals.len()))
             }
             _ => Ok(()),
         }
@@ -227,6 +233,9 @@ impl Call {
             Call::Evidence(first, second) => Reply::Outcomes(vec![
                 api.submit_evidence(Some(from), first.clone(), second.clone()).await?,
             ]),
+            Call::Seals(seals) => {
+                Reply::Outcomes(api.submit_seals(Some(from), seals.clone()).await?)
+            }
         })
     }
 }
@@ -646,6 +655,22 @@ impl PeerTransport for SimTransport {
             Reply::Outcomes(mut outcomes) if outcomes.len() == 1 => {
                 outcomes.pop().ok_or_else(|| TransportError::Malformed("no verdict".to_owned()))
             }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn submit_seals(
+        &self,
+        peer: NodeId,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, TransportError> {
+        let expected = seals.len();
+        match self.network.call(self.from, peer, Call::Seals(seals)).await? {
+            Reply::Outcomes(outcomes) if outcomes.len() == expected => Ok(outcomes),
+            Reply::Outcomes(outcomes) => Err(TransportError::Malformed(format!(
+                "{} verdicts for {expected} seals",
+                outcomes.len()
+            ))),
             other => Err(unexpected(&other)),
         }
     }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lucid_api::grpc::{PeerApi, SealedSlot, SlotDigest};
+use lucid_api::grpc::{PeerApi, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest};
 use lucid_consensus::ingest::{Outcome, Verdict};
 use lucid_consensus::store::{ProofStore, StoredProof};
 use lucid_consensus::verify::Verifier;
@@ -195,5 +195,28 @@ impl PeerApi for FeedingPeer {
         second: SignedMessage,
     ) -> Result<Outcome, lucid_consensus::Error> {
         self.inner.submit_evidence(caller, first, second).await
+    }
+
+    async fn submit_pool_ops(
+        &self,
+        caller: Option<NodeId>,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        self.inner.submit_pool_ops(caller, ops).await
+    }
+
+    async fn fetch_pool_ops(
+        &self,
+        query: PoolOpsQuery,
+    ) -> Result<PoolOpsPage, lucid_consensus::Error> {
+        self.inner.fetch_pool_ops(query).await
+    }
+
+    async fn submit_seals(
+        &self,
+        caller: Option<NodeId>,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        self.inner.submit_seals(caller, seals).await
     }
 }

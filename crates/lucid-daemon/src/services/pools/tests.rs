@@ -86,6 +86,7 @@ fn a_member_whose_beacons_stop_degrades_with_its_pool_and_both_recover_when_they
             proofs: Arc::clone(&proofs) as Arc<dyn ProofStore>,
             metrics: Arc::clone(&metrics),
             report: Arc::clone(&report),
+            apply: Arc::default(),
         });
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run_service(
@@ -165,6 +166,7 @@ fn the_first_tick_repairs_tables_that_differ_from_the_log() {
             proofs: Arc::clone(&proofs) as Arc<dyn ProofStore>,
             metrics: Arc::clone(&metrics),
             report: Arc::new(PoolHealthReport::default()),
+            apply: Arc::default(),
         });
         crate::services::tests::run_for(service, &clock, &metrics, Duration::from_millis(100))
             .await;

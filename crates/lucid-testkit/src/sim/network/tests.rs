@@ -82,6 +82,26 @@ impl PeerApi for ScriptedPeer {
     ) -> Result<Outcome, lucid_consensus::Error> {
         Ok(Outcome { digest: second.digest(), verdict: self.verdict })
     }
+    async fn submit_pool_ops(
+        &self,
+        _: Option<NodeId>,
+        ops: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        Ok(ops.iter().map(|op| Outcome { digest: op.digest(), verdict: self.verdict }).collect())
+    }
+    async fn fetch_pool_ops(
+        &self,
+        _: lucid_api::grpc::PoolOpsQuery,
+    ) -> Result<lucid_api::grpc::PoolOpsPage, lucid_consensus::Error> {
+        Ok(lucid_api::grpc::PoolOpsPage { in_sync: true, ..Default::default() })
+    }
+    async fn submit_seals(
+        &self,
+        _: Option<NodeId>,
+        seals: Vec<SignedMessage>,
+    ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
+        Ok(seals.iter().map(|s| Outcome { digest: s.digest(), verdict: self.verdict }).collect())
+    }
 }
 
 struct Rig {
