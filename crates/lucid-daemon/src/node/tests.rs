@@ -121,7 +121,6 @@ fn member(i: u8) -> NodeKey {
     NodeKey::from_seed(&[i; 32])
 }
 
-/// `key`'s op signed at `now` (slot of `now` on the unit network).
 /// One tick of the pool health loop at the start of `slot`, as the running node does it.
 async fn apply_due(state: &Arc<State>, slot: Slot) {
     use crate::services::pools::{PoolHealthDeps, PoolHealthService};
@@ -132,10 +131,12 @@ async fn apply_due(state: &Arc<State>, slot: Slot) {
         proofs: Arc::clone(&state.ports.proofs),
         metrics: Arc::clone(&state.service_metrics),
         report: Arc::clone(&state.pool_health),
+        apply: Arc::clone(&state.pool_ops.apply),
     });
     service.tick(state.config.consensus.time.slot_start(slot).unwrap()).await.unwrap();
 }
 
+/// `key`'s op signed at `now` (slot of `now` on the unit network).
 fn signed(key: &NodeKey, now: i64, op: Op) -> (Vec<u8>, Signature) {
     use lucid_core::message::Message as _;
     let time = config().consensus.time;
