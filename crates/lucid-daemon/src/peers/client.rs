@@ -209,6 +209,19 @@ fn malformed(error: impl std::fmt::Display) -> TransportError {
     TransportError::Malformed(error.to_string())
 }
 
+/// The verdicts of a submit call: one per message sent (`what` names them in the error), each
+/// decoded, or the whole answer is malformed.
+fn verdicts(
+    verdicts: Vec<pb::MessageVerdict>,
+    sent: usize,
+    what: &str,
+) -> Result<Vec<Outcome>, TransportError> {
+    if verdicts.len() != sent {
+        return Err(malformed(format!("{} verdicts for {sent} {what}", verdicts.len())));
+    }
+    verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
+}
+
 #[async_trait::async_trait]
 impl PeerTransport for PeerClient {
     async fn submit_proofs(
@@ -224,10 +237,7 @@ impl PeerTransport for PeerClient {
             pb::SubmitProofsRequest { proofs: proofs.iter().map(|p| p.to_proto()).collect() },
         )?;
         let reply = self.call(peer, client.submit_proofs(request)).await?;
-        if reply.verdicts.len() != sent {
-            return Err(malformed(format!("{} verdicts for {sent} proofs", reply.verdicts.len())));
-        }
-        reply.verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
+        verdicts(reply.verdicts, sent, "proofs")
     }
 
     async fn slot_digests(
@@ -369,13 +379,7 @@ impl PeerTransport for PeerClient {
             pb::SubmitPoolOpsRequest { ops: ops.iter().map(|op| op.to_proto()).collect() },
         )?;
         let reply = self.call(peer, client.submit_pool_ops(request)).await?;
-        if reply.verdicts.len() != sent {
-            return Err(malformed(format!(
-                "{} verdicts for {sent} pool ops",
-                reply.verdicts.len()
-            )));
-        }
-        reply.verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
+        verdicts(reply.verdicts, sent, "pool ops")
     }
 
     async fn fetch_pool_ops(
@@ -426,9 +430,6 @@ impl PeerTransport for PeerClient {
             pb::SubmitSealsRequest { seals: seals.iter().map(|seal| seal.to_proto()).collect() },
         )?;
         let reply = self.call(peer, client.submit_seals(request)).await?;
-        if reply.verdicts.len() != sent {
-            return Err(malformed(format!("{} verdicts for {sent} seals", reply.verdicts.len())));
-        }
-        reply.verdicts.into_iter().map(|v| Outcome::from_proto(v).map_err(malformed)).collect()
+        verdicts(reply.verdicts, sent, "seals")
     }
 }
