@@ -292,6 +292,13 @@ impl Cluster {
         }
     }
 
+    /// Starts every node.
+    fn start_all(&mut self) {
+        for index in 0..self.nodes.len() {
+            self.start(index);
+        }
+    }
+
     /// Starts node `index`: its beacon producer and its gossip loops.
     fn start(&mut self, index: usize) {
         let node = &mut self.nodes[index];
@@ -402,9 +409,7 @@ fn push_alone_brings_every_node_to_the_same_digests_and_seals() {
             ..config
         })
         .await;
-        for index in 0..4 {
-            cluster.start(index);
-        }
+        cluster.start_all();
         cluster.run_until(START + 10, 500).await;
         let digests = cluster.assert_converged(START, START + 10).await;
         assert_eq!(digests.len(), 10);
@@ -493,9 +498,7 @@ fn a_node_that_missed_a_stretch_catches_up_through_anti_entropy_and_late_accepta
 fn an_equivocation_is_recorded_by_every_node() {
     paused_runtime().block_on(async {
         let mut cluster = Cluster::new(4, &[9], |config| config).await;
-        for index in 0..4 {
-            cluster.start(index);
-        }
+        cluster.start_all();
         cluster.run_until(START + 3, 400).await;
         // Key 9 signs two different relay proofs for one slot and shows each to another node.
         let cheat = testing::key(9);
@@ -532,9 +535,7 @@ fn an_equivocation_is_recorded_by_every_node() {
 fn forged_and_replayed_proofs_are_never_stored_or_spread_and_forgers_are_reported() {
     paused_runtime().block_on(async {
         let mut cluster = Cluster::new(3, &[9], |config| config).await;
-        for index in 0..3 {
-            cluster.start(index);
-        }
+        cluster.start_all();
         cluster.run_until(START + 3, 500).await;
         let params = cluster.params;
         let adversary = testing::key(9).node_id();
@@ -917,9 +918,7 @@ fn proofs_of_a_node_not_known_yet_are_taken_once_its_registration_is_read_from_a
             Cluster::new_with(3, &[], |index, other| !(index == 2 && other == 0), |c| c).await;
         assert_eq!(cluster.nodes[2].peer.registered_nodes().await.unwrap(), 2);
         cluster.net.set_down(cluster.nodes[2].key.node_id(), true);
-        for index in 0..3 {
-            cluster.start(index);
-        }
+        cluster.start_all();
         cluster.run_until(START + 6, 0).await;
         cluster.net.set_down(cluster.nodes[2].key.node_id(), false);
         cluster.run_until(START + 16, 500).await;

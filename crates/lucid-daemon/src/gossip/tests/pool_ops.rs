@@ -69,9 +69,7 @@ impl Cluster {
 fn a_join_submitted_on_one_node_is_applied_at_the_same_effect_slot_on_every_node() {
     paused_runtime().block_on(async {
         let mut cluster = Cluster::new(3, &[], |config| config).await;
-        for index in 0..3 {
-            cluster.start(index);
-        }
+        cluster.start_all();
         let params = cluster.params;
         cluster.run_until(START + 1, 100).await;
         let (create, pool) = create(&params, &cluster.nodes[0].key, START + 1);
@@ -112,9 +110,7 @@ fn a_join_submitted_on_one_node_is_applied_at_the_same_effect_slot_on_every_node
 fn forged_malformed_replayed_and_equivocating_ops_change_nothing() {
     paused_runtime().block_on(async {
         let mut cluster = Cluster::new(3, &[], |config| config).await;
-        for index in 0..3 {
-            cluster.start(index);
-        }
+        cluster.start_all();
         let params = cluster.params;
         cluster.run_until(START + 1, 100).await;
         let (create, pool) = create(&params, &cluster.nodes[0].key, START + 1);
@@ -215,9 +211,7 @@ fn a_partitioned_node_catches_up_the_ops_and_ends_with_the_same_pools() {
         let mut cluster = Cluster::new(3, &[], |config| config).await;
         let cut_off = cluster.nodes[2].key.node_id();
         cluster.net.set_down(cut_off, true);
-        for index in 0..3 {
-            cluster.start(index);
-        }
+        cluster.start_all();
         let params = cluster.params;
         cluster.run_until(START + 1, 100).await;
         let (create, pool) = create(&params, &cluster.nodes[0].key, START + 1);
