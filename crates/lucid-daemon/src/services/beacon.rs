@@ -137,8 +137,7 @@ impl BeaconProducer {
     }
 
     fn due_in(&self, slot: Slot) -> Option<UnixMillis> {
-        let start = self.deps.params.time.slot_start(slot).ok()?;
-        Some(start.saturating_add_ms(self.jitter_ms))
+        crate::services::time::slot_offset(&self.deps.params.time, slot, self.jitter_ms)
     }
 
     async fn ensure_registered(&mut self, now: UnixMillis) -> Result<bool, ServiceError> {
@@ -240,23 +239,7 @@ impl Service for BeaconProducer {
     }
 
     fn next_due(&self, after: UnixMillis) -> UnixMillis {
-        let time = self.deps.params.time;
-        let slot = match time.slot_of(after) {
-            Ok(slot) => slot,
-            Err(_) => {
-                return time
-                    .genesis()
-                    .saturating_add_ms(self.jitter_ms)
-                    .max(after.saturating_add_ms(1));
-            }
-        };
-        match self.due_in(slot) {
-            Some(due) if due > after => due,
-            _ => self
-                .due_in(Slot(slot.0.saturating_add(1)))
-                .filter(|due| *due > after)
-                .unwrap_or_else(|| after.saturating_add_ms(1)),
-        }
+        crate::services::time::next_slot_offset(&self.deps.params.time, after, self.jitter_ms)
     }
 
     async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {

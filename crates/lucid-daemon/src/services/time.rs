@@ -19,8 +19,27 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use lucid_core::{Clock, UnixMillis};
+use lucid_core::{Clock, Slot, TimeParams, UnixMillis};
 use tokio_util::sync::CancellationToken;
+
+/// `offset_ms` past the start of `slot`: when a once-per-slot producer is due in that slot.
+pub fn slot_offset(time: &TimeParams, slot: Slot, offset_ms: i64) -> Option<UnixMillis> {
+    Some(time.slot_start(slot).ok()?.saturating_add_ms(offset_ms))
+}
+
+/// The next instant after `after` that is `offset_ms` past a slot start (before genesis: the
+/// genesis plus the offset): when a once-per-slot producer (beacons, work proofs) wakes next.
+pub fn next_slot_offset(time: &TimeParams, after: UnixMillis, offset_ms: i64) -> UnixMillis {
+    let Ok(slot) = time.slot_of(after) else {
+        return time.genesis().saturating_add_ms(offset_ms).max(after.saturating_add_ms(1));
+    };
+    match slot_offset(time, slot, offset_ms) {
+        Some(due) if due > after => due,
+        _ => slot_offset(time, Slot(slot.0.saturating_add(1)), offset_ms)
+            .filter(|due| *due > after)
+            .unwrap_or_else(|| after.saturating_add_ms(1)),
+    }
+}
 
 /// The longest single sleep: a wall clock that jumps forward (suspend, NTP) is noticed within
 /// this time even while a loop waits for a far instant.

@@ -85,8 +85,7 @@ impl WorkProofProducer {
     }
 
     fn due_in(&self, slot: Slot) -> Option<UnixMillis> {
-        let start = self.deps.params.time.slot_start(slot).ok()?;
-        Some(start.saturating_add_ms(self.offset_ms))
+        crate::services::time::slot_offset(&self.deps.params.time, slot, self.offset_ms)
     }
 
     /// Signs and ingests one proof; `Ok(false)` if one of the node's own exists for the key.
@@ -143,20 +142,7 @@ impl Service for WorkProofProducer {
     }
 
     fn next_due(&self, after: UnixMillis) -> UnixMillis {
-        let time = self.deps.params.time;
-        let Ok(slot) = time.slot_of(after) else {
-            return time
-                .genesis()
-                .saturating_add_ms(self.offset_ms)
-                .max(after.saturating_add_ms(1));
-        };
-        match self.due_in(slot) {
-            Some(due) if due > after => due,
-            _ => self
-                .due_in(Slot(slot.0.saturating_add(1)))
-                .filter(|due| *due > after)
-                .unwrap_or_else(|| after.saturating_add_ms(1)),
-        }
+        crate::services::time::next_slot_offset(&self.deps.params.time, after, self.offset_ms)
     }
 
     async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {
