@@ -270,12 +270,8 @@ impl Service for PoolHealthService {
     }
 
     fn next_due(&self, after: UnixMillis) -> UnixMillis {
-        let time = self.deps.params.time;
-        let next = match time.slot_of(after) {
-            Ok(slot) => time.slot_start(Slot(slot.0.saturating_add(1))).ok(),
-            Err(_) => Some(time.genesis()),
-        };
-        next.filter(|at| *at > after).unwrap_or_else(|| after.saturating_add_ms(1_000))
+        // Each slot start (the genesis before it).
+        crate::services::time::next_slot_offset(&self.deps.params.time, after, 0)
     }
 
     async fn tick(&mut self, now: UnixMillis) -> Result<(), ServiceError> {
