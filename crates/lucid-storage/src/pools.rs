@@ -22,8 +22,8 @@ use lucid_pools::model::{
 };
 use lucid_pools::state::{OpOutcome, OpResult, PoolState, RejectReason};
 use lucid_pools::store::{
-    CloseOutcome, CreateOutcome, DisbandOutcome, Effect, EffectOutcome, NewPool, PoolStore,
-    SeatOutcome, SetMaxNodesOutcome, Settled, Settlement, StoredPool, UnbanOutcome,
+    CloseOutcome, CreateOutcome, DisbandOutcome, Effect, EffectOutcome, JoinAdmission, NewPool,
+    PoolStore, SeatOutcome, SetMaxNodesOutcome, Settled, Settlement, StoredPool, UnbanOutcome,
 };
 
 use crate::consensus::to_sql;
@@ -667,6 +667,74 @@ impl Write {
         Ok(LogOutcome::Conflict { existing: existing.op.message })
     }
 
+    /// One Join of a batch ([`PoolStore::log_joins`]): the pending duplicate first, then the
+    /// facts of [`checks::join_refusal`] read inside this transaction (so the earlier ops of the
+    /// batch count), then the log row and the `joining` row.
+    async fn admit_join_in(&mut self, join: &SignedOp) -> Result<JoinAdmission, Error> {
+        let node = join.accepted.op.node;
+        let lucid_pools::Op::Join { pool } = join.accepted.op.op else {
+            return Err(lucid_core::internal!(
+                "op {} in a batch of Joins is no Join",
+                join.digest()
+            )
+            .into());
+        };
+        let digest = join.digest();
+        let mut q = self.query("SELECT 1 FROM pool_ops WHERE digest = ");
+        q.bind(blob(digest.as_bytes())).push(" AND state = 'pending'");
+        if self.exists(q, "looking up a pending op").await? {
+            return Ok(JoinAdmission::Duplicate);
+        }
+        let stored = self.lock_pool(&pool).await?;
+        // Facts the checks would not reach are not looked up (no pool, a disbanded one, a node
+        // that already has or asked for a seat).
+        let mut facts = checks::JoinFacts::default();
+        if stored.as_ref().is_some_and(|s| s.pool.status != PoolStatus::Disbanded) {
+            facts.seat_requested =
+                self.node_has_seat(&node).await? || self.pending_seat_request_in(&node).await?;
+            if !facts.seat_requested {
+                let mut q = self.query("SELECT 1 FROM pool_members WHERE pool_id = ");
+                q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+                q.push(" AND status = 'banned'");
+                facts.banned = self.exists(q, "looking up a ban").await?;
+                facts.pending_joins = self.pending_joins_in(&pool).await?;
+            }
+        }
+        if let Some(reason) = checks::join_refusal(stored.as_ref().map(|s| &s.pool), facts) {
+            return Ok(JoinAdmission::Refused(reason));
+        }
+        match self.log_op_in(join).await? {
+            LogOutcome::Inserted => {}
+            LogOutcome::Duplicate => return Ok(JoinAdmission::Duplicate),
+            LogOutcome::Conflict { existing } => return Ok(JoinAdmission::Conflict { existing }),
+        }
+        let effect = join
+            .effect_slot()
+            .ok_or_else(|| lucid_core::internal!("the effect slot of Join {digest} overflows"))?;
+        self.note_join_in(&pool, &node, effect, &digest).await?;
+        Ok(JoinAdmission::Logged)
+    }
+
+    /// Whether `node` has a logged Create or Join still pending.
+    async fn pending_seat_request_in(&mut self, node: &NodeId) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_ops WHERE node_id = ");
+        q.bind(blob(node.as_bytes()));
+        q.push(" AND state = 'pending' AND tag IN (");
+        q.bind(Value::Int(i64::from(lucid_pools::OpTag::Create.wire())));
+        q.push(", ").bind(Value::Int(i64::from(lucid_pools::OpTag::Join.wire())));
+        q.push(")");
+        self.exists(q, "looking up a pending seat request").await
+    }
+
+    /// The `joining` rows of `pool`.
+    async fn pending_joins_in(&mut self, pool: &PoolId) -> Result<u64, Error> {
+        let mut q = self.query("SELECT COUNT(*) FROM pool_members WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND status = 'joining'");
+        let rows = self.rows(&mut q, "counting pending joins").await?;
+        let Some(row) = rows.first() else { return Ok(0) };
+        Columns::new(row, "pool_members", "counting pending joins").unsigned(0, "count")
+    }
+
     /// Runs `sql` (a savepoint statement) as it is.
     async fn savepoint(&mut self, sql: &'static str) -> Result<(), Error> {
         self.tx.raw(sql).await.map_err(Error::query("handling a savepoint"))
@@ -952,6 +1020,34 @@ impl Database {
         }
         w.commit().await?;
         Ok(outcome)
+    }
+
+    /// [`PoolStore::log_joins`] in one transaction: each Join in its own savepoint, so that one
+    /// that fails is rolled back alone (which also clears an aborted statement on PostgreSQL),
+    /// then one commit for the batch.
+    async fn log_joins_tx(
+        &self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, Error> {
+        let mut w = self.write().await?;
+        let mut outcomes = Vec::with_capacity(joins.len());
+        for join in joins {
+            w.savepoint("SAVEPOINT batched_join").await?;
+            match w.admit_join_in(join).await {
+                Ok(admission) => {
+                    w.savepoint("RELEASE SAVEPOINT batched_join").await?;
+                    outcomes.push(Ok(admission));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, digest = %join.digest(), "a batched Join failed alone");
+                    w.savepoint("ROLLBACK TO SAVEPOINT batched_join").await?;
+                    w.savepoint("RELEASE SAVEPOINT batched_join").await?;
+                    outcomes.push(Err(pools_error("logging a batched Join")(error)));
+                }
+            }
+        }
+        w.commit().await?;
+        Ok(outcomes)
     }
 
     async fn logged_op_query(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
@@ -1260,6 +1356,13 @@ impl PoolStore for Database {
 
     async fn log_accepted(&self, op: &SignedOp) -> Result<LogOutcome, lucid_pools::Error> {
         self.log_accepted_tx(op).await.map_err(pools_error("logging an accepted pool op"))
+    }
+
+    async fn log_joins(
+        &self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, lucid_pools::Error> {
+        self.log_joins_tx(joins).await.map_err(pools_error("logging a batch of Joins"))
     }
 
     async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, lucid_pools::Error> {
