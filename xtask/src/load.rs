@@ -306,12 +306,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         .filter(|(status, _)| !plan.expected(**status))
         .map(|(s, c)| (*s, *c))
         .collect();
+    anyhow::ensure!(unexpected.is_empty(), "unexpected statuses: {unexpected:?}");
     anyhow::ensure!(
         !requests.ran_out(),
         "the run ran out of bodies before its {:?} were up: give more bodies or fewer seconds",
         plan.duration
     );
-    anyhow::ensure!(unexpected.is_empty(), "unexpected statuses: {unexpected:?}");
     anyhow::ensure!(errors == 0, "{errors} requests got no answer");
     Ok(())
 }
@@ -341,6 +341,96 @@ mod tests {
         let bytes = String::from_utf8(request_bytes(&parsed, &parsed.body)).unwrap();
         assert!(bytes.starts_with("POST /health HTTP/1.1\r\n") && bytes.contains("X: y\r\n"));
         assert!(plan(&["--frobnicate".to_owned()]).is_err());
+        assert!(plan(&["--expect".to_owned(), "20x".to_owned()]).is_err());
         assert!(plan(&["--connections".to_owned(), "0".to_owned()]).is_err());
+    }
+
+    /// A loopback server answering each request 202, or 409 when its body says `refuse`; the
+    /// bodies it received.
+    fn server() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let record = std::sync::Arc::clone(&record);
+                std::thread::spawn(move || serve(stream, &record));
+            }
+        });
+        (addr, seen)
+    }
+
+    fn serve(mut stream: TcpStream, seen: &std::sync::Mutex<Vec<String>>) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        loop {
+            let mut length = 0usize;
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                if line.trim_end().is_empty() {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let status = if body.contains("refuse") { "409 Conflict" } else { "202 Accepted" };
+            seen.lock().unwrap().push(body);
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\n{{}}");
+            if stream.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn run_with_bodies(addr: SocketAddr, bodies: &str) -> anyhow::Result<()> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bodies).unwrap();
+        let args: Vec<String> = [
+            "--addr",
+            &addr.to_string(),
+            "--method",
+            "POST",
+            "--path",
+            "/api/v1/pools/ops",
+            "--connections",
+            "3",
+            "--seconds",
+            "600",
+            "--bodies",
+            file.path().to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        run(&args)
+    }
+
+    /// Each body goes out exactly once; a run that used them all before its time was up fails
+    /// loudly (it would otherwise report a rate over fewer seconds than asked), and so does one
+    /// with an answer outside the expected statuses.
+    #[test]
+    fn bodies_are_sent_once_each_and_running_out_or_a_refusal_fails_the_run() {
+        let (addr, seen) = server();
+        let bodies: Vec<String> = (0..50).map(|i| format!("{{\"join\":{i}}}")).collect();
+        let error = run_with_bodies(addr, &bodies.join("\n")).unwrap_err();
+        assert!(error.to_string().contains("ran out of bodies"), "{error}");
+        let mut received = seen.lock().unwrap().clone();
+        received.sort();
+        let mut expected = bodies.clone();
+        expected.sort();
+        assert_eq!(received, expected);
+        let error = run_with_bodies(addr, "{\"ok\":1}\n{\"refuse\":2}\n").unwrap_err();
+        assert!(error.to_string().contains("unexpected statuses: {409: 1}"), "{error}");
+        assert!(run_with_bodies(addr, "\n\n").unwrap_err().to_string().contains("no bodies"));
     }
 }

@@ -76,3 +76,20 @@ pub(crate) fn render(failure: &Failure, request_id: &str) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header::RETRY_AFTER;
+
+    use super::*;
+
+    #[test]
+    fn a_busy_store_tells_the_client_when_to_retry_and_nothing_else_does() {
+        let busy = render(&Failure::StoreUnavailable, "req-1");
+        assert_eq!(busy.status().as_u16(), 503);
+        assert_eq!(busy.headers()[RETRY_AFTER], STORE_RETRY_AFTER_SECONDS);
+        for other in [Failure::PoolFull, Failure::NotReady, Failure::Internal] {
+            assert!(render(&other, "req-2").headers().get(RETRY_AFTER).is_none(), "{other:?}");
+        }
+    }
+}

@@ -411,3 +411,50 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use lucid_core::{NetworkId, NodeKey, PoolId};
+
+    use super::*;
+
+    fn join(i: u8) -> SignedOp {
+        let network: NetworkId = "03".repeat(32).parse().unwrap();
+        let key = NodeKey::from_seed(&[i; 32]);
+        let op = PoolOp {
+            node: key.node_id(),
+            slot: Slot(14),
+            ts: UnixMillis(14_000),
+            op: Op::Join { pool: PoolId::from_bytes([1; 16]) },
+        };
+        let message = op.sign(&network, &key);
+        SignedOp { accepted: AcceptedOp::new(op, &network), message }
+    }
+
+    /// The queue holds at most its capacity: one more Join is refused at once (503 with
+    /// `Retry-After`), and room comes back as soon as a batch is taken.
+    #[test]
+    fn the_join_queue_is_bounded_and_batches_are_taken_oldest_first() {
+        let ops = PoolOps::with_join_capacity(3);
+        let mut receivers: Vec<_> = (0..3).map(|i| ops.joins.push(join(i)).unwrap()).collect();
+        assert_eq!(ops.joins.push(join(3)).unwrap_err(), Failure::StoreUnavailable);
+        let batch = ops.joins.take_batch();
+        let digests: Vec<_> = batch.iter().map(|w| w.join.digest()).collect();
+        assert_eq!(digests, (0..3).map(|i| join(i).digest()).collect::<Vec<_>>());
+        assert!(ops.joins.take_batch().is_empty());
+        receivers.push(ops.joins.push(join(3)).unwrap());
+        // A Join taken and never answered (its batch task stopped) reads as a closed channel.
+        drop(batch);
+        assert!(receivers[0].try_recv().is_err());
+    }
+
+    #[test]
+    fn a_batch_takes_at_most_join_batch_max() {
+        let ops = PoolOps::with_join_capacity(JOIN_BATCH_MAX + 5);
+        let join = join(1);
+        let _receivers: Vec<_> =
+            (0..JOIN_BATCH_MAX + 5).map(|_| ops.joins.push(join.clone()).unwrap()).collect();
+        assert_eq!(ops.joins.take_batch().len(), JOIN_BATCH_MAX);
+        assert_eq!(ops.joins.take_batch().len(), 5);
+    }
+}
