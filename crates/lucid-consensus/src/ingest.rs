@@ -12,6 +12,15 @@
 //! keys accepted in the grace window (about nodes × 4 kinds × 3 slots entries). Persistence goes
 //! through the [`ProofStore`] port; signature checks of a batch run in parallel on the
 //! [`Verifier`]'s pool.
+//!
+//! The registry is also the cache of decompressed verifying keys that every task-proof path
+//! (live gossip, sealed sets, evidence, seals) verifies against, so no proof pays a point
+//! decompression. It is bounded by the accepted registrations and has no eviction: a key enters
+//! only through a registration that `verify_strict` accepted for that very key, and a proof from
+//! an unknown signer is refused (`UnknownNode`) before any signature work, so forged traffic can
+//! neither add keys nor push honest ones out. A cached key cannot change a verdict: it is the
+//! decompression of the signer's own id bytes, and the check is still `verify_strict` (tested
+//! against the uncached rule with forged, bit-flipped and foreign-key proofs).
 
 use std::fmt;
 
