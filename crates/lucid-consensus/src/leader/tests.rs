@@ -913,3 +913,15 @@ fn schedule_slot_stores_once() {
     assert!(matches!(conflict, Err(Error::ResultConflict { slot: at }) if at == slot));
     assert_eq!(log.result(slot), Some(&SlotResult::Success { winner: ent(0) }));
 }
+
+proptest! {
+    /// The integer form of a rotation hash orders exactly as its bytes, also when the two
+    /// digests share a long prefix.
+    #[test]
+    fn hash_order_is_byte_order(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), shared in 0usize..=32) {
+        let mut b = b;
+        b[..shared].copy_from_slice(&a[..shared]);
+        let order = HashOrder::of(&Digest::from_bytes(a)).cmp(&HashOrder::of(&Digest::from_bytes(b)));
+        prop_assert_eq!(order, a.cmp(&b));
+    }
+}
