@@ -30,24 +30,44 @@
 //! and at once with every peer that appears in the directory (a (re)connection). Our own digests
 //! of slots older than the grace change only through this loop, so each slot is summarised from
 //! the store once and again only after this loop stored proofs in it.
+//!
+//! # Own proofs after a crash
+//! The first round with a peer that (re)appeared, which after a start is every peer, begins by
+//! pushing the node's own proofs of the live grace (`current − 2 ..= current`, at most
+//! 3 × 4 proofs read by key) to that peer. A node killed after storing a proof and before its
+//! push would otherwise leave peers without it until one of them happened to pull that slot;
+//! receivers answer `Duplicate` to what they hold, so the push is idempotent, and it is bounded
+//! by [`MAX_NEW_PEERS_PER_TICK`] peers per tick. Own proofs older than the grace are not pushed:
+//! every peer refuses them as stale and, by `consensus.md` §6.3, no node can backfill its own
+//! proofs through its seal either (a documented limit of a restart that takes longer than the
+//! grace).
+//!
+//! # Reconciliation mark
+//! A round whose digests agree with the peer's on every slot the peer holds below the grace
+//! sets [`ReconciledMark`] to the first slot of the grace: every older slot of the window holds
+//! at least what that peer holds. The tally keeper reads it before it computes or settles an
+//! epoch that ended while the node was down (`services::tally`). The mark lives in memory only,
+//! so after every start it waits for a fresh comparison.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lucid_api::grpc::{
     MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PoolOpsQuery, SlotDigest,
 };
 use lucid_consensus::ingest::{RejectReason, Verdict};
 use lucid_consensus::params::INGEST_GRACE_SLOTS;
-use lucid_consensus::proof::TaskProof;
+use lucid_consensus::proof::{ProofKey, ProofKind, TaskProof};
 use lucid_consensus::registration::Registration;
 use lucid_consensus::seal::SlotSeal;
 use lucid_core::message::Message;
-use lucid_core::{Digest, NodeId, Slot, SlotRange, UnixMillis};
+use lucid_core::{Digest, NodeId, SignedMessage, Slot, SlotRange, UnixMillis};
 
 use super::{GossipDeps, GossipHook, wire_size};
 use crate::network::PeerFault;
 use crate::services::ServiceError;
 use crate::services::runner::Service;
+use crate::services::tally::Reconciliation;
 
 /// Most pages of registrations read from one peer when it sent proofs of unknown nodes.
 const MAX_REGISTRATION_PAGES: usize = 20;
@@ -55,6 +75,26 @@ const MAX_REGISTRATION_PAGES: usize = 20;
 const FETCHED_MEMORY: usize = 16_384;
 /// Most peers that (re)appeared served in one tick; the others wait for the next tick.
 const MAX_NEW_PEERS_PER_TICK: usize = 4;
+
+/// How far the store has been reconciled with a peer's since this start (see the module doc).
+#[derive(Debug, Default)]
+pub struct ReconciledMark {
+    /// The first slot not known to be reconciled, plus one; 0 before any comparison agreed.
+    before_plus_one: AtomicU64,
+}
+
+impl ReconciledMark {
+    /// Records that every slot before `before` agreed with a peer (the mark never goes back).
+    pub fn mark(&self, before: Slot) {
+        self.before_plus_one.fetch_max(before.0.saturating_add(1), Ordering::Relaxed);
+    }
+}
+
+impl Reconciliation for ReconciledMark {
+    fn reconciled_before(&self) -> Option<Slot> {
+        self.before_plus_one.load(Ordering::Relaxed).checked_sub(1).map(Slot)
+    }
+}
 
 /// The anti-entropy loop's state.
 pub struct AntiEntropy {
@@ -255,6 +295,10 @@ impl AntiEntropy {
                 }
             }
         }
+        if differing.iter().all(|digest| digest.slot.0 >= live_from) {
+            // Every slot the peer holds below the grace, we hold identically.
+            self.hook.reconciled().mark(Slot(live_from));
+        }
         // Live slots first (they can still be taken live), then from the oldest.
         differing.sort_by_key(|digest| (digest.slot.0 < live_from, digest.slot));
         differing.truncate(self.deps.config.max_slots_per_round);
@@ -266,6 +310,40 @@ impl AntiEntropy {
             }
         }
         Ok(())
+    }
+
+    /// The node's own proofs of the live grace at `now`, read by key (at most 3 × 4).
+    async fn own_live_proofs(&self, now: UnixMillis) -> Result<Vec<SignedMessage>, ServiceError> {
+        let Ok(current) = self.deps.params.time.slot_of(now) else { return Ok(Vec::new()) };
+        let mut own = Vec::new();
+        for slot in super::live_from(current).0..=current.0 {
+            for kind in ProofKind::ALL {
+                let key = ProofKey { node: self.node, slot: Slot(slot), kind };
+                if let Some(stored) =
+                    self.deps.store.get_proof(&key).await.map_err(error("reading own proofs"))?
+                {
+                    own.push(stored.message);
+                }
+            }
+        }
+        Ok(own)
+    }
+
+    /// Pushes `own` (the node's own proofs of the live grace) to `peer` again.
+    async fn repush(&self, peer: NodeId, own: &[SignedMessage]) {
+        if own.is_empty() {
+            return;
+        }
+        let bytes = own.iter().map(wire_size).sum();
+        match self.deps.transport.submit_proofs(peer, own.to_vec()).await {
+            Ok(_) => {
+                self.hook.metrics().count_out(bytes);
+                self.hook.metrics().count_repushed(u64::try_from(own.len()).unwrap_or(u64::MAX));
+            }
+            Err(error) => {
+                tracing::debug!(%peer, %error, "anti-entropy: pushing own proofs again failed");
+            }
+        }
     }
 
     /// Pulls the proofs of `slot` from `peer` and ingests them live.
@@ -456,6 +534,13 @@ impl Service for AntiEntropy {
             .take(MAX_NEW_PEERS_PER_TICK)
             .copied()
             .collect();
+        // Peers that (re)appeared get the node's own live proofs first (see the module doc).
+        if !targets.is_empty() {
+            let own = self.own_live_proofs(now).await?;
+            for peer in &targets {
+                self.repush(*peer, &own).await;
+            }
+        }
         // A peer not served this tick stays "new" for the next one.
         self.known_peers.retain(|peer| peers.contains(peer));
         self.known_peers.extend(targets.iter().copied());
