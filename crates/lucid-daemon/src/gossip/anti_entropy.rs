@@ -43,11 +43,14 @@
 //! grace).
 //!
 //! # Reconciliation mark
-//! A round whose digests agree with the peer's on every slot the peer holds below the grace
-//! sets [`ReconciledMark`] to the first slot of the grace: every older slot of the window holds
-//! at least what that peer holds. The tally keeper reads it before it computes or settles an
-//! epoch that ended while the node was down (`services::tally`). The mark lives in memory only,
-//! so after every start it waits for a fresh comparison.
+//! A round with peer P sets [`ReconciledMark`] to the first slot of the grace when, below the
+//! grace, P holds every slot we hold and every slot either has the same digest on both sides or
+//! was fetched from P at P's current digest in an earlier round: we then hold whatever P could
+//! give us (P's own proofs P cannot backfill; they come through another peer's set). The tally
+//! keeper reads the mark before it computes or settles an epoch that ended while the node was
+//! down (`services::tally`). The mark lives in memory only, so after every start it waits for a
+//! fresh comparison. Known limit: the mark trusts one peer; a peer that lies with digests equal
+//! to ours, or a peer that itself missed proofs, can open it early.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -267,6 +270,9 @@ impl AntiEntropy {
         let end = Slot(current.0.saturating_add(1));
         let live_from = current.0.saturating_sub(INGEST_GRACE_SLOTS);
         let mut differing: Vec<SlotDigest> = Vec::new();
+        // Whether the peer holds every slot we hold below the grace (a peer with an empty or
+        // younger store proves nothing about ours).
+        let mut covers_ours = true;
         let mut start = floor;
         while start < end {
             let range =
@@ -294,9 +300,16 @@ impl AntiEntropy {
                     differing.push(digest);
                 }
             }
+            covers_ours &= ours.keys().all(|slot| slot.0 >= live_from || seen.contains(slot));
         }
-        if differing.iter().all(|digest| digest.slot.0 >= live_from) {
-            // Every slot the peer holds below the grace, we hold identically.
+        // Below the grace, every slot agrees or was fetched from this peer at this digest
+        // already (what the peer could give is in; what it cannot, its own proofs, comes from
+        // another peer's set, or is our own proof that no peer took).
+        let done_with_peer = differing.iter().all(|digest| {
+            digest.slot.0 >= live_from
+                || self.fetched.get(&(peer, digest.slot)) == Some(&digest.root)
+        });
+        if covers_ours && done_with_peer {
             self.hook.reconciled().mark(Slot(live_from));
         }
         // Live slots first (they can still be taken live), then from the oldest.

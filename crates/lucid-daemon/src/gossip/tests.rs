@@ -26,6 +26,7 @@ use crate::peer::StorePeer;
 use crate::services::beacon::{BeaconDeps, BeaconProducer};
 use crate::services::registration::RegistrationConfig;
 use crate::services::runner::Service;
+use crate::services::tally::Reconciliation as _;
 use crate::services::time::TokioClock;
 
 /// A current-thread runtime with paused time: tokio advances the clock whenever every task is
@@ -484,6 +485,10 @@ fn a_node_that_missed_a_stretch_catches_up_through_anti_entropy_and_late_accepta
             .collect();
         assert!(!late.is_empty() && late.iter().all(|slot| *slot < START + 10), "{late:?}");
         assert_eq!(caught_up.metrics.late_accepted(), u64::try_from(late.len()).unwrap());
+        // Anti-entropy marked its store reconciled below the grace of a round after the return
+        // (what the tally keeper waits for); the nodes that ran throughout are marked too.
+        let mark = caught_up.hook.reconciled().reconciled_before();
+        assert!(mark.is_some_and(|slot| slot >= Slot(START + 12)), "{mark:?}");
         // Its seals cover only what it accepted live: nothing for the slots it missed.
         let missed = caught_up.store.get_seal(&late_node, Slot(START + 5)).await.unwrap();
         assert!(missed.is_none_or(|seal| seal.seal.count == 0));
