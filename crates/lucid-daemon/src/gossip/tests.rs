@@ -1053,12 +1053,12 @@ fn own_proofs_stored_but_not_pushed_before_a_crash_reach_the_peers_after_the_res
             ..config
         })
         .await;
-        let crashed = &cluster.nodes[2];
-        let me = crashed.key.node_id();
         // Nodes 0 and 1 run; their first rounds (with node 2 too) are over by slot START + 1.
         cluster.start(0);
         cluster.start(1);
         cluster.run_until(START + 1, 600).await;
+        let crashed = &cluster.nodes[2];
+        let me = crashed.key.node_id();
         // Node 2 stores its proofs of START + 1 and of an old slot, and "dies" before any push.
         let pair = own_pair(&cluster.params, &crashed.key, START + 1);
         let now = cluster.clock.wall();
