@@ -22,6 +22,9 @@
 //!   the live ingest, older slots with `FetchSlot` and late acceptance through the peer's seal.
 //!   The pool op log of the same window is compared by count and root (`FetchPoolOps`) and only
 //!   a differing log is fetched, in pages.
+//!   The equivocation evidence of the window is compared the same way (`FetchEvidence`): a lost
+//!   evidence push is recovered there, since both sides keep the first of the two conflicting
+//!   proofs and their slot digests agree.
 //!
 //! The queues are bounded and never block: a full queue drops the item and counts it
 //! ([`GossipMetrics`]); anti-entropy recovers what push lost. Peers' misbehaviour found while
