@@ -65,8 +65,8 @@ fn a_node_that_missed_the_evidence_push_gets_it_through_anti_entropy_after_the_h
             cluster.nodes[2].peer.submit_proofs_from(None, vec![second.clone()]).await.unwrap();
         assert_eq!(outcomes[0].verdict, Verdict::Reject(RejectReason::Equivocation));
         cluster.run_until(START + 5, 0).await;
-        for index in 0..3 {
-            assert_eq!(cluster.nodes[index].store.all_evidence().len(), 1, "node {index}");
+        for (index, node) in cluster.nodes.iter().take(3).enumerate() {
+            assert_eq!(node.store.all_evidence().len(), 1, "node {index}");
         }
         assert!(cluster.nodes[3].store.all_evidence().is_empty());
         // Every node keeps `first`: the slot digests agree, only evidence anti-entropy helps.
@@ -228,7 +228,7 @@ fn fetched_evidence_is_verified_and_a_lying_peer_is_reported_for_each_bad_item()
             calls: AtomicUsize::new(0),
             queries: Mutex::new(Vec::new()),
         });
-        let mut anti_entropy = anti_entropy::AntiEntropy::new(
+        let mut anti_entropy = crate::gossip::anti_entropy::AntiEntropy::new(
             GossipDeps {
                 params,
                 clock: cluster.clock.clone(),
