@@ -28,6 +28,9 @@
 //!   what they hold). A round whose digests all agree below the grace marks the store as
 //!   reconciled ([`anti_entropy::ReconciledMark`]), which the tally keeper waits for before it
 //!   settles an epoch that ended while the node was down.
+//!   The equivocation evidence of the window is compared the same way (`FetchEvidence`): a lost
+//!   evidence push is recovered there, since both sides keep the first of the two conflicting
+//!   proofs and their slot digests agree.
 //!
 //! The queues are bounded and never block: a full queue drops the item and counts it
 //! ([`GossipMetrics`]); anti-entropy recovers what push lost. Peers' misbehaviour found while

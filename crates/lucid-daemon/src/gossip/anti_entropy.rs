@@ -25,6 +25,16 @@
 //! peer signed itself only inside the live grace). At most
 //! [`max_pages_per_slot`](super::GossipConfig::max_pages_per_slot) pages per range and round.
 //!
+//! The same round reconciles the equivocation evidence of the window: for each range of at most
+//! [`MAX_PULL_SLOTS`] slots it sends the count and root of the evidence it holds
+//! ([`evidence_summary`]) with `FetchEvidence`; a peer with the same set sends nothing, otherwise
+//! its evidence (at most [`MAX_EVIDENCE_PAGE`] pairs) goes through the evidence ingest, which
+//! checks the conflict rule and both `verify_strict` signatures. New evidence is forwarded like
+//! pushed evidence; pairs we hold already are skipped; a forged, malformed or out-of-range pair
+//! counts against the peer. Push forwards evidence once per node, so a lost push (message loss,
+//! a partition) is recovered only here: both nodes keep the first of the two conflicting proofs,
+//! so their slot digests agree and would never make the node look again.
+//!
 //! Rounds run every [`anti_entropy_every`](super::GossipConfig::anti_entropy_every), rotating
 //! over the directory's peers,
 //! and at once with every peer that appears in the directory (a (re)connection). Our own digests
@@ -56,7 +66,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lucid_api::grpc::{
-    MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PoolOpsQuery, SlotDigest,
+    EvidenceQuery, MAX_DIGEST_SLOTS, MAX_EVIDENCE_PAGE, MAX_PEERS_PAGE, MAX_PULL_PAGE,
+    MAX_PULL_SLOTS, PoolOpsQuery, SlotDigest, evidence_summary,
 };
 use lucid_consensus::ingest::{RejectReason, Verdict};
 use lucid_consensus::params::INGEST_GRACE_SLOTS;
@@ -196,6 +207,83 @@ impl AntiEntropy {
         Ok(())
     }
 
+    /// Reconciles the equivocation evidence of `[floor, end)` with `peer`: ranges whose count
+    /// and root differ are fetched and every pair we do not hold goes through the evidence
+    /// ingest.
+    async fn evidence(&mut self, peer: NodeId, floor: Slot, end: Slot) -> Result<(), ServiceError> {
+        let mut start = floor;
+        while start < end {
+            let range =
+                SlotRange { start, end: Slot(start.0.saturating_add(MAX_PULL_SLOTS).min(end.0)) };
+            start = range.end;
+            let own = self
+                .deps
+                .store
+                .evidence_in_range(range, MAX_EVIDENCE_PAGE)
+                .await
+                .map_err(error("reading own evidence"))?;
+            let (known_count, known_root) = evidence_summary(&own);
+            let query = EvidenceQuery { range, known_count, known_root };
+            let page = match self.deps.transport.fetch_evidence(peer, query).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "anti-entropy: fetching evidence failed");
+                    return Ok(());
+                }
+            };
+            if page.in_sync {
+                continue;
+            }
+            if page.evidence.len() > MAX_EVIDENCE_PAGE {
+                self.report(peer, PeerFault::InvalidMessage);
+                return Ok(());
+            }
+            self.hook.metrics().count_in(
+                page.evidence.iter().map(|(a, b)| wire_size(a).saturating_add(wire_size(b))).sum(),
+            );
+            let held: BTreeSet<(Digest, Digest)> = own.iter().map(|item| item.digests()).collect();
+            for (first, second) in page.evidence {
+                let pair = if first.digest() <= second.digest() {
+                    (first.digest(), second.digest())
+                } else {
+                    (second.digest(), first.digest())
+                };
+                if held.contains(&pair) {
+                    continue;
+                }
+                // Evidence of a slot outside the range asked for breaks the protocol.
+                let in_range = TaskProof::from_signed_bytes(first.bytes())
+                    .is_ok_and(|(_, proof)| range.contains(proof.slot));
+                if !in_range {
+                    self.report(peer, PeerFault::InvalidMessage);
+                    continue;
+                }
+                let now = self.deps.clock.wall();
+                let (outcome, evidence) = self
+                    .deps
+                    .ingest
+                    .lock()
+                    .await
+                    .ingest_evidence(
+                        self.deps.store.as_ref(),
+                        &self.deps.verifier,
+                        now,
+                        first,
+                        second,
+                    )
+                    .await
+                    .map_err(error("ingesting fetched evidence"))?;
+                if let (Verdict::Accept, Some(evidence)) = (outcome.verdict, &evidence) {
+                    tracing::warn!(node = %evidence.node, %peer, "equivocation evidence fetched");
+                    self.hook.evidence(Some(peer), evidence);
+                }
+                self.note_unknown(peer, std::iter::once(outcome.verdict));
+                self.hook.report_faults(Some(peer), std::slice::from_ref(&outcome));
+            }
+        }
+        Ok(())
+    }
+
     async fn summarise(
         &self,
         range: SlotRange,
@@ -261,6 +349,7 @@ impl AntiEntropy {
         }
         let floor = self.floor(current);
         self.pool_ops(peer, floor, Slot(current.0.saturating_add(1))).await?;
+        self.evidence(peer, floor, Slot(current.0.saturating_add(1))).await?;
         // Forget what lies below the window.
         self.own_settled.retain(|slot, _| *slot >= floor);
         self.fetched.retain(|(_, slot), _| *slot >= floor);

@@ -161,6 +161,15 @@ impl PeerTransport for Loopback {
         let callee = self.net.route(self.me, peer)?;
         PeerApi::submit_seals(callee.as_ref(), Some(self.me), seals).await.map_err(refused)
     }
+
+    async fn fetch_evidence(
+        &self,
+        peer: NodeId,
+        query: lucid_api::grpc::EvidenceQuery,
+    ) -> Result<lucid_api::grpc::EvidencePage, TransportError> {
+        let callee = self.net.route(self.me, peer)?;
+        PeerApi::fetch_evidence(callee.as_ref(), query).await.map_err(refused)
+    }
 }
 
 /// Every other node that is not cut off; faults are recorded for the test to read.
@@ -1024,6 +1033,7 @@ fn pushed_seals_are_judged_before_they_are_stored() {
     });
 }
 
+mod evidence;
 mod pool_ops;
 
 /// The own beacon and work proof of `key` for `slot`, signed inside the slot.

@@ -210,4 +210,11 @@ impl PeerApi for FeedingPeer {
     ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
         self.inner.submit_seals(caller, seals).await
     }
+
+    async fn fetch_evidence(
+        &self,
+        query: lucid_api::grpc::EvidenceQuery,
+    ) -> Result<lucid_api::grpc::EvidencePage, lucid_consensus::Error> {
+        self.inner.fetch_evidence(query).await
+    }
 }
