@@ -2107,16 +2107,22 @@ pub struct SubmitSealsResponse {
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FetchEvidenceRequest {
+    /// Slots of the conflicting task proofs, `to_slot` exclusive; at most 5 040 slots after
+    /// `from_slot`.
     #[prost(uint64, tag = "1")]
     pub from_slot: u64,
     #[prost(uint64, tag = "2")]
     pub to_slot: u64,
+    /// How many evidence items the caller holds in the range, and the seal Merkle root over their
+    /// digest pairs in order (32 bytes; empty when it holds none). Equal to the callee's: nothing
+    /// is sent.
     #[prost(uint32, tag = "3")]
     pub known_count: u32,
     #[prost(bytes = "vec", tag = "4")]
     pub known_root: ::prost::alloc::vec::Vec<u8>,
 }
-#[derive(Clone, PartialEq, ::prost::Message)]
+/// One evidence item: two task proofs one node signed under one key with different bytes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct EvidencePair {
     #[prost(message, optional, tag = "1")]
     pub first: ::core::option::Option<SignedMessage>,
@@ -2125,8 +2131,10 @@ pub struct EvidencePair {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct FetchEvidenceResponse {
+    /// The caller already holds the callee's set of the range.
     #[prost(bool, tag = "1")]
     pub in_sync: bool,
+    /// At most 256 items, in digest-pair order.
     #[prost(message, repeated, tag = "2")]
     pub evidence: ::prost::alloc::vec::Vec<EvidencePair>,
 }
@@ -2526,6 +2534,8 @@ pub mod peer_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Peer", "SubmitSeals"));
             self.inner.unary(req, path, codec).await
         }
+        /// Anti-entropy of equivocation evidence (issue 6): the callee's evidence of task proofs in a
+        /// slot range (at most 256 items), unless the caller already holds the same set.
         pub async fn fetch_evidence(
             &mut self,
             request: impl tonic::IntoRequest<super::FetchEvidenceRequest>,
@@ -2665,6 +2675,8 @@ pub mod peer_server {
             tonic::Response<super::SubmitSealsResponse>,
             tonic::Status,
         >;
+        /// Anti-entropy of equivocation evidence (issue 6): the callee's evidence of task proofs in a
+        /// slot range (at most 256 items), unless the caller already holds the same set.
         async fn fetch_evidence(
             &self,
             request: tonic::Request<super::FetchEvidenceRequest>,
@@ -3284,7 +3296,9 @@ pub mod peer_server {
                 "/lucid.node.v1.Peer/FetchEvidence" => {
                     #[allow(non_camel_case_types)]
                     struct FetchEvidenceSvc<T: Peer>(pub Arc<T>);
-                    impl<T: Peer> tonic::server::UnaryService<super::FetchEvidenceRequest>
+                    impl<
+                        T: Peer,
+                    > tonic::server::UnaryService<super::FetchEvidenceRequest>
                     for FetchEvidenceSvc<T> {
                         type Response = super::FetchEvidenceResponse;
                         type Future = BoxFuture<
