@@ -715,7 +715,7 @@ impl PeerTransport for SimTransport {
         match self.network.call(self.from, peer, Call::FetchEvidence(query)).await? {
             Reply::Evidence(page)
                 if page.evidence.len() <= lucid_api::grpc::MAX_EVIDENCE_PAGE
-                    && !(page.in_sync && !page.evidence.is_empty()) =>
+                    && (!page.in_sync || page.evidence.is_empty()) =>
             {
                 Ok(page)
             }
