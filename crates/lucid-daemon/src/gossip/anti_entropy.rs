@@ -47,7 +47,7 @@
 //! 3 × 4 proofs read by key) to that peer. A node killed after storing a proof and before its
 //! push would otherwise leave peers without it until one of them happened to pull that slot;
 //! receivers answer `Duplicate` to what they hold, so the push is idempotent, and it is bounded
-//! by [`MAX_NEW_PEERS_PER_TICK`] peers per tick. Own proofs older than the grace are not pushed:
+//! by `MAX_NEW_PEERS_PER_TICK` (4) peers per tick. Own proofs older than the grace are not pushed:
 //! every peer refuses them as stale and, by `consensus.md` §6.3, no node can backfill its own
 //! proofs through its seal either (a documented limit of a restart that takes longer than the
 //! grace).
