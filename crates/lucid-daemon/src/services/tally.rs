@@ -216,6 +216,15 @@ impl TallyKeeper {
         {
             return Ok(stored.tally);
         }
+        self.compute_and_store(epoch, now).await
+    }
+
+    /// Computes revision 0 of `tally(epoch)`, stores and publishes it.
+    async fn compute_and_store(
+        &self,
+        epoch: Epoch,
+        now: UnixMillis,
+    ) -> Result<Tally, ServiceError> {
         let tally = self.compute(epoch, 0).await?;
         let put = self
             .deps
@@ -347,16 +356,9 @@ impl TallyKeeper {
                     MissedEpoch::Settled
                 }
                 None => {
-                    let tally = self.compute(epoch, 0).await?;
-                    let put = self
-                        .deps
-                        .records
-                        .put_tally(&tally, now)
-                        .await
-                        .map_err(store_error("storing a caught-up tally"))?;
-                    self.publish(&tally);
+                    self.compute_and_store(epoch, now).await?;
                     self.settle(epoch, now).await?;
-                    tracing::info!(%epoch, ?put, entities = tally.entries.len(), "tally of an epoch missed while the node was down computed and settled");
+                    tracing::info!(%epoch, "tally of an epoch missed while the node was down computed and settled");
                     MissedEpoch::Settled
                 }
             };
