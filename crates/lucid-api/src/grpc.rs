@@ -362,6 +362,31 @@ pub struct EvidencePage {
     pub evidence: Vec<(SignedMessage, SignedMessage)>,
 }
 
+impl EvidencePage {
+    /// Whether an answer of `items` pairs keeps the contract: at most [`MAX_EVIDENCE_PAGE`],
+    /// and none when in sync. Checked by the server before sending and by every client before
+    /// trusting an answer.
+    pub fn shape_is_valid(items: usize, in_sync: bool) -> bool {
+        items <= MAX_EVIDENCE_PAGE && !(in_sync && items > 0)
+    }
+
+    /// The `FetchEvidence` answer carrying this page.
+    pub fn to_proto(&self) -> pb::FetchEvidenceResponse {
+        use convert::ToProto as _;
+        pb::FetchEvidenceResponse {
+            in_sync: self.in_sync,
+            evidence: self
+                .evidence
+                .iter()
+                .map(|(first, second)| pb::EvidencePair {
+                    first: Some(first.to_proto()),
+                    second: Some(second.to_proto()),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The count and root by which two nodes compare their evidence of a range: the seal Merkle root
 /// over the digests of every pair in order (`first`, `second`, next item…); 32 zero bytes for
 /// none. `evidence` must be in digest-pair order, as the store returns it.

@@ -17,7 +17,7 @@ use super::convert::{
     FromProto as _, ToProto as _, digest_from_bytes, node_from_bytes, node_from_text, page_limit,
     slot_range,
 };
-use super::{EvidenceQuery, MAX_EVIDENCE_PAGE};
+use super::{EvidencePage, EvidenceQuery};
 use super::{
     GrpcError, MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS,
     MAX_SEAL_BATCH, PEER_CALL_METADATA, PEER_FEATURES, PeerApi, PeerCallAttempt, PeerGate,
@@ -343,7 +343,7 @@ impl pb::peer_server::Peer for PeerService {
         };
         let query = EvidenceQuery { range, known_count: request.known_count, known_root };
         let page = self.peer.fetch_evidence(query).await.map_err(GrpcError::from)?;
-        if page.evidence.len() > MAX_EVIDENCE_PAGE || (page.in_sync && !page.evidence.is_empty()) {
+        if !EvidencePage::shape_is_valid(page.evidence.len(), page.in_sync) {
             return Err(GrpcError::Store(lucid_consensus::Error::Bug(lucid_core::internal!(
                 "{} evidence items in an answer (in sync: {})",
                 page.evidence.len(),
@@ -351,17 +351,7 @@ impl pb::peer_server::Peer for PeerService {
             )))
             .into());
         }
-        Ok(Response::new(pb::FetchEvidenceResponse {
-            in_sync: page.in_sync,
-            evidence: page
-                .evidence
-                .iter()
-                .map(|(first, second)| pb::EvidencePair {
-                    first: Some(first.to_proto()),
-                    second: Some(second.to_proto()),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(page.to_proto()))
     }
 }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use lucid_api::grpc::convert::{FromProto as _, ToProto as _};
 use lucid_api::grpc::{
-    EvidencePage, EvidenceQuery, MAX_EVIDENCE_PAGE, PoolOpCursor, PoolOpsPage, PoolOpsQuery,
-    SealedSlot, SlotDigest, methods, pb, sign_peer_call,
+    EvidencePage, EvidenceQuery, PoolOpCursor, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest,
+    methods, pb, sign_peer_call,
 };
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::Outcome;
@@ -455,14 +455,13 @@ impl PeerTransport for PeerClient {
     }
 }
 
-/// A `FetchEvidence` answer checked against the contract: at most [`MAX_EVIDENCE_PAGE`] pairs,
-/// none when in sync, both messages of every pair present and well-formed.
+/// A `FetchEvidence` answer checked against the contract ([`EvidencePage::shape_is_valid`]),
+/// and both messages of every pair present and well-formed.
 fn evidence_page(reply: pb::FetchEvidenceResponse) -> Result<EvidencePage, TransportError> {
-    if reply.evidence.len() > MAX_EVIDENCE_PAGE {
-        return Err(malformed("more evidence than the page bound"));
-    }
-    if reply.in_sync && !reply.evidence.is_empty() {
-        return Err(malformed("evidence in an in-sync answer"));
+    if !EvidencePage::shape_is_valid(reply.evidence.len(), reply.in_sync) {
+        return Err(malformed(
+            "an evidence answer breaks its bounds (too many, or items when in sync)",
+        ));
     }
     let evidence = reply
         .evidence

@@ -284,20 +284,7 @@ impl Reply {
                 let items = sealed.as_ref().map_or(0, |sealed| sealed.set.len() + 1);
                 (reply.encoded_len(), items)
             }
-            Reply::Evidence(page) => {
-                let reply = pb::FetchEvidenceResponse {
-                    in_sync: page.in_sync,
-                    evidence: page
-                        .evidence
-                        .iter()
-                        .map(|(first, second)| pb::EvidencePair {
-                            first: Some(first.to_proto()),
-                            second: Some(second.to_proto()),
-                        })
-                        .collect(),
-                };
-                (reply.encoded_len(), page.evidence.len() * 2)
-            }
+            Reply::Evidence(page) => (page.to_proto().encoded_len(), page.evidence.len() * 2),
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
@@ -714,8 +701,7 @@ impl PeerTransport for SimTransport {
     ) -> Result<EvidencePage, TransportError> {
         match self.network.call(self.from, peer, Call::FetchEvidence(query)).await? {
             Reply::Evidence(page)
-                if page.evidence.len() <= lucid_api::grpc::MAX_EVIDENCE_PAGE
-                    && (!page.in_sync || page.evidence.is_empty()) =>
+                if EvidencePage::shape_is_valid(page.evidence.len(), page.in_sync) =>
             {
                 Ok(page)
             }
