@@ -228,6 +228,21 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Takes node 1 down and adds `liar`, an empty store the test answers for, so that it is
+    /// node 0's only reachable peer.
+    async fn only_peer_of_node_0_is(&self, liar: NodeId) {
+        self.net.set_down(self.nodes[1].key.node_id(), true);
+        let liar_peer = StorePeer::load(
+            self.params,
+            Arc::new(MemoryProofStore::new()),
+            Arc::new(Verifier::single_threaded()),
+            self.clock.clone(),
+        )
+        .await
+        .unwrap();
+        self.net.peers.lock().unwrap().insert(liar, Arc::new(liar_peer));
+    }
+
     /// `n` registered nodes (keys 0..n, plus `extra` registered keys that run no node), none
     /// started, at the start of slot [`START`].
     async fn new(n: u64, extra: &[u64], config: impl Fn(GossipConfig) -> GossipConfig) -> Self {
@@ -873,16 +888,7 @@ fn a_lying_peer_gets_nothing_stored_and_is_reported_for_each_lie() {
         let liar = testing::key(9);
         let node = &cluster.nodes[0];
         // The liar is the only peer in node 0's directory.
-        cluster.net.set_down(cluster.nodes[1].key.node_id(), true);
-        let liar_peer = StorePeer::load(
-            params,
-            Arc::new(MemoryProofStore::new()),
-            Arc::new(Verifier::single_threaded()),
-            cluster.clock.clone(),
-        )
-        .await
-        .unwrap();
-        cluster.net.peers.lock().unwrap().insert(liar.node_id(), Arc::new(liar_peer));
+        cluster.only_peer_of_node_0_is(liar.node_id()).await;
         cluster.run_until(START + 5, 500).await;
         let hook = node.peer_hook();
         let mut anti_entropy = anti_entropy::AntiEntropy::new(

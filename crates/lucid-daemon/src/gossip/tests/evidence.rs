@@ -167,16 +167,7 @@ fn fetched_evidence_is_verified_and_a_lying_peer_is_reported_for_each_bad_item()
         let liar = testing::key(8);
         let cheat = testing::key(9);
         let node = &cluster.nodes[0];
-        cluster.net.set_down(cluster.nodes[1].key.node_id(), true);
-        let liar_peer = StorePeer::load(
-            params,
-            Arc::new(MemoryProofStore::new()),
-            Arc::new(Verifier::single_threaded()),
-            cluster.clock.clone(),
-        )
-        .await
-        .unwrap();
-        cluster.net.peers.lock().unwrap().insert(liar.node_id(), Arc::new(liar_peer));
+        cluster.only_peer_of_node_0_is(liar.node_id()).await;
         cluster.run_until(START + 5, 500).await;
         // Node 0 already holds one evidence item of the cheat (slot START + 2).
         let held_a = relay(&params, &cheat, START + 2, 1);
