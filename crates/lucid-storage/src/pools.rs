@@ -10,7 +10,15 @@
 //! are the last word on one seat per node: a node racing into two pools on PostgreSQL (two pool
 //! rows, two locks) loses at the index, and that is reported as `AlreadyInPool`, never an error.
 //!
+//! A batch of Joins (`log_joins`, the group commit of the API) names several pools: it locks all
+//! of them first, in ascending `pool_id` order in one statement, so two concurrent batches never
+//! wait on each other in a cycle. A deadlock or serialization failure that PostgreSQL still
+//! reports (`40P01`, `40001`, say against a transaction of another kind) aborts the whole batch,
+//! which is then run again a bounded number of times; it is never the refusal of a Join.
+//!
 //! Reads go to the store every time; nothing is cached.
+
+use std::collections::BTreeSet;
 
 use lucid_consensus::tally::MembershipTimeline;
 use lucid_core::SignedMessage;
@@ -181,6 +189,21 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// Whether `error` is PostgreSQL aborting a transaction that may well succeed when run again: a
+/// serialization failure (`40001`) or the victim of a deadlock (`40P01`). Such an error says
+/// nothing about the ops of the transaction, so it is never turned into a refusal of one.
+fn is_transient_conflict(error: &Error) -> bool {
+    let Error::Query { source, .. } = error else { return false };
+    match &**source {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+        _ => false,
+    }
+}
+
+/// Runs of one batch of Joins ([`PoolStore::log_joins`]) that the database may abort with a
+/// transient conflict ([`is_transient_conflict`]) before the error reaches the callers.
+const JOIN_BATCH_ATTEMPTS: u32 = 4;
+
 /// An open write transaction with its dialect.
 pub(crate) struct Write {
     pub(crate) tx: Tx,
@@ -222,6 +245,27 @@ impl Write {
         }
         let rows = self.rows(&mut q, "locking a pool").await?;
         rows.first().map(read_pool).transpose()
+    }
+
+    /// Locks the rows of `pools` (those that exist) until the end of the transaction, in
+    /// ascending `pool_id` order, in one statement (PostgreSQL: `… ORDER BY pool_id FOR UPDATE`
+    /// locks the rows in the order it returns them; SQLite holds the database write lock since
+    /// `BEGIN IMMEDIATE`). Two transactions that take all their pool locks this way before any
+    /// other wait for each other's pools at most one way round, never in a cycle.
+    async fn lock_pools_in_order(&mut self, pools: &BTreeSet<PoolId>) -> Result<(), Error> {
+        if self.dialect != Dialect::Postgres || pools.is_empty() {
+            return Ok(());
+        }
+        let mut q = self.query("SELECT pool_id FROM pools WHERE pool_id IN (");
+        for (index, pool) in pools.iter().enumerate() {
+            if index > 0 {
+                q.push(", ");
+            }
+            q.bind(blob(pool.as_bytes()));
+        }
+        q.push(") ORDER BY pool_id FOR UPDATE");
+        self.rows(&mut q, "locking the pools of a batch").await?;
+        Ok(())
     }
 
     /// Whether a row matches `condition` (a `WHERE` clause built by the caller).
@@ -735,6 +779,34 @@ impl Write {
         Columns::new(row, "pool_members", "counting pending joins").unsigned(0, "count")
     }
 
+    /// The Joins of one batch inside this transaction ([`Database::log_joins_once`]).
+    async fn admit_joins_in(
+        &mut self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, Error> {
+        let pools: BTreeSet<PoolId> =
+            joins.iter().filter_map(|j| j.accepted.op.op.pool()).collect();
+        self.lock_pools_in_order(&pools).await?;
+        let mut outcomes = Vec::with_capacity(joins.len());
+        for join in joins {
+            self.savepoint("SAVEPOINT batched_join").await?;
+            match self.admit_join_in(join).await {
+                Ok(admission) => {
+                    self.savepoint("RELEASE SAVEPOINT batched_join").await?;
+                    outcomes.push(Ok(admission));
+                }
+                Err(error) if is_transient_conflict(&error) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, digest = %join.digest(), "a batched Join failed alone");
+                    self.savepoint("ROLLBACK TO SAVEPOINT batched_join").await?;
+                    self.savepoint("RELEASE SAVEPOINT batched_join").await?;
+                    outcomes.push(Err(pools_error("logging a batched Join")(error)));
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// Runs `sql` (a savepoint statement) as it is.
     async fn savepoint(&mut self, sql: &'static str) -> Result<(), Error> {
         self.tx.raw(sql).await.map_err(Error::query("handling a savepoint"))
@@ -1022,32 +1094,56 @@ impl Database {
         Ok(outcome)
     }
 
-    /// [`PoolStore::log_joins`] in one transaction: each Join in its own savepoint, so that one
-    /// that fails is rolled back alone (which also clears an aborted statement on PostgreSQL),
-    /// then one commit for the batch.
+    /// [`PoolStore::log_joins`]: the batch in one transaction ([`Database::log_joins_once`]),
+    /// run again from the start when the database aborted it with a transient conflict
+    /// (deadlock victim, serialization failure), at most [`JOIN_BATCH_ATTEMPTS`] times. An
+    /// aborted run committed nothing, so running it again can neither log a Join twice nor
+    /// answer one differently from what ends up durable.
     async fn log_joins_tx(
         &self,
         joins: &[SignedOp],
     ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, Error> {
-        let mut w = self.write().await?;
-        let mut outcomes = Vec::with_capacity(joins.len());
-        for join in joins {
-            w.savepoint("SAVEPOINT batched_join").await?;
-            match w.admit_join_in(join).await {
-                Ok(admission) => {
-                    w.savepoint("RELEASE SAVEPOINT batched_join").await?;
-                    outcomes.push(Ok(admission));
+        let mut attempt = 1;
+        loop {
+            match self.log_joins_once(joins).await {
+                Err(error) if is_transient_conflict(&error) && attempt < JOIN_BATCH_ATTEMPTS => {
+                    tracing::warn!(
+                        %error,
+                        attempt,
+                        joins = joins.len(),
+                        "the database aborted a batch of Joins (deadlock or serialization failure); running it again"
+                    );
+                    attempt += 1;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, digest = %join.digest(), "a batched Join failed alone");
-                    w.savepoint("ROLLBACK TO SAVEPOINT batched_join").await?;
-                    w.savepoint("RELEASE SAVEPOINT batched_join").await?;
-                    outcomes.push(Err(pools_error("logging a batched Join")(error)));
-                }
+                result => return result,
             }
         }
-        w.commit().await?;
-        Ok(outcomes)
+    }
+
+    /// One run of a batch of Joins in one transaction. The rows of every pool the batch names
+    /// are locked first, in ascending id order ([`Write::lock_pools_in_order`]), so concurrent
+    /// batches over overlapping pools queue behind each other instead of deadlocking. Then each
+    /// Join runs in its own savepoint, so that one that fails is rolled back alone (which also
+    /// clears an aborted statement on PostgreSQL); a transient conflict aborts the whole run
+    /// instead, since it is no verdict on the Join that met it. One commit for the batch.
+    async fn log_joins_once(
+        &self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, Error> {
+        let mut w = self.write().await?;
+        match w.admit_joins_in(joins).await {
+            Ok(outcomes) => {
+                w.commit().await?;
+                Ok(outcomes)
+            }
+            Err(error) => {
+                // Release the locks now rather than when the connection is next used.
+                if let Err(rollback) = w.tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a failed batch of Joins failed");
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn logged_op_query(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
