@@ -11,8 +11,8 @@
 //!   `cargo xtask load --bodies`. The Joins are signed for the node's current slot, so they are
 //!   accepted during this slot and the next: run the load right after.
 //!
-//! Keys are derived from a per-run nonce (the node's current slot start and a counter), never
-//! reused across runs. Talks HTTP/1.1 over loopback with `Connection: close`, one request at a
+//! Keys are derived from a per-run nonce (the node's current slot start, the process id and a
+//! counter), never reused across runs. Talks HTTP/1.1 over loopback with `Connection: close`, one request at a
 //! time: preparation is not measured.
 
 use std::error::Error;
@@ -119,13 +119,16 @@ fn node_clock(addr: SocketAddr) -> Result<NodeClock, Failed> {
     Ok(NodeClock { network, slot: Slot(slot), slot_start: UnixMillis(start) })
 }
 
-/// The `index`-th key of the run `nonce` for `role` (fresh per run: the nonce is a slot start).
+/// The `index`-th key of the run `nonce` for `role`. Fresh per run: the nonce is a slot start,
+/// and the process id tells apart two runs in the same slot (a second `joins` run signed in the
+/// slot of the first would otherwise repeat its keys, which the node refuses as already joined).
 fn fresh_key(role: u8, nonce: i64, index: usize) -> NodeKey {
     let mut seed = [0u8; 32];
     seed[0] = role;
     seed[1..9].copy_from_slice(&nonce.to_le_bytes());
     seed[9..17].copy_from_slice(&(index as u64).to_le_bytes());
-    seed[17..].copy_from_slice(b"lucid-join-load");
+    seed[17..21].copy_from_slice(&std::process::id().to_le_bytes());
+    seed[21..].copy_from_slice(b"lucid-joins");
     NodeKey::from_seed(&seed)
 }
 
