@@ -5,6 +5,11 @@
 //!
 //! It speaks just enough HTTP/1.1 for the node's answers: a status line, headers and a body of
 //! `Content-Length` bytes. Anything else is counted as an error and the connection reopened.
+//!
+//! With `--bodies FILE` the run sends each line of the file once as a body, in file order across
+//! all connections (for requests that may succeed only once, such as signed pool joins). A run
+//! fails (non-zero exit, after the report) when it runs out of bodies before its time is up, when
+//! any answer has a status outside `--expect` (default: any 2xx), or when a request got no answer.
 #![expect(
     clippy::disallowed_methods,
     reason = "a load generator measures real latency, so it reads the real monotonic clock"
@@ -13,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What to send, how hard and for how long.
@@ -23,12 +29,27 @@ struct Plan {
     path: String,
     headers: Vec<String>,
     body: Vec<u8>,
+    /// One body per request, each sent once (`--bodies`); empty: `body` on every request.
+    bodies: Vec<Vec<u8>>,
+    /// The statuses that count as success; empty: any 2xx.
+    expect: Vec<u16>,
     connections: usize,
     duration: Duration,
 }
 
+impl Plan {
+    fn expected(&self, status: u16) -> bool {
+        if self.expect.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.expect.contains(&status)
+        }
+    }
+}
+
 const USAGE: &str = "usage: cargo xtask load --addr HOST:PORT [--path /health] [--method GET] \
-[--connections 32] [--seconds 10] [--header 'Name: value']... [--token-file FILE] [--body TEXT]";
+[--connections 32] [--seconds 10] [--header 'Name: value']... [--token-file FILE] [--body TEXT] \
+[--bodies FILE (one body per line, each sent once)] [--expect 202[,409]]";
 
 fn plan(args: &[String]) -> anyhow::Result<Plan> {
     let mut plan = Plan {
@@ -37,6 +58,8 @@ fn plan(args: &[String]) -> anyhow::Result<Plan> {
         path: "/health".to_owned(),
         headers: Vec::new(),
         body: Vec::new(),
+        bodies: Vec::new(),
+        expect: Vec::new(),
         connections: 32,
         duration: Duration::from_secs(10),
     };
@@ -52,6 +75,23 @@ fn plan(args: &[String]) -> anyhow::Result<Plan> {
             "--seconds" => plan.duration = Duration::from_secs(value()?.parse()?),
             "--header" => plan.headers.push(value()?.clone()),
             "--body" => plan.body = value()?.as_bytes().to_vec(),
+            "--bodies" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| anyhow::anyhow!("reading {path}: {error}"))?;
+                plan.bodies = text
+                    .lines()
+                    .filter(|line| !line.trim().is_empty())
+                    .map(|line| line.as_bytes().to_vec())
+                    .collect();
+                anyhow::ensure!(!plan.bodies.is_empty(), "{path} holds no bodies");
+            }
+            "--expect" => {
+                plan.expect = value()?
+                    .split(',')
+                    .map(|status| status.trim().parse::<u16>())
+                    .collect::<Result<_, _>>()?;
+            }
             "--token-file" => {
                 let token = std::fs::read_to_string(value()?)?;
                 plan.headers.push(format!("Authorization: Bearer {}", token.trim()));
@@ -60,18 +100,22 @@ fn plan(args: &[String]) -> anyhow::Result<Plan> {
         }
     }
     anyhow::ensure!(plan.connections > 0, "--connections must be positive");
+    anyhow::ensure!(
+        plan.bodies.is_empty() || plan.body.is_empty(),
+        "--body and --bodies exclude each other"
+    );
     Ok(plan)
 }
 
-fn request_bytes(plan: &Plan) -> Vec<u8> {
+fn request_bytes(plan: &Plan, body: &[u8]) -> Vec<u8> {
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
         plan.method,
         plan.path,
         plan.addr,
-        plan.body.len()
+        body.len()
     );
-    if !plan.body.is_empty() {
+    if !body.is_empty() {
         head.push_str("Content-Type: application/json\r\n");
     }
     for header in &plan.headers {
@@ -80,8 +124,56 @@ fn request_bytes(plan: &Plan) -> Vec<u8> {
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(&plan.body);
+    bytes.extend_from_slice(body);
     bytes
+}
+
+/// The requests of a run: one per body of `--bodies`, else the one request sent again and again.
+enum Requests {
+    Repeated(Vec<u8>),
+    Once { requests: Vec<Vec<u8>>, next: AtomicUsize, ran_out: AtomicBool },
+}
+
+impl Requests {
+    fn of(plan: &Plan) -> Requests {
+        if plan.bodies.is_empty() {
+            Requests::Repeated(request_bytes(plan, &plan.body))
+        } else {
+            Requests::Once {
+                requests: plan.bodies.iter().map(|body| request_bytes(plan, body)).collect(),
+                next: AtomicUsize::new(0),
+                ran_out: AtomicBool::new(false),
+            }
+        }
+    }
+
+    /// The next request to send; `None` once every body was sent.
+    fn next(&self) -> Option<&[u8]> {
+        match self {
+            Requests::Repeated(request) => Some(request),
+            Requests::Once { requests, next, ran_out } => {
+                let request = requests.get(next.fetch_add(1, Ordering::Relaxed));
+                if request.is_none() {
+                    ran_out.store(true, Ordering::Relaxed);
+                }
+                request.map(Vec::as_slice)
+            }
+        }
+    }
+
+    fn ran_out(&self) -> bool {
+        matches!(self, Requests::Once { ran_out, .. } if ran_out.load(Ordering::Relaxed))
+    }
+
+    /// Bodies sent (`None` for a repeated request).
+    fn sent(&self) -> Option<(usize, usize)> {
+        match self {
+            Requests::Repeated(_) => None,
+            Requests::Once { requests, next, .. } => {
+                Some((next.load(Ordering::Relaxed).min(requests.len()), requests.len()))
+            }
+        }
+    }
 }
 
 /// Reads one response; its status.
@@ -115,7 +207,7 @@ struct Tally {
     errors: u64,
 }
 
-fn worker(plan: &Plan, request: &[u8], deadline: Instant) -> Tally {
+fn worker(plan: &Plan, requests: &Requests, deadline: Instant) -> Tally {
     let mut tally = Tally::default();
     let mut connection: Option<(TcpStream, BufReader<TcpStream>)> = None;
     while Instant::now() < deadline {
@@ -135,6 +227,7 @@ fn worker(plan: &Plan, request: &[u8], deadline: Instant) -> Tally {
             }
         }
         let Some((stream, reader)) = connection.as_mut() else { continue };
+        let Some(request) = requests.next() else { break };
         let start = Instant::now();
         let answered = stream
             .write_all(request)
@@ -166,12 +259,12 @@ fn percentile(sorted: &[u32], per_mille: usize) -> f64 {
 /// Runs the load and prints the report.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let plan = plan(args)?;
-    let request = request_bytes(&plan);
+    let requests = Requests::of(&plan);
     let started = Instant::now();
     let deadline = started + plan.duration;
     let tallies: Vec<Tally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..plan.connections)
-            .map(|_| scope.spawn(|| worker(&plan, &request, deadline)))
+            .map(|_| scope.spawn(|| worker(&plan, &requests, deadline)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
     });
@@ -204,7 +297,22 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             percentile(&latencies, 1000)
         );
         println!("statuses: {statuses:?}");
+        if let Some((sent, total)) = requests.sent() {
+            println!("bodies sent: {sent} of {total}");
+        }
     }
+    let unexpected: BTreeMap<u16, u64> = statuses
+        .iter()
+        .filter(|(status, _)| !plan.expected(**status))
+        .map(|(s, c)| (*s, *c))
+        .collect();
+    anyhow::ensure!(unexpected.is_empty(), "unexpected statuses: {unexpected:?}");
+    anyhow::ensure!(
+        !requests.ran_out(),
+        "the run ran out of bodies before its {:?} were up: give more bodies or fewer seconds",
+        plan.duration
+    );
+    anyhow::ensure!(errors == 0, "{errors} requests got no answer");
     Ok(())
 }
 
@@ -230,9 +338,99 @@ mod tests {
                 .collect();
         let parsed = plan(&args).unwrap();
         assert_eq!((parsed.method.as_str(), parsed.connections), ("POST", 4));
-        let bytes = String::from_utf8(request_bytes(&parsed)).unwrap();
+        let bytes = String::from_utf8(request_bytes(&parsed, &parsed.body)).unwrap();
         assert!(bytes.starts_with("POST /health HTTP/1.1\r\n") && bytes.contains("X: y\r\n"));
         assert!(plan(&["--frobnicate".to_owned()]).is_err());
+        assert!(plan(&["--expect".to_owned(), "20x".to_owned()]).is_err());
         assert!(plan(&["--connections".to_owned(), "0".to_owned()]).is_err());
+    }
+
+    /// A loopback server answering each request 202, or 409 when its body says `refuse`; the
+    /// bodies it received.
+    fn server() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let record = std::sync::Arc::clone(&record);
+                std::thread::spawn(move || serve(stream, &record));
+            }
+        });
+        (addr, seen)
+    }
+
+    fn serve(mut stream: TcpStream, seen: &std::sync::Mutex<Vec<String>>) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        loop {
+            let mut length = 0usize;
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                if line.trim_end().is_empty() {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let status = if body.contains("refuse") { "409 Conflict" } else { "202 Accepted" };
+            seen.lock().unwrap().push(body);
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\n{{}}");
+            if stream.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn run_with_bodies(addr: SocketAddr, bodies: &str) -> anyhow::Result<()> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bodies).unwrap();
+        let args: Vec<String> = [
+            "--addr",
+            &addr.to_string(),
+            "--method",
+            "POST",
+            "--path",
+            "/api/v1/pools/ops",
+            "--connections",
+            "3",
+            "--seconds",
+            "600",
+            "--bodies",
+            file.path().to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        run(&args)
+    }
+
+    /// Each body goes out exactly once; a run that used them all before its time was up fails
+    /// loudly (it would otherwise report a rate over fewer seconds than asked), and so does one
+    /// with an answer outside the expected statuses.
+    #[test]
+    fn bodies_are_sent_once_each_and_running_out_or_a_refusal_fails_the_run() {
+        let (addr, seen) = server();
+        let bodies: Vec<String> = (0..50).map(|i| format!("{{\"join\":{i}}}")).collect();
+        let error = run_with_bodies(addr, &bodies.join("\n")).unwrap_err();
+        assert!(error.to_string().contains("ran out of bodies"), "{error}");
+        let mut received = seen.lock().unwrap().clone();
+        received.sort();
+        let mut expected = bodies.clone();
+        expected.sort();
+        assert_eq!(received, expected);
+        let error = run_with_bodies(addr, "{\"ok\":1}\n{\"refuse\":2}\n").unwrap_err();
+        assert!(error.to_string().contains("unexpected statuses: {409: 1}"), "{error}");
+        assert!(run_with_bodies(addr, "\n\n").unwrap_err().to_string().contains("no bodies"));
     }
 }

@@ -7,6 +7,9 @@
 //!   release), docs with `-D warnings`, `cargo deny` (when installed), and compiling the benches.
 //! - `load`: a closed-loop HTTP/1.1 load generator for loopback figures (`cargo xtask load
 //!   --addr 127.0.0.1:8080 --path /health`); see `load.rs`.
+//! - `join-fixture`: prepares the accepted pool-join figure against a running node (pools, then
+//!   signed Join bodies for `load --bodies`); it runs the release `join-fixture` binary of
+//!   `lucid-benches`, which signs pool ops, so that this crate stays free of Lucid crates.
 //! - `codegen`: regenerates the committed gRPC code of `lucid-proto` from `proto/` (`protox` and
 //!   `tonic-prost-build`, no system `protoc`); a test checks that the committed code is current.
 //!
@@ -41,9 +44,16 @@ fn run() -> anyhow::Result<()> {
         "test" => test(),
         "ci" => ci(),
         "load" => load::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "join-fixture" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            let mut args = vec!["run", "--quiet", "--release", "-p", "lucid-benches"];
+            args.extend(["--bin", "join-fixture", "--"]);
+            args.extend(rest.iter().map(String::as_str));
+            cargo(&args)
+        }
         "codegen" => codegen::codegen(&root),
         _ => anyhow::bail!(
-            "usage: cargo xtask <test|ci|load|codegen>\n  test     run the whole test suite\n  ci       fmt, clippy, check, test, doc, deny, bench --no-run\n  load     HTTP load generator (--addr, --path, --method, --connections, --seconds)\n  codegen  regenerate crates/lucid-proto/src/gen from proto/"
+            "usage: cargo xtask <test|ci|load|join-fixture|codegen>\n  test     run the whole test suite\n  ci       fmt, clippy, check, test, doc, deny, bench --no-run\n  load     HTTP load generator (--addr, --path, --method, --connections, --seconds, --bodies, --expect)\n  join-fixture  pools and signed Join bodies for the accepted-join load figure (see benches/RESULTS.md)\n  codegen  regenerate crates/lucid-proto/src/gen from proto/"
         ),
     }
 }

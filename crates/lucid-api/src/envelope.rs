@@ -16,6 +16,9 @@ use crate::failure::{Failure, status_of};
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// `Retry-After` (seconds) of a 503 `STORE_UNAVAILABLE`.
+pub const STORE_RETRY_AFTER_SECONDS: &str = "1";
+
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// The request's id: the client's `X-Request-ID` if it is short printable ASCII, else a new one.
@@ -63,5 +66,30 @@ pub(crate) fn render(failure: &Failure, request_id: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    // A store that is busy or briefly unreachable (such as a full write queue) tells the client
+    // when to try again.
+    if *failure == Failure::StoreUnavailable {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from_static(STORE_RETRY_AFTER_SECONDS),
+        );
+    }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header::RETRY_AFTER;
+
+    use super::*;
+
+    #[test]
+    fn a_busy_store_tells_the_client_when_to_retry_and_nothing_else_does() {
+        let busy = render(&Failure::StoreUnavailable, "req-1");
+        assert_eq!(busy.status().as_u16(), 503);
+        assert_eq!(busy.headers()[RETRY_AFTER], STORE_RETRY_AFTER_SECONDS);
+        for other in [Failure::PoolFull, Failure::NotReady, Failure::Internal] {
+            assert!(render(&other, "req-2").headers().get(RETRY_AFTER).is_none(), "{other:?}");
+        }
+    }
 }

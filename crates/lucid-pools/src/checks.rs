@@ -6,7 +6,8 @@
 //! The order of the checks is part of the contract: when several refusals apply, every store
 //! gives the first one listed here.
 
-use crate::model::{Liveness, MemberStatus, PoolStatus, Role, is_valid_max_nodes};
+use crate::model::{Liveness, MemberStatus, Pool, PoolStatus, Role, is_valid_max_nodes};
+use crate::state::RejectReason;
 use crate::store::{CreateOutcome, DisbandOutcome, SeatOutcome, SetMaxNodesOutcome, StoredPool};
 
 /// The refusal of a pool creation, if any: an invalid `max_nodes`, an existing pool id, a
@@ -56,6 +57,40 @@ pub fn seat_refusal(
         Some(SeatOutcome::PoolFull)
     } else if role == Role::Leader && facts.leader_seated {
         Some(SeatOutcome::LeaderTaken)
+    } else {
+        None
+    }
+}
+
+/// What a node knows when it considers accepting (logging) a Join before its effect slot, the
+/// advisory check of `pools-payouts.md` §2.2.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JoinFacts {
+    /// The signer holds a seat, or has a Create or Join waiting in the log.
+    pub seat_requested: bool,
+    /// The signer is banned from the pool.
+    pub banned: bool,
+    /// Joins of the pool accepted and not yet applied (`joining` rows).
+    pub pending_joins: u64,
+}
+
+/// The refusal of accepting a Join into `pool` (`None`: no such pool), if any, in the order:
+/// pool not found, disbanded, seat already held or requested, banned, full (the seats plus the
+/// joins already waiting reach `max_nodes`).
+///
+/// Facts after the first refusal that applies are not consulted, so a caller may leave them at
+/// their defaults when an earlier fact already decides.
+pub fn join_refusal(pool: Option<&Pool>, facts: JoinFacts) -> Option<RejectReason> {
+    let Some(pool) = pool else { return Some(RejectReason::PoolNotFound) };
+    if pool.status == PoolStatus::Disbanded {
+        Some(RejectReason::PoolDisbanded)
+    } else if facts.seat_requested {
+        Some(RejectReason::AlreadyInPool)
+    } else if facts.banned {
+        Some(RejectReason::Banned)
+    } else if u64::from(pool.seats).saturating_add(facts.pending_joins) >= u64::from(pool.max_nodes)
+    {
+        Some(RejectReason::PoolFull)
     } else {
         None
     }

@@ -67,4 +67,4 @@ pub use model::{
 pub use op::{AcceptedOp, Op, OpTag, PoolOp};
 pub use split::split_pool_share;
 pub use state::{OpOutcome, OpResult, PoolState, RejectReason};
-pub use store::{MemoryPoolStore, PoolStore, SeatOutcome};
+pub use store::{JoinAdmission, MemoryPoolStore, PoolStore, SeatOutcome};

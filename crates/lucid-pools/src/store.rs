@@ -435,6 +435,27 @@ pub trait PoolStore: Send + Sync {
         Ok(outcome)
     }
 
+    /// Logs a batch of Joins accepted by the API (group commit): each op in turn is checked by
+    /// [`checks::join_refusal`] against the store as the earlier ops of the batch left it, and when
+    /// admitted is logged and noted like [`PoolStore::log_accepted`]. A Join whose digest is
+    /// already pending in the log is a [`JoinAdmission::Duplicate`] before any check. One outcome
+    /// per op, in order; an op that fails (`Err`) or is refused writes nothing and never spoils
+    /// the others.
+    ///
+    /// The SQL store runs the whole batch in one transaction (one durable commit for the batch,
+    /// each op inside its own savepoint); an outer `Err` means nothing of the batch was
+    /// committed. This default runs the ops one after the other through the other methods.
+    async fn log_joins(
+        &self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, Error>>, Error> {
+        let mut outcomes = Vec::with_capacity(joins.len());
+        for join in joins {
+            outcomes.push(admit_join_dyn(self, join).await);
+        }
+        Ok(outcomes)
+    }
+
     /// The logged op `digest` with its state, if any.
     async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
         Ok(self.op_log().await?.into_iter().find(|l| l.op.digest() == *digest))
@@ -578,6 +599,60 @@ async fn logged_result(store: &dyn PoolStore, digest: &Digest) -> Result<OpResul
             Err(lucid_core::internal!("pool op {digest} was reported settled but is not").into())
         }
     }
+}
+
+/// What logging one Join of a batch did ([`PoolStore::log_joins`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinAdmission {
+    /// Now in the log, `pending`, with its `joining` row.
+    Logged,
+    /// The same op is already in the log; nothing changed.
+    Duplicate,
+    /// The signer already logged a different op in the same slot; nothing changed.
+    Conflict {
+        /// The op that holds the `(node, slot)` key.
+        existing: lucid_core::SignedMessage,
+    },
+    /// Refused by [`checks::join_refusal`]; nothing written.
+    Refused(RejectReason),
+}
+
+/// One Join of [`PoolStore::log_joins`] through the other methods of the port.
+async fn admit_join_dyn<S: PoolStore + ?Sized>(
+    store: &S,
+    join: &SignedOp,
+) -> Result<JoinAdmission, Error> {
+    let node = join.accepted.op.node;
+    let Op::Join { pool } = join.accepted.op.op else {
+        return Err(
+            lucid_core::internal!("op {} in a batch of Joins is no Join", join.digest()).into()
+        );
+    };
+    if store.logged_op(&join.digest()).await?.is_some_and(|l| l.state == OpState::Pending) {
+        return Ok(JoinAdmission::Duplicate);
+    }
+    let stored = store.get_pool(&pool).await?;
+    let mut facts = checks::JoinFacts::default();
+    if stored.as_ref().is_some_and(|s| s.pool.status != PoolStatus::Disbanded) {
+        facts.seat_requested =
+            store.pool_of(&node).await?.is_some() || store.has_pending_seat_request(&node).await?;
+        if !facts.seat_requested {
+            facts.banned = store
+                .members(&pool)
+                .await?
+                .iter()
+                .any(|m| m.node_id == node && m.status == MemberStatus::Banned);
+            facts.pending_joins = store.pending_joins(&pool).await? as u64;
+        }
+    }
+    if let Some(reason) = checks::join_refusal(stored.as_ref().map(|s| &s.pool), facts) {
+        return Ok(JoinAdmission::Refused(reason));
+    }
+    Ok(match store.log_accepted(join).await? {
+        LogOutcome::Inserted => JoinAdmission::Logged,
+        LogOutcome::Duplicate => JoinAdmission::Duplicate,
+        LogOutcome::Conflict { existing } => JoinAdmission::Conflict { existing },
+    })
 }
 
 /// [`note_accepted_in_store`] for the default methods of the trait, which hold `&Self`.

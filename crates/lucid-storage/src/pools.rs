@@ -10,7 +10,15 @@
 //! are the last word on one seat per node: a node racing into two pools on PostgreSQL (two pool
 //! rows, two locks) loses at the index, and that is reported as `AlreadyInPool`, never an error.
 //!
+//! A batch of Joins (`log_joins`, the group commit of the API) names several pools: it locks all
+//! of them first, in ascending `pool_id` order in one statement, so two concurrent batches never
+//! wait on each other in a cycle. A deadlock or serialization failure that PostgreSQL still
+//! reports (`40P01`, `40001`, say against a transaction of another kind) aborts the whole batch,
+//! which is then run again a bounded number of times; it is never the refusal of a Join.
+//!
 //! Reads go to the store every time; nothing is cached.
+
+use std::collections::BTreeSet;
 
 use lucid_consensus::tally::MembershipTimeline;
 use lucid_core::SignedMessage;
@@ -22,8 +30,8 @@ use lucid_pools::model::{
 };
 use lucid_pools::state::{OpOutcome, OpResult, PoolState, RejectReason};
 use lucid_pools::store::{
-    CloseOutcome, CreateOutcome, DisbandOutcome, Effect, EffectOutcome, NewPool, PoolStore,
-    SeatOutcome, SetMaxNodesOutcome, Settled, Settlement, StoredPool, UnbanOutcome,
+    CloseOutcome, CreateOutcome, DisbandOutcome, Effect, EffectOutcome, JoinAdmission, NewPool,
+    PoolStore, SeatOutcome, SetMaxNodesOutcome, Settled, Settlement, StoredPool, UnbanOutcome,
 };
 
 use crate::consensus::to_sql;
@@ -181,6 +189,21 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// Whether `error` is PostgreSQL aborting a transaction that may well succeed when run again: a
+/// serialization failure (`40001`) or the victim of a deadlock (`40P01`). Such an error says
+/// nothing about the ops of the transaction, so it is never turned into a refusal of one.
+fn is_transient_conflict(error: &Error) -> bool {
+    let Error::Query { source, .. } = error else { return false };
+    match &**source {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+        _ => false,
+    }
+}
+
+/// Runs of one batch of Joins ([`PoolStore::log_joins`]) that the database may abort with a
+/// transient conflict ([`is_transient_conflict`]) before the error reaches the callers.
+const JOIN_BATCH_ATTEMPTS: u32 = 4;
+
 /// An open write transaction with its dialect.
 pub(crate) struct Write {
     pub(crate) tx: Tx,
@@ -222,6 +245,27 @@ impl Write {
         }
         let rows = self.rows(&mut q, "locking a pool").await?;
         rows.first().map(read_pool).transpose()
+    }
+
+    /// Locks the rows of `pools` (those that exist) until the end of the transaction, in
+    /// ascending `pool_id` order, in one statement (PostgreSQL: `… ORDER BY pool_id FOR UPDATE`
+    /// locks the rows in the order it returns them; SQLite holds the database write lock since
+    /// `BEGIN IMMEDIATE`). Two transactions that take all their pool locks this way before any
+    /// other wait for each other's pools at most one way round, never in a cycle.
+    async fn lock_pools_in_order(&mut self, pools: &BTreeSet<PoolId>) -> Result<(), Error> {
+        if self.dialect != Dialect::Postgres || pools.is_empty() {
+            return Ok(());
+        }
+        let mut q = self.query("SELECT pool_id FROM pools WHERE pool_id IN (");
+        for (index, pool) in pools.iter().enumerate() {
+            if index > 0 {
+                q.push(", ");
+            }
+            q.bind(blob(pool.as_bytes()));
+        }
+        q.push(") ORDER BY pool_id FOR UPDATE");
+        self.rows(&mut q, "locking the pools of a batch").await?;
+        Ok(())
     }
 
     /// Whether a row matches `condition` (a `WHERE` clause built by the caller).
@@ -667,6 +711,102 @@ impl Write {
         Ok(LogOutcome::Conflict { existing: existing.op.message })
     }
 
+    /// One Join of a batch ([`PoolStore::log_joins`]): the pending duplicate first, then the
+    /// facts of [`checks::join_refusal`] read inside this transaction (so the earlier ops of the
+    /// batch count), then the log row and the `joining` row.
+    async fn admit_join_in(&mut self, join: &SignedOp) -> Result<JoinAdmission, Error> {
+        let node = join.accepted.op.node;
+        let lucid_pools::Op::Join { pool } = join.accepted.op.op else {
+            return Err(lucid_core::internal!(
+                "op {} in a batch of Joins is no Join",
+                join.digest()
+            )
+            .into());
+        };
+        let digest = join.digest();
+        let mut q = self.query("SELECT 1 FROM pool_ops WHERE digest = ");
+        q.bind(blob(digest.as_bytes())).push(" AND state = 'pending'");
+        if self.exists(q, "looking up a pending op").await? {
+            return Ok(JoinAdmission::Duplicate);
+        }
+        let stored = self.lock_pool(&pool).await?;
+        // Facts the checks would not reach are not looked up (no pool, a disbanded one, a node
+        // that already has or asked for a seat).
+        let mut facts = checks::JoinFacts::default();
+        if stored.as_ref().is_some_and(|s| s.pool.status != PoolStatus::Disbanded) {
+            facts.seat_requested =
+                self.node_has_seat(&node).await? || self.pending_seat_request_in(&node).await?;
+            if !facts.seat_requested {
+                let mut q = self.query("SELECT 1 FROM pool_members WHERE pool_id = ");
+                q.bind(blob(pool.as_bytes())).push(" AND node_id = ").bind(blob(node.as_bytes()));
+                q.push(" AND status = 'banned'");
+                facts.banned = self.exists(q, "looking up a ban").await?;
+                facts.pending_joins = self.pending_joins_in(&pool).await?;
+            }
+        }
+        if let Some(reason) = checks::join_refusal(stored.as_ref().map(|s| &s.pool), facts) {
+            return Ok(JoinAdmission::Refused(reason));
+        }
+        match self.log_op_in(join).await? {
+            LogOutcome::Inserted => {}
+            LogOutcome::Duplicate => return Ok(JoinAdmission::Duplicate),
+            LogOutcome::Conflict { existing } => return Ok(JoinAdmission::Conflict { existing }),
+        }
+        let effect = join
+            .effect_slot()
+            .ok_or_else(|| lucid_core::internal!("the effect slot of Join {digest} overflows"))?;
+        self.note_join_in(&pool, &node, effect, &digest).await?;
+        Ok(JoinAdmission::Logged)
+    }
+
+    /// Whether `node` has a logged Create or Join still pending.
+    async fn pending_seat_request_in(&mut self, node: &NodeId) -> Result<bool, Error> {
+        let mut q = self.query("SELECT 1 FROM pool_ops WHERE node_id = ");
+        q.bind(blob(node.as_bytes()));
+        q.push(" AND state = 'pending' AND tag IN (");
+        q.bind(Value::Int(i64::from(lucid_pools::OpTag::Create.wire())));
+        q.push(", ").bind(Value::Int(i64::from(lucid_pools::OpTag::Join.wire())));
+        q.push(")");
+        self.exists(q, "looking up a pending seat request").await
+    }
+
+    /// The `joining` rows of `pool`.
+    async fn pending_joins_in(&mut self, pool: &PoolId) -> Result<u64, Error> {
+        let mut q = self.query("SELECT COUNT(*) FROM pool_members WHERE pool_id = ");
+        q.bind(blob(pool.as_bytes())).push(" AND status = 'joining'");
+        let rows = self.rows(&mut q, "counting pending joins").await?;
+        let Some(row) = rows.first() else { return Ok(0) };
+        Columns::new(row, "pool_members", "counting pending joins").unsigned(0, "count")
+    }
+
+    /// The Joins of one batch inside this transaction ([`Database::log_joins_once`]).
+    async fn admit_joins_in(
+        &mut self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, Error> {
+        let pools: BTreeSet<PoolId> =
+            joins.iter().filter_map(|j| j.accepted.op.op.pool()).collect();
+        self.lock_pools_in_order(&pools).await?;
+        let mut outcomes = Vec::with_capacity(joins.len());
+        for join in joins {
+            self.savepoint("SAVEPOINT batched_join").await?;
+            match self.admit_join_in(join).await {
+                Ok(admission) => {
+                    self.savepoint("RELEASE SAVEPOINT batched_join").await?;
+                    outcomes.push(Ok(admission));
+                }
+                Err(error) if is_transient_conflict(&error) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, digest = %join.digest(), "a batched Join failed alone");
+                    self.savepoint("ROLLBACK TO SAVEPOINT batched_join").await?;
+                    self.savepoint("RELEASE SAVEPOINT batched_join").await?;
+                    outcomes.push(Err(pools_error("logging a batched Join")(error)));
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// Runs `sql` (a savepoint statement) as it is.
     async fn savepoint(&mut self, sql: &'static str) -> Result<(), Error> {
         self.tx.raw(sql).await.map_err(Error::query("handling a savepoint"))
@@ -952,6 +1092,58 @@ impl Database {
         }
         w.commit().await?;
         Ok(outcome)
+    }
+
+    /// [`PoolStore::log_joins`]: the batch in one transaction ([`Database::log_joins_once`]),
+    /// run again from the start when the database aborted it with a transient conflict
+    /// (deadlock victim, serialization failure), at most [`JOIN_BATCH_ATTEMPTS`] times. An
+    /// aborted run committed nothing, so running it again can neither log a Join twice nor
+    /// answer one differently from what ends up durable.
+    async fn log_joins_tx(
+        &self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, Error> {
+        let mut attempt = 1;
+        loop {
+            match self.log_joins_once(joins).await {
+                Err(error) if is_transient_conflict(&error) && attempt < JOIN_BATCH_ATTEMPTS => {
+                    tracing::warn!(
+                        %error,
+                        attempt,
+                        joins = joins.len(),
+                        "the database aborted a batch of Joins (deadlock or serialization failure); running it again"
+                    );
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One run of a batch of Joins in one transaction. The rows of every pool the batch names
+    /// are locked first, in ascending id order ([`Write::lock_pools_in_order`]), so concurrent
+    /// batches over overlapping pools queue behind each other instead of deadlocking. Then each
+    /// Join runs in its own savepoint, so that one that fails is rolled back alone (which also
+    /// clears an aborted statement on PostgreSQL); a transient conflict aborts the whole run
+    /// instead, since it is no verdict on the Join that met it. One commit for the batch.
+    async fn log_joins_once(
+        &self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, Error> {
+        let mut w = self.write().await?;
+        match w.admit_joins_in(joins).await {
+            Ok(outcomes) => {
+                w.commit().await?;
+                Ok(outcomes)
+            }
+            Err(error) => {
+                // Release the locks now rather than when the connection is next used.
+                if let Err(rollback) = w.tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a failed batch of Joins failed");
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn logged_op_query(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
@@ -1260,6 +1452,13 @@ impl PoolStore for Database {
 
     async fn log_accepted(&self, op: &SignedOp) -> Result<LogOutcome, lucid_pools::Error> {
         self.log_accepted_tx(op).await.map_err(pools_error("logging an accepted pool op"))
+    }
+
+    async fn log_joins(
+        &self,
+        joins: &[SignedOp],
+    ) -> Result<Vec<Result<JoinAdmission, lucid_pools::Error>>, lucid_pools::Error> {
+        self.log_joins_tx(joins).await.map_err(pools_error("logging a batch of Joins"))
     }
 
     async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, lucid_pools::Error> {

@@ -11,6 +11,7 @@ mod api;
 mod convergence;
 mod grpc;
 mod harness;
+mod joins;
 mod lifecycle;
 mod network;
 #[cfg(feature = "blockchain")]

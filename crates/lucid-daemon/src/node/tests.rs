@@ -479,3 +479,75 @@ fn spawn_services_runs_gossip_when_wired_and_renders_its_metrics() {
         }
     });
 }
+
+/// A fresh member key for `i` beyond the 255 of [`member`].
+fn many(i: u16) -> NodeKey {
+    let mut seed = [9u8; 32];
+    seed[..2].copy_from_slice(&i.to_le_bytes());
+    NodeKey::from_seed(&seed)
+}
+
+/// 300 distinct nodes join one pool of 100 concurrently, each Join sent twice: the group commit
+/// accepts exactly 99 (the founder holds the 100th seat), answers both copies of a Join alike,
+/// refuses the rest `POOL_FULL`, and the store holds exactly the Joins answered 202.
+#[test]
+fn concurrent_joins_through_the_group_commit_fill_a_pool_exactly() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(UnixMillis(1_005_500)));
+        let ports = Ports::in_memory();
+        let node = Node::build(config(), member(1), clock.clone(), database(true), ports.clone());
+        let api = node.api();
+        let request = CreatePoolRequest { name: "crowded".into(), max_nodes: Some(100) };
+        let pool: PoolId = api.create_pool(request).await.unwrap().pool_id.parse().unwrap();
+        clock.set_wall(UnixMillis(1_008_000));
+        apply_due(&node.state, Slot(8)).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..300u16 {
+            let (bytes, signature) = signed(&many(i), 1_008_200, Op::Join { pool });
+            for _copy in 0..2 {
+                let api = api.clone();
+                let bytes = bytes.clone();
+                tasks.spawn(async move { (i, api.submit_pool_op(bytes, signature).await) });
+            }
+        }
+        let mut answers: BTreeMap<u16, Vec<Result<String, Failure>>> = BTreeMap::new();
+        while let Some(answer) = tasks.join_next().await {
+            let (i, answer) = answer.unwrap();
+            answers.entry(i).or_default().push(answer.map(|a| a.op_digest));
+        }
+        let mut accepted = Vec::new();
+        for (i, pair) in &answers {
+            match (&pair[0], &pair[1]) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "both copies of Join {i} answer the same digest");
+                    accepted.push(a.clone());
+                }
+                // A copy whose advisory check ran while its twin waited for the commit may be
+                // refused (the pool filled meanwhile, or the twin's seat request just landed).
+                (Ok(a), Err(Failure::PoolFull | Failure::AlreadyInPool))
+                | (Err(Failure::PoolFull | Failure::AlreadyInPool), Ok(a)) => {
+                    accepted.push(a.clone());
+                }
+                (Err(Failure::PoolFull), Err(Failure::PoolFull)) => {}
+                other => panic!("Join {i}: {other:?}"),
+            }
+        }
+        assert_eq!(accepted.len(), 99);
+        let pending: Vec<String> = ports
+            .pools
+            .pending_ops()
+            .await
+            .unwrap()
+            .iter()
+            .map(|op| op.digest().to_hex())
+            .collect();
+        accepted.sort();
+        let mut pending = pending;
+        pending.sort();
+        assert_eq!(pending, accepted, "the log holds exactly the Joins answered 202");
+        let capacity = api.pool_capacity(pool).await.unwrap();
+        assert_eq!((capacity.seats, capacity.pending_joins, capacity.remaining), (1, 99, 0));
+    });
+}

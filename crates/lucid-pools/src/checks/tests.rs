@@ -102,3 +102,39 @@ fn liveness_moves_seats_between_active_and_degraded_only() {
     assert!(may_mark_leaving(S::Active) && may_mark_leaving(S::Degraded));
     assert!(!may_mark_leaving(S::Leaving) && !may_mark_leaving(S::Banned));
 }
+
+#[test]
+fn a_join_is_refused_for_the_first_rule_that_applies_in_the_documented_order() {
+    let all = JoinFacts { seat_requested: true, banned: true, pending_joins: 99 };
+    assert_eq!(join_refusal(None, all), Some(RejectReason::PoolNotFound));
+    let disbanded = stored(PoolStatus::Disbanded, 0, 100, 1).pool;
+    assert_eq!(join_refusal(Some(&disbanded), all), Some(RejectReason::PoolDisbanded));
+    let pool = stored(PoolStatus::Forming, 1, 100, 1).pool;
+    assert_eq!(join_refusal(Some(&pool), all), Some(RejectReason::AlreadyInPool));
+    let banned = JoinFacts { seat_requested: false, ..all };
+    assert_eq!(join_refusal(Some(&pool), banned), Some(RejectReason::Banned));
+    let full = JoinFacts { banned: false, ..banned };
+    assert_eq!(join_refusal(Some(&pool), full), Some(RejectReason::PoolFull));
+    let room = JoinFacts { pending_joins: 98, ..full };
+    assert_eq!(join_refusal(Some(&pool), room), None);
+    // The seats count too, and a count beyond any limit never wraps.
+    let seated = stored(PoolStatus::Active, 100, 100, 1).pool;
+    assert_eq!(join_refusal(Some(&seated), JoinFacts::default()), Some(RejectReason::PoolFull));
+    let huge = JoinFacts { pending_joins: u64::MAX, ..JoinFacts::default() };
+    assert_eq!(join_refusal(Some(&pool), huge), Some(RejectReason::PoolFull));
+}
+
+proptest::proptest! {
+    /// The cap: a Join is admitted exactly when the seats plus the waiting joins leave room.
+    #[test]
+    fn a_join_is_admitted_exactly_while_seats_and_pending_joins_leave_room(
+        max_nodes in 1u8..=100,
+        seats in 0u32..=100,
+        pending in 0u64..=200,
+    ) {
+        let pool = stored(PoolStatus::Active, seats.min(u32::from(max_nodes)), max_nodes, 1).pool;
+        let facts = JoinFacts { pending_joins: pending, ..JoinFacts::default() };
+        let room = u64::from(pool.seats) + pending < u64::from(max_nodes);
+        proptest::prop_assert_eq!(join_refusal(Some(&pool), facts).is_none(), room);
+    }
+}

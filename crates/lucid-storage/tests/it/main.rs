@@ -9,6 +9,7 @@ mod consensus;
 mod durability;
 mod ingest;
 mod payouts;
+mod pool_joins;
 mod pool_ops;
 mod pools;
 mod records;
