@@ -43,6 +43,9 @@ const START: u64 = 100;
 pub(crate) struct Net {
     pub(crate) peers: Mutex<BTreeMap<NodeId, Arc<StorePeer>>>,
     down: Mutex<BTreeSet<NodeId>>,
+    /// Nodes whose calls are lost both ways while their peers stay in every directory (a
+    /// partition, as opposed to a node that went away).
+    cut: Mutex<BTreeSet<NodeId>>,
 }
 
 impl Net {
@@ -51,7 +54,20 @@ impl Net {
         if down.contains(&from) || down.contains(&to) {
             return Err(TransportError::Unreachable("cut off".into()));
         }
+        let cut = self.cut.lock().unwrap();
+        if cut.contains(&from) || cut.contains(&to) {
+            return Err(TransportError::Unreachable("partitioned".into()));
+        }
         self.peers.lock().unwrap().get(&to).cloned().ok_or(TransportError::UnknownPeer)
+    }
+
+    fn set_cut(&self, node: NodeId, cut: bool) {
+        let mut set = self.cut.lock().unwrap();
+        if cut {
+            set.insert(node);
+        } else {
+            set.remove(&node);
+        }
     }
 
     fn set_down(&self, node: NodeId, down: bool) {
@@ -719,6 +735,52 @@ fn a_full_queue_drops_and_counts_and_never_blocks_the_producers() {
         cancel.cancel();
         tracker.close();
         tracker.wait().await;
+    });
+}
+
+/// Issue 2: a node whose links were all cut while it signed a beacon (its pushes lost) and
+/// whose peers never happen to pull from it must still get that beacon out within the grace:
+/// afterwards no node can take it (no node backfills its own proofs), so it would count the
+/// beacon and nobody else would, forever. Its own anti-entropy rounds push it, because the
+/// peer's digest of that live slot differs.
+#[test]
+fn an_own_proof_whose_pushes_were_all_lost_reaches_peers_that_never_pull_from_its_signer() {
+    paused_runtime().block_on(async {
+        // Nodes 0..3 reconcile only at start (every peer is new then), never later.
+        let mut cluster = Cluster::new(4, &[], |config| GossipConfig {
+            anti_entropy_every: Duration::from_secs(3_600),
+            poll_every: Duration::from_secs(3_600),
+            ..config
+        })
+        .await;
+        for index in 0..3 {
+            cluster.start(index);
+        }
+        // Node 3 runs the default anti-entropy.
+        cluster.config = GossipConfig::for_network(&cluster.params);
+        cluster.start(3);
+        let cut_node = cluster.nodes[3].key.node_id();
+        // Cut from just before slot START + 2 until 400 ms into it: its beacon's pushes are
+        // lost, and so are the others' beacons to it; its directory still lists every peer.
+        cluster.run_until(START + 1, 900).await;
+        cluster.net.set_cut(cut_node, true);
+        cluster.run_until(START + 2, 400).await;
+        cluster.net.set_cut(cut_node, false);
+        let key = ProofKey {
+            node: cut_node,
+            slot: Slot(START + 2),
+            kind: lucid_consensus::proof::ProofKind::UptimeBeacon,
+        };
+        assert!(cluster.nodes[3].store.get_proof(&key).await.unwrap().is_some());
+        // Well past the grace of START + 2.
+        cluster.run_until(START + 8, 0).await;
+        for node in &cluster.nodes {
+            let held = node.store.get_proof(&key).await.unwrap();
+            assert!(held.is_some_and(|proof| !proof.late), "{} lacks it", node.key.node_id());
+        }
+        let digests = cluster.assert_converged(START, START + 8).await;
+        assert!(digests.iter().all(|digest| digest.count == 4), "{digests:?}");
+        cluster.stop().await;
     });
 }
 
