@@ -52,6 +52,14 @@
 //! proofs through its seal either (a documented limit of a restart that takes longer than the
 //! grace).
 //!
+//! # Own proofs whose pushes were lost
+//! A round also pushes the node's own proofs of every live slot whose digest differs from the
+//! peer's (at most 3 × 4 proofs). A node cut off from all its peers while it signed a proof
+//! (a partition) holds the only copy, and a peer pulls from it only when that peer's rotation
+//! happens to reach it: if none does before the grace ends, the proof can never be taken from
+//! the node any more, and the node counts it while nobody else does. The node's own round finds
+//! the difference within one period, so it sends the proof itself.
+//!
 //! # Reconciliation mark
 //! A round with peer P sets [`ReconciledMark`] to the first slot of the grace when, below the
 //! grace, P holds every slot we hold and every slot either has the same digest on both sides or
@@ -359,6 +367,8 @@ impl AntiEntropy {
         let end = Slot(current.0.saturating_add(1));
         let live_from = current.0.saturating_sub(INGEST_GRACE_SLOTS);
         let mut differing: Vec<SlotDigest> = Vec::new();
+        // Slots of the grace where the peer's set differs from ours (or it holds none).
+        let mut live_differing: BTreeSet<Slot> = BTreeSet::new();
         // Whether the peer holds every slot we hold below the grace (a peer with an empty or
         // younger store proves nothing about ours).
         let mut covers_ours = true;
@@ -390,7 +400,14 @@ impl AntiEntropy {
                 }
             }
             covers_ours &= ours.keys().all(|slot| slot.0 >= live_from || seen.contains(slot));
+            live_differing.extend(
+                differing
+                    .iter()
+                    .map(|digest| digest.slot)
+                    .chain(ours.keys().filter(|slot| !seen.contains(slot)).copied()),
+            );
         }
+        live_differing.retain(|slot| slot.0 >= live_from);
         // Below the grace, every slot agrees or was fetched from this peer at this digest
         // already (what the peer could give is in; what it cannot, its own proofs, comes from
         // another peer's set, or is our own proof that no peer took).
@@ -400,6 +417,17 @@ impl AntiEntropy {
         });
         if covers_ours && done_with_peer {
             self.hook.reconciled().mark(Slot(live_from));
+        }
+        // Our own proofs of the live slots that differ go to the peer first: if every push of
+        // one of them was lost (a partition that cut all our links while we signed it), no
+        // peer holds it, and once its grace ends nobody can take it from us any more (no node
+        // backfills its own proofs, `consensus.md` §6.3): we would count it and nobody else
+        // would, forever. Pulling alone never carries it, since the peer pulls from us only
+        // when its rotation happens to reach us. At most 3 × 4 proofs, answered `Duplicate`
+        // where the peer holds them.
+        if !live_differing.is_empty() {
+            let own = self.own_proofs_of(&live_differing).await?;
+            self.repush(peer, &own).await;
         }
         // Live slots first (they can still be taken live), then from the oldest.
         differing.sort_by_key(|digest| (digest.slot.0 < live_from, digest.slot));
@@ -417,10 +445,19 @@ impl AntiEntropy {
     /// The node's own proofs of the live grace at `now`, read by key (at most 3 × 4).
     async fn own_live_proofs(&self, now: UnixMillis) -> Result<Vec<SignedMessage>, ServiceError> {
         let Ok(current) = self.deps.params.time.slot_of(now) else { return Ok(Vec::new()) };
+        let slots: Vec<Slot> = (super::live_from(current).0..=current.0).map(Slot).collect();
+        self.own_proofs_of(&slots).await
+    }
+
+    /// The node's own proofs of `slots`, read by key (at most 4 per slot).
+    async fn own_proofs_of(
+        &self,
+        slots: impl IntoIterator<Item = &Slot>,
+    ) -> Result<Vec<SignedMessage>, ServiceError> {
         let mut own = Vec::new();
-        for slot in super::live_from(current).0..=current.0 {
+        for slot in slots {
             for kind in ProofKind::ALL {
-                let key = ProofKey { node: self.node, slot: Slot(slot), kind };
+                let key = ProofKey { node: self.node, slot: *slot, kind };
                 if let Some(stored) =
                     self.deps.store.get_proof(&key).await.map_err(error("reading own proofs"))?
                 {

@@ -2,14 +2,21 @@
 //! one it came from; forwards each piece of evidence once.
 //!
 //! A batch is flushed when it holds [`GossipConfig::batch_max`] proofs or
-//! [`GossipConfig::flush_after`] after its first proof, whichever comes first. The sends of one
-//! flush run concurrently, one task per peer call; the next batch is collected when they are
-//! done, so a slow peer slows gossip down (and the bounded queue then drops, counted) but never
-//! blocks a producer. Pool ops and seals ride in the same batches, each kind in its own call
-//! (`SubmitPoolOps`, `SubmitSeals`), never sent back to the peer they came from.
+//! [`GossipConfig::flush_after`] after its first proof, whichever comes first. Every peer call
+//! of a flush runs as its own task, and the next batch is collected at once, without waiting
+//! for the calls of the previous one: a peer that does not answer (a lost request waits for the
+//! transport's timeout, seconds) must not hold up the pushes to every other peer, or each hop of
+//! a lossy network would cost a timeout and live gossip would spread slower than the grace
+//! window lasts. Memory stays bounded per peer: a peer with [`MAX_IN_FLIGHT_PER_PEER`] calls
+//! still in flight is skipped for the next batches (its items are counted as dropped;
+//! anti-entropy recovers them), and a producer never waits. Pool ops and seals ride in the same
+//! batches, each kind in its own call (`SubmitPoolOps`, `SubmitSeals`), never sent back to the
+//! peer they came from.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lucid_core::{Digest, NodeId, SignedMessage};
 use tokio::sync::mpsc;
@@ -22,6 +29,21 @@ use lucid_consensus::store::Evidence;
 
 /// How many forwarded evidence identities are remembered, so each is forwarded once.
 const EVIDENCE_MEMORY: usize = 4_096;
+
+/// Most push calls in flight to one peer. On a link that loses one call in ten, calls that wait
+/// for a 2 s timeout overlap with those that answer: at 20 batches a second about a dozen are in
+/// flight, so this leaves room, while a dead peer holds at most this many batches.
+pub const MAX_IN_FLIGHT_PER_PEER: usize = 32;
+
+/// Calls in flight to one peer; the count goes down when the call's task ends, however it ends
+/// (answered, failed, or aborted at shutdown).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A set that forgets its oldest entries beyond a bound.
 #[derive(Debug, Default)]
@@ -57,6 +79,10 @@ pub(crate) struct Pusher {
     transport: Arc<dyn PeerTransport>,
     config: GossipConfig,
     forwarded: BoundedSet<(Digest, Digest)>,
+    /// Every push call still running.
+    calls: JoinSet<()>,
+    /// Calls in flight per peer.
+    in_flight: HashMap<NodeId, Arc<AtomicUsize>>,
 }
 
 /// One collected batch.
@@ -99,7 +125,46 @@ impl Pusher {
         transport: Arc<dyn PeerTransport>,
         config: GossipConfig,
     ) -> Self {
-        Pusher { hook, transport, config, forwarded: BoundedSet::new(EVIDENCE_MEMORY) }
+        Pusher {
+            hook,
+            transport,
+            config,
+            forwarded: BoundedSet::new(EVIDENCE_MEMORY),
+            calls: JoinSet::new(),
+            in_flight: HashMap::new(),
+        }
+    }
+
+    /// Runs `call` to `peer` as its own task, unless `peer` has [`MAX_IN_FLIGHT_PER_PEER`] calls
+    /// in flight already: then its `items` are counted as dropped.
+    fn send(
+        &mut self,
+        peer: NodeId,
+        items: usize,
+        call: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let count = Arc::clone(self.in_flight.entry(peer).or_default());
+        if count.load(Ordering::Relaxed) >= MAX_IN_FLIGHT_PER_PEER {
+            for _ in 0..items {
+                self.hook.metrics().count_drop();
+            }
+            return;
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+        let guard = InFlight(count);
+        self.calls.spawn(async move {
+            let _guard = guard;
+            call.await;
+        });
+    }
+
+    /// Frees the tasks of finished calls, and forgets peers with nothing in flight once many
+    /// peers were seen.
+    fn reap(&mut self) {
+        while self.calls.try_join_next().is_some() {}
+        if self.in_flight.len() > 1_024 {
+            self.in_flight.retain(|_, count| count.load(Ordering::Relaxed) > 0);
+        }
     }
 
     fn add(&mut self, batch: &mut Batch, item: Outgoing) {
@@ -164,22 +229,20 @@ impl Pusher {
                 }
             }
             if !batch.is_empty() {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = self.flush(batch, batch_max) => {}
-                }
+                self.flush(batch, batch_max);
             }
         }
     }
 
-    /// Sends `batch` to every gossip peer, each proof except to the peer it came from.
-    async fn flush(&mut self, batch: Batch, batch_max: usize) {
+    /// Starts the calls that send `batch` to every gossip peer, each proof except to the peer it
+    /// came from; returns without waiting for them.
+    fn flush(&mut self, batch: Batch, batch_max: usize) {
+        self.reap();
         let me = self.hook.node();
         let metrics = Arc::clone(self.hook.metrics());
         for _ in &batch.evidence {
             metrics.count_evidence();
         }
-        let mut sends = JoinSet::new();
         for peer in self.hook.directory().gossip_peers() {
             if peer == me {
                 continue;
@@ -189,7 +252,7 @@ impl Pusher {
                 let chunk = chunk.to_vec();
                 metrics.count_out(chunk.iter().map(wire_size).sum());
                 let transport = Arc::clone(&self.transport);
-                sends.spawn(async move {
+                self.send(peer, chunk.len(), async move {
                     if let Err(error) = transport.submit_proofs(peer, chunk).await {
                         tracing::debug!(%peer, %error, "gossip push failed; anti-entropy recovers");
                     }
@@ -200,7 +263,7 @@ impl Pusher {
                 let chunk = chunk.to_vec();
                 metrics.count_out(chunk.iter().map(wire_size).sum());
                 let transport = Arc::clone(&self.transport);
-                sends.spawn(async move {
+                self.send(peer, chunk.len(), async move {
                     if let Err(error) = transport.submit_pool_ops(peer, chunk).await {
                         tracing::debug!(%peer, %error, "pool op push failed; anti-entropy recovers");
                     }
@@ -211,7 +274,7 @@ impl Pusher {
                 let chunk = chunk.to_vec();
                 metrics.count_out(chunk.iter().map(wire_size).sum());
                 let transport = Arc::clone(&self.transport);
-                sends.spawn(async move {
+                self.send(peer, chunk.len(), async move {
                     if let Err(error) = transport.submit_seals(peer, chunk).await {
                         tracing::debug!(%peer, %error, "seal push failed");
                     }
@@ -224,13 +287,12 @@ impl Pusher {
                 let (first, second) = (evidence.first.clone(), evidence.second.clone());
                 metrics.count_out(wire_size(&first).saturating_add(wire_size(&second)));
                 let transport = Arc::clone(&self.transport);
-                sends.spawn(async move {
+                self.send(peer, 1, async move {
                     if let Err(error) = transport.submit_evidence(peer, first, second).await {
                         tracing::debug!(%peer, %error, "evidence forward failed");
                     }
                 });
             }
         }
-        while sends.join_next().await.is_some() {}
     }
 }

@@ -33,6 +33,8 @@ pub struct NodeSnapshot {
     pub evidence: BTreeSet<ProofKey>,
     /// Digest of every stored proof per key (all keys, none excluded).
     pub stored: BTreeMap<ProofKey, Digest>,
+    /// Keys whose proof the node stored through late acceptance.
+    pub late: BTreeSet<ProofKey>,
 }
 
 /// Reads `store` over `range`, leaving `excluded` keys out of the per-slot digests.
@@ -47,9 +49,13 @@ pub async fn snapshot(
         store.evidence_keys(range).await.map_err(SimError::Store)?.into_iter().collect();
     let mut per_slot: BTreeMap<Slot, Vec<Digest>> = BTreeMap::new();
     let mut stored = BTreeMap::new();
+    let mut late = BTreeSet::new();
     for proof in proofs {
         let key = proof.key();
         stored.insert(key, proof.digest);
+        if proof.late {
+            late.insert(key);
+        }
         if !excluded.contains(&key) && !evidence.contains(&key) {
             per_slot.entry(key.slot).or_default().push(proof.digest);
         }
@@ -61,7 +67,7 @@ pub async fn snapshot(
             (slot, (count, lucid_consensus::seal::seal_root(&digests)))
         })
         .collect();
-    Ok(NodeSnapshot { node, slots, evidence, stored })
+    Ok(NodeSnapshot { node, slots, evidence, stored, late })
 }
 
 /// The slots of `range` on which the snapshots do not all agree.
@@ -73,6 +79,68 @@ pub fn divergent_slots(snapshots: &[NodeSnapshot], range: SlotRange) -> Vec<Slot
             let mut views = snapshots.iter().map(|s| s.slots.get(slot).copied().unwrap_or(empty));
             let Some(first) = views.next() else { return false };
             views.any(|view| view != first)
+        })
+        .collect()
+}
+
+/// How one key of a divergent slot is spread over the honest nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpread {
+    /// The key.
+    pub key: ProofKey,
+    /// Honest nodes that count it (stored, and neither evidence nor a known doubled key).
+    pub holders: usize,
+    /// Of those, nodes that stored it through late acceptance.
+    pub late_holders: usize,
+    /// Distinct messages stored under the key among the holders.
+    pub versions: usize,
+    /// Honest nodes that lack it although one of their neighbours holds it live (so its sealed
+    /// set could give it to them).
+    pub lacking_next_to_live: usize,
+}
+
+/// The keys of `slot` that not every honest node counts alike (held by some and not others, or
+/// held in different versions): why the slot diverges. `neighbours[i]` are the neighbours of
+/// honest node `i` (indices of `snapshots`; others are ignored).
+pub fn key_spread(
+    snapshots: &[NodeSnapshot],
+    neighbours: &[Vec<usize>],
+    slot: Slot,
+    excluded: &BTreeSet<ProofKey>,
+) -> Vec<KeySpread> {
+    // Per key: indices of the nodes counting it, and whether each stored it late.
+    let mut per_key: BTreeMap<ProofKey, Vec<(usize, bool, Digest)>> = BTreeMap::new();
+    for (index, snap) in snapshots.iter().enumerate() {
+        for (key, digest) in &snap.stored {
+            if key.slot != slot || excluded.contains(key) || snap.evidence.contains(key) {
+                continue;
+            }
+            per_key.entry(*key).or_default().push((index, snap.late.contains(key), *digest));
+        }
+    }
+    per_key
+        .into_iter()
+        .filter_map(|(key, holders)| {
+            let versions: BTreeSet<Digest> = holders.iter().map(|(_, _, d)| *d).collect();
+            if holders.len() == snapshots.len() && versions.len() == 1 {
+                return None;
+            }
+            let counting: BTreeSet<usize> = holders.iter().map(|(i, _, _)| *i).collect();
+            let live: BTreeSet<usize> =
+                holders.iter().filter(|(_, late, _)| !late).map(|(i, _, _)| *i).collect();
+            let lacking_next_to_live = (0..snapshots.len())
+                .filter(|index| !counting.contains(index))
+                .filter(|index| {
+                    neighbours.get(*index).is_some_and(|n| n.iter().any(|m| live.contains(m)))
+                })
+                .count();
+            Some(KeySpread {
+                key,
+                holders: holders.len(),
+                late_holders: holders.len() - live.len(),
+                versions: versions.len(),
+                lacking_next_to_live,
+            })
         })
         .collect()
 }
@@ -193,6 +261,49 @@ mod tests {
         let a = snap(100, &store_with(&[(1, 1), (2, 1), (1, 2)]), &excluded);
         let c = snap(102, &store_with(&[(1, 1), (2, 1), (1, 3)]), &excluded);
         assert!(divergent_slots(&[a, c], range).is_empty());
+    }
+
+    #[test]
+    fn key_spread_names_the_keys_some_nodes_lack_and_who_could_give_them() {
+        let none = BTreeSet::new();
+        // Nodes a and b hold beacons of 1 and 2 in slot 1; c lacks 2's; d lacks both.
+        let a = snap(100, &store_with(&[(1, 1), (2, 1)]), &none);
+        let b = snap(101, &store_with(&[(1, 1), (2, 1)]), &none);
+        let c = snap(102, &store_with(&[(1, 1)]), &none);
+        let d = snap(103, &store_with(&[]), &none);
+        // b stored 2's beacon late.
+        let key2 =
+            ProofKey { node: testing::node(2), slot: Slot(1), kind: ProofKind::UptimeBeacon };
+        let mut b = b;
+        b.late.insert(key2);
+        let key1 =
+            ProofKey { node: testing::node(1), slot: Slot(1), kind: ProofKind::UptimeBeacon };
+        // a line a - b - c - d: c's only live holder of key2 would be a, which is not its
+        // neighbour; d is next to c, which holds key1 live.
+        let neighbours = vec![vec![1], vec![0, 2], vec![1, 3], vec![2]];
+        let snaps = [a, b, c, d];
+        let spread = key_spread(&snaps, &neighbours, Slot(1), &none);
+        let mut expected = vec![
+            KeySpread {
+                key: key1,
+                holders: 3,
+                late_holders: 0,
+                versions: 1,
+                lacking_next_to_live: 1,
+            },
+            KeySpread {
+                key: key2,
+                holders: 2,
+                late_holders: 1,
+                versions: 1,
+                lacking_next_to_live: 0,
+            },
+        ];
+        expected.sort_by_key(|spread| spread.key);
+        assert_eq!(spread, expected);
+        // A key every node holds alike is not listed; an excluded key is not either.
+        assert!(key_spread(&snaps[..2], &neighbours, Slot(1), &none).is_empty());
+        assert_eq!(key_spread(&snaps, &neighbours, Slot(1), &BTreeSet::from([key1, key2])), vec![]);
     }
 
     #[test]

@@ -20,8 +20,8 @@ use tokio_util::task::TaskTracker;
 use super::SimError;
 use super::adversary::{Adversary, AdversaryKind, AdversaryLog, SharedLog};
 use super::check::{
-    EvidenceCoverage, NodeSnapshot, divergent_slots, evidence_coverage, snapshot, stored_forbidden,
-    tally_digest,
+    EvidenceCoverage, KeySpread, NodeSnapshot, divergent_slots, evidence_coverage, key_spread,
+    snapshot, stored_forbidden, tally_digest,
 };
 use super::directory::{FaultCounts, SimDirectory};
 use super::graph::Graph;
@@ -56,6 +56,11 @@ pub struct Checks {
     pub window: SlotRange,
     /// Slots on which honest nodes disagree at the end.
     pub divergent_slots: Vec<Slot>,
+    /// Per divergent slot, the keys that not every honest node counts alike.
+    pub spreads: Vec<(Slot, Vec<KeySpread>)>,
+    /// Per slot with any, the proofs honest nodes stored through late acceptance (summed over
+    /// nodes): what live gossip did not bring in time.
+    pub late_per_slot: BTreeMap<Slot, usize>,
     /// Distinct tally digests among honest nodes (1 when they agree), for `tally_epoch`.
     pub distinct_tallies: usize,
     /// The epoch whose tally was compared (its window covers every signed slot).
@@ -102,7 +107,23 @@ pub struct SimReport {
     pub fingerprint: Digest,
 }
 
+/// Keys shown per divergent slot in a report.
+const MAX_SPREADS_SHOWN: usize = 12;
+
 impl SimReport {
+    /// A node by its role in the scenario: honest index (and whether a partition cut it off), or
+    /// adversary kind.
+    pub fn describe(&self, node: NodeId) -> String {
+        if let Some(index) = self.honest.iter().position(|id| *id == node) {
+            let cut = self.scenario.partitions.iter().any(|p| index < p.isolated);
+            return format!("honest #{index}{}", if cut { " (cut off)" } else { "" });
+        }
+        match self.adversaries.iter().find(|(_, id)| *id == node) {
+            Some((kind, _)) => format!("adversary {kind:?}"),
+            None => format!("unknown {node}"),
+        }
+    }
+
     /// How to replay this run.
     pub fn replay_hint(&self) -> String {
         format!("seed {seed}; replay with {var}={seed}", seed = self.seed, var = super::SEED_VAR)
@@ -192,6 +213,27 @@ impl fmt::Display for SimReport {
             checks.evidence,
             checks.proofs_per_node
         )?;
+        writeln!(f, "  proofs stored late per slot: {:?}", checks.late_per_slot)?;
+        for (slot, spreads) in &checks.spreads {
+            writeln!(
+                f,
+                "  {slot}: {} key(s) not counted alike by every honest node",
+                spreads.len()
+            )?;
+            for spread in spreads.iter().take(MAX_SPREADS_SHOWN) {
+                writeln!(
+                    f,
+                    "    {} {:?}: counted by {} of {} ({} late), {} version(s); {} lacking it next to a live holder",
+                    self.describe(spread.key.node),
+                    spread.key.kind,
+                    spread.holders,
+                    self.honest.len(),
+                    spread.late_holders,
+                    spread.versions,
+                    spread.lacking_next_to_live
+                )?;
+            }
+        }
         for heal in &checks.heals {
             writeln!(
                 f,
@@ -419,9 +461,23 @@ async fn run_async(
         tallies.insert(digest);
     }
     let forbidden: BTreeSet<Digest> = log.never_stored().copied().collect();
+    let divergent = divergent_slots(&snapshots, window);
+    let neighbours: Vec<Vec<usize>> = (0..scenario.honest)
+        .map(|index| graph.neighbours(index).iter().copied().collect())
+        .collect();
+    let spreads = divergent
+        .iter()
+        .map(|slot| (*slot, key_spread(&snapshots, &neighbours, *slot, &doubled)))
+        .collect();
+    let mut late_per_slot: BTreeMap<Slot, usize> = BTreeMap::new();
+    for key in snapshots.iter().flat_map(|snap| &snap.late) {
+        *late_per_slot.entry(key.slot).or_default() += 1;
+    }
     let checks = Checks {
         window,
-        divergent_slots: divergent_slots(&snapshots, window),
+        divergent_slots: divergent,
+        spreads,
+        late_per_slot,
         distinct_tallies: tallies.len(),
         tally_epoch,
         ranked,
