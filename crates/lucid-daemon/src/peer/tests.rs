@@ -1,16 +1,22 @@
 //! `StorePeer` over the in-memory store under a manual clock: the registry survives a restart,
-//! proofs are decided against the clock's slot, reads page by node id.
+//! proofs are decided against the clock's slot, reads page by node id; the proof pipeline
+//! overlaps verification with persistence and decides as the sequential ingest.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lucid_api::grpc::PeerApi;
-use lucid_consensus::ingest::{RejectReason, Verdict};
-use lucid_consensus::store::MemoryProofStore;
+use lucid_consensus::ProofKey;
+use lucid_consensus::ingest::{Outcome, RejectReason, Verdict};
+use lucid_consensus::seal::StoredSeal;
+use lucid_consensus::store::{
+    Evidence, InsertOutcome, MemoryProofStore, ProofStore, StoredProof, StoredRegistration,
+};
 use lucid_consensus::testing;
 use lucid_consensus::verify::Verifier;
 use lucid_core::clock::ManualClock;
-use lucid_core::{Slot, SlotRange};
+use lucid_core::message::Message as _;
+use lucid_core::{NodeId, Slot, SlotRange};
 
 use super::StorePeer;
 
@@ -57,4 +63,219 @@ async fn decides_by_the_clock_and_reloads_the_registry() {
     assert!(again.registration(testing::node(2)).await.unwrap().is_none());
     assert_eq!(again.registrations(Some(alice.node_id()), 10).await.unwrap().len(), 0);
     assert_eq!(again.registrations(None, 10).await.unwrap().len(), 1);
+}
+
+/// A `MemoryProofStore` whose proof inserts wait at a gate until the test opens it, so that a
+/// test can hold a batch in its persist phase for as long as it likes (no timing involved).
+struct GatedStore {
+    inner: MemoryProofStore,
+    gate: tokio::sync::Semaphore,
+    /// Proof inserts that reached the gate.
+    arrived: tokio::sync::Notify,
+}
+
+impl GatedStore {
+    fn new() -> Self {
+        GatedStore {
+            inner: MemoryProofStore::new(),
+            gate: tokio::sync::Semaphore::new(0),
+            arrived: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ProofStore for GatedStore {
+    async fn insert_proofs(
+        &self,
+        proofs: &[StoredProof],
+    ) -> Result<Vec<InsertOutcome>, lucid_consensus::Error> {
+        self.arrived.notify_one();
+        self.gate.acquire().await.expect("the gate is never closed").forget();
+        self.inner.insert_proofs(proofs).await
+    }
+    async fn get_proof(
+        &self,
+        key: &ProofKey,
+    ) -> Result<Option<StoredProof>, lucid_consensus::Error> {
+        self.inner.get_proof(key).await
+    }
+    async fn proofs_in_range(
+        &self,
+        range: SlotRange,
+        after: Option<ProofKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredProof>, lucid_consensus::Error> {
+        self.inner.proofs_in_range(range, after, limit).await
+    }
+    async fn insert_evidence(&self, evidence: &Evidence) -> Result<bool, lucid_consensus::Error> {
+        self.inner.insert_evidence(evidence).await
+    }
+    async fn evidence_keys(
+        &self,
+        range: SlotRange,
+    ) -> Result<Vec<ProofKey>, lucid_consensus::Error> {
+        self.inner.evidence_keys(range).await
+    }
+    async fn insert_registration(
+        &self,
+        registration: &StoredRegistration,
+    ) -> Result<InsertOutcome, lucid_consensus::Error> {
+        self.inner.insert_registration(registration).await
+    }
+    async fn current_registrations(
+        &self,
+    ) -> Result<Vec<StoredRegistration>, lucid_consensus::Error> {
+        self.inner.current_registrations().await
+    }
+    async fn insert_seal(
+        &self,
+        seal: &StoredSeal,
+    ) -> Result<InsertOutcome, lucid_consensus::Error> {
+        self.inner.insert_seal(seal).await
+    }
+    async fn get_seal(
+        &self,
+        node: &NodeId,
+        slot: Slot,
+    ) -> Result<Option<StoredSeal>, lucid_consensus::Error> {
+        self.inner.get_seal(node, slot).await
+    }
+}
+
+/// A peer port over `store` at slot 500 with nodes 1 to 3 registered.
+async fn registered_peer(store: Arc<dyn ProofStore>) -> (Arc<StorePeer>, Vec<lucid_core::NodeKey>) {
+    let params = testing::params();
+    let clock = Arc::new(ManualClock::new(
+        params.time.slot_start(Slot(500)).unwrap().saturating_add_ms(60_000),
+    ));
+    let verifier = Arc::new(Verifier::new(2).unwrap());
+    let peer = StorePeer::load(params, store, verifier, clock).await.unwrap();
+    let keys: Vec<_> = (1..=3).map(testing::key).collect();
+    for key in &keys {
+        let outcome =
+            peer.submit_registration(testing::signed_registration(&params, key, 1)).await.unwrap();
+        assert_eq!(outcome.verdict, Verdict::Accept);
+    }
+    (Arc::new(peer), keys)
+}
+
+/// While one batch is held in its persist phase, the next is prepared and verified (the ingest
+/// lock is free) and waits for its turn, and a third waits at the entrance (back-pressure). Two
+/// of them carry one key with other bytes: released, exactly one is accepted and the other is an
+/// equivocation kept as evidence, as when the batches are ingested one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_overlaps_verification_with_persistence_and_decides_in_order() {
+    let params = testing::params();
+    let slot = Slot(500);
+    let store = Arc::new(GatedStore::new());
+    let (peer, keys) = registered_peer(store.clone()).await;
+    let first = vec![
+        testing::signed_relay(&params, &keys[0], slot, 10),
+        testing::signed_beacon(&params, &keys[1], slot),
+    ];
+    let second = vec![
+        testing::signed_relay(&params, &keys[0], slot, 11),
+        testing::signed_beacon(&params, &keys[2], slot),
+    ];
+    let third = vec![testing::signed_beacon(&params, &keys[1], slot)];
+
+    let submit = |batch: Vec<lucid_core::SignedMessage>| {
+        let peer = Arc::clone(&peer);
+        tokio::spawn(async move { peer.submit_proofs(None, batch).await })
+    };
+    let arrived = store.arrived.notified();
+    let a = submit(first.clone());
+    arrived.await; // the first batch is in its persist phase, held at the gate
+    let b = submit(second.clone());
+    // The second batch gets through preparation and verification (it needs the ingest lock,
+    // which the persisting batch does not hold) and then waits for the persist turn.
+    while peer.proofs_waiting_to_persist() != 1 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(peer.registered_nodes().await.unwrap(), 3, "the ingest lock is free");
+    let c = submit(third.clone());
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!c.is_finished(), "the third batch waits at the entrance");
+    assert_eq!(peer.in_flight.available_permits(), 0);
+
+    store.gate.add_permits(3);
+    let (a, b, c) =
+        (a.await.unwrap().unwrap(), b.await.unwrap().unwrap(), c.await.unwrap().unwrap());
+    let verdicts = |outcomes: &[Outcome]| outcomes.iter().map(|o| o.verdict).collect::<Vec<_>>();
+    assert_eq!(verdicts(&a), vec![Verdict::Accept, Verdict::Accept]);
+    assert_eq!(verdicts(&b), vec![Verdict::Reject(RejectReason::Equivocation), Verdict::Accept]);
+    assert_eq!(verdicts(&c), vec![Verdict::Duplicate]);
+    assert_eq!(store.inner.all_evidence().len(), 1);
+    let stored = store.inner.get_proof(&key_of(&first[0])).await.unwrap().unwrap();
+    assert_eq!(stored.message, first[0]);
+
+    // The same batches one after the other through `ingest_batch` on a fresh node.
+    let reference = Arc::new(MemoryProofStore::new());
+    let (sequential, _) = registered_peer(reference.clone()).await;
+    let mut ingest = sequential.ingest.lock().await;
+    let now = sequential.clock.wall();
+    for (batch, got) in [(first, a), (second, b), (third, c)] {
+        let report = ingest.ingest_batch(reference.as_ref(), &sequential.verifier, now, batch);
+        assert_eq!(report.await.unwrap().outcomes, got);
+    }
+}
+
+/// Many concurrent batches that share keys: for every key exactly one message is accepted and
+/// stored, every other message of the key is a duplicate (same bytes) or an equivocation (other
+/// bytes), whatever order the pipeline decided them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_accept_exactly_one_message_per_key() {
+    let params = testing::params();
+    let slot = Slot(500);
+    let store = Arc::new(MemoryProofStore::new());
+    let (peer, keys) = registered_peer(store.clone()).await;
+    let mut tasks = Vec::new();
+    let mut sent = Vec::new();
+    for batch in 0..8u64 {
+        // Every batch: a relay of each node with one of two values (a conflict or a copy), and
+        // the same beacon of each node (copies).
+        let messages: Vec<_> = keys
+            .iter()
+            .flat_map(|key| {
+                [
+                    testing::signed_relay(&params, key, slot, 10 + batch % 2),
+                    testing::signed_beacon(&params, key, slot),
+                ]
+            })
+            .collect();
+        sent.push(messages.clone());
+        let peer = Arc::clone(&peer);
+        tasks.push(tokio::spawn(async move { peer.submit_proofs(None, messages).await }));
+    }
+    let mut by_key: std::collections::HashMap<ProofKey, Vec<(lucid_core::SignedMessage, Verdict)>> =
+        std::collections::HashMap::new();
+    for (task, messages) in tasks.into_iter().zip(sent) {
+        let outcomes = task.await.unwrap().unwrap();
+        for (message, outcome) in messages.into_iter().zip(outcomes) {
+            by_key.entry(key_of(&message)).or_default().push((message, outcome.verdict));
+        }
+    }
+    assert_eq!(by_key.len(), 6);
+    for (key, decided) in by_key {
+        let accepted: Vec<_> = decided.iter().filter(|(_, v)| *v == Verdict::Accept).collect();
+        assert_eq!(accepted.len(), 1, "one accepted message for {key:?}");
+        let winner = &accepted[0].0;
+        assert_eq!(&store.get_proof(&key).await.unwrap().unwrap().message, winner);
+        for (message, verdict) in &decided {
+            if message == winner {
+                assert!(matches!(verdict, Verdict::Accept | Verdict::Duplicate));
+            } else {
+                assert_eq!(*verdict, Verdict::Reject(RejectReason::Equivocation));
+            }
+        }
+    }
+    // One conflicting pair per node (the relays), kept once however often it was seen.
+    assert_eq!(store.all_evidence().len(), 3);
+}
+
+fn key_of(message: &lucid_core::SignedMessage) -> ProofKey {
+    lucid_consensus::TaskProof::from_signed_bytes(message.bytes()).unwrap().1.key()
 }
