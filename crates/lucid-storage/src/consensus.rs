@@ -296,7 +296,8 @@ async fn copy_proofs(
     let data = copy_data(rows)?;
     let result = async {
         let mut copy = tx.copy_in_raw(COPY_PROOFS).await?;
-        if let Err(error) = copy.send(data).await {
+        let sent = copy.send(data).await.map(|_| ());
+        if let Err(error) = sent {
             // Ends the copy so the connection stays usable; the send error is the one to report.
             let _ = copy.abort("sending the proof rows failed").await;
             return Err(error);
