@@ -117,6 +117,13 @@ impl ProofStore for GatedStore {
     ) -> Result<Vec<ProofKey>, lucid_consensus::Error> {
         self.inner.evidence_keys(range).await
     }
+    async fn evidence_in_range(
+        &self,
+        range: SlotRange,
+        limit: usize,
+    ) -> Result<Vec<Evidence>, lucid_consensus::Error> {
+        self.inner.evidence_in_range(range, limit).await
+    }
     async fn insert_registration(
         &self,
         registration: &StoredRegistration,
