@@ -545,6 +545,8 @@ pub struct WritePhases {
     /// The commit: on SQLite the WAL write and its fsync, on PostgreSQL the round trip and the
     /// server's WAL flush.
     pub commit: Duration,
+    /// Batches that took the judging path (a key was taken, or [`Database::force_proof_judging`]).
+    pub judged: u32,
 }
 
 impl WritePhases {
@@ -555,6 +557,7 @@ impl WritePhases {
         self.insert += other.insert;
         self.sums += other.sums;
         self.commit += other.commit;
+        self.judged = self.judged.saturating_add(other.judged);
     }
 
     /// The sum of the phases.
@@ -591,6 +594,24 @@ impl Database {
         phases: &mut WritePhases,
     ) -> Result<Vec<InsertOutcome>, Error> {
         self.insert_proofs_timed(proofs, phases).await
+    }
+
+    /// Tests only: with `on`, every later proof batch skips the fast path (multi-row insert on
+    /// SQLite, `COPY` on PostgreSQL) and is judged key by key, the path a batch with a taken key
+    /// takes; the outcomes must be the same either way.
+    #[cfg(feature = "testing")]
+    pub fn force_proof_judging(&self, on: bool) {
+        self.force_judging.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a batch may try the fast path first (always, outside of tests that force the
+    /// judging path).
+    fn proof_fast_path(&self) -> bool {
+        #[cfg(feature = "testing")]
+        if self.force_judging.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        true
     }
 
     /// Inserts the proofs (see the module doc); the error is this crate's.
@@ -640,11 +661,15 @@ impl Database {
         let action = "inserting proofs";
         let mut tx = self.begin_write().await.map_err(Error::query(action))?;
         clock.lap(|p| &mut p.begin);
-        let (inserted, existing) = if self.insert_if_all_free(&mut tx, fresh_rows).await? {
+        let (inserted, existing) = if !self.proof_fast_path() {
+            clock.phases.judged = clock.phases.judged.saturating_add(1);
+            self.insert_judging(&mut tx, &firsts, fresh_rows).await?
+        } else if self.insert_if_all_free(&mut tx, fresh_rows).await? {
             let all: HashSet<ProofKey> = firsts.iter().map(|(key, _)| *key).collect();
             (all, HashMap::new())
         } else {
             // Some key of the batch was taken: undo and start over, judging every key.
+            clock.phases.judged = clock.phases.judged.saturating_add(1);
             tx.rollback().await.map_err(Error::query(action))?;
             tx = self.begin_write().await.map_err(Error::query(action))?;
             self.insert_judging(&mut tx, &firsts, rows()?).await?

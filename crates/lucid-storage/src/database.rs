@@ -123,6 +123,11 @@ pub struct Database {
     pools: Pools,
     url: String,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Tests only: every proof batch skips the fast path and takes the judging path, so that a
+    /// test can compare the two on the same batches ([`Database::force_proof_judging`]); shared
+    /// by the clones of this database.
+    #[cfg(feature = "testing")]
+    pub(crate) force_judging: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Database {
@@ -149,7 +154,13 @@ impl Database {
         } else {
             return Err(Error::UnsupportedUrl { url: shown });
         };
-        let database = Database { pools, url: shown, clock };
+        let database = Database {
+            pools,
+            url: shown,
+            clock,
+            #[cfg(feature = "testing")]
+            force_judging: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
         // Derived tables that migration 0008 left to recompute (once; a no-op afterwards).
         database.backfill_proof_sums().await?;
         Ok(database)

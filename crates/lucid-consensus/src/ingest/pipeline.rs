@@ -181,7 +181,7 @@ impl Ingest {
                 state.verdicts[index] = Some(Verdict::Duplicate);
                 continue;
             }
-            candidates.push((index, proof, key));
+            candidates.push((index, proof, key.clone()));
         }
         PreparedBatch { state, candidates }
     }
@@ -282,7 +282,7 @@ impl Ingest {
             let deferred: Vec<SignedMessage> =
                 state.deferred.iter().map(|index| state.messages[*index].clone()).collect();
             let later = self
-                .ingest_checked(store, verifier, &clock, &deferred, |_| SlotRule::Live, false)
+                .ingest_checked(store, verifier, &clock, deferred, |_| SlotRule::Live, false)
                 .await?;
             for (index, outcome) in state.deferred.iter().zip(later.outcomes) {
                 state.verdicts[*index] = Some(outcome.verdict);

@@ -3,6 +3,7 @@
 //! overlaps verification with persistence and decides as the sequential ingest.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use lucid_api::grpc::PeerApi;
@@ -72,6 +73,9 @@ struct GatedStore {
     gate: tokio::sync::Semaphore,
     /// Proof inserts that reached the gate.
     arrived: tokio::sync::Notify,
+    /// When set, the next proof insert through the gate fails (as a database that went away)
+    /// and writes nothing.
+    fail_next: AtomicBool,
 }
 
 impl GatedStore {
@@ -80,6 +84,7 @@ impl GatedStore {
             inner: MemoryProofStore::new(),
             gate: tokio::sync::Semaphore::new(0),
             arrived: tokio::sync::Notify::new(),
+            fail_next: AtomicBool::new(false),
         }
     }
 }
@@ -92,6 +97,13 @@ impl ProofStore for GatedStore {
     ) -> Result<Vec<InsertOutcome>, lucid_consensus::Error> {
         self.arrived.notify_one();
         self.gate.acquire().await.expect("the gate is never closed").forget();
+        if self.fail_next.swap(false, AtomicOrdering::SeqCst) {
+            return Err(lucid_consensus::Error::Store {
+                action: "inserting proofs",
+                kind: lucid_core::ErrorKind::StoreUnavailable,
+                source: Arc::new(std::io::Error::other("injected failure")),
+            });
+        }
         self.inner.insert_proofs(proofs).await
     }
     async fn get_proof(
@@ -281,6 +293,157 @@ async fn concurrent_batches_accept_exactly_one_message_per_key() {
     }
     // One conflicting pair per node (the relays), kept once however often it was seen.
     assert_eq!(store.all_evidence().len(), 3);
+}
+
+/// A failing persist of batch N acknowledges nothing: N gets the store's error, and batch N+1,
+/// verified and waiting behind it, is not answered until its own write is done, is not judged
+/// against N's proofs (which were never stored: a repeat of one is accepted, not a duplicate),
+/// and gets exactly the verdicts of a node that never saw N.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_persist_acknowledges_neither_its_batch_nor_the_next() {
+    let params = testing::params();
+    let slot = Slot(500);
+    let store = Arc::new(GatedStore::new());
+    let (peer, keys) = registered_peer(store.clone()).await;
+    let failing = vec![
+        testing::signed_relay(&params, &keys[0], slot, 10),
+        testing::signed_beacon(&params, &keys[1], slot),
+    ];
+    let next = vec![
+        testing::signed_relay(&params, &keys[0], slot, 10), // the same bytes as in N
+        testing::signed_relay(&params, &keys[1], slot, 20),
+        testing::signed_beacon(&params, &keys[2], slot),
+    ];
+    let submit = |batch: Vec<lucid_core::SignedMessage>| {
+        let peer = Arc::clone(&peer);
+        tokio::spawn(async move { peer.submit_proofs(None, batch).await })
+    };
+
+    let arrived = store.arrived.notified();
+    let n = submit(failing.clone());
+    arrived.await; // N is in its persist phase, held at the gate
+    let n_plus_1 = submit(next.clone());
+    while peer.proofs_waiting_to_persist() != 1 {
+        tokio::task::yield_now().await;
+    }
+    // N's write fails; N+1 takes the persist turn and reaches the gate with its own write.
+    store.fail_next.store(true, AtomicOrdering::SeqCst);
+    let arrived = store.arrived.notified();
+    store.gate.add_permits(1);
+    let error = n.await.unwrap().unwrap_err();
+    assert!(matches!(error, lucid_consensus::Error::Store { .. }), "{error:?}");
+    arrived.await;
+    assert_eq!(peer.proofs_waiting_to_persist(), 0);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!n_plus_1.is_finished(), "N+1 is not answered before its own write is done");
+    let all = SlotRange { start: Slot(0), end: Slot(u64::MAX) };
+    assert!(store.inner.proofs_in_range(all, None, 100).await.unwrap().is_empty());
+
+    store.gate.add_permits(1);
+    let got = n_plus_1.await.unwrap().unwrap();
+    let verdicts: Vec<_> = got.iter().map(|o| o.verdict).collect();
+    assert_eq!(verdicts, vec![Verdict::Accept; 3]);
+    let stored = store.inner.proofs_in_range(all, None, 100).await.unwrap();
+    let mut stored: Vec<_> = stored.into_iter().map(|p| p.message).collect();
+    let mut expected_stored = next.clone();
+    stored.sort_by_key(|m| m.digest());
+    expected_stored.sort_by_key(|m| m.digest());
+    assert_eq!(stored, expected_stored, "nothing of N was written");
+    assert!(store.inner.all_evidence().is_empty());
+
+    // A node that never saw N decides N+1 the same way.
+    let reference = Arc::new(MemoryProofStore::new());
+    let (sequential, _) = registered_peer(reference.clone()).await;
+    let mut ingest = sequential.ingest.lock().await;
+    let now = sequential.clock.wall();
+    let report = ingest.ingest_batch(reference.as_ref(), &sequential.verifier, now, next);
+    assert_eq!(report.await.unwrap().outcomes, got);
+    drop(ingest);
+
+    // The pipeline is not wedged: N sent again is now judged against N+1's proofs.
+    store.gate.add_permits(1);
+    let again = peer.submit_proofs(None, failing).await.unwrap();
+    let verdicts: Vec<_> = again.iter().map(|o| o.verdict).collect();
+    assert_eq!(verdicts, vec![Verdict::Duplicate, Verdict::Reject(RejectReason::Equivocation)]);
+    assert_eq!(peer.in_flight.available_permits(), super::PIPELINE_DEPTH);
+}
+
+/// Two batches that carry one key with other bytes, submitted at the same moment, many times
+/// over (no gate: the runtime's two workers race them): each time exactly one message of the key
+/// is accepted and stored, the other is an equivocation kept as evidence, and both batches get
+/// exactly the verdicts of the two ingested one after the other, the stored one first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_batches_of_one_key_decide_as_in_sequence() {
+    let params = testing::params();
+    let store = Arc::new(MemoryProofStore::new());
+    let (peer, keys) = registered_peer(store.clone()).await;
+    let reference = Arc::new(MemoryProofStore::new());
+    let (sequential, _) = registered_peer(reference.clone()).await;
+    let slot = Slot(500);
+    const ROUNDS: u64 = 16;
+    // One contested key per round: the relay at slot 500 of a node of its own, registered on
+    // both nodes.
+    let contenders: Vec<_> = (10..10 + ROUNDS).map(testing::key).collect();
+    for node in [&peer, &sequential] {
+        for key in &contenders {
+            let registration = testing::signed_registration(&params, key, 1);
+            let outcome = node.submit_registration(registration).await.unwrap();
+            assert_eq!(outcome.verdict, Verdict::Accept);
+        }
+    }
+    for (round, contested) in (0..ROUNDS).zip(&contenders) {
+        // Each batch also carries the same beacon of node 1: a copy, accepted once.
+        let a = vec![
+            testing::signed_relay(&params, contested, slot, 2 * round + 1),
+            testing::signed_beacon(&params, &keys[0], slot),
+        ];
+        let b = vec![
+            testing::signed_relay(&params, contested, slot, 2 * round + 2),
+            testing::signed_beacon(&params, &keys[0], slot),
+        ];
+        let (task_a, task_b) = {
+            let (pa, pb) = (Arc::clone(&peer), Arc::clone(&peer));
+            let (ma, mb) = (a.clone(), b.clone());
+            (
+                tokio::spawn(async move { pa.submit_proofs(None, ma).await }),
+                tokio::spawn(async move { pb.submit_proofs(None, mb).await }),
+            )
+        };
+        let (got_a, got_b) = (task_a.await.unwrap().unwrap(), task_b.await.unwrap().unwrap());
+        let key = key_of(&a[0]);
+        let winner = store.get_proof(&key).await.unwrap().unwrap().message;
+        let a_first = winner == a[0];
+        assert!(a_first || winner == b[0], "round {round}: one of the two is stored");
+        let accepted =
+            [&got_a[0], &got_b[0]].iter().filter(|o| o.verdict == Verdict::Accept).count();
+        assert_eq!(accepted, 1, "round {round}");
+
+        let mut ingest = sequential.ingest.lock().await;
+        let now = sequential.clock.wall();
+        let (first, second) = if a_first { (a, b) } else { (b, a) };
+        let verifier = &sequential.verifier;
+        let first_report =
+            ingest.ingest_batch(reference.as_ref(), verifier, now, first).await.unwrap();
+        let second_report =
+            ingest.ingest_batch(reference.as_ref(), verifier, now, second).await.unwrap();
+        let (expected_a, expected_b) = if a_first {
+            (first_report.outcomes, second_report.outcomes)
+        } else {
+            (second_report.outcomes, first_report.outcomes)
+        };
+        assert_eq!(got_a, expected_a, "round {round}");
+        assert_eq!(got_b, expected_b, "round {round}");
+    }
+    let all = SlotRange { start: Slot(0), end: Slot(u64::MAX) };
+    assert_eq!(
+        store.proofs_in_range(all, None, 1_000).await.unwrap(),
+        reference.proofs_in_range(all, None, 1_000).await.unwrap()
+    );
+    assert_eq!(store.all_evidence().len(), 16);
+    assert_eq!(store.all_evidence(), reference.all_evidence());
+    assert_eq!(peer.in_flight.available_permits(), super::PIPELINE_DEPTH);
 }
 
 fn key_of(message: &lucid_core::SignedMessage) -> ProofKey {
