@@ -6,6 +6,10 @@
 //! the in-memory store. Target: the ingest into a database keeps at least 80 % of the parallel
 //! verification throughput.
 //!
+//! `pipelined_*` times the daemon's own path instead: `StorePeer::submit_proofs_from`, whose bounded
+//! pipeline verifies one batch while the previous one is persisted, with two slots submitted at
+//! once per iteration (8 000 proofs).
+//!
 //! Every measured batch is one fresh slot of signed proofs (4 per node, every kind), with the
 //! clock inside that slot, so all of them are accepted and the tables grow as in production.
 //! Signing is setup and stays outside the timing. `LUCID_BENCH_BACKENDS` narrows the databases.
@@ -14,6 +18,7 @@
 mod backends;
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lucid_consensus::ConsensusParams;
@@ -22,9 +27,11 @@ use lucid_consensus::ingest::{Ingest, Verdict};
 use lucid_consensus::store::{MemoryProofStore, ProofStore};
 use lucid_consensus::testing;
 use lucid_consensus::verify::{Verifier, VerifyItem};
+use lucid_core::clock::ManualClock;
 use lucid_core::keys::PublicKey;
 use lucid_core::message::Message;
 use lucid_core::{NodeKey, SignedMessage, Slot, UnixMillis};
+use lucid_daemon::peer::StorePeer;
 
 /// Signers; a batch is one slot of theirs: 4 000 proofs.
 const NODES: u64 = 1_000;
@@ -120,6 +127,92 @@ fn bench_ingest(
     group.finish();
 }
 
+/// Batches a pipelined iteration submits at once: one is persisted while the next is verified.
+const PIPELINED_BATCHES: u64 = 2;
+
+/// Times the daemon's own path: `StorePeer::submit_proofs_from` (the bounded pipeline that
+/// verifies one batch while the previous one is persisted) with [`PIPELINED_BATCHES`] slots of
+/// signed proofs submitted at once per iteration, the clock in the later slot so both are live.
+fn bench_pipelined(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    store: Arc<dyn ProofStore>,
+    keys: &[NodeKey],
+    verifier: &Arc<Verifier>,
+) {
+    let params = testing::params();
+    let (_, start) = slot_batch(&params, &[], FIRST_SLOT);
+    let clock = Arc::new(ManualClock::new(start));
+    let peer = runtime
+        .block_on(StorePeer::load(params, Arc::clone(&store), Arc::clone(verifier), clock.clone()))
+        .unwrap_or_else(|error| panic!("cannot load the peer port: {error}"));
+    let ingest = peer.ingest();
+    for key in keys {
+        let message = testing::signed_registration(&params, key, 1);
+        let outcome = runtime.block_on(async {
+            ingest.lock().await.ingest_registration(store.as_ref(), start, message).await
+        });
+        // A duplicate when `bench_ingest` registered the key in the same database before.
+        match outcome {
+            Ok((outcome, _)) if matches!(outcome.verdict, Verdict::Accept | Verdict::Duplicate) => {
+            }
+            other => panic!("registration refused: {other:?}"),
+        }
+    }
+    let peer = Arc::new(peer);
+    // Past the slots `bench_ingest` used on the same database.
+    let mut next_slot = FIRST_SLOT + 10_000;
+    let mut group = c.benchmark_group("ingest_persist");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(NODES * 4 * PIPELINED_BATCHES));
+    group.bench_function(format!("pipelined_{name}"), |b| {
+        b.iter_batched(
+            || {
+                let batches: Vec<Vec<SignedMessage>> = (0..PIPELINED_BATCHES)
+                    .map(|_| {
+                        next_slot += 1;
+                        slot_batch(&params, keys, next_slot).0
+                    })
+                    .collect();
+                let (_, now) = slot_batch(&params, &[], next_slot);
+                (batches, now)
+            },
+            |(batches, now)| {
+                clock.set_wall(now);
+                let count: usize = batches.iter().map(Vec::len).sum();
+                let accepted = runtime.block_on(async {
+                    let tasks: Vec<_> = batches
+                        .into_iter()
+                        .map(|batch| {
+                            let peer = Arc::clone(&peer);
+                            tokio::spawn(async move { peer.submit_proofs_from(None, batch).await })
+                        })
+                        .collect();
+                    let mut accepted = 0;
+                    for task in tasks {
+                        match task.await {
+                            Ok(Ok(outcomes)) => {
+                                accepted += outcomes
+                                    .iter()
+                                    .filter(|o| o.verdict == Verdict::Accept)
+                                    .count();
+                            }
+                            Ok(Err(error)) => panic!("ingest failed: {error}"),
+                            Err(error) => panic!("ingest task failed: {error}"),
+                        }
+                    }
+                    accepted
+                });
+                assert_eq!(accepted, count, "every proof of a fresh slot is accepted");
+                black_box(accepted)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let params = testing::params();
     let keys = lucid_benches::keys(NODES);
@@ -147,8 +240,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     bench_ingest(c, &runtime, "memory", &MemoryProofStore::new(), &keys, &verifier);
+    let shared = Arc::new(Verifier::new(0).unwrap_or_else(|_| Verifier::single_threaded()));
+    bench_pipelined(c, &runtime, "memory", Arc::new(MemoryProofStore::new()), &keys, &shared);
     backends::on_each_backend(&runtime, |name, db| {
         bench_ingest(c, &runtime, name, db, &keys, &verifier);
+        bench_pipelined(c, &runtime, name, Arc::new(db.clone()), &keys, &shared);
     });
 }
 

@@ -27,7 +27,7 @@ use lucid_consensus::store::{ProofStore, StoredProof, stored_proof};
 use lucid_consensus::testing;
 use lucid_core::message::Message;
 use lucid_core::{NodeKey, Signature, SignedMessage, Slot};
-use lucid_storage::Database;
+use lucid_storage::{Database, WritePhases};
 
 /// Distinct signers of the generated proofs (the sizing of `consensus.md` §10).
 const NODES: u64 = 1_000;
@@ -95,6 +95,45 @@ fn bench_backend(c: &mut Criterion, runtime: &tokio::runtime::Runtime, name: &st
         });
     }
     group.finish();
+    for size in BATCH_SIZES {
+        print_phase_split(runtime, name, db, &mut workload, size);
+    }
+}
+
+/// Batches written per batch size to report where the time of a write goes.
+const PHASE_BATCHES: u32 = 20;
+
+/// Writes [`PHASE_BATCHES`] more batches of `size` and prints the mean time of each phase of a
+/// write (`lucid_storage::WritePhases`): the split recorded in `benches/RESULTS.md`.
+fn print_phase_split(
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    db: &Database,
+    workload: &mut Workload,
+    size: u64,
+) {
+    let mut phases = WritePhases::default();
+    for _ in 0..PHASE_BATCHES {
+        let batch = workload.batch(size);
+        let mut one = WritePhases::default();
+        if let Err(error) = runtime.block_on(db.insert_proofs_phased(&batch, &mut one)) {
+            panic!("persisting a batch failed: {error}");
+        }
+        phases.add(&one);
+    }
+    let mean = |d: std::time::Duration| d.as_secs_f64() * 1e3 / f64::from(PHASE_BATCHES);
+    let total = mean(phases.total());
+    println!(
+        "phase split persist_{name}/batch_{size} (mean of {PHASE_BATCHES} batches, ms): \
+         prepare {:.2}, begin {:.2}, insert {:.2}, sums {:.2}, commit {:.2}; total {total:.2} \
+         = {:.0} proofs/s",
+        mean(phases.prepare),
+        mean(phases.begin),
+        mean(phases.insert),
+        mean(phases.sums),
+        mean(phases.commit),
+        size as f64 * 1e3 / total,
+    );
 }
 
 fn bench(c: &mut Criterion) {

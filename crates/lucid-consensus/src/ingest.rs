@@ -688,5 +688,8 @@ impl Ingest {
     }
 }
 
+mod pipeline;
+pub use pipeline::{AdmittedBatch, PreparedBatch, SettledBatch, VerifiedBatch};
+
 #[cfg(test)]
 mod tests;

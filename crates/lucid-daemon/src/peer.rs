@@ -4,8 +4,20 @@
 //! One `Ingest` decides every received proof; it sits behind an async mutex because a batch's
 //! ingest awaits the store, and batches must be decided one after the other (the grace-window
 //! index is updated by each).
+//!
+//! `SubmitProofs` batches go through a bounded pipeline (issue 3), the phases of
+//! `lucid_consensus::ingest::pipeline`: a batch is prepared under the ingest lock (decoding and
+//! the cheap checks), verified outside of it on a blocking thread, then admitted, persisted and
+//! settled while holding the persist turn, one batch at a time. So the signatures of one batch
+//! are checked while the previous batch is written, and the verdicts are those of the batches
+//! ingested one after the other in the order they took the persist turn (the store, which is
+//! insert-if-absent, decides which message of a key came first). At most [`PIPELINE_DEPTH`]
+//! batches are past the entrance at once; further callers wait there, which is the back-pressure
+//! a pushing peer feels, and what bounds the memory held by batches in flight. The ingest lock
+//! is not held while the store writes, so the next batch can be prepared meanwhile.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::gossip::GossipHook;
 use crate::services::SharedIngest;
@@ -13,7 +25,7 @@ use crate::services::SharedIngest;
 use lucid_api::grpc::{
     EvidencePage, EvidenceQuery, PeerApi, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest,
 };
-use lucid_consensus::ingest::{Ingest, Outcome, Verdict};
+use lucid_consensus::ingest::{BatchReport, Ingest, Outcome, Verdict};
 use lucid_consensus::store::{ProofStore, StoredProof};
 use lucid_consensus::verify::Verifier;
 use lucid_consensus::{ConsensusParams, ProofKey};
@@ -23,6 +35,10 @@ use lucid_core::{Clock, NodeId, SignedMessage, Slot, SlotRange};
 /// How many proofs are read per store page while summarising slots.
 const DIGEST_PAGE: usize = 1024;
 
+/// `SubmitProofs` batches in the pipeline at once: one being persisted while the next is
+/// verified. More would only queue inside the node; callers beyond it wait at the entrance.
+pub const PIPELINE_DEPTH: usize = 2;
+
 /// `PeerApi` over the ingest and the proof store.
 pub struct StorePeer {
     ingest: SharedIngest,
@@ -30,6 +46,13 @@ pub struct StorePeer {
     verifier: Arc<Verifier>,
     clock: Arc<dyn Clock>,
     gossip: Option<GossipHook>,
+    /// Entrance of the proof pipeline: [`PIPELINE_DEPTH`] permits.
+    in_flight: tokio::sync::Semaphore,
+    /// Held from a batch's admission to its verdicts, so batches are decided one at a time
+    /// (a fair mutex: in the order they finished verification).
+    persist_turn: tokio::sync::Mutex<()>,
+    /// Verified batches waiting for the persist turn.
+    verified_waiting: AtomicUsize,
 }
 
 impl StorePeer {
@@ -43,7 +66,16 @@ impl StorePeer {
         let mut ingest = Ingest::new(params);
         ingest.load_registrations(store.as_ref()).await?;
         let ingest = Arc::new(tokio::sync::Mutex::new(ingest));
-        Ok(StorePeer { ingest, store, verifier, clock, gossip: None })
+        Ok(StorePeer {
+            ingest,
+            store,
+            verifier,
+            clock,
+            gossip: None,
+            in_flight: tokio::sync::Semaphore::new(PIPELINE_DEPTH),
+            persist_turn: tokio::sync::Mutex::new(()),
+            verified_waiting: AtomicUsize::new(0),
+        })
     }
 
     /// This peer port with gossip: what it accepts live is queued for push, evidence it records
@@ -66,10 +98,7 @@ impl StorePeer {
         if let Some(gossip) = &self.gossip {
             gossip.metrics().count_in(proofs.iter().map(crate::gossip::wire_size).sum());
         }
-        let mut ingest = self.ingest.lock().await;
-        let now = self.clock.wall();
-        let report = ingest.ingest_batch(self.store.as_ref(), &self.verifier, now, proofs).await?;
-        drop(ingest);
+        let report = self.ingest_pipelined(proofs).await?;
         for evidence in &report.evidence {
             tracing::warn!(node = %evidence.node, kind = evidence.type_name, "equivocation evidence recorded");
         }
@@ -77,6 +106,52 @@ impl StorePeer {
             gossip.ingested(from, &report);
         }
         Ok(report.outcomes)
+    }
+
+    /// One batch through the proof pipeline (see the module doc): the verdicts of
+    /// `Ingest::ingest_batch`, with verification overlapping the previous batch's write.
+    async fn ingest_pipelined(
+        &self,
+        proofs: Vec<SignedMessage>,
+    ) -> Result<BatchReport, lucid_consensus::Error> {
+        let _entered = self.in_flight.acquire().await.map_err(|_| {
+            lucid_consensus::Error::Bug(lucid_core::internal!("the proof pipeline was closed"))
+        })?;
+        let prepared = {
+            let ingest = self.ingest.lock().await;
+            ingest.prepare_batch(self.clock.wall(), proofs)
+        };
+        let verifier = Arc::clone(&self.verifier);
+        let verified = tokio::task::spawn_blocking(move || prepared.verify(&verifier))
+            .await
+            .map_err(|error| {
+                lucid_consensus::Error::Bug(lucid_core::internal!(
+                    "verifying a proof batch failed: {error}"
+                ))
+            })?;
+        self.verified_waiting.fetch_add(1, Ordering::Relaxed);
+        let _turn = self.persist_turn.lock().await;
+        self.verified_waiting.fetch_sub(1, Ordering::Relaxed);
+        let admitted = self.ingest.lock().await.admit(verified);
+        // The ingest lock is free while the store writes: the next batch is prepared meanwhile.
+        let outcomes = if admitted.to_store().is_empty() {
+            Vec::new()
+        } else {
+            self.store.insert_proofs(admitted.to_store()).await?
+        };
+        let settled = self.ingest.lock().await.settle(admitted, outcomes)?;
+        for evidence in settled.pending_evidence() {
+            self.store.insert_evidence(evidence).await?;
+        }
+        // Messages that repeat a key of the batch are decided now, under the ingest lock.
+        let mut ingest = self.ingest.lock().await;
+        ingest.finish(self.store.as_ref(), &self.verifier, settled).await
+    }
+
+    /// `SubmitProofs` batches verified and waiting for their turn to be persisted (0 or 1 when
+    /// the store keeps up with verification).
+    pub fn proofs_waiting_to_persist(&self) -> usize {
+        self.verified_waiting.load(Ordering::Relaxed)
     }
 
     /// `SubmitEvidence` from `from`: new evidence is recorded and forwarded once.

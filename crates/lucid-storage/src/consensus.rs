@@ -3,8 +3,8 @@
 //!
 //! Inserts are insert-if-absent. A batch of proofs is written in one transaction. First as if
 //! every key were free: multi-row `INSERT … ON CONFLICT DO NOTHING` (SQLite, chunked below the
-//! bind-parameter limit) or one `INSERT … SELECT FROM UNNEST` (PostgreSQL), without `RETURNING`,
-//! and if every row went in, that is the answer. Otherwise the transaction is rolled back and the
+//! bind-parameter limit) or one binary `COPY` into `proofs` (PostgreSQL; a taken key fails it
+//! with a unique violation), without `RETURNING`, and if every row went in, that is the answer. Otherwise the transaction is rolled back and the
 //! batch judged key by key: the same insert `RETURNING` the keys that went in, and the keys not
 //! returned read back in the same transaction and compared byte for byte to tell a duplicate
 //! from a conflict. Rows are inserted in table key order (slot, node, kind), so that they append
@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use lucid_consensus::proof::{ProofKey, ProofKind, ProofValue, TaskProof};
 use lucid_consensus::registration::{Endpoint, Registration};
@@ -138,7 +139,7 @@ const INSERT_PROOFS_UNNEST: &str = "INSERT INTO proofs (node_id, slot, kind, ts_
      ON CONFLICT DO NOTHING";
 
 /// Inserts `rows` (in `proof_row` column order) with [`INSERT_PROOFS_UNNEST`]: the number of
-/// rows inserted, and their keys when `returning`.
+/// rows inserted, and their keys when `returning` (the judging path).
 async fn insert_proofs_unnest(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     rows: Vec<[Value; PROOF_COLUMNS]>,
@@ -232,6 +233,85 @@ async fn insert_proofs_unnest(
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
         .collect::<Result<Vec<RawKey>, sqlx::Error>>()?;
     Ok((u64::try_from(keys.len()).unwrap_or(u64::MAX), keys))
+}
+
+/// `COPY` of proof rows in PostgreSQL's binary format, in [`INSERT_PROOFS`] column order.
+const COPY_PROOFS: &str = "COPY proofs (node_id, slot, kind, ts_ms, bytes_transferred, \
+     sessions_relayed, chunks_stored, size_bytes, validated_sessions, metrics_digest, \
+     signed_bytes, signature, digest, received_at, late) FROM STDIN WITH (FORMAT binary)";
+
+/// SQLSTATE of a unique violation: under `COPY`, a key of the batch was taken.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// `rows` (in `proof_row` column order) as the data of a binary `COPY`: the signature and header
+/// of the format, one tuple per row (field count, then each field as a 32-bit length and the
+/// value in network order, -1 for NULL), and the trailer. The [`Value`] of a column is of the
+/// table's type (`Int` BIGINT, `Small` SMALLINT, `Bool` BOOLEAN, blobs BYTEA).
+fn copy_data(rows: &[[Value; PROOF_COLUMNS]]) -> Result<Vec<u8>, Error> {
+    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+    let mut data = Vec::with_capacity(rows.len() * 400 + 32);
+    data.extend_from_slice(SIGNATURE);
+    data.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+    data.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+    let fields =
+        i16::try_from(PROOF_COLUMNS).map_err(|_| lucid_core::internal!("too many columns"))?;
+    let field = |data: &mut Vec<u8>, bytes: &[u8]| -> Result<(), Error> {
+        let length = i32::try_from(bytes.len())
+            .map_err(|_| lucid_core::internal!("a proof column of {} bytes", bytes.len()))?;
+        data.extend_from_slice(&length.to_be_bytes());
+        data.extend_from_slice(bytes);
+        Ok(())
+    };
+    let null = |data: &mut Vec<u8>| data.extend_from_slice(&(-1i32).to_be_bytes());
+    for row in rows {
+        data.extend_from_slice(&fields.to_be_bytes());
+        for value in row {
+            match value {
+                Value::Blob(bytes) | Value::OptBlob(Some(bytes)) => field(&mut data, bytes)?,
+                Value::Int(v) | Value::OptInt(Some(v)) => field(&mut data, &v.to_be_bytes())?,
+                Value::Small(v) | Value::OptSmall(Some(v)) => field(&mut data, &v.to_be_bytes())?,
+                Value::Bool(v) => field(&mut data, &[u8::from(*v)])?,
+                Value::OptBlob(None) | Value::OptInt(None) | Value::OptSmall(None) => {
+                    null(&mut data)
+                }
+                Value::Text(_) | Value::OptText(_) => {
+                    return Err(lucid_core::internal!("a proof row holds text").into());
+                }
+            }
+        }
+    }
+    data.extend_from_slice(&(-1i16).to_be_bytes());
+    Ok(data)
+}
+
+/// The fast path on PostgreSQL: the rows by binary `COPY` straight into `proofs`, which bypasses
+/// the executor and inserts in pages (much cheaper per row than `INSERT … ON CONFLICT`, which
+/// probes the key index before every insert). `false` when a key was taken: the copy then
+/// fails with a unique violation and the caller rolls back and judges key by key.
+async fn copy_proofs(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    rows: &[[Value; PROOF_COLUMNS]],
+) -> Result<bool, Error> {
+    let action = "copying proofs";
+    let data = copy_data(rows)?;
+    let result = async {
+        let mut copy = tx.copy_in_raw(COPY_PROOFS).await?;
+        let sent = copy.send(data).await.map(|_| ());
+        if let Err(error) = sent {
+            // Ends the copy so the connection stays usable; the send error is the one to report.
+            let _ = copy.abort("sending the proof rows failed").await;
+            return Err(error);
+        }
+        copy.finish().await
+    }
+    .await;
+    match result {
+        Ok(copied) => Ok(usize::try_from(copied).ok() == Some(rows.len())),
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+            Ok(false)
+        }
+        Err(error) => Err(Error::query(action)(error)),
+    }
 }
 
 /// The key columns (node_id, slot, kind) of a row, as a key.
@@ -450,12 +530,123 @@ fn outcome_for(existing: &SignedMessage, incoming: &SignedMessage) -> InsertOutc
     }
 }
 
+/// Where the wall time of one proof batch write went, phase by phase: the instrument behind the
+/// persistence figures of `benches/RESULTS.md` (`Database::insert_proofs_phased`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WritePhases {
+    /// Deduplicating the batch by key, sorting it and building the bound rows.
+    pub prepare: Duration,
+    /// Waiting for the writer and opening the write transaction.
+    pub begin: Duration,
+    /// The proof insert statements (and, when a key was taken, the judging path).
+    pub insert: Duration,
+    /// Computing and merging the `proof_sums` rows.
+    pub sums: Duration,
+    /// The commit: on SQLite the WAL write and its fsync, on PostgreSQL the round trip and the
+    /// server's WAL flush.
+    pub commit: Duration,
+    /// Batches that took the judging path (a key was taken, or [`Database::force_proof_judging`]).
+    pub judged: u32,
+}
+
+impl WritePhases {
+    /// Adds `other` phase by phase (to sum the batches of a run).
+    pub fn add(&mut self, other: &WritePhases) {
+        self.prepare += other.prepare;
+        self.begin += other.begin;
+        self.insert += other.insert;
+        self.sums += other.sums;
+        self.commit += other.commit;
+        self.judged = self.judged.saturating_add(other.judged);
+    }
+
+    /// The sum of the phases.
+    pub fn total(&self) -> Duration {
+        self.prepare + self.begin + self.insert + self.sums + self.commit
+    }
+}
+
+/// Times the phases of a batch write: each call to [`PhaseClock::lap`] charges the time since the
+/// previous lap to one phase.
+///
+/// It reads the process's monotonic clock, not the `Clock` port: the phases measure this
+/// process's own work for the benches (whose databases run on a manual clock, which would make
+/// every phase zero), and no decision depends on them.
+struct PhaseClock<'a> {
+    phases: &'a mut WritePhases,
+    last: Instant,
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "instrumentation of the write's own duration; no logic reads it (see the type doc)"
+)]
+impl<'a> PhaseClock<'a> {
+    fn start(phases: &'a mut WritePhases) -> Self {
+        PhaseClock { phases, last: Instant::now() }
+    }
+
+    fn lap(&mut self, phase: fn(&mut WritePhases) -> &mut Duration) {
+        let now = Instant::now();
+        *phase(self.phases) += now.saturating_duration_since(self.last);
+        self.last = now;
+    }
+}
+
 impl Database {
+    /// Inserts `proofs` as `ProofStore::insert_proofs` does, and adds the wall time of each phase
+    /// of the write to `phases` (instrumentation; the outcomes are the same).
+    pub async fn insert_proofs_phased(
+        &self,
+        proofs: &[StoredProof],
+        phases: &mut WritePhases,
+    ) -> Result<Vec<InsertOutcome>, Error> {
+        self.insert_proofs_timed(proofs, phases).await
+    }
+
+    /// Tests only: with `on`, every later proof batch skips the fast path (multi-row insert on
+    /// SQLite, `COPY` on PostgreSQL) and is judged key by key, the path a batch with a taken key
+    /// takes; the outcomes must be the same either way.
+    #[cfg(feature = "testing")]
+    pub fn force_proof_judging(&self, on: bool) {
+        self.force_judging.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a batch may try the fast path first (always, outside of tests that force the
+    /// judging path).
+    fn proof_fast_path(&self) -> bool {
+        #[cfg(feature = "testing")]
+        if self.force_judging.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        true
+    }
+
     /// Inserts the proofs (see the module doc); the error is this crate's.
     async fn insert_proofs_sql(&self, proofs: &[StoredProof]) -> Result<Vec<InsertOutcome>, Error> {
+        let mut phases = WritePhases::default();
+        let outcomes = self.insert_proofs_timed(proofs, &mut phases).await?;
+        tracing::trace!(
+            proofs = proofs.len(),
+            prepare_us = phases.prepare.as_micros(),
+            begin_us = phases.begin.as_micros(),
+            insert_us = phases.insert.as_micros(),
+            sums_us = phases.sums.as_micros(),
+            commit_us = phases.commit.as_micros(),
+            "proof batch written"
+        );
+        Ok(outcomes)
+    }
+
+    async fn insert_proofs_timed(
+        &self,
+        proofs: &[StoredProof],
+        phases: &mut WritePhases,
+    ) -> Result<Vec<InsertOutcome>, Error> {
         if proofs.is_empty() {
             return Ok(Vec::new());
         }
+        let mut clock = PhaseClock::start(phases);
         let received_at = self.clock.wall().0;
         // The first occurrence of each key is the one that may be inserted; later ones of the
         // same batch are judged against whatever the key holds afterwards, as if they had
@@ -472,13 +663,21 @@ impl Database {
             firsts.iter().map(|(_, index)| proof_row(&proofs[*index], received_at)).collect()
         };
 
+        let fresh_rows = rows()?;
+        clock.lap(|p| &mut p.prepare);
+
         let action = "inserting proofs";
         let mut tx = self.begin_write().await.map_err(Error::query(action))?;
-        let (inserted, existing) = if self.insert_if_all_free(&mut tx, rows()?).await? {
+        clock.lap(|p| &mut p.begin);
+        let (inserted, existing) = if !self.proof_fast_path() {
+            clock.phases.judged = clock.phases.judged.saturating_add(1);
+            self.insert_judging(&mut tx, &firsts, fresh_rows).await?
+        } else if self.insert_if_all_free(&mut tx, fresh_rows).await? {
             let all: HashSet<ProofKey> = firsts.iter().map(|(key, _)| *key).collect();
             (all, HashMap::new())
         } else {
             // Some key of the batch was taken: undo and start over, judging every key.
+            clock.phases.judged = clock.phases.judged.saturating_add(1);
             tx.rollback().await.map_err(Error::query(action))?;
             tx = self.begin_write().await.map_err(Error::query(action))?;
             self.insert_judging(&mut tx, &firsts, rows()?).await?
@@ -488,8 +687,11 @@ impl Database {
             .iter()
             .filter(|(key, _)| inserted.contains(key))
             .filter_map(|(_, index)| proofs.get(*index));
+        clock.lap(|p| &mut p.insert);
         self.add_proof_sums(&mut tx, inserted_proofs).await?;
+        clock.lap(|p| &mut p.sums);
         tx.commit().await.map_err(Error::query("committing inserted proofs"))?;
+        clock.lap(|p| &mut p.commit);
 
         let mut outcomes = Vec::with_capacity(proofs.len());
         for (index, proof) in proofs.iter().enumerate() {
@@ -531,9 +733,7 @@ impl Database {
         let action = "inserting proofs";
         let expected = rows.len();
         if let Some(pg) = tx.postgres() {
-            let (affected, _) =
-                insert_proofs_unnest(pg, rows, false).await.map_err(Error::query(action))?;
-            return Ok(usize::try_from(affected).ok() == Some(expected));
+            return copy_proofs(pg, &rows).await;
         }
         let mut rows = rows.into_iter();
         for count in row_chunks(expected, self.max_binds() / PROOF_COLUMNS) {

@@ -31,6 +31,10 @@
 //! - SQLite: WAL, `synchronous = FULL`, foreign keys on, a busy timeout, `PRAGMA
 //!   integrity_check` at open, and all writes through one connection with `BEGIN IMMEDIATE`,
 //!   so concurrent writers of this process queue instead of failing with `database is locked`.
+//!   A file this crate creates has 16 KiB pages (an existing one keeps its page size).
+//! - Proof batches: one transaction each; a fresh batch goes in by multi-row inserts (SQLite) or
+//!   one binary `COPY` (PostgreSQL) and is judged key by key only when a key was taken.
+//!   `Database::insert_proofs_phased` reports where the time of a write went ([`WritePhases`]).
 //! - Migrations are embedded, numbered alike for both backends, and run at open.
 //! - Pool op log (`pool_ops`, migration 0006): insert-if-absent by digest, one op per (node,
 //!   slot), signed bytes and signature write-once by trigger, never deleted; only the state moves.
@@ -82,6 +86,7 @@ mod sums;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use consensus::WritePhases;
 pub use database::{Backend, Database};
 pub use error::Error;
 pub use sums::CHUNK_SLOTS;

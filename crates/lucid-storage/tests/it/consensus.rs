@@ -7,6 +7,7 @@ use lucid_consensus::store::{
     stored_proof,
 };
 use lucid_core::{Signature, SignedMessage, Slot, SlotRange};
+use lucid_storage::WritePhases;
 
 use super::*;
 
@@ -478,5 +479,63 @@ async fn a_seal_row_that_does_not_match_its_signed_bytes_is_an_error() {
         raw(&test_db, "DELETE FROM seals").await.unwrap();
         raw(&test_db, &sql).await.unwrap();
         assert!(db.get_seal(&testing::node(3), Slot(50)).await.is_err(), "{:?}", test_db.backend);
+    }
+}
+
+/// The judging path forced on every batch (on PostgreSQL the fallback after a failed `COPY`, on
+/// SQLite the `RETURNING` path) gives what the fast path and the memory store give: the same
+/// outcomes for fresh keys, duplicates (across and inside a batch) and conflicts, the same rows
+/// read back byte for byte, the same proof sums. On the fast path a batch with a taken key takes
+/// the fallback by itself, and the next fresh batch takes the fast path again on the same pool
+/// (the failed copy left the connection usable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forced_fallback_gives_the_fast_path_results() {
+    let params = testing::params();
+    let fresh: Vec<StoredProof> = (0..4)
+        .flat_map(|node| [beacon(&params, node, 300), relay(&params, node, 300, 10 + node)])
+        .collect();
+    let mut replayed = fresh[..3].to_vec();
+    replayed.push(relay(&params, 0, 300, 999)); // conflicts with node 0's relay
+    replayed.push(beacon(&params, 7, 301));
+    replayed.push(beacon(&params, 7, 301)); // a repeat inside the batch
+    replayed.push(relay(&params, 7, 301, 5));
+    replayed.push(relay(&params, 7, 301, 6)); // a conflict inside the batch
+    let later = vec![beacon(&params, 8, 302), relay(&params, 8, 302, 1)];
+    let batches = [fresh, replayed, later];
+
+    let fast_dbs = databases().await;
+    let forced_dbs = databases().await;
+    assert_eq!(fast_dbs.len(), forced_dbs.len());
+    for ((fast_test_db, fast), (forced_test_db, forced)) in fast_dbs.iter().zip(&forced_dbs) {
+        let backend = fast_test_db.backend;
+        assert_eq!(forced_test_db.backend, backend);
+        forced.force_proof_judging(true);
+        let memory = MemoryProofStore::new();
+        for (index, batch) in batches.iter().enumerate() {
+            let expected = memory.insert_proofs(batch).await.unwrap();
+            let mut phases = WritePhases::default();
+            let got = fast.insert_proofs_phased(batch, &mut phases).await.unwrap();
+            assert_eq!(got, expected, "{backend:?} fast path, batch {index}");
+            // Only the batch with taken keys falls back.
+            assert_eq!(phases.judged, u32::from(index == 1), "{backend:?} batch {index}");
+            let mut phases = WritePhases::default();
+            let got = forced.insert_proofs_phased(batch, &mut phases).await.unwrap();
+            assert_eq!(got, expected, "{backend:?} forced fallback, batch {index}");
+            assert_eq!(phases.judged, 1, "{backend:?} batch {index}");
+        }
+        let all = range(0, u64::MAX);
+        let expected = memory.proofs_in_range(all, None, 1_000).await.unwrap();
+        assert_eq!(expected.len(), 8 + 2 + 2);
+        for db in [fast, forced] {
+            let back = db.proofs_in_range(all, None, 1_000).await.unwrap();
+            assert_eq!(back, expected, "{backend:?}");
+            for (back, proof) in back.iter().zip(&expected) {
+                assert_eq!(back.message.bytes(), proof.message.bytes());
+                assert_eq!(back.message.signature(), proof.message.signature());
+            }
+        }
+        let sums = super::sums::sums_rows(fast_test_db).await;
+        assert!(!sums.is_empty());
+        assert_eq!(super::sums::sums_rows(forced_test_db).await, sums, "{backend:?}");
     }
 }

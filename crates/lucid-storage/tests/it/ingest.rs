@@ -56,18 +56,24 @@ async fn run(store: &dyn ProofStore, params: &ConsensusParams) -> Vec<BatchRepor
     reports
 }
 
+/// The memory store's verdicts, rows and evidence, with the fast path and with the judging path
+/// forced on every proof batch (on PostgreSQL the fallback of the `COPY` fast path).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_gives_the_same_verdicts_as_the_memory_store() {
     let params = testing::params();
     let memory = MemoryProofStore::new();
     let expected = run(&memory, &params).await;
-    for (test_db, db) in databases().await {
+    let forced = databases().await.into_iter().map(|(test_db, db)| (test_db, db, true));
+    let fast = databases().await.into_iter().map(|(test_db, db)| (test_db, db, false));
+    for (test_db, db, force) in fast.chain(forced) {
+        db.force_proof_judging(force);
         let got = run(&db, &params).await;
         assert_eq!(got.len(), expected.len());
         for (got, expected) in got.iter().zip(&expected) {
-            assert_eq!(got.outcomes, expected.outcomes, "{:?}", test_db.backend);
-            assert_eq!(got.accepted, expected.accepted, "{:?}", test_db.backend);
-            assert_eq!(got.evidence, expected.evidence, "{:?}", test_db.backend);
+            let case = format!("{:?}, judging forced: {force}", test_db.backend);
+            assert_eq!(got.outcomes, expected.outcomes, "{case}");
+            assert_eq!(got.accepted, expected.accepted, "{case}");
+            assert_eq!(got.evidence, expected.evidence, "{case}");
         }
         let all = SlotRange { start: Slot(0), end: Slot(u64::MAX) };
         assert_eq!(
@@ -75,6 +81,12 @@ async fn ingest_gives_the_same_verdicts_as_the_memory_store() {
             memory.proofs_in_range(all, None, 10_000).await.unwrap()
         );
         assert_eq!(db.evidence_keys(all).await.unwrap(), memory.evidence_keys(all).await.unwrap());
+        assert_eq!(
+            db.evidence_in_range(all, 1_000).await.unwrap(),
+            memory.evidence_in_range(all, 1_000).await.unwrap(),
+            "{:?}, judging forced: {force}",
+            test_db.backend
+        );
         // A fresh ingest state rebuilt from the store knows the same nodes.
         let mut rebuilt = Ingest::new(params);
         assert_eq!(rebuilt.load_registrations(&db).await.unwrap(), 6);

@@ -159,7 +159,7 @@ async fn the_tally_from_sums_equals_tally_builder_when_the_window_is_not_chunk_a
 
 /// Every `proof_sums` row as text (chunk, node, credits, beacon words, exact), in key order,
 /// read behind the adapter's back.
-async fn sums_rows(test_db: &TestDb) -> Vec<String> {
+pub(super) async fn sums_rows(test_db: &TestDb) -> Vec<String> {
     let sql = "SELECT chunk, node_id, relay, storage, validation, beacons_0, beacons_1, beacons_2, \
                beacons_3, beacons_4, beacons_5, beacons_6, beacons_7, beacons_8, beacons_9, \
                beacons_10, beacons_11, exact FROM proof_sums ORDER BY chunk, node_id";
