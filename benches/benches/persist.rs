@@ -105,6 +105,10 @@ const PHASE_BATCHES: u32 = 20;
 
 /// Writes [`PHASE_BATCHES`] more batches of `size` and prints the mean time of each phase of a
 /// write (`lucid_storage::WritePhases`): the split recorded in `benches/RESULTS.md`.
+#[expect(
+    clippy::print_stderr,
+    reason = "the phase split is reported beside criterion's times, like gossip_sim's notes"
+)]
 fn print_phase_split(
     runtime: &tokio::runtime::Runtime,
     name: &str,
@@ -123,7 +127,7 @@ fn print_phase_split(
     }
     let mean = |d: std::time::Duration| d.as_secs_f64() * 1e3 / f64::from(PHASE_BATCHES);
     let total = mean(phases.total());
-    println!(
+    eprintln!(
         "phase split persist_{name}/batch_{size} (mean of {PHASE_BATCHES} batches, ms): \
          prepare {:.2}, begin {:.2}, insert {:.2}, sums {:.2}, commit {:.2}; total {total:.2} \
          = {:.0} proofs/s",
