@@ -121,14 +121,24 @@ impl StorePeer {
             let ingest = self.ingest.lock().await;
             ingest.prepare_batch(self.clock.wall(), proofs)
         };
-        let verifier = Arc::clone(&self.verifier);
-        let verified = tokio::task::spawn_blocking(move || prepared.verify(&verifier))
-            .await
-            .map_err(|error| {
-                lucid_consensus::Error::Bug(lucid_core::internal!(
-                    "verifying a proof batch failed: {error}"
-                ))
-            })?;
+        // On a multi-threaded runtime the signatures are checked on a blocking thread, so the
+        // previous batch's write goes on meanwhile. A current-thread runtime (the seeded
+        // simulation, tests under paused time) verifies in place: a blocking thread finishes at
+        // a real-time moment the runtime cannot order, and paused time would advance while it
+        // runs, so a seed would no longer replay the same run.
+        let verified = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => prepared.verify(&self.verifier),
+            _ => {
+                let verifier = Arc::clone(&self.verifier);
+                tokio::task::spawn_blocking(move || prepared.verify(&verifier)).await.map_err(
+                    |error| {
+                        lucid_consensus::Error::Bug(lucid_core::internal!(
+                            "verifying a proof batch failed: {error}"
+                        ))
+                    },
+                )?
+            }
+        };
         self.verified_waiting.fetch_add(1, Ordering::Relaxed);
         let _turn = self.persist_turn.lock().await;
         self.verified_waiting.fetch_sub(1, Ordering::Relaxed);
