@@ -60,6 +60,7 @@ pub mod ledger;
 pub mod payout;
 pub mod processor;
 pub mod rail;
+pub mod request;
 pub mod rewards;
 #[cfg(feature = "session")]
 pub mod session;
