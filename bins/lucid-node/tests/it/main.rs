@@ -13,6 +13,7 @@ mod grpc;
 mod harness;
 mod lifecycle;
 mod network;
+mod payer;
 #[cfg(feature = "blockchain")]
 mod payout_kill;
 mod restart;

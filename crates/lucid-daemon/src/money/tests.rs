@@ -92,6 +92,7 @@ fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
             epoch_reward: MicroUsdt(0),
             limits,
             max_retries: 3,
+            payer_node_id: None,
             payouts: Some(PayoutLoops {
                 rail,
                 sweep: SweepSettings {
