@@ -834,7 +834,8 @@ async fn payout(
 
 /// `POST /payouts/{payout_id}/cancel`: with an `Authorization` header it is the admin's cancel
 /// (401/403 as every admin mutation); without one the body must be a node-signed
-/// `payout-cancel` (JSON `{message, signature}`); with neither it is 401.
+/// `payout-cancel` (JSON `{message, signature}`); with neither (or a body of another shape) it
+/// is 401.
 async fn cancel_payout(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
@@ -850,7 +851,11 @@ async fn cancel_payout(
     if !headers.contains_key(CONTENT_TYPE) {
         return Err(Failure::Unauthenticated);
     }
-    let JsonBody(body) = JsonBody::<SignedBody>::from_request(request, &state).await?;
+    // Without a token only a signed body authorises: anything that is not one is as good as no
+    // credentials at all (401), like every admin route.
+    let JsonBody(body) = JsonBody::<SignedBody>::from_request(request, &state)
+        .await
+        .map_err(|_| Failure::Unauthenticated)?;
     let signed = signed_message(&body)?;
     state.api.submit_payout_cancel(payout_id(&id)?, signed).await.map(Json)
 }
