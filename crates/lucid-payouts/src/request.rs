@@ -166,14 +166,11 @@ impl std::fmt::Display for RequestRefusal {
 /// Checks a signed payout request of type `M` for `network` at `now`: strict decoding, the
 /// signature of the node it names, the network, and the ±300 s window, in this order (a
 /// forgery is reported as such before anything it claims is looked at).
-pub fn check_request<M: Message>(
+pub fn check_request<M: Message + HasTimestamp>(
     signed: &SignedMessage,
     network: &NetworkId,
     now: UnixMillis,
-) -> Result<M, RequestRefusal>
-where
-    M: HasTimestamp,
-{
+) -> Result<M, RequestRefusal> {
     let (made_for, request) = M::from_signed_bytes(signed.bytes())
         .map_err(|error| RequestRefusal::Malformed(error.to_string()))?;
     if !signed.verify(&request.signer()) {
