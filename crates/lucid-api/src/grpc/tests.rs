@@ -563,7 +563,8 @@ fn a_payout_record_from_another_node_is_checked_before_it_is_shown() {
     use super::convert::FromProto as _;
     let good = test_payout("po_1").to_proto();
     assert!(PayoutView::from_proto(good.clone()).is_ok());
-    let broken: [Box<dyn Fn(&mut pb::PayoutRecord)>; 6] = [
+    type Change = Box<dyn Fn(&mut pb::PayoutRecord)>;
+    let broken: [Change; 6] = [
         Box::new(|r| r.payout_id = "../x".into()),
         Box::new(|r| r.node_id = "node_1".into()),
         Box::new(|r| r.gross = "1.0000001".into()),
