@@ -41,6 +41,9 @@ pub const MAX_PULL_PAGE: usize = 1024;
 pub const MAX_PEERS_PAGE: usize = 100;
 /// Most slot seals in one `SubmitSeals` batch.
 pub const MAX_SEAL_BATCH: usize = 64;
+/// Most evidence items in one `FetchEvidence` answer (and in the set a node summarises per
+/// range): evidence is rare, and each item is two small task proofs.
+pub const MAX_EVIDENCE_PAGE: usize = 256;
 
 /// The binary metadata key of a signed peer call.
 pub const PEER_CALL_METADATA: &str = "lucid-peer-call-bin";
@@ -73,6 +76,8 @@ pub mod methods {
     pub const FETCH_POOL_OPS: &str = "/lucid.node.v1.Peer/FetchPoolOps";
     /// `Peer.SubmitSeals`.
     pub const SUBMIT_SEALS: &str = "/lucid.node.v1.Peer/SubmitSeals";
+    /// `Peer.FetchEvidence`.
+    pub const FETCH_EVIDENCE: &str = "/lucid.node.v1.Peer/FetchEvidence";
     /// `Peer.ForwardWithdrawal`.
     pub const FORWARD_WITHDRAWAL: &str = "/lucid.node.v1.Peer/ForwardWithdrawal";
     /// `Peer.ForwardCancel`.
@@ -334,6 +339,92 @@ pub trait PeerApi: Send + Sync + 'static {
         caller: Option<NodeId>,
         seals: Vec<SignedMessage>,
     ) -> Result<Vec<Outcome>, lucid_consensus::Error>;
+    /// The node's task-proof evidence of `query.range`, unless the caller holds the same set
+    /// (`FetchEvidence`); [`evidence_page`] over the node's store.
+    async fn fetch_evidence(
+        &self,
+        query: EvidenceQuery,
+    ) -> Result<EvidencePage, lucid_consensus::Error>;
+}
+
+/// A `FetchEvidence` request: the evidence of task proofs of `range`, unless the caller already
+/// holds the same set (`known_count` items whose [`evidence_summary`] root is `known_root`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvidenceQuery {
+    /// Slots of the conflicting proofs (at most [`MAX_PULL_SLOTS`]).
+    pub range: SlotRange,
+    /// How many evidence items the caller holds in the range.
+    pub known_count: u32,
+    /// Their summary root (32 zero bytes for none).
+    pub known_root: Digest,
+}
+
+/// A peer's evidence of a range: at most [`MAX_EVIDENCE_PAGE`] conflicting pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EvidencePage {
+    /// The caller already holds the callee's set of the range: nothing follows.
+    pub in_sync: bool,
+    /// The conflicting pairs (`first`, `second`), in digest-pair order.
+    pub evidence: Vec<(SignedMessage, SignedMessage)>,
+}
+
+impl EvidencePage {
+    /// Whether an answer of `items` pairs keeps the contract: at most [`MAX_EVIDENCE_PAGE`],
+    /// and none when in sync. Checked by the server before sending and by every client before
+    /// trusting an answer.
+    pub fn shape_is_valid(items: usize, in_sync: bool) -> bool {
+        items <= MAX_EVIDENCE_PAGE && !(in_sync && items > 0)
+    }
+
+    /// The `FetchEvidence` answer carrying this page.
+    pub fn to_proto(&self) -> pb::FetchEvidenceResponse {
+        use convert::ToProto as _;
+        pb::FetchEvidenceResponse {
+            in_sync: self.in_sync,
+            evidence: self
+                .evidence
+                .iter()
+                .map(|(first, second)| pb::EvidencePair {
+                    first: Some(first.to_proto()),
+                    second: Some(second.to_proto()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The count and root by which two nodes compare their evidence of a range: the seal Merkle root
+/// over the digests of every pair in order (`first`, `second`, next item…); 32 zero bytes for
+/// none. `evidence` must be in digest-pair order, as the store returns it.
+pub fn evidence_summary(evidence: &[lucid_consensus::store::Evidence]) -> (u32, Digest) {
+    if evidence.is_empty() {
+        return (0, Digest::from_bytes([0; 32]));
+    }
+    let digests: Vec<Digest> = evidence
+        .iter()
+        .flat_map(|item| {
+            let (first, second) = item.digests();
+            [first, second]
+        })
+        .collect();
+    let count = u32::try_from(evidence.len()).unwrap_or(u32::MAX);
+    (count, lucid_consensus::seal::seal_root(&digests))
+}
+
+/// Answers `query` from `store`: in sync when the caller's count and root equal the node's own,
+/// otherwise the node's evidence of the range (at most [`MAX_EVIDENCE_PAGE`] items).
+pub async fn evidence_page(
+    store: &dyn lucid_consensus::store::ProofStore,
+    query: EvidenceQuery,
+) -> Result<EvidencePage, lucid_consensus::Error> {
+    let evidence = store.evidence_in_range(query.range, MAX_EVIDENCE_PAGE).await?;
+    if evidence_summary(&evidence) == (query.known_count, query.known_root) {
+        return Ok(EvidencePage { in_sync: true, evidence: Vec::new() });
+    }
+    Ok(EvidencePage {
+        in_sync: false,
+        evidence: evidence.into_iter().map(|item| (item.first, item.second)).collect(),
+    })
 }
 
 /// The position after the last op of a `FetchPoolOps` page: ops are ordered by (signing slot,

@@ -12,6 +12,15 @@
 //! keys accepted in the grace window (about nodes × 4 kinds × 3 slots entries). Persistence goes
 //! through the [`ProofStore`] port; signature checks of a batch run in parallel on the
 //! [`Verifier`]'s pool.
+//!
+//! The registry is also the cache of decompressed verifying keys that every task-proof path
+//! (live gossip, sealed sets, evidence, seals) verifies against, so no proof pays a point
+//! decompression. It is bounded by the accepted registrations and has no eviction: a key enters
+//! only through a registration that `verify_strict` accepted for that very key, and a proof from
+//! an unknown signer is refused (`UnknownNode`) before any signature work, so forged traffic can
+//! neither add keys nor push honest ones out. A cached key cannot change a verdict: it is the
+//! decompression of the signer's own id bytes, and the check is still `verify_strict` (tested
+//! against the uncached rule with forged, bit-flipped and foreign-key proofs).
 
 use std::fmt;
 
@@ -20,7 +29,7 @@ use lucid_core::ids::IdParseError;
 use lucid_core::keys::PublicKey;
 use lucid_core::message::Message;
 use lucid_core::{Digest, NetworkId, NodeId, SignedMessage, Slot, UnixMillis};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::Error;
 use crate::params::{ConsensusParams, INGEST_GRACE_SLOTS};
@@ -155,6 +164,12 @@ fn all_rejected(messages: &[SignedMessage], reason: RejectReason) -> BatchReport
             .collect(),
         ..BatchReport::default()
     }
+}
+
+/// What is left in a batch slot whose message moved into the store: no bytes, no signature.
+/// Allocates nothing.
+fn moved_out() -> SignedMessage {
+    SignedMessage::new(Vec::new(), lucid_core::Signature::from_bytes([0; 64]))
 }
 
 /// The receiver's view of time for one batch.
@@ -294,7 +309,7 @@ impl Ingest {
         proof: &TaskProof,
         clock: &SlotClock,
         rule: &SlotRule,
-    ) -> Result<PublicKey, RejectReason> {
+    ) -> Result<&PublicKey, RejectReason> {
         if network != self.params.network {
             return Err(RejectReason::WrongNetwork);
         }
@@ -304,7 +319,7 @@ impl Ingest {
         rule.check(proof, clock)?;
         let registered = self.registry.get(&proof.node).ok_or(RejectReason::UnknownNode)?;
         proof.value.check_caps().map_err(|_| RejectReason::ValueOutOfRange)?;
-        Ok(registered.key.clone())
+        Ok(&registered.key)
     }
 
     /// Ingests a batch of task proofs received live at `now`.
@@ -322,7 +337,7 @@ impl Ingest {
         let Some(clock) = self.slot_clock(now) else {
             return Ok(all_rejected(&messages, RejectReason::FromFuture));
         };
-        self.ingest_checked(store, verifier, &clock, &messages, |_| SlotRule::Live, false).await
+        self.ingest_checked(store, verifier, &clock, messages, |_| SlotRule::Live, false).await
     }
 
     /// The receiver's slots at `now`; `None` while our own clock is before genesis (then nothing
@@ -406,7 +421,7 @@ impl Ingest {
                 SlotRule::Late { floor }
             }
         };
-        let report = self.ingest_checked(store, verifier, &clock, &set, rule, true).await?;
+        let report = self.ingest_checked(store, verifier, &clock, set, rule, true).await?;
         Ok(SealedSetReport {
             seal: Outcome { digest: seal_digest, verdict: Verdict::Accept },
             set: report,
@@ -415,12 +430,16 @@ impl Ingest {
 
     /// The shared pipeline of the live and late paths: prechecks with the per-message slot rule,
     /// the index, parallel verification, insert-if-absent.
+    ///
+    /// Takes the batch by value so that each message handed to the store is moved, not copied:
+    /// a message is stored at most once, and a moved-out slot is never read again because its
+    /// verdict is already decided.
     async fn ingest_checked(
         &mut self,
         store: &dyn ProofStore,
         verifier: &Verifier,
         clock: &SlotClock,
-        messages: &[SignedMessage],
+        mut messages: Vec<SignedMessage>,
         rule_for: impl Fn(&TaskProof) -> SlotRule,
         late: bool,
     ) -> Result<BatchReport, Error> {
@@ -431,9 +450,11 @@ impl Ingest {
 
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         while !pending.is_empty() {
-            let mut in_round: FxHashMap<ProofKey, ()> = FxHashMap::default();
+            let mut in_round: FxHashSet<ProofKey> =
+                FxHashSet::with_capacity_and_hasher(pending.len(), Default::default());
             let mut deferred = Vec::new();
-            let mut candidates: Vec<(usize, TaskProof, PublicKey)> = Vec::new();
+            let mut candidates: Vec<(usize, TaskProof, &PublicKey)> =
+                Vec::with_capacity(pending.len());
             for index in pending {
                 let message = &messages[index];
                 // Check 1: strict decoding, once per message.
@@ -455,7 +476,7 @@ impl Ingest {
                     }
                 };
                 let proof_key = proof.key();
-                if in_round.insert(proof_key, ()).is_some() {
+                if !in_round.insert(proof_key) {
                     // A second message for a key already in this round is decided after the
                     // first one is stored, so it sees the same state as if it arrived later.
                     deferred.push(index);
@@ -479,14 +500,10 @@ impl Ingest {
             let mut stored_index: Vec<usize> = Vec::with_capacity(candidates.len());
             for ((index, proof, _), ok) in candidates.into_iter().zip(valid) {
                 if ok {
-                    // The digest was computed once for the whole batch; hashing again here would double
-                    // the hashing on the hot path.
-                    to_store.push(StoredProof {
-                        proof,
-                        message: messages[index].clone(),
-                        digest: digests[index],
-                        late,
-                    });
+                    // The digest was computed once for the whole batch; hashing again here would
+                    // double the hashing on the hot path.
+                    let message = std::mem::replace(&mut messages[index], moved_out());
+                    to_store.push(StoredProof { proof, message, digest: digests[index], late });
                     stored_index.push(index);
                 } else {
                     verdicts[index] = Some(Verdict::Reject(RejectReason::BadSignature));
@@ -600,7 +617,7 @@ impl Ingest {
             }
         }
         let Some(key) = key else { return reject(RejectReason::Malformed) };
-        let items = [VerifyItem::of(&key, &a), VerifyItem::of(&key, &b)];
+        let items = [VerifyItem::of(key, &a), VerifyItem::of(key, &b)];
         if !verifier.verify_all(&items).iter().all(|valid| *valid) {
             return reject(RejectReason::BadSignature);
         }

@@ -213,14 +213,19 @@ fn select_outcome(
     // is longer, and the fallbacks are these minus the primary.
     let mut head: [Option<&TallyEntry>; MAX_FALLBACKS + 1] = [None; MAX_FALLBACKS + 1];
     let mut head_len = 0;
-    // The tie run: eligible entries with E[0]'s credits, in rank order.
-    let mut tie: Vec<&TallyEntry> = Vec::new();
+    let mut tie = TieRun::default();
     let mut tie_open = true;
-    for entry in ranked {
+    let mut index = 0;
+    while index < ranked.len() {
         if !tie_open && head_len == head.len() {
             break;
         }
+        let entry = &ranked[index];
+        index += 1;
         if cooling.take(&entry.entity) {
+            if tie_open && head_len > 0 {
+                tie.skip(index - 1);
+            }
             continue;
         }
         if head_len < head.len() {
@@ -234,16 +239,34 @@ fn select_outcome(
         debug_assert!(entry.credits <= first.credits, "ranked entries must not gain credits");
         if entry.credits != first.credits {
             tie_open = false;
+            tie.end = index - 1;
             continue;
         }
-        tie.push(entry);
+        if tie.members == 0 {
+            tie.start = index - 1;
+        }
+        tie.members += 1;
+        if cooling.is_empty() && head_len == head.len() {
+            // Nothing is cooling any more and the head is complete, so the rest of the run is
+            // every following entry with the same credits: credits never increase down the
+            // ranking, so a binary search finds its end without touching the entries between.
+            let rest = ranked[index..].partition_point(|next| next.credits == first.credits);
+            tie.members += rest;
+            index += rest;
+            tie.end = index;
+            tie_open = false;
+        }
+    }
+    if tie_open {
+        tie.end = index;
     }
     let Some(first) = head[0] else {
         return Outcome::NoLeader(NoLeaderReason::AllInCooldown);
     };
     // Only a tie needs rotation hashes, so most slots derive no key and hash nothing.
-    let best = (tie.len() >= 2).then(|| rotation_winner(params, slot, epoch, &tie));
-    let (primary, reason) = match best.flatten() {
+    let best =
+        (tie.members >= 2).then(|| rotation_winner(params, slot, epoch, ranked, &tie)).flatten();
+    let (primary, reason) = match best {
         Some(winner) => (winner, LeaderReason::RotatedTie),
         _ if first.rank == Some(1) => (first, LeaderReason::HighestCredits),
         _ => (first, LeaderReason::CooldownSkip),
@@ -258,33 +281,127 @@ fn select_outcome(
     Outcome::Leader { primary: primary.entity, fallbacks, reason }
 }
 
+/// The tie set T of §8.1 step 5 as positions in the ranking: `ranked[start..end]` without the
+/// cooling entries at `skipped`. Cooling entities are at most 16, so T needs no allocation
+/// whatever its size.
+#[derive(Debug, Default)]
+struct TieRun {
+    start: usize,
+    end: usize,
+    /// Ascending positions inside `start..end` of entries that are cooling down.
+    skipped: [usize; COOLDOWN_SLOTS as usize],
+    skipped_len: usize,
+    /// Number of eligible entries in the run, |T|.
+    members: usize,
+}
+
+impl TieRun {
+    fn skip(&mut self, position: usize) {
+        // Each cooling entity is taken at most once, so at most 16 positions arrive.
+        if let Some(free) = self.skipped.get_mut(self.skipped_len) {
+            *free = position;
+            self.skipped_len += 1;
+        }
+    }
+
+    fn skipped(&self) -> &[usize] {
+        &self.skipped[..self.skipped_len]
+    }
+}
+
 /// Tie runs at least this long are hashed on all cores.
 const PARALLEL_TIE: usize = 4_096;
 
-/// The member of `tie` (in rank order) with the smallest `keyed_hash(K_rot(e), u64 s ‖ entity)`;
-/// on an (astronomically unlikely) equal hash the better-ranked member wins.
+/// The member of `tie` with the smallest `keyed_hash(K_rot(e), u64 s ‖ entity)`; on an
+/// (astronomically unlikely) equal hash the better-ranked member wins.
+///
+/// One pass per share of the run keeps only the running minimum: no per-member allocation, no
+/// sort. Long runs are cut into one contiguous share per thread, so the hand-off happens once
+/// per thread rather than per member.
 fn rotation_winner<'a>(
     params: &ConsensusParams,
     slot: Slot,
     epoch: Epoch,
-    tie: &[&'a TallyEntry],
+    ranked: &'a [TallyEntry],
+    tie: &TieRun,
 ) -> Option<&'a TallyEntry> {
-    use rayon::prelude::*;
-
-    let hasher = KeyedHasher::new(&params.rotation_key(epoch));
-    let slot_bytes = slot.0.to_be_bytes();
-    let hash = |(position, entry): (usize, &&'a TallyEntry)| {
-        let (bytes, len) = entry.entity.to_bytes();
-        (hasher.hash(&[&slot_bytes, &bytes[..len]]), position)
+    let hasher = RotationHasher::new(&params.rotation_key(epoch), slot);
+    let run = ranked.get(tie.start..tie.end)?;
+    let best_of = |from: usize, to: usize| -> Option<(HashOrder, usize)> {
+        let mut best: Option<(HashOrder, usize)> = None;
+        let mut skipped =
+            tie.skipped().iter().filter_map(|p| p.checked_sub(tie.start)).filter(|p| *p >= from);
+        let mut next_skip = skipped.next();
+        for (offset, entry) in run[from..to].iter().enumerate() {
+            let position = from + offset;
+            if next_skip == Some(position) {
+                next_skip = skipped.next();
+                continue;
+            }
+            let hash = HashOrder::of(&hasher.hash(&entry.entity));
+            // Strictly smaller only: on equal hashes the earlier (better-ranked) member stays.
+            if best.as_ref().is_none_or(|(least, _)| hash < *least) {
+                best = Some((hash, position));
+            }
+        }
+        best
     };
-    // The minimum of (hash, position) is the same whichever way the work is split, so the
+    // The minimum of (hash, position) is the same whichever way the run is split, so the
     // parallel path gives exactly the sequential answer.
-    let best = if tie.len() >= PARALLEL_TIE {
-        tie.par_iter().enumerate().with_min_len(PARALLEL_TIE / 4).map(hash).min()
+    let best = if run.len() >= PARALLEL_TIE {
+        use rayon::prelude::*;
+        // A few shares per thread, so that a thread slowed down by other work is helped out.
+        let shares = (4 * rayon::current_num_threads()).min(run.len() / (PARALLEL_TIE / 4)).max(1);
+        let share = run.len().div_ceil(shares);
+        (0..shares)
+            .into_par_iter()
+            .filter_map(|k| best_of(k * share, run.len().min((k + 1) * share)))
+            .min()
     } else {
-        tie.iter().enumerate().map(hash).min()
+        best_of(0, run.len())
     };
-    best.and_then(|(_, position)| tie.get(position).copied())
+    best.and_then(|(_, position)| run.get(position))
+}
+
+/// A digest as two big-endian 128-bit halves: the same order as its bytes, compared in two
+/// integer comparisons instead of a byte-wise `memcmp` call per tie member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct HashOrder(u128, u128);
+
+impl HashOrder {
+    fn of(digest: &Digest) -> Self {
+        let (high, low) = digest.as_bytes().split_at(16);
+        let half = |bytes: &[u8]| {
+            let mut array = [0u8; 16];
+            array.copy_from_slice(bytes);
+            u128::from_be_bytes(array)
+        };
+        HashOrder(half(high), half(low))
+    }
+}
+
+/// The rotation hash `keyed_hash(K_rot(e), u64 s ‖ entity_bytes)` for one slot, hashed from a
+/// stack buffer that already holds the slot, so each member costs one entity copy and one
+/// BLAKE3 compression.
+struct RotationHasher {
+    hasher: KeyedHasher,
+    /// `u64 s ‖` the longest entity encoding (33 bytes).
+    input: [u8; 8 + 33],
+}
+
+impl RotationHasher {
+    fn new(key: &Digest, slot: Slot) -> Self {
+        let mut input = [0u8; 8 + 33];
+        input[..8].copy_from_slice(&slot.0.to_be_bytes());
+        RotationHasher { hasher: KeyedHasher::new(key), input }
+    }
+
+    fn hash(&self, entity: &EntityId) -> Digest {
+        let mut input = self.input;
+        let (bytes, len) = entity.to_bytes();
+        input[8..8 + len].copy_from_slice(&bytes[..len]);
+        self.hasher.hash_one(&input[..8 + len])
+    }
 }
 
 /// The cooldown set C of §8.1 step 3: at most 16 distinct winners.
@@ -317,6 +434,11 @@ impl Cooldown {
             }
         }
         cooldown
+    }
+
+    /// Whether no entity is left to match.
+    fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Whether `entity` is cooling down; a match is removed because it cannot occur again.

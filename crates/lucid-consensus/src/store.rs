@@ -122,6 +122,14 @@ pub trait ProofStore: Send + Sync {
     /// Keys of task proofs with evidence whose slot lies in `range`.
     async fn evidence_keys(&self, range: SlotRange) -> Result<Vec<ProofKey>, Error>;
 
+    /// Up to `limit` stored task-proof evidence items whose slot lies in `range`, in digest-pair
+    /// order: what anti-entropy serves a peer that lacks some (`FetchEvidence`).
+    async fn evidence_in_range(
+        &self,
+        range: SlotRange,
+        limit: usize,
+    ) -> Result<Vec<Evidence>, Error>;
+
     /// Inserts a registration if (node, seq) is free.
     async fn insert_registration(
         &self,
@@ -275,6 +283,21 @@ impl ProofStore for MemoryProofStore {
         keys.sort_unstable();
         keys.dedup();
         Ok(keys)
+    }
+
+    async fn evidence_in_range(
+        &self,
+        range: SlotRange,
+        limit: usize,
+    ) -> Result<Vec<Evidence>, Error> {
+        let state = self.lock();
+        Ok(state
+            .evidence
+            .values()
+            .filter(|e| e.proof_key.is_some_and(|k| range.contains(k.slot)))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn insert_registration(

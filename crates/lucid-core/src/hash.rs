@@ -68,6 +68,11 @@ impl KeyedHasher {
         KeyedHasher { key: *key.as_bytes() }
     }
 
+    /// The keyed hash of `input`, for callers that assemble the input themselves.
+    pub fn hash_one(&self, input: &[u8]) -> Digest {
+        Digest::from_bytes(*blake3::keyed_hash(&self.key, input).as_bytes())
+    }
+
     /// The keyed hash of the concatenation of `parts`.
     pub fn hash(&self, parts: &[&[u8]]) -> Digest {
         let total: usize = parts.iter().map(|part| part.len()).sum();
@@ -116,6 +121,8 @@ mod tests {
         let long = [7u8; 300];
         assert_eq!(hasher.hash(&[&long[..100], &long[100..]]), keyed_hash(&key, &[&long]));
         assert_eq!(hasher.hash(&[&long[..128]]), keyed_hash(&key, &[&long[..128]]));
+        assert_eq!(hasher.hash_one(&long), keyed_hash(&key, &[&long]));
+        assert_eq!(hasher.hash_one(b"ab"), hasher.hash(&[b"a", b"b"]));
     }
 
     #[test]

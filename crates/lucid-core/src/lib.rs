@@ -16,7 +16,8 @@
 //! - Decoding is strict: `encode(decode(b)) == b` for every accepted `b`.
 //!
 //! # Features
-//! - `testing`: exposes `clock::ManualClock` for other crates' tests and benches.
+//! - `testing`: exposes `clock::ManualClock` and the seeded generator `rng::SplitMix64` for
+//!   other crates' tests, simulations and benches.
 #![warn(missing_docs)]
 
 pub mod clock;
@@ -27,6 +28,8 @@ pub mod ids;
 pub mod keys;
 pub mod message;
 pub mod money;
+#[cfg(any(test, feature = "testing"))]
+pub mod rng;
 pub mod time;
 
 pub use clock::Clock;

@@ -22,6 +22,15 @@
 //!   the live ingest, older slots with `FetchSlot` and late acceptance through the peer's seal.
 //!   The pool op log of the same window is compared by count and root (`FetchPoolOps`) and only
 //!   a differing log is fetched, in pages.
+//!   Its first round with a peer that (re)appeared, at start for every peer, begins by pushing
+//!   the node's own proofs of the live grace again: a node killed after storing a proof and
+//!   before pushing it would otherwise leave peers without it (receivers answer `Duplicate` to
+//!   what they hold). A round whose digests all agree below the grace marks the store as
+//!   reconciled ([`anti_entropy::ReconciledMark`]), which the tally keeper waits for before it
+//!   settles an epoch that ended while the node was down.
+//!   The equivocation evidence of the window is compared the same way (`FetchEvidence`): a lost
+//!   evidence push is recovered there, since both sides keep the first of the two conflicting
+//!   proofs and their slot digests agree.
 //!
 //! The queues are bounded and never block: a full queue drops the item and counts it
 //! ([`GossipMetrics`]); anti-entropy recovers what push lost. Peers' misbehaviour found while
@@ -130,6 +139,8 @@ pub struct GossipHook {
     metrics: Arc<GossipMetrics>,
     /// The node's pool op log, when the node keeps one (`GossipQueue::with_pool_ops`).
     pool_ops: Option<Arc<ops::PoolOpIngest>>,
+    /// How far anti-entropy has reconciled the store with a peer's since this start.
+    reconciled: Arc<anti_entropy::ReconciledMark>,
 }
 
 impl std::fmt::Debug for GossipHook {
@@ -167,6 +178,11 @@ impl GossipHook {
     /// The directory misbehaviour is reported to.
     pub fn directory(&self) -> &Arc<dyn PeerDirectory> {
         &self.directory
+    }
+
+    /// How far anti-entropy has reconciled the store since this start.
+    pub fn reconciled(&self) -> &Arc<anti_entropy::ReconciledMark> {
+        &self.reconciled
     }
 
     fn offer(&self, item: Outgoing) {
@@ -264,7 +280,14 @@ impl GossipQueue {
         let (own_tx, own_rx) = mpsc::channel(config.own_capacity.max(1));
         let metrics = Arc::new(GossipMetrics::default());
         GossipQueue {
-            hook: GossipHook { node, outgoing: tx, directory, metrics, pool_ops: None },
+            hook: GossipHook {
+                node,
+                outgoing: tx,
+                directory,
+                metrics,
+                pool_ops: None,
+                reconciled: Arc::new(anti_entropy::ReconciledMark::default()),
+            },
             outgoing,
             own_tx,
             own_rx,
@@ -292,6 +315,13 @@ impl GossipQueue {
     /// The metrics of the gossip loops.
     pub fn metrics(&self) -> Arc<GossipMetrics> {
         Arc::clone(&self.hook.metrics)
+    }
+
+    /// How far anti-entropy has reconciled the store since this start: the tally keeper waits
+    /// for it before settling an epoch that ended while the node was down
+    /// (`TallyKeeper::with_reconciliation`).
+    pub fn reconciliation(&self) -> Arc<anti_entropy::ReconciledMark> {
+        Arc::clone(&self.hook.reconciled)
     }
 }
 

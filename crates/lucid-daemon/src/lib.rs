@@ -31,10 +31,10 @@
 //! - Readiness is false until start-up completed and as soon as shutdown begins.
 //!
 //! # Features
-//! - `tron`: [`tron_transport`], the reqwest (rustls) adapter of the `TronTransport` port of
+//! - `tron`: `tron_transport`, the reqwest (rustls) adapter of the `TronTransport` port of
 //!   `lucid-payouts/tron`.
 //!
-//! - `session`: [`sessions`], the session integration ports (`SessionProvider`, `TrustOracle`,
+//! - `session`: `sessions`, the session integration ports (`SessionProvider`, `TrustOracle`,
 //!   `RdpBackend`) with their `Null*` implementations, the session manager and loop over the
 //!   lifecycle of `lucid-payouts/session`, and the work proofs of hosted and validated sessions
 //!   (`Node::spawn_sessions`).

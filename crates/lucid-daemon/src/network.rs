@@ -14,7 +14,9 @@
 //! Errors of a remote peer are data ([`TransportError`]), never a panic: a peer that is slow,
 //! gone or lying costs at most one call.
 
-use lucid_api::grpc::{PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest};
+use lucid_api::grpc::{
+    EvidencePage, EvidenceQuery, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest,
+};
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::Outcome;
 use lucid_core::{NodeId, SignedMessage, SlotRange};
@@ -128,6 +130,18 @@ pub trait PeerTransport: Send + Sync + 'static {
     ) -> Result<Vec<Outcome>, TransportError> {
         let _ = (peer, seals);
         Err(TransportError::Refused("this transport does not carry seals".into()))
+    }
+
+    /// `FetchEvidence`: the peer's equivocation evidence of `query.range` (at most
+    /// `lucid_api::grpc::MAX_EVIDENCE_PAGE` pairs), nothing when the caller's count and root
+    /// already match. A transport that cannot carry it refuses.
+    async fn fetch_evidence(
+        &self,
+        peer: NodeId,
+        query: EvidenceQuery,
+    ) -> Result<EvidencePage, TransportError> {
+        let _ = (peer, query);
+        Err(TransportError::Refused("this transport does not carry evidence queries".into()))
     }
 }
 

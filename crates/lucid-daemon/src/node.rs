@@ -33,7 +33,9 @@ use crate::services::resources::{
 };
 use crate::services::runner::{Service, ServiceStates, spawn_supervised};
 use crate::services::schedule::{MemoryClaims, ScheduleDeps, ScheduleKeeper};
-use crate::services::tally::{MembershipSource, PoolTimeline, TallyDeps, TallyKeeper};
+use crate::services::tally::{
+    MembershipSource, PoolTimeline, Reconciliation, Standalone, TallyDeps, TallyKeeper,
+};
 use crate::{money_forward, operator, pool_ops};
 
 /// The daemon's version, from the package.
@@ -353,6 +355,12 @@ impl Node {
             outbox: gossip.as_ref().map(|gossip| gossip.queue.own_outbox()),
         });
         self.supervise(beacons);
+        // Epochs that ended while the node was down are settled once anti-entropy reconciled
+        // the store; a node without gossip has only its own store.
+        let reconciliation: Arc<dyn Reconciliation> = match &gossip {
+            Some(gossip) => gossip.queue.reconciliation(),
+            None => Arc::new(Standalone),
+        };
         if let Some(gossip) = gossip {
             let _ = state.gossip_metrics.set(gossip.queue.metrics());
             let _ = state.gossip_hook.set(gossip.queue.hook());
@@ -387,7 +395,8 @@ impl Node {
             membership: Arc::clone(&membership),
             clock: Arc::clone(&clock),
             metrics: Arc::clone(&metrics),
-        });
+        })
+        .with_reconciliation(reconciliation);
         let schedule = ScheduleKeeper::new(ScheduleDeps {
             params,
             records: Arc::clone(&state.ports.records),

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use crate::gossip::GossipHook;
 use crate::services::SharedIngest;
 
-use lucid_api::grpc::{PeerApi, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest};
+use lucid_api::grpc::{
+    EvidencePage, EvidenceQuery, PeerApi, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest,
+};
 use lucid_consensus::ingest::{Ingest, Outcome, Verdict};
 use lucid_consensus::store::{ProofStore, StoredProof};
 use lucid_consensus::verify::Verifier;
@@ -233,6 +235,13 @@ impl PeerApi for StorePeer {
         let live_from = pool_ops.current_slot().map_or(Slot(0), crate::gossip::live_from);
         gossip.pool_ops_ingested(caller, &report, live_from);
         Ok(report.outcomes)
+    }
+
+    async fn fetch_evidence(
+        &self,
+        query: EvidenceQuery,
+    ) -> Result<EvidencePage, lucid_consensus::Error> {
+        lucid_api::grpc::evidence_page(self.store.as_ref(), query).await
     }
 
     async fn fetch_pool_ops(

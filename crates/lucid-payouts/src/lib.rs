@@ -44,7 +44,7 @@
 //! # Features
 //! - `testing`: the fake chain, the crash switch and the crash-matrix runner (`testing`), so
 //!   that the SQL stores of `lucid-storage` run the same crash matrix as the in-memory store.
-//! - `session`: hosted sessions ([`session`]): the lifecycle state machine `SessionBook` with
+//! - `session`: hosted sessions (`session`): the lifecycle state machine `SessionBook` with
 //!   its port allocation and revenue posting, the `PaymentVerifier` port with its
 //!   `NullPaymentVerifier` (`FeatureDisabled` without a chain), and the `SpentTxids` registry
 //!   port that refuses a reused payment. No I/O, no runtime, no float, like the rest.

@@ -538,31 +538,14 @@ pub async fn run_with_crashes(
     panic!("no quiescence: {:?}", world.statuses().await);
 }
 
-/// A deterministic generator (splitmix64) for the matrix.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A value below `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
+/// The deterministic generator of the matrix: the workspace's one seeded generator.
+pub use lucid_core::rng::SplitMix64 as Rng;
 
 /// The random world of seed `seed` over `harness`: 1–3 payouts over up to 3 nodes, 0–3
 /// retries, 40 % of broadcasts drawing a random fault, 10 % of status polls failing in
 /// transport, 10 % of signings failing, solidified after 1–3 polls.
 pub async fn random_world(seed: u64, harness: Arc<dyn CrashableStore>) -> World {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let payouts: Vec<(u64, u64)> =
         (0..1 + rng.below(3)).map(|_| (rng.below(3), 10 + rng.below(5_000))).collect();
     let chain = FakeChain::new(seed, 40, 1 + u32::try_from(rng.below(3)).unwrap());
@@ -608,7 +591,7 @@ where
             let world = random_world(seed, fresh().await).await;
             let mut crashes = vec![k];
             if k % 2 == 1 {
-                crashes.push(Rng(seed ^ k).below(boundaries));
+                crashes.push(Rng::new(seed ^ k).below(boundaries));
             }
             run_with_crashes(&world, &crashes, &switch, config()).await;
             world.check_final(config().dead_margin_ms).await;

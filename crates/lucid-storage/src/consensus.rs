@@ -22,7 +22,7 @@ use lucid_consensus::proof::{ProofKey, ProofKind, ProofValue, TaskProof};
 use lucid_consensus::registration::{Endpoint, Registration};
 use lucid_consensus::seal::{SlotSeal, StoredSeal};
 use lucid_consensus::store::{
-    Evidence, InsertOutcome, ProofStore, StoredProof, StoredRegistration,
+    Evidence, InsertOutcome, ProofStore, StoredProof, StoredRegistration, TASK_PROOF_TYPE,
 };
 use lucid_consensus::tally::CountedProof;
 use lucid_core::message::Message;
@@ -272,6 +272,41 @@ fn read_pair(
         return Err(invalid("digest does not match the signed bytes"));
     }
     Ok((message, computed))
+}
+
+/// Task-proof evidence from a row of `evidence_in_range_sql`, each pair checked against its
+/// digest column and both pairs against the key columns.
+fn read_evidence(row: &Row) -> Result<Evidence, Error> {
+    let action = "reading evidence";
+    let key = read_key(row)?;
+    let key_text = || format!("{}/{}/{:?}", key.node, key.slot.0, key.kind);
+    let mut pairs = Vec::with_capacity(2);
+    for column in [3, 6] {
+        let bytes = row.blob(column).map_err(Error::query(action))?;
+        let signature = row.blob(column + 1).map_err(Error::query(action))?;
+        let digest = row.blob(column + 2).map_err(Error::query(action))?;
+        let (message, _) = read_pair("evidence", key_text, bytes, &signature, &digest)?;
+        let belongs = TaskProof::from_signed_bytes(message.bytes())
+            .is_ok_and(|(_, proof)| proof.key() == key);
+        if !belongs {
+            return Err(Error::InvalidRow {
+                table: "evidence",
+                key: key_text(),
+                detail: "a pair is not a task proof of the key".to_owned(),
+            });
+        }
+        pairs.push(message);
+    }
+    let second = pairs.pop();
+    let first = pairs.pop();
+    let (Some(first), Some(second)) = (first, second) else {
+        return Err(Error::InvalidRow {
+            table: "evidence",
+            key: key_text(),
+            detail: "missing pair".to_owned(),
+        });
+    };
+    Ok(Evidence::new(key.node, TASK_PROOF_TYPE, Some(key), first, second))
 }
 
 /// A full stored proof from a `PROOF_SELECT` row, decoded from its signed bytes (which
@@ -787,6 +822,30 @@ impl Database {
         Ok(keys)
     }
 
+    async fn evidence_in_range_sql(
+        &self,
+        range: SlotRange,
+        limit: usize,
+    ) -> Result<Vec<Evidence>, Error> {
+        let Ok(start) = i64::try_from(range.start.0) else { return Ok(Vec::new()) };
+        if range.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut query = self.query(
+            "SELECT node_id, slot, kind, first_bytes, first_signature, digest_a, second_bytes, \
+             second_signature, digest_b FROM evidence WHERE slot IS NOT NULL AND slot >= ",
+        );
+        query.bind(Value::Int(start));
+        if let Ok(end) = i64::try_from(range.end.0) {
+            query.push(" AND slot < ").bind(Value::Int(end));
+        }
+        query.push(" ORDER BY digest_a, digest_b LIMIT ");
+        query.bind(Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let action = "reading evidence of a slot range";
+        let rows = self.reader().fetch_all(&mut query).await.map_err(Error::query(action))?;
+        rows.iter().map(read_evidence).collect()
+    }
+
     async fn insert_registration_sql(
         &self,
         record: &StoredRegistration,
@@ -933,6 +992,16 @@ impl ProofStore for Database {
         range: SlotRange,
     ) -> Result<Vec<ProofKey>, lucid_consensus::Error> {
         self.evidence_keys_sql(range).await.map_err(|e| e.into_store("reading evidence keys"))
+    }
+
+    async fn evidence_in_range(
+        &self,
+        range: SlotRange,
+        limit: usize,
+    ) -> Result<Vec<Evidence>, lucid_consensus::Error> {
+        self.evidence_in_range_sql(range, limit)
+            .await
+            .map_err(|e| e.into_store("reading evidence of a slot range"))
     }
 
     async fn insert_registration(

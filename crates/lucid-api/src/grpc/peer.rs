@@ -20,6 +20,7 @@ use super::convert::{
     FromProto as _, ToProto, digest_from_bytes, node_from_bytes, node_from_text, page_limit,
     slot_range,
 };
+use super::{EvidencePage, EvidenceQuery};
 use super::{
     GrpcError, MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS,
     MAX_SEAL_BATCH, PEER_CALL_METADATA, PEER_FEATURES, PeerApi, PeerCallAttempt, PeerGate,
@@ -344,6 +345,31 @@ impl pb::peer_server::Peer for PeerService {
         })
         .await?;
         Ok(Response::new(pb::SubmitSealsResponse { verdicts }))
+    }
+
+    async fn fetch_evidence(
+        &self,
+        request: Request<pb::FetchEvidenceRequest>,
+    ) -> Result<Response<pb::FetchEvidenceResponse>, Status> {
+        self.authenticate(&request, methods::FETCH_EVIDENCE, 1).await?;
+        let request = request.into_inner();
+        let range = slot_range(request.from_slot, request.to_slot, MAX_PULL_SLOTS)?;
+        let known_root = if request.known_root.is_empty() {
+            lucid_core::Digest::from_bytes([0; 32])
+        } else {
+            digest_from_bytes("known_root", &request.known_root)?
+        };
+        let query = EvidenceQuery { range, known_count: request.known_count, known_root };
+        let page = self.peer.fetch_evidence(query).await.map_err(GrpcError::from)?;
+        if !EvidencePage::shape_is_valid(page.evidence.len(), page.in_sync) {
+            return Err(GrpcError::Store(lucid_consensus::Error::Bug(lucid_core::internal!(
+                "{} evidence items in an answer (in sync: {})",
+                page.evidence.len(),
+                page.in_sync
+            )))
+            .into());
+        }
+        Ok(Response::new(page.to_proto()))
     }
 
     async fn forward_withdrawal(

@@ -189,6 +189,13 @@ impl PeerApi for TestPeer {
             })
             .collect())
     }
+
+    async fn fetch_evidence(
+        &self,
+        query: EvidenceQuery,
+    ) -> Result<EvidencePage, lucid_consensus::Error> {
+        evidence_page(self.store.as_ref(), query).await
+    }
 }
 
 /// A node with fixed answers, for the operator service.
@@ -1020,6 +1027,42 @@ async fn fetch_slot_serves_the_seal_with_its_set_and_evidence_gets_a_verdict() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(server.store.all_evidence().len(), 1);
+
+    // Anti-entropy of evidence: ranges and roots are checked at the edge; a caller that holds
+    // nothing gets the pair, a caller with the same summary gets nothing.
+    let fetch = |from, to, count, root: Vec<u8>| pb::FetchEvidenceRequest {
+        from_slot: from,
+        to_slot: to,
+        known_count: count,
+        known_root: root,
+    };
+    let (from, to) = (slot.0 - 5, slot.0 + 5);
+    for bad in [
+        fetch(from, from, 0, Vec::new()),
+        fetch(from, from + MAX_PULL_SLOTS + 1, 0, Vec::new()),
+        fetch(from, to, 1, vec![1; 31]),
+        fetch(from, to, 1, vec![1; 33]),
+    ] {
+        let status = client.fetch_evidence(bad.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
+    }
+    let stored = server.store.all_evidence();
+    let page = client.fetch_evidence(fetch(from, to, 0, Vec::new())).await.unwrap().into_inner();
+    assert!(!page.in_sync);
+    assert_eq!(
+        page.evidence,
+        vec![pb::EvidencePair {
+            first: Some(wire(&stored[0].first)),
+            second: Some(wire(&stored[0].second))
+        }]
+    );
+    let (count, root) = evidence_summary(&stored);
+    let page =
+        client.fetch_evidence(fetch(from, to, count, root.as_bytes().to_vec())).await.unwrap();
+    assert_eq!(page.into_inner(), pb::FetchEvidenceResponse { in_sync: true, evidence: vec![] });
+    // Another range holds none: a caller holding none is in sync there.
+    let page = client.fetch_evidence(fetch(to, to + 10, 0, Vec::new())).await.unwrap();
+    assert!(page.into_inner().in_sync);
     server.stop().await;
 }
 
@@ -1232,6 +1275,7 @@ async fn every_peer_method_refuses_calls_without_a_valid_peer_call() {
         client.submit_pool_ops(pb::SubmitPoolOpsRequest::default()).await.unwrap_err(),
         client.fetch_pool_ops(pb::FetchPoolOpsRequest::default()).await.unwrap_err(),
         client.submit_seals(pb::SubmitSealsRequest::default()).await.unwrap_err(),
+        client.fetch_evidence(pb::FetchEvidenceRequest::default()).await.unwrap_err(),
         client.forward_withdrawal(pb::ForwardWithdrawalRequest::default()).await.unwrap_err(),
         client.forward_cancel(pb::ForwardCancelRequest::default()).await.unwrap_err(),
         client.get_payouts(pb::GetPayoutsRequest::default()).await.unwrap_err(),

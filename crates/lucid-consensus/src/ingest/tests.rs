@@ -645,3 +645,65 @@ mod late {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The registry's decompressed keys never change a verdict: every proof is accepted only if
+    /// `lucid_core::verify_strict`, which decompresses the key from the node id on each call,
+    /// accepts it, and every proof it refuses is `BadSignature` (or `Duplicate` of bytes already
+    /// accepted, which changes nothing). Forgeries by another registered key, flipped signature
+    /// bits and flipped signed bytes all still fail.
+    #[test]
+    fn registered_keys_give_the_uncached_verdict(
+        proofs in proptest::collection::vec(
+            (0usize..4, 0usize..4, 0u64..3, 0u32..100, 0u8..3, 0usize..512),
+            1..24,
+        ),
+    ) {
+        let mut f = Fixture::new(4);
+        let messages: Vec<SignedMessage> = proofs
+            .iter()
+            .map(|&(node, signer, age, sessions, tamper, bit)| {
+                let value = ProofValue::Relay { bytes_transferred: 1, sessions_relayed: sessions };
+                let slot = Slot(SLOT.0 - age);
+                let bytes = testing::proof(&f.params, &f.keys[node], slot, value)
+                    .to_signed_bytes(&f.params.network);
+                let mut signature = *f.keys[signer].sign(&bytes).as_bytes();
+                let mut bytes = bytes;
+                match tamper {
+                    1 => signature[bit / 8] ^= 1 << (bit % 8),
+                    2 => {
+                        // The low bit of `sessions_relayed`: still decodes and stays in caps.
+                        let last = bytes.len() - 1;
+                        bytes[last] ^= 1;
+                    }
+                    _ => {}
+                }
+                SignedMessage::new(bytes, Signature::from_bytes(signature))
+            })
+            .collect();
+        let uncached: Vec<bool> = messages
+            .iter()
+            .zip(&proofs)
+            .map(|(m, &(node, ..))| {
+                lucid_core::verify_strict(&f.keys[node].node_id(), m.bytes(), m.signature())
+            })
+            .collect();
+        let verdicts = f.verdicts_at(SLOT, messages);
+        for (verdict, valid) in verdicts.iter().zip(&uncached) {
+            match verdict {
+                Verdict::Accept | Verdict::Reject(RejectReason::Equivocation) => prop_assert!(*valid),
+                Verdict::Reject(RejectReason::BadSignature) => prop_assert!(!*valid),
+                Verdict::Duplicate => {}
+                Verdict::Reject(other) => prop_assert!(false, "unexpected {other}"),
+            }
+        }
+        // Signed by someone else or altered: never accepted.
+        for (verdict, &(node, signer, _, _, tamper, _)) in verdicts.iter().zip(&proofs) {
+            if node != signer || tamper != 0 {
+                prop_assert_ne!(*verdict, Verdict::Accept);
+            }
+        }
+    }
+}

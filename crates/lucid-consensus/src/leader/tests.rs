@@ -361,15 +361,17 @@ fn fallbacks_are_capped_at_five_and_skip_the_primary() {
     assert_eq!(*fallbacks, expected);
 }
 
+/// Pool entity number `i`: pools are cheap to make in bulk for large tallies.
+fn pool(i: u64) -> EntityId {
+    let mut bytes = [0u8; 16];
+    bytes[8..].copy_from_slice(&i.to_be_bytes());
+    EntityId::Pool(PoolId::from_bytes(bytes))
+}
+
 #[test]
 fn large_tallies_match_the_reference() {
-    // Pool entities are cheap to make in bulk; 3 000 of them, the first `tied` sharing the top.
+    // 3 000 pool entities, the first `tied` sharing the top.
     let params = testing::params();
-    let pool = |i: u64| {
-        let mut bytes = [0u8; 16];
-        bytes[8..].copy_from_slice(&i.to_be_bytes());
-        EntityId::Pool(PoolId::from_bytes(bytes))
-    };
     // 9 000 tied members take the parallel hashing path (tie runs of 4 096 or more).
     for (size, tied) in [
         (3_000u64, 0u64),
@@ -401,6 +403,45 @@ fn large_tallies_match_the_reference() {
             let schedule = select(&params, slot, Some(&t), &recent);
             assert_eq!(schedule, reference(&params, slot, Some(&t), &recent), "tied {tied}");
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The one-pass rotation (on all cores from 4 096 tied members) picks exactly what the plain
+    /// reading of §8.1 picks, on tallies of up to 12 000 entities whose top run has any length,
+    /// with the 16 previous winners anywhere: inside the run, below it, or not in the tally.
+    #[test]
+    fn long_tie_runs_match_the_reference(
+        size in 1u64..12_000,
+        tied_permille in 0u64..=1_000,
+        group in 1u64..4,
+        winners in proptest::collection::vec(0u64..13_000, 0..20),
+        s in EPOCH2 + 16..EPOCH2 + 700,
+    ) {
+        let params = testing::params();
+        let tied = size * tied_permille / 1_000;
+        // The top `tied` share the highest credits; below them credits fall every `group`
+        // entries, so shorter ties sit right under the top run.
+        let entries: Vec<TallyEntry> = (0..size)
+            .map(|i| {
+                let credits = if i < tied { 1_000_000 } else { 999_999 - (i - tied) / group };
+                entry(pool(i), Some(u32::try_from(i + 1).unwrap()), credits)
+            })
+            .collect();
+        let t = Tally { entries, ..tally(2, &[]) };
+        // Winners fill the slots before `s` newest first; beyond 16 they fall out of the window.
+        let recent: Vec<(Slot, SlotResult)> = winners
+            .iter()
+            .zip((0..s).rev())
+            .map(|(&i, at)| (Slot(at), SlotResult::Success { winner: pool(i) }))
+            .collect();
+        let slot = Slot(s);
+        prop_assert_eq!(
+            select(&params, slot, Some(&t), &recent),
+            reference(&params, slot, Some(&t), &recent)
+        );
     }
 }
 
@@ -871,4 +912,16 @@ fn schedule_slot_stores_once() {
     let conflict = log.record_result(slot, SlotResult::Missed);
     assert!(matches!(conflict, Err(Error::ResultConflict { slot: at }) if at == slot));
     assert_eq!(log.result(slot), Some(&SlotResult::Success { winner: ent(0) }));
+}
+
+proptest! {
+    /// The integer form of a rotation hash orders exactly as its bytes, also when the two
+    /// digests share a long prefix.
+    #[test]
+    fn hash_order_is_byte_order(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), shared in 0usize..=32) {
+        let mut b = b;
+        b[..shared].copy_from_slice(&a[..shared]);
+        let order = HashOrder::of(&Digest::from_bytes(a)).cmp(&HashOrder::of(&Digest::from_bytes(b)));
+        prop_assert_eq!(order, a.cmp(&b));
+    }
 }

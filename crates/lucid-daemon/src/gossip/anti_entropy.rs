@@ -25,29 +25,63 @@
 //! peer signed itself only inside the live grace). At most
 //! [`max_pages_per_slot`](super::GossipConfig::max_pages_per_slot) pages per range and round.
 //!
+//! The same round reconciles the equivocation evidence of the window: for each range of at most
+//! [`MAX_PULL_SLOTS`] slots it sends the count and root of the evidence it holds
+//! ([`evidence_summary`]) with `FetchEvidence`; a peer with the same set sends nothing, otherwise
+//! its evidence (at most [`MAX_EVIDENCE_PAGE`] pairs) goes through the evidence ingest, which
+//! checks the conflict rule and both `verify_strict` signatures. New evidence is forwarded like
+//! pushed evidence; pairs we hold already are skipped; a forged, malformed or out-of-range pair
+//! counts against the peer. Push forwards evidence once per node, so a lost push (message loss,
+//! a partition) is recovered only here: both nodes keep the first of the two conflicting proofs,
+//! so their slot digests agree and would never make the node look again.
+//!
 //! Rounds run every [`anti_entropy_every`](super::GossipConfig::anti_entropy_every), rotating
 //! over the directory's peers,
 //! and at once with every peer that appears in the directory (a (re)connection). Our own digests
 //! of slots older than the grace change only through this loop, so each slot is summarised from
 //! the store once and again only after this loop stored proofs in it.
+//!
+//! # Own proofs after a crash
+//! The first round with a peer that (re)appeared, which after a start is every peer, begins by
+//! pushing the node's own proofs of the live grace (`current − 2 ..= current`, at most
+//! 3 × 4 proofs read by key) to that peer. A node killed after storing a proof and before its
+//! push would otherwise leave peers without it until one of them happened to pull that slot;
+//! receivers answer `Duplicate` to what they hold, so the push is idempotent, and it is bounded
+//! by `MAX_NEW_PEERS_PER_TICK` (4) peers per tick. Own proofs older than the grace are not pushed:
+//! every peer refuses them as stale and, by `consensus.md` §6.3, no node can backfill its own
+//! proofs through its seal either (a documented limit of a restart that takes longer than the
+//! grace).
+//!
+//! # Reconciliation mark
+//! A round with peer P sets [`ReconciledMark`] to the first slot of the grace when, below the
+//! grace, P holds every slot we hold and every slot either has the same digest on both sides or
+//! was fetched from P at P's current digest in an earlier round: we then hold whatever P could
+//! give us (P's own proofs P cannot backfill; they come through another peer's set). The tally
+//! keeper reads the mark before it computes or settles an epoch that ended while the node was
+//! down (`services::tally`). The mark lives in memory only, so after every start it waits for a
+//! fresh comparison. Known limit: the mark trusts one peer; a peer that lies with digests equal
+//! to ours, or a peer that itself missed proofs, can open it early.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lucid_api::grpc::{
-    MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PoolOpsQuery, SlotDigest,
+    EvidenceQuery, MAX_DIGEST_SLOTS, MAX_EVIDENCE_PAGE, MAX_PEERS_PAGE, MAX_PULL_PAGE,
+    MAX_PULL_SLOTS, PoolOpsQuery, SlotDigest, evidence_summary,
 };
 use lucid_consensus::ingest::{RejectReason, Verdict};
 use lucid_consensus::params::INGEST_GRACE_SLOTS;
-use lucid_consensus::proof::TaskProof;
+use lucid_consensus::proof::{ProofKey, ProofKind, TaskProof};
 use lucid_consensus::registration::Registration;
 use lucid_consensus::seal::SlotSeal;
 use lucid_core::message::Message;
-use lucid_core::{Digest, NodeId, Slot, SlotRange, UnixMillis};
+use lucid_core::{Digest, NodeId, SignedMessage, Slot, SlotRange, UnixMillis};
 
 use super::{GossipDeps, GossipHook, wire_size};
 use crate::network::PeerFault;
 use crate::services::ServiceError;
 use crate::services::runner::Service;
+use crate::services::tally::Reconciliation;
 
 /// Most pages of registrations read from one peer when it sent proofs of unknown nodes.
 const MAX_REGISTRATION_PAGES: usize = 20;
@@ -55,6 +89,26 @@ const MAX_REGISTRATION_PAGES: usize = 20;
 const FETCHED_MEMORY: usize = 16_384;
 /// Most peers that (re)appeared served in one tick; the others wait for the next tick.
 const MAX_NEW_PEERS_PER_TICK: usize = 4;
+
+/// How far the store has been reconciled with a peer's since this start (see the module doc).
+#[derive(Debug, Default)]
+pub struct ReconciledMark {
+    /// The first slot not known to be reconciled, plus one; 0 before any comparison agreed.
+    before_plus_one: AtomicU64,
+}
+
+impl ReconciledMark {
+    /// Records that every slot before `before` agreed with a peer (the mark never goes back).
+    pub fn mark(&self, before: Slot) {
+        self.before_plus_one.fetch_max(before.0.saturating_add(1), Ordering::Relaxed);
+    }
+}
+
+impl Reconciliation for ReconciledMark {
+    fn reconciled_before(&self) -> Option<Slot> {
+        self.before_plus_one.load(Ordering::Relaxed).checked_sub(1).map(Slot)
+    }
+}
 
 /// The anti-entropy loop's state.
 pub struct AntiEntropy {
@@ -153,6 +207,83 @@ impl AntiEntropy {
         Ok(())
     }
 
+    /// Reconciles the equivocation evidence of `[floor, end)` with `peer`: ranges whose count
+    /// and root differ are fetched and every pair we do not hold goes through the evidence
+    /// ingest.
+    async fn evidence(&mut self, peer: NodeId, floor: Slot, end: Slot) -> Result<(), ServiceError> {
+        let mut start = floor;
+        while start < end {
+            let range =
+                SlotRange { start, end: Slot(start.0.saturating_add(MAX_PULL_SLOTS).min(end.0)) };
+            start = range.end;
+            let own = self
+                .deps
+                .store
+                .evidence_in_range(range, MAX_EVIDENCE_PAGE)
+                .await
+                .map_err(error("reading own evidence"))?;
+            let (known_count, known_root) = evidence_summary(&own);
+            let query = EvidenceQuery { range, known_count, known_root };
+            let page = match self.deps.transport.fetch_evidence(peer, query).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "anti-entropy: fetching evidence failed");
+                    return Ok(());
+                }
+            };
+            if page.in_sync {
+                continue;
+            }
+            if page.evidence.len() > MAX_EVIDENCE_PAGE {
+                self.report(peer, PeerFault::InvalidMessage);
+                return Ok(());
+            }
+            self.hook.metrics().count_in(
+                page.evidence.iter().map(|(a, b)| wire_size(a).saturating_add(wire_size(b))).sum(),
+            );
+            let held: BTreeSet<(Digest, Digest)> = own.iter().map(|item| item.digests()).collect();
+            for (first, second) in page.evidence {
+                let pair = if first.digest() <= second.digest() {
+                    (first.digest(), second.digest())
+                } else {
+                    (second.digest(), first.digest())
+                };
+                if held.contains(&pair) {
+                    continue;
+                }
+                // Evidence of a slot outside the range asked for breaks the protocol.
+                let in_range = TaskProof::from_signed_bytes(first.bytes())
+                    .is_ok_and(|(_, proof)| range.contains(proof.slot));
+                if !in_range {
+                    self.report(peer, PeerFault::InvalidMessage);
+                    continue;
+                }
+                let now = self.deps.clock.wall();
+                let (outcome, evidence) = self
+                    .deps
+                    .ingest
+                    .lock()
+                    .await
+                    .ingest_evidence(
+                        self.deps.store.as_ref(),
+                        &self.deps.verifier,
+                        now,
+                        first,
+                        second,
+                    )
+                    .await
+                    .map_err(error("ingesting fetched evidence"))?;
+                if let (Verdict::Accept, Some(evidence)) = (outcome.verdict, &evidence) {
+                    tracing::warn!(node = %evidence.node, %peer, "equivocation evidence fetched");
+                    self.hook.evidence(Some(peer), evidence);
+                }
+                self.note_unknown(peer, std::iter::once(outcome.verdict));
+                self.hook.report_faults(Some(peer), std::slice::from_ref(&outcome));
+            }
+        }
+        Ok(())
+    }
+
     async fn summarise(
         &self,
         range: SlotRange,
@@ -218,6 +349,7 @@ impl AntiEntropy {
         }
         let floor = self.floor(current);
         self.pool_ops(peer, floor, Slot(current.0.saturating_add(1))).await?;
+        self.evidence(peer, floor, Slot(current.0.saturating_add(1))).await?;
         // Forget what lies below the window.
         self.own_settled.retain(|slot, _| *slot >= floor);
         self.fetched.retain(|(_, slot), _| *slot >= floor);
@@ -227,6 +359,9 @@ impl AntiEntropy {
         let end = Slot(current.0.saturating_add(1));
         let live_from = current.0.saturating_sub(INGEST_GRACE_SLOTS);
         let mut differing: Vec<SlotDigest> = Vec::new();
+        // Whether the peer holds every slot we hold below the grace (a peer with an empty or
+        // younger store proves nothing about ours).
+        let mut covers_ours = true;
         let mut start = floor;
         while start < end {
             let range =
@@ -254,6 +389,17 @@ impl AntiEntropy {
                     differing.push(digest);
                 }
             }
+            covers_ours &= ours.keys().all(|slot| slot.0 >= live_from || seen.contains(slot));
+        }
+        // Below the grace, every slot agrees or was fetched from this peer at this digest
+        // already (what the peer could give is in; what it cannot, its own proofs, comes from
+        // another peer's set, or is our own proof that no peer took).
+        let done_with_peer = differing.iter().all(|digest| {
+            digest.slot.0 >= live_from
+                || self.fetched.get(&(peer, digest.slot)) == Some(&digest.root)
+        });
+        if covers_ours && done_with_peer {
+            self.hook.reconciled().mark(Slot(live_from));
         }
         // Live slots first (they can still be taken live), then from the oldest.
         differing.sort_by_key(|digest| (digest.slot.0 < live_from, digest.slot));
@@ -266,6 +412,40 @@ impl AntiEntropy {
             }
         }
         Ok(())
+    }
+
+    /// The node's own proofs of the live grace at `now`, read by key (at most 3 × 4).
+    async fn own_live_proofs(&self, now: UnixMillis) -> Result<Vec<SignedMessage>, ServiceError> {
+        let Ok(current) = self.deps.params.time.slot_of(now) else { return Ok(Vec::new()) };
+        let mut own = Vec::new();
+        for slot in super::live_from(current).0..=current.0 {
+            for kind in ProofKind::ALL {
+                let key = ProofKey { node: self.node, slot: Slot(slot), kind };
+                if let Some(stored) =
+                    self.deps.store.get_proof(&key).await.map_err(error("reading own proofs"))?
+                {
+                    own.push(stored.message);
+                }
+            }
+        }
+        Ok(own)
+    }
+
+    /// Pushes `own` (the node's own proofs of the live grace) to `peer` again.
+    async fn repush(&self, peer: NodeId, own: &[SignedMessage]) {
+        if own.is_empty() {
+            return;
+        }
+        let bytes = own.iter().map(wire_size).sum();
+        match self.deps.transport.submit_proofs(peer, own.to_vec()).await {
+            Ok(_) => {
+                self.hook.metrics().count_out(bytes);
+                self.hook.metrics().count_repushed(u64::try_from(own.len()).unwrap_or(u64::MAX));
+            }
+            Err(error) => {
+                tracing::debug!(%peer, %error, "anti-entropy: pushing own proofs again failed");
+            }
+        }
     }
 
     /// Pulls the proofs of `slot` from `peer` and ingests them live.
@@ -456,6 +636,13 @@ impl Service for AntiEntropy {
             .take(MAX_NEW_PEERS_PER_TICK)
             .copied()
             .collect();
+        // Peers that (re)appeared get the node's own live proofs first (see the module doc).
+        if !targets.is_empty() {
+            let own = self.own_live_proofs(now).await?;
+            for peer in &targets {
+                self.repush(*peer, &own).await;
+            }
+        }
         // A peer not served this tick stays "new" for the next one.
         self.known_peers.retain(|peer| peers.contains(peer));
         self.known_peers.extend(targets.iter().copied());

@@ -16,6 +16,7 @@ pub struct GossipMetrics {
     late_accepted: AtomicU64,
     peer_faults: AtomicU64,
     rounds: AtomicU64,
+    own_repushed: AtomicU64,
 }
 
 impl GossipMetrics {
@@ -57,6 +58,16 @@ impl GossipMetrics {
     /// Counts one anti-entropy round.
     pub fn count_round(&self) {
         self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts own proofs pushed again to a peer that (re)appeared.
+    pub fn count_repushed(&self, proofs: u64) {
+        self.own_repushed.fetch_add(proofs, Ordering::Relaxed);
+    }
+
+    /// Own proofs pushed again so far.
+    pub fn own_repushed(&self) -> u64 {
+        self.own_repushed.load(Ordering::Relaxed)
     }
 
     /// Items dropped so far.
@@ -128,6 +139,11 @@ impl GossipMetrics {
                 self.peer_faults(),
             ),
             ("lucid_anti_entropy_rounds_total", "Anti-entropy rounds run.", self.rounds()),
+            (
+                "lucid_gossip_own_repushed_total",
+                "Own proofs of the live grace pushed again to a peer that (re)appeared.",
+                self.own_repushed(),
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
@@ -152,6 +168,6 @@ mod tests {
         assert!(text.contains("lucid_gossip_bytes_total{direction=\"out\"} 7\n"), "{text}");
         assert!(text.contains("lucid_gossip_dropped_total 2\n"), "{text}");
         assert!(text.contains("lucid_seals_signed_total 0\n"), "{text}");
-        assert_eq!(text.matches("# TYPE").count(), 7);
+        assert_eq!(text.matches("# TYPE").count(), 8);
     }
 }

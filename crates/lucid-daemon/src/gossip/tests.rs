@@ -26,6 +26,7 @@ use crate::peer::StorePeer;
 use crate::services::beacon::{BeaconDeps, BeaconProducer};
 use crate::services::registration::RegistrationConfig;
 use crate::services::runner::Service;
+use crate::services::tally::Reconciliation as _;
 use crate::services::time::TokioClock;
 
 /// A current-thread runtime with paused time: tokio advances the clock whenever every task is
@@ -160,6 +161,15 @@ impl PeerTransport for Loopback {
         let callee = self.net.route(self.me, peer)?;
         PeerApi::submit_seals(callee.as_ref(), Some(self.me), seals).await.map_err(refused)
     }
+
+    async fn fetch_evidence(
+        &self,
+        peer: NodeId,
+        query: lucid_api::grpc::EvidenceQuery,
+    ) -> Result<lucid_api::grpc::EvidencePage, TransportError> {
+        let callee = self.net.route(self.me, peer)?;
+        PeerApi::fetch_evidence(callee.as_ref(), query).await.map_err(refused)
+    }
 }
 
 /// Every other node that is not cut off; faults are recorded for the test to read.
@@ -218,6 +228,21 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Takes node 1 down and adds `liar`, an empty store the test answers for, so that it is
+    /// node 0's only reachable peer.
+    async fn only_peer_of_node_0_is(&self, liar: NodeId) {
+        self.net.set_down(self.nodes[1].key.node_id(), true);
+        let liar_peer = StorePeer::load(
+            self.params,
+            Arc::new(MemoryProofStore::new()),
+            Arc::new(Verifier::single_threaded()),
+            self.clock.clone(),
+        )
+        .await
+        .unwrap();
+        self.net.peers.lock().unwrap().insert(liar, Arc::new(liar_peer));
+    }
+
     /// `n` registered nodes (keys 0..n, plus `extra` registered keys that run no node), none
     /// started, at the start of slot [`START`].
     async fn new(n: u64, extra: &[u64], config: impl Fn(GossipConfig) -> GossipConfig) -> Self {
@@ -484,6 +509,10 @@ fn a_node_that_missed_a_stretch_catches_up_through_anti_entropy_and_late_accepta
             .collect();
         assert!(!late.is_empty() && late.iter().all(|slot| *slot < START + 10), "{late:?}");
         assert_eq!(caught_up.metrics.late_accepted(), u64::try_from(late.len()).unwrap());
+        // Anti-entropy marked its store reconciled below the grace of a round after the return
+        // (what the tally keeper waits for); the nodes that ran throughout are marked too.
+        let mark = caught_up.hook.reconciled().reconciled_before();
+        assert!(mark.is_some_and(|slot| slot >= Slot(START + 12)), "{mark:?}");
         // Its seals cover only what it accepted live: nothing for the slots it missed.
         let missed = caught_up.store.get_seal(&late_node, Slot(START + 5)).await.unwrap();
         assert!(missed.is_none_or(|seal| seal.seal.count == 0));
@@ -859,16 +888,7 @@ fn a_lying_peer_gets_nothing_stored_and_is_reported_for_each_lie() {
         let liar = testing::key(9);
         let node = &cluster.nodes[0];
         // The liar is the only peer in node 0's directory.
-        cluster.net.set_down(cluster.nodes[1].key.node_id(), true);
-        let liar_peer = StorePeer::load(
-            params,
-            Arc::new(MemoryProofStore::new()),
-            Arc::new(Verifier::single_threaded()),
-            cluster.clock.clone(),
-        )
-        .await
-        .unwrap();
-        cluster.net.peers.lock().unwrap().insert(liar.node_id(), Arc::new(liar_peer));
+        cluster.only_peer_of_node_0_is(liar.node_id()).await;
         cluster.run_until(START + 5, 500).await;
         let hook = node.peer_hook();
         let mut anti_entropy = anti_entropy::AntiEntropy::new(
@@ -1019,4 +1039,84 @@ fn pushed_seals_are_judged_before_they_are_stored() {
     });
 }
 
+mod evidence;
 mod pool_ops;
+
+/// The own beacon and work proof of `key` for `slot`, signed inside the slot.
+fn own_pair(params: &ConsensusParams, key: &NodeKey, slot: u64) -> [SignedMessage; 2] {
+    let ts = params.time.slot_start(Slot(slot)).unwrap().saturating_add_ms(300);
+    let beacon = TaskProof {
+        node: key.node_id(),
+        slot: Slot(slot),
+        ts,
+        value: ProofValue::Beacon { metrics_digest: None },
+    }
+    .sign(&params.network, key);
+    [beacon, relay(params, key, slot, 7)]
+}
+
+/// Issue 6, review finding 1: a node killed after storing its own beacon and work proof of a
+/// slot and before pushing them (here: stored through its ingest, never handed to gossip) comes
+/// back within the grace. Its peers will not pull that slot for an hour, so only the restarted
+/// node can bring the proofs to them: its first anti-entropy round with each peer pushes its own
+/// proofs of the grace again. The receivers store each once and score nothing; a proof older
+/// than the grace is never pushed (every peer would refuse it as stale).
+#[test]
+fn own_proofs_stored_but_not_pushed_before_a_crash_reach_the_peers_after_the_restart() {
+    paused_runtime().block_on(async {
+        let mut cluster = Cluster::new(3, &[], |config| GossipConfig {
+            anti_entropy_every: Duration::from_secs(3_600),
+            ..config
+        })
+        .await;
+        // Nodes 0 and 1 run; their first rounds (with node 2 too) are over by slot START + 1.
+        cluster.start(0);
+        cluster.start(1);
+        cluster.run_until(START + 1, 600).await;
+        let crashed = &cluster.nodes[2];
+        let me = crashed.key.node_id();
+        // Node 2 stores its proofs of START + 1 and of an old slot, and "dies" before any push.
+        let pair = own_pair(&cluster.params, &crashed.key, START + 1);
+        let now = cluster.clock.wall();
+        let report = crashed
+            .peer
+            .ingest()
+            .lock()
+            .await
+            .ingest_batch(crashed.store.as_ref(), &crashed.verifier, now, pair.to_vec())
+            .await
+            .unwrap();
+        assert!(report.outcomes.iter().all(|o| o.verdict == Verdict::Accept), "{report:?}");
+        let old = relay(&cluster.params, &crashed.key, START - 20, 9);
+        let (_, old_proof) = TaskProof::from_signed_bytes(old.bytes()).unwrap();
+        crashed.store.insert_proofs(&[stored_proof(old_proof, old.clone(), false)]).await.unwrap();
+        let key = |slot: u64, kind| ProofKey { node: me, slot: Slot(slot), kind };
+        let beacon_key = key(START + 1, lucid_consensus::proof::ProofKind::UptimeBeacon);
+        let relay_key = key(START + 1, lucid_consensus::proof::ProofKind::RelayBandwidth);
+        let old_key = key(START - 20, lucid_consensus::proof::ProofKind::RelayBandwidth);
+        for index in 0..2 {
+            let store = &cluster.nodes[index].store;
+            assert!(store.get_proof(&beacon_key).await.unwrap().is_none(), "node {index}");
+        }
+
+        // Back in slot START + 2, inside the grace of START + 1.
+        cluster.run_until(START + 2, 150).await;
+        cluster.start(2);
+        cluster.run_until(START + 4, 500).await;
+        for index in 0..2 {
+            let store = &cluster.nodes[index].store;
+            for (key, message) in [(beacon_key, &pair[0]), (relay_key, &pair[1])] {
+                let held = store.get_proof(&key).await.unwrap();
+                assert_eq!(held.map(|p| p.message), Some(message.clone()), "node {index}, {key:?}");
+            }
+            assert!(store.get_proof(&old_key).await.unwrap().is_none(), "node {index}");
+            assert!(cluster.nodes[index].directory.faults.lock().unwrap().is_empty());
+        }
+        // Both proofs to both peers at least (its beacon of START + 2 may be among them too).
+        let repushed = cluster.nodes[2].metrics.own_repushed();
+        assert!((4..=6).contains(&repushed), "{repushed}");
+        // From then on the three agree on every slot, the crash slot included.
+        cluster.assert_converged(START + 1, START + 4).await;
+        cluster.stop().await;
+    });
+}

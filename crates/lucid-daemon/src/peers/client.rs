@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use lucid_api::grpc::convert::{FromProto as _, ToProto as _};
 use lucid_api::grpc::{
-    PoolOpCursor, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest, methods, pb, sign_peer_call,
+    EvidencePage, EvidenceQuery, PoolOpCursor, PoolOpsPage, PoolOpsQuery, SealedSlot, SlotDigest,
+    methods, pb, sign_peer_call,
 };
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::Outcome;
@@ -502,4 +503,48 @@ impl PeerTransport for PeerClient {
         let reply = self.call(peer, client.submit_seals(request)).await?;
         verdicts(reply.verdicts, sent, "seals")
     }
+
+    async fn fetch_evidence(
+        &self,
+        peer: NodeId,
+        query: EvidenceQuery,
+    ) -> Result<EvidencePage, TransportError> {
+        let mut client = self.client(&peer)?;
+        let request = self.signed(
+            peer,
+            methods::FETCH_EVIDENCE,
+            pb::FetchEvidenceRequest {
+                from_slot: query.range.start.0,
+                to_slot: query.range.end.0,
+                known_count: query.known_count,
+                known_root: query.known_root.as_bytes().to_vec(),
+            },
+        )?;
+        let reply = self.call(peer, client.fetch_evidence(request)).await?;
+        evidence_page(reply)
+    }
+}
+
+/// A `FetchEvidence` answer checked against the contract ([`EvidencePage::shape_is_valid`]),
+/// and both messages of every pair present and well-formed.
+fn evidence_page(reply: pb::FetchEvidenceResponse) -> Result<EvidencePage, TransportError> {
+    if !EvidencePage::shape_is_valid(reply.evidence.len(), reply.in_sync) {
+        return Err(malformed(
+            "an evidence answer breaks its bounds (too many, or items when in sync)",
+        ));
+    }
+    let evidence = reply
+        .evidence
+        .into_iter()
+        .map(|pair| {
+            let (Some(first), Some(second)) = (pair.first, pair.second) else {
+                return Err(malformed("an evidence pair without both messages"));
+            };
+            Ok((
+                SignedMessage::from_proto(first).map_err(malformed)?,
+                SignedMessage::from_proto(second).map_err(malformed)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EvidencePage { in_sync: reply.in_sync, evidence })
 }

@@ -6,9 +6,10 @@
 //!   ingested through the same [`Ingest`] path as peer proofs;
 //!   [`registration`] makes sure the node's own signed registration record exists first.
 //! - [`tally`] and [`schedule`], driven together by [`consensus::ConsensusRecordsService`]: the
-//!   tally of each epoch at `slot_start(720e + 2)`, its settlement at `slot_start(720(e + 1))`, the
-//!   leader schedule of each slot at its start and its result at slot start + 30 s, all through the
-//!   write-once `RecordStore`.
+//!   tally of each epoch at `slot_start(720e + 2)`, its settlement at `slot_start(720(e + 1))`
+//!   (after a downtime: every epoch that ended meanwhile, in order, once anti-entropy reconciled
+//!   the store), the leader schedule of each slot at its start and its result at slot start +
+//!   30 s, all through the write-once `RecordStore`.
 //! - [`rewards`]: the epoch reward distribution, one `epoch_reward:{e}` posting per settled
 //!   tally, exactly once.
 //! - [`payouts`]: the payout sweep (`auto:{period}` payouts) and the payout processor (the

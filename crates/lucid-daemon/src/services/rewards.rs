@@ -13,8 +13,10 @@
 //!
 //! The service reads only settled tallies, so a tally revised by late proofs is never paid from
 //! an earlier revision. It looks back at most [`REWARD_LOOKBACK_EPOCHS`] epochs, which covers a
-//! daemon that was down for a while after settling but before posting; an epoch whose tally this
-//! node never settled is left alone (the tally keeper explains why in its own log).
+//! daemon that was down for a while after settling but before posting, and the epochs that ended
+//! while it was down, which the tally keeper settles (in order) once anti-entropy reconciled its
+//! store; an epoch whose tally this node never settles is left alone (the tally keeper explains
+//! why in its own log).
 
 use std::sync::Arc;
 
@@ -141,10 +143,10 @@ impl EpochRewardService {
         let mut all_final = true;
         for epoch in (first..=last).map(Epoch) {
             let outcome = self.distribute(epoch).await?;
-            // An unsettled epoch older than the previous one will never be settled here, so it
-            // does not hold the mark back; the previous epoch may still be settled soon.
-            let final_here = outcome.is_final() || epoch.0 < last;
-            all_final &= final_here;
+            // An unsettled epoch may still be settled by the tally keeper's catch-up (an epoch
+            // that ended while the node was down), so it holds the mark back; the epochs after
+            // it are still paid as they settle (the keeper settles in epoch order).
+            all_final &= outcome.is_final();
             if all_final {
                 self.final_through = Some(epoch);
             }

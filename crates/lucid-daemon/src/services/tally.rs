@@ -10,10 +10,26 @@
 //!   node calls when anti-entropy accepted proofs for an unsettled window.
 //!
 //! Every step reads the store first and does only what is missing, so a tick may run again (a
-//! retry, a restart) without changing anything. Only a tally this node computed is settled,
-//! and only the current and the previous epoch are looked at: settling an epoch from a store
-//! that missed its proofs (the node was down) would freeze a wrong tally for ever, so such
-//! epochs wait for the catch-up path.
+//! retry, a restart) without changing anything.
+//!
+//! # Epochs that ended while the node was down
+//! A node that was not running at `720e + 2` or at `720(e + 1)` finds, when it comes back, an
+//! epoch without a tally or with an unsettled one. It computes and settles every such epoch of
+//! the last [`CATCH_UP_EPOCHS`], oldest first and exactly once, but only after anti-entropy
+//! compared its store with a peer's since this start ([`Reconciliation`]): settling from a
+//! store that missed the window's proofs would freeze a wrong tally for ever. The previous
+//! epoch's tally, computed here while the node ran, is settled at once as before; an epoch
+//! still waiting for reconciliation holds back every later settlement, so tallies (and the
+//! rewards paid from them) are settled in epoch order.
+//!
+//! An epoch without a tally is computed only if the epoch before it has one: this node was then
+//! running and holds every slot of the window below the late-acceptance floor, which
+//! anti-entropy can no longer repair (`consensus.md` §6.3). With [`CATCH_UP_EPOCHS`] = 6 that
+//! holds for any downtime shorter than six epochs, so the computed tally is the one every other
+//! node settled. A node that is new, or was down for longer, leaves those epochs alone (logged);
+//! its ledger then misses their rewards, which is what `DECISIONS.md` says downtime costs.
+//! Known limit: a proof that other nodes accepted late after they settled an epoch is counted
+//! by a node that computes that epoch after coming back; the settled digests then differ.
 //!
 //! Proofs are attributed to entities by the membership timeline of the pool store
 //! (`consensus.md` §7.1: a proof of a node seated in pool P at its slot counts for `Pool(P)`),
@@ -34,7 +50,7 @@ use lucid_consensus::proof::ProofKey;
 use lucid_consensus::records::{RecordStore, TallyPut};
 use lucid_consensus::store::ProofStore;
 use lucid_consensus::tally::{CountedProof, MembershipView, Tally, TallyBuilder};
-use lucid_core::{Clock, Epoch, UnixMillis};
+use lucid_core::{Clock, Epoch, Slot, UnixMillis};
 use lucid_pools::PoolStore;
 
 use super::ServiceError;
@@ -45,6 +61,27 @@ pub const TALLY_PAGE: usize = 10_000;
 
 /// Live ingest for window(e) closes this many slots into epoch e; the tally is computed then.
 pub const TALLY_COMPUTE_DELAY_SLOTS: u64 = lucid_consensus::params::INGEST_GRACE_SLOTS;
+
+/// How many epochs before the current one are looked at for an epoch that ended while the
+/// node was down (see the module doc for why six).
+pub const CATCH_UP_EPOCHS: u64 = 6;
+
+/// Whether the proof store holds what the network holds: filled by anti-entropy, read before
+/// an epoch that ended while the node was down is computed or settled.
+pub trait Reconciliation: Send + Sync {
+    /// Every slot before the answer held, at the last comparison since this start, at least
+    /// what one peer held; `None` before the first such comparison.
+    fn reconciled_before(&self) -> Option<Slot>;
+}
+
+/// A node without gossip: its own store is all there is.
+pub struct Standalone;
+
+impl Reconciliation for Standalone {
+    fn reconciled_before(&self) -> Option<Slot> {
+        Some(Slot(u64::MAX))
+    }
+}
 
 /// Pool membership as the tally needs it, shareable across threads.
 pub type SharedMembership = Arc<dyn MembershipView + Send + Sync>;
@@ -103,6 +140,20 @@ pub struct TallyDeps {
 #[derive(Clone)]
 pub struct TallyKeeper {
     deps: TallyDeps,
+    reconciliation: Arc<dyn Reconciliation>,
+}
+
+/// What [`TallyKeeper::catch_up_missed`] found for one epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissedEpoch {
+    /// Settled before, or this call computed and settled it.
+    Settled,
+    /// The previous epoch, computed here while running: settled by the ordinary path.
+    Previous,
+    /// Never computed here and the epoch before has no tally either: left alone.
+    NotOurs,
+    /// Waiting for anti-entropy to reconcile the store; later epochs wait too.
+    Waiting,
 }
 
 fn store_error(action: &'static str) -> impl FnOnce(lucid_consensus::Error) -> ServiceError {
@@ -112,7 +163,15 @@ fn store_error(action: &'static str) -> impl FnOnce(lucid_consensus::Error) -> S
 impl TallyKeeper {
     /// A keeper over `deps`.
     pub fn new(deps: TallyDeps) -> Self {
-        TallyKeeper { deps }
+        TallyKeeper { deps, reconciliation: Arc::new(Standalone) }
+    }
+
+    /// This keeper, waiting for `reconciliation` before it computes or settles an epoch that
+    /// ended while the node was down (the node wires anti-entropy's mark here).
+    #[must_use]
+    pub fn with_reconciliation(mut self, reconciliation: Arc<dyn Reconciliation>) -> Self {
+        self.reconciliation = reconciliation;
+        self
     }
 
     /// Computes `tally(epoch)` at `revision` from the stored proofs, on a blocking thread.
@@ -157,6 +216,15 @@ impl TallyKeeper {
         {
             return Ok(stored.tally);
         }
+        self.compute_and_store(epoch, now).await
+    }
+
+    /// Computes revision 0 of `tally(epoch)`, stores and publishes it.
+    async fn compute_and_store(
+        &self,
+        epoch: Epoch,
+        now: UnixMillis,
+    ) -> Result<Tally, ServiceError> {
         let tally = self.compute(epoch, 0).await?;
         let put = self
             .deps
@@ -230,13 +298,17 @@ impl TallyKeeper {
         Ok(())
     }
 
-    /// Does what is due at `now`: settles the previous epoch once the current one started, and
-    /// computes the current epoch's tally once its live ingest closed.
+    /// Does what is due at `now`: settles the epochs that ended while the node was down and the
+    /// previous epoch, in order, and computes the current epoch's tally once its live ingest
+    /// closed.
     pub async fn catch_up(&self, now: UnixMillis) -> Result<(), ServiceError> {
         let time = self.deps.params.time;
         let Ok(slot) = time.slot_of(now) else { return Ok(()) };
         let epoch = time.epoch_of(slot);
-        if let Some(previous) = epoch.0.checked_sub(1) {
+        let missed = self.catch_up_missed(epoch, now).await?;
+        if let Some(previous) = epoch.0.checked_sub(1)
+            && missed.last() == Some(&(Epoch(previous), MissedEpoch::Previous))
+        {
             self.settle(Epoch(previous), now).await?;
         }
         let start = time
@@ -246,6 +318,75 @@ impl TallyKeeper {
             self.ensure(epoch, now).await?;
         }
         Ok(())
+    }
+
+    /// Looks at the [`CATCH_UP_EPOCHS`] epochs before `current`, oldest first, and computes
+    /// and settles each one that ended while the node was down, once the store is reconciled
+    /// with a peer's. Stops at the first epoch that has to wait, so settlements stay in order.
+    /// Returns what it found for each epoch it looked at.
+    pub async fn catch_up_missed(
+        &self,
+        current: Epoch,
+        now: UnixMillis,
+    ) -> Result<Vec<(Epoch, MissedEpoch)>, ServiceError> {
+        let Some(last) = current.0.checked_sub(1) else { return Ok(Vec::new()) };
+        let first = current.0.saturating_sub(CATCH_UP_EPOCHS);
+        let mut found = Vec::new();
+        // Whether the epoch before the one looked at has a tally here.
+        let mut before = match first.checked_sub(1) {
+            Some(previous) => self.stored(Epoch(previous)).await?.is_some(),
+            None => false,
+        };
+        for epoch in (first..=last).map(Epoch) {
+            let stored = self.stored(epoch).await?;
+            let state = match &stored {
+                Some(stored) if stored.settled_at.is_some() => MissedEpoch::Settled,
+                // Computed here and not settled: the ordinary settlement of the previous epoch.
+                Some(_) if epoch.0 == last => MissedEpoch::Previous,
+                None if !before => MissedEpoch::NotOurs,
+                // Computed but the node was down at its settlement, or never computed while the
+                // node was down at `720e + 2`: both need the window as the network holds it.
+                _ if !self.reconciled_through(epoch)? => {
+                    tracing::debug!(%epoch, "epoch ended while the node was down; waiting for anti-entropy before settling it");
+                    MissedEpoch::Waiting
+                }
+                Some(_) => {
+                    self.settle(epoch, now).await?;
+                    tracing::info!(%epoch, "tally of an epoch that ended while the node was down settled");
+                    MissedEpoch::Settled
+                }
+                None => {
+                    self.compute_and_store(epoch, now).await?;
+                    self.settle(epoch, now).await?;
+                    tracing::info!(%epoch, "tally of an epoch missed while the node was down computed and settled");
+                    MissedEpoch::Settled
+                }
+            };
+            before = state != MissedEpoch::NotOurs;
+            found.push((epoch, state));
+            if state == MissedEpoch::Waiting {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn stored(
+        &self,
+        epoch: Epoch,
+    ) -> Result<Option<lucid_consensus::records::StoredTally>, ServiceError> {
+        self.deps.records.tally(epoch).await.map_err(store_error("reading a tally"))
+    }
+
+    /// Whether the store was reconciled with a peer over the whole window of `epoch`.
+    fn reconciled_through(&self, epoch: Epoch) -> Result<bool, ServiceError> {
+        let end = self
+            .deps
+            .params
+            .time
+            .epoch_start(epoch)
+            .map_err(|source| ServiceError::Time { service: "tally", source })?;
+        Ok(self.reconciliation.reconciled_before().is_some_and(|before| before >= end))
     }
 
     fn publish(&self, tally: &Tally) {

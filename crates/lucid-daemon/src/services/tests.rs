@@ -124,6 +124,13 @@ impl ProofStore for FlakyProofStore {
     ) -> Result<Vec<ProofKey>, lucid_consensus::Error> {
         self.inner.evidence_keys(range).await
     }
+    async fn evidence_in_range(
+        &self,
+        range: SlotRange,
+        limit: usize,
+    ) -> Result<Vec<Evidence>, lucid_consensus::Error> {
+        self.inner.evidence_in_range(range, limit).await
+    }
     async fn insert_registration(
         &self,
         registration: &StoredRegistration,
@@ -306,6 +313,33 @@ impl RecordsFixture {
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
         });
+        let schedule = ScheduleKeeper::new(ScheduleDeps {
+            params: self.params,
+            records: self.records.clone(),
+            claims: self.claims.clone(),
+            membership,
+            metrics: self.metrics.clone(),
+        });
+        ConsensusRecordsService::new(tally, schedule)
+    }
+
+    /// The records loop, waiting for `reconciliation` before it settles an epoch that ended
+    /// while it was down.
+    fn service_with(
+        &self,
+        reconciliation: Arc<dyn super::tally::Reconciliation>,
+    ) -> ConsensusRecordsService {
+        let membership: Arc<dyn super::tally::MembershipSource> =
+            Arc::new(super::tally::FixedMembership(Arc::new(NoPools)));
+        let tally = TallyKeeper::new(TallyDeps {
+            params: self.params,
+            proofs: self.proofs.clone(),
+            records: self.records.clone(),
+            membership: membership.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        })
+        .with_reconciliation(reconciliation);
         let schedule = ScheduleKeeper::new(ScheduleDeps {
             params: self.params,
             records: self.records.clone(),
@@ -696,5 +730,122 @@ fn a_restart_completes_the_results_it_had_scheduled_and_a_suspend_is_caught_up()
         for slot in 33..=41 {
             assert!(f.result(slot).await.is_some(), "slot {slot}");
         }
+    });
+}
+
+/// One node's consensus records loop and epoch reward service over its stores, with the
+/// reconciliation mark its anti-entropy would fill.
+struct RunningNode {
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningNode {
+    fn start(
+        f: &RecordsFixture,
+        ledger: &Arc<lucid_payouts::store::MemoryPayoutStore>,
+        mark: &Arc<crate::gossip::anti_entropy::ReconciledMark>,
+    ) -> Self {
+        let cancel = CancellationToken::new();
+        let rewards = super::rewards::EpochRewardService::new(super::rewards::RewardDeps {
+            params: f.params,
+            records: f.records.clone(),
+            ledger: ledger.clone(),
+            budget: lucid_core::MicroUsdt(1_000_000),
+        });
+        let clock: Arc<dyn Clock> = f.clock.clone();
+        let tasks = vec![
+            tokio::spawn(run_service(
+                f.service_with(mark.clone()),
+                clock.clone(),
+                f.metrics.clone(),
+                cancel.child_token(),
+            )),
+            tokio::spawn(run_service(rewards, clock, f.metrics.clone(), cancel.child_token())),
+        ];
+        RunningNode { cancel, tasks }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// Every posting of a ledger, sorted by key: what "the same ledger" means across nodes.
+fn ledger_content(ledger: &lucid_payouts::store::MemoryPayoutStore) -> Vec<String> {
+    let ledger = ledger.ledger().unwrap();
+    let mut postings: Vec<String> = ledger.postings().map(|p| format!("{p:?}")).collect();
+    postings.sort();
+    postings
+}
+
+/// Issue 6, review finding 2: a node down across the computation of one epoch's tally
+/// (slot 8e + 2) and the settlement of two (slots 8(e + 1)) comes back and, once anti-entropy
+/// reconciled its store, computes and settles every epoch it missed, in order and exactly once,
+/// from the same proofs as a node that ran throughout: the same settled tallies and the same
+/// ledger. Before the reconciliation it settles nothing it missed (nor anything after it).
+#[test]
+fn epochs_that_ended_while_the_node_was_down_are_settled_in_order_once_reconciled() {
+    use crate::gossip::anti_entropy::ReconciledMark;
+    use lucid_payouts::store::MemoryPayoutStore;
+
+    paused_runtime().block_on(async {
+        // The reference node runs from slot 20 to 50 and holds every proof.
+        let reference = RecordsFixture::new(20);
+        let down = RecordsFixture { clock: reference.clock.clone(), ..RecordsFixture::new(20) };
+        seed_proofs(&reference.params, reference.proofs.as_ref(), 1..=4, 0..60).await;
+        // The other node holds the proofs of the slots before it goes down in slot 30.
+        seed_proofs(&down.params, down.proofs.as_ref(), 1..=4, 0..31).await;
+        let (reference_ledger, down_ledger) =
+            (Arc::new(MemoryPayoutStore::new()), Arc::new(MemoryPayoutStore::new()));
+        let reference_node =
+            RunningNode::start(&reference, &reference_ledger, &Arc::new(ReconciledMark::default()));
+        // Its anti-entropy compared with a peer while it ran.
+        let mark = Arc::new(ReconciledMark::default());
+        mark.mark(Slot(18));
+        let first_run = RunningNode::start(&down, &down_ledger, &mark);
+        sleep_until(&down.clock, down.at(30, 500)).await;
+        first_run.stop().await;
+        assert_eq!(*down.records.settles.lock().unwrap(), [Epoch(2)]);
+
+        // Down across slots 32 (settle 3), 34 (compute 4), 40 (settle 4), 42 (compute 5); back
+        // in slot 43 with a fresh mark, before anti-entropy compared anything.
+        sleep_until(&down.clock, down.at(43, 200)).await;
+        let mark = Arc::new(ReconciledMark::default());
+        let second_run = RunningNode::start(&down, &down_ledger, &mark);
+        sleep_until(&down.clock, down.at(45, 100)).await;
+        assert_eq!(*down.records.settles.lock().unwrap(), [Epoch(2)], "settled unreconciled");
+        assert_eq!(down.records.inner.tally(Epoch(4)).await.unwrap(), None);
+        assert!(down_ledger.ledger().unwrap().posting("epoch_reward:3").is_none());
+
+        // Anti-entropy fetches what it missed and agrees with a peer below slot 43.
+        seed_proofs(&down.params, down.proofs.as_ref(), 1..=4, 31..60).await;
+        mark.mark(Slot(43));
+        sleep_until(&down.clock, down.at(50, 500)).await;
+        second_run.stop().await;
+        reference_node.stop().await;
+
+        // In order, each once; epoch 1 (never computed here, nor epoch 0) is left alone.
+        let settled = [Epoch(2), Epoch(3), Epoch(4), Epoch(5)];
+        assert_eq!(*down.records.settles.lock().unwrap(), settled);
+        assert_eq!(*reference.records.settles.lock().unwrap(), settled);
+        assert_eq!(down.records.inner.tally(Epoch(1)).await.unwrap(), None);
+        for epoch in settled {
+            let ours = down.records.inner.tally(epoch).await.unwrap().unwrap();
+            let theirs = reference.records.inner.tally(epoch).await.unwrap().unwrap();
+            assert!(ours.settled_at.is_some() && theirs.settled_at.is_some(), "{epoch}");
+            assert_eq!(ours.tally.digest, theirs.tally.digest, "{epoch}");
+            assert_eq!(ours.tally.entries, theirs.tally.entries, "{epoch}");
+        }
+        let puts = down.records.puts.lock().unwrap().clone();
+        assert_eq!(puts.iter().filter(|(epoch, _)| *epoch == Epoch(4)).count(), 1, "{puts:?}");
+        // The same postings, so the same balances, on both.
+        let ours = ledger_content(&down_ledger);
+        assert_eq!(ours.len(), 4, "{ours:#?}");
+        assert_eq!(ours, ledger_content(&reference_ledger));
+        down_ledger.audit().unwrap();
     });
 }

@@ -464,7 +464,7 @@ async fn crashes_at_random_commits_never_pay_twice() {
     let mut crashes = 0;
     let mut ends = std::collections::BTreeMap::new();
     for seed in 1..=RUNS {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut h = harness(Setup { payouts: vec![10, 30, 70], ..Setup::default() }).await;
         for _ in 0..rng.below(3) {
             h.fake.inject(faults[usize::try_from(rng.below(3)).unwrap()]);

@@ -201,7 +201,7 @@ fn chain_mismatch_stops_polling() {
 #[test]
 fn four_concurrent_workers_never_send_a_payout_twice() {
     for seed in 0..4u64 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let payouts: Vec<(u64, u64)> =
             (0..24).map(|_| (rng.below(4), 10 + rng.below(500))).collect();
         let chain = FakeChain::new(seed, 30, 2);

@@ -2106,6 +2106,39 @@ pub struct SubmitSealsResponse {
     pub verdicts: ::prost::alloc::vec::Vec<MessageVerdict>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FetchEvidenceRequest {
+    /// Slots of the conflicting task proofs, `to_slot` exclusive; at most 5 040 slots after
+    /// `from_slot`.
+    #[prost(uint64, tag = "1")]
+    pub from_slot: u64,
+    #[prost(uint64, tag = "2")]
+    pub to_slot: u64,
+    /// How many evidence items the caller holds in the range, and the seal Merkle root over their
+    /// digest pairs in order (32 bytes; empty when it holds none). Equal to the callee's: nothing
+    /// is sent.
+    #[prost(uint32, tag = "3")]
+    pub known_count: u32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub known_root: ::prost::alloc::vec::Vec<u8>,
+}
+/// One evidence item: two task proofs one node signed under one key with different bytes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EvidencePair {
+    #[prost(message, optional, tag = "1")]
+    pub first: ::core::option::Option<SignedMessage>,
+    #[prost(message, optional, tag = "2")]
+    pub second: ::core::option::Option<SignedMessage>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct FetchEvidenceResponse {
+    /// The caller already holds the callee's set of the range.
+    #[prost(bool, tag = "1")]
+    pub in_sync: bool,
+    /// At most 256 items, in digest-pair order.
+    #[prost(message, repeated, tag = "2")]
+    pub evidence: ::prost::alloc::vec::Vec<EvidencePair>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ForwardWithdrawalRequest {
     /// The signed `withdrawal` (consensus.md section 4.5), exactly as its node signed it.
     #[prost(message, optional, tag = "1")]
@@ -2627,6 +2660,32 @@ pub mod peer_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Peer", "SubmitSeals"));
             self.inner.unary(req, path, codec).await
         }
+        /// Anti-entropy of equivocation evidence (issue 6): the callee's evidence of task proofs in a
+        /// slot range (at most 256 items), unless the caller already holds the same set.
+        pub async fn fetch_evidence(
+            &mut self,
+            request: impl tonic::IntoRequest<super::FetchEvidenceRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FetchEvidenceResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/FetchEvidence",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "FetchEvidence"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Payouts (pools-payouts.md section 5.1): one payer per network. Every other node forwards the
         /// signed withdrawal and cancel requests it receives to the payer and shows the payer's
         /// records; a node that is not the payer refuses these calls with FAILED_PRECONDITION.
@@ -2812,6 +2871,15 @@ pub mod peer_server {
             request: tonic::Request<super::SubmitSealsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::SubmitSealsResponse>,
+            tonic::Status,
+        >;
+        /// Anti-entropy of equivocation evidence (issue 6): the callee's evidence of task proofs in a
+        /// slot range (at most 256 items), unless the caller already holds the same set.
+        async fn fetch_evidence(
+            &self,
+            request: tonic::Request<super::FetchEvidenceRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::FetchEvidenceResponse>,
             tonic::Status,
         >;
         /// Payouts (pools-payouts.md section 5.1): one payer per network. Every other node forwards the
@@ -3429,6 +3497,51 @@ pub mod peer_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = SubmitSealsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/FetchEvidence" => {
+                    #[allow(non_camel_case_types)]
+                    struct FetchEvidenceSvc<T: Peer>(pub Arc<T>);
+                    impl<
+                        T: Peer,
+                    > tonic::server::UnaryService<super::FetchEvidenceRequest>
+                    for FetchEvidenceSvc<T> {
+                        type Response = super::FetchEvidenceResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::FetchEvidenceRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::fetch_evidence(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = FetchEvidenceSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -163,6 +163,52 @@ async fn evidence_is_kept_and_idempotent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_of_a_range_reads_back_as_the_memory_store_holds_it() {
+    let params = testing::params();
+    for (test_db, db) in databases().await {
+        let memory = MemoryProofStore::new();
+        // Three equivocations of task proofs (two under one key) and one of a registration,
+        // which no slot range returns.
+        let mut items = Vec::new();
+        for (node, slot, x, y) in [(3, 300, 1, 2), (3, 300, 1, 3), (5, 310, 7, 8), (6, 400, 1, 2)] {
+            let a = relay(&params, node, slot, x);
+            let b = relay(&params, node, slot, y);
+            let key = a.key();
+            items.push(Evidence::new(key.node, TASK_PROOF_TYPE, Some(key), a.message, b.message));
+        }
+        let r1 = testing::signed_registration(&params, &testing::key(3), 1);
+        let mut record = testing::registration(&params, &testing::key(3), 1);
+        record.capabilities = 0;
+        let r2 = record.sign(&params.network, &testing::key(3));
+        items.push(Evidence::new(testing::key(3).node_id(), REGISTRATION_TYPE, None, r1, r2));
+        for evidence in &items {
+            assert!(db.insert_evidence(evidence).await.unwrap(), "{:?}", test_db.backend);
+            memory.insert_evidence(evidence).await.unwrap();
+        }
+        for (window, limit) in [
+            (range(300, 301), 10),
+            (range(0, 400), 10),
+            (range(0, u64::MAX), 10),
+            (range(0, 401), 2),
+        ] {
+            let read = db.evidence_in_range(window, limit).await.unwrap();
+            assert_eq!(
+                read,
+                memory.evidence_in_range(window, limit).await.unwrap(),
+                "{:?} {window:?}",
+                test_db.backend
+            );
+            assert!(read.len() <= limit);
+            assert!(read.windows(2).all(|w| w[0].digests() < w[1].digests()));
+        }
+        assert_eq!(db.evidence_in_range(range(300, 301), 10).await.unwrap().len(), 2);
+        assert_eq!(db.evidence_in_range(range(0, u64::MAX), 10).await.unwrap().len(), 4);
+        assert!(db.evidence_in_range(range(301, 310), 10).await.unwrap().is_empty());
+        assert!(db.evidence_in_range(range(0, u64::MAX), 0).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn current_registration_is_the_highest_seq() {
     let params = testing::params();
     for (test_db, db) in databases().await {

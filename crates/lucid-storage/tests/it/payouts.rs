@@ -511,7 +511,7 @@ async fn four_concurrent_workers_over_one_database_never_send_twice() {
     for (backend, shared) in backends().await {
         for seed in 0..2u64 {
             let harness = SqlHarness::new(backend, shared.as_deref()).await;
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             let payouts: Vec<(u64, u64)> =
                 (0..16).map(|_| (rng.below(4), 10 + rng.below(500))).collect();
             let chain = FakeChain::new(seed, 30, 2);
@@ -586,7 +586,7 @@ async fn paid_plus_reserved_never_exceeds_earned_under_concurrency() {
         for (index, n) in world.nodes.clone().into_iter().enumerate() {
             let (store, clock) = (world.store(), clock.clone());
             tasks.push(tokio::spawn(async move {
-                let mut rng = Rng(index as u64);
+                let mut rng = Rng::new(index as u64);
                 let mut created = Vec::new();
                 for k in 0..40u64 {
                     let now = clock.fetch_add(100, Ordering::SeqCst);

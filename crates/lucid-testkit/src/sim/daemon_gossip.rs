@@ -31,14 +31,6 @@ impl NodeProtocol for DaemonGossip {
         "daemon gossip"
     }
 
-    fn gossips_evidence(&self) -> bool {
-        true
-    }
-
-    fn accepts_late(&self) -> bool {
-        true
-    }
-
     fn hook(
         &self,
         params: &ConsensusParams,

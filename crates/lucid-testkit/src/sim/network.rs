@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use lucid_api::grpc::convert::ToProto as _;
 use lucid_api::grpc::{
-    MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE, MAX_PULL_SLOTS, PeerApi,
-    SealedSlot, SlotDigest, pb,
+    EvidencePage, EvidenceQuery, MAX_BATCH, MAX_DIGEST_SLOTS, MAX_PEERS_PAGE, MAX_PULL_PAGE,
+    MAX_PULL_SLOTS, PeerApi, SealedSlot, SlotDigest, pb,
 };
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::{Outcome, RejectReason, Verdict};
@@ -121,6 +121,7 @@ pub(crate) enum Call {
     FetchSlot(Slot),
     Evidence(SignedMessage, SignedMessage),
     Seals(Vec<SignedMessage>),
+    FetchEvidence(EvidenceQuery),
 }
 
 /// The answer to a [`Call`].
@@ -130,6 +131,7 @@ pub(crate) enum Reply {
     Digests(Vec<SlotDigest>),
     Messages(Vec<SignedMessage>),
     Sealed(Option<SealedSlot>),
+    Evidence(EvidencePage),
 }
 
 impl Call {
@@ -169,6 +171,15 @@ impl Call {
             }
             // Field 1 of `SubmitSealsRequest`, repeated.
             Call::Seals(seals) => (messages_len(seals), seals.len()),
+            Call::FetchEvidence(query) => {
+                let request = pb::FetchEvidenceRequest {
+                    from_slot: query.range.start.0,
+                    to_slot: query.range.end.0,
+                    known_count: query.known_count,
+                    known_root: query.known_root.as_bytes().to_vec(),
+                };
+                (request.encoded_len(), 0)
+            }
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
@@ -205,6 +216,11 @@ impl Call {
             Call::Seals(seals) if seals.len() > lucid_api::grpc::MAX_SEAL_BATCH => {
                 Err(format!("batch of {} seals out of bounds", seals.len()))
             }
+            Call::FetchEvidence(query)
+                if query.range.end <= query.range.start || slots(&query.range) > MAX_PULL_SLOTS =>
+            {
+                Err("evidence range out of bounds".to_owned())
+            }
             _ => Ok(()),
         }
     }
@@ -236,6 +252,7 @@ impl Call {
             Call::Seals(seals) => {
                 Reply::Outcomes(api.submit_seals(Some(from), seals.clone()).await?)
             }
+            Call::FetchEvidence(query) => Reply::Evidence(api.fetch_evidence(*query).await?),
         })
     }
 }
@@ -267,6 +284,7 @@ impl Reply {
                 let items = sealed.as_ref().map_or(0, |sealed| sealed.set.len() + 1);
                 (reply.encoded_len(), items)
             }
+            Reply::Evidence(page) => (page.to_proto().encoded_len(), page.evidence.len() * 2),
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
@@ -576,6 +594,7 @@ fn unexpected(reply: &Reply) -> TransportError {
         Reply::Digests(_) => "digests",
         Reply::Messages(_) => "messages",
         Reply::Sealed(_) => "sealed slot",
+        Reply::Evidence(_) => "evidence",
     };
     TransportError::Malformed(format!("unexpected reply: {kind}"))
 }
@@ -671,6 +690,24 @@ impl PeerTransport for SimTransport {
                 "{} verdicts for {expected} seals",
                 outcomes.len()
             ))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn fetch_evidence(
+        &self,
+        peer: NodeId,
+        query: EvidenceQuery,
+    ) -> Result<EvidencePage, TransportError> {
+        match self.network.call(self.from, peer, Call::FetchEvidence(query)).await? {
+            Reply::Evidence(page)
+                if EvidencePage::shape_is_valid(page.evidence.len(), page.in_sync) =>
+            {
+                Ok(page)
+            }
+            Reply::Evidence(_) => {
+                Err(TransportError::Malformed("evidence answer breaks its bounds".to_owned()))
+            }
             other => Err(unexpected(&other)),
         }
     }

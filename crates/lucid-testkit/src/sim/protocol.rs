@@ -66,15 +66,6 @@ pub trait NodeProtocol: Send + Sync + 'static {
     /// A short name for reports.
     fn name(&self) -> &'static str;
 
-    /// Whether the protocol spreads equivocation evidence to every node. When it does not,
-    /// the evidence check is reported as pending instead of asserted.
-    fn gossips_evidence(&self) -> bool;
-
-    /// Whether the protocol recovers proofs older than the live grace window (sealed sets and
-    /// late acceptance, `consensus.md` §6.3). Without it, a partition longer than the grace
-    /// window leaves its slots different on the two sides for ever.
-    fn accepts_late(&self) -> bool;
-
     /// The gossip hook to build honest node `node`'s peer service with, for a protocol that
     /// must see what the peer service accepts and the evidence it records (the daemon's own
     /// gossip). `None`, the default, feeds accepted pushes to [`NodeContext::accepted`] instead.
@@ -218,5 +209,12 @@ impl PeerApi for FeedingPeer {
         seals: Vec<SignedMessage>,
     ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
         self.inner.submit_seals(caller, seals).await
+    }
+
+    async fn fetch_evidence(
+        &self,
+        query: lucid_api::grpc::EvidenceQuery,
+    ) -> Result<lucid_api::grpc::EvidencePage, lucid_consensus::Error> {
+        self.inner.fetch_evidence(query).await
     }
 }

@@ -66,8 +66,6 @@ pub struct Checks {
     pub forbidden_stored: Vec<(NodeId, Digest)>,
     /// Spread of equivocation evidence.
     pub evidence: EvidenceCoverage,
-    /// Whether the protocol is expected to spread evidence (else the evidence check is pending).
-    pub evidence_expected: bool,
     /// Per healed partition.
     pub heals: Vec<HealConvergence>,
     /// Proofs held by the first honest node in the window.
@@ -111,28 +109,27 @@ impl SimReport {
     }
 
     /// Every violated expectation, each prefixed with the replay hint; empty when the run is
-    /// good. Convergence after a heal is required only for partitions whose every slot the
-    /// protocol can still recover (`accepts_late`, or a partition shorter than the grace
-    /// window); others are reported, not judged.
-    pub fn failures(&self, protocol_accepts_late: bool) -> Vec<String> {
+    /// good. Every protocol a node runs spreads evidence and recovers proofs older than the live
+    /// grace (sealed sets and late acceptance, `consensus.md` §6.3), so honest nodes must agree
+    /// on every slot and converge after every heal, whatever the partition's length.
+    pub fn failures(&self) -> Vec<String> {
         let hint = self.replay_hint();
         let checks = &self.checks;
-        let recoverable = protocol_accepts_late || self.short_partitions();
         let mut failures = Vec::new();
-        if recoverable && !checks.divergent_slots.is_empty() {
+        if !checks.divergent_slots.is_empty() {
             failures.push(format!(
                 "{hint}: honest nodes disagree on slots {:?}",
                 checks.divergent_slots
             ));
         }
-        if recoverable && checks.distinct_tallies != 1 {
+        if checks.distinct_tallies != 1 {
             failures.push(format!(
                 "{hint}: {} different tallies of {}",
                 checks.distinct_tallies, checks.tally_epoch
             ));
         }
         for heal in &checks.heals {
-            if recoverable && heal.converged_after_ms.is_none() {
+            if heal.converged_after_ms.is_none() {
                 failures.push(format!("{hint}: no convergence after the heal at {}", heal.heal));
             }
         }
@@ -148,20 +145,10 @@ impl SimReport {
                 self.log.stale_replays_accepted
             ));
         }
-        if checks.evidence_expected && checks.evidence.missing > 0 {
+        if checks.evidence.missing > 0 {
             failures.push(format!("{hint}: evidence missing: {:?}", checks.evidence));
         }
         failures
-    }
-
-    /// Whether every partition lasts less than the live grace window (so even a protocol
-    /// without the late path can recover its slots).
-    fn short_partitions(&self) -> bool {
-        let slot = self.scenario.params.time.slot_ms();
-        self.scenario.partitions.iter().all(|p| {
-            p.heal_per_mille.saturating_sub(p.start_per_mille) * slot / 1_000
-                < lucid_consensus::params::INGEST_GRACE_SLOTS * slot
-        })
     }
 }
 
@@ -196,14 +183,13 @@ impl fmt::Display for SimReport {
         writeln!(f, "  network: {:?}", self.traffic.network)?;
         writeln!(
             f,
-            "  checks: divergent slots {:?}, {} tally digest(s) for {} ({} ranked), {} forbidden stored, evidence {:?} (expected: {}), {} proofs per node",
+            "  checks: divergent slots {:?}, {} tally digest(s) for {} ({} ranked), {} forbidden stored, evidence {:?}, {} proofs per node",
             checks.divergent_slots,
             checks.distinct_tallies,
             checks.tally_epoch,
             checks.ranked,
             checks.forbidden_stored.len(),
             checks.evidence,
-            checks.evidence_expected,
             checks.proofs_per_node
         )?;
         for heal in &checks.heals {
@@ -425,10 +411,7 @@ async fn run_async(
     let mut tallies = BTreeSet::new();
     let mut ranked = 0;
     for ((_, store), snap) in stores.iter().zip(&snapshots) {
-        let mut excluded: BTreeSet<ProofKey> = snap.evidence.clone();
-        if !protocol.gossips_evidence() {
-            excluded.extend(doubled.iter().copied());
-        }
+        let excluded: BTreeSet<ProofKey> = snap.evidence.clone();
         let (digest, ranked_here) = tally_digest(&params, tally_epoch, store, &excluded).await?;
         if tallies.is_empty() {
             ranked = ranked_here;
@@ -444,7 +427,6 @@ async fn run_async(
         ranked,
         forbidden_stored: stored_forbidden(&snapshots, &forbidden),
         evidence,
-        evidence_expected: protocol.gossips_evidence(),
         heals: heals.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         proofs_per_node: snapshots.first().map_or(0, |s| s.stored.len()),
     };

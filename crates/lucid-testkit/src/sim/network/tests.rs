@@ -102,6 +102,12 @@ impl PeerApi for ScriptedPeer {
     ) -> Result<Vec<Outcome>, lucid_consensus::Error> {
         Ok(seals.iter().map(|s| Outcome { digest: s.digest(), verdict: self.verdict }).collect())
     }
+    async fn fetch_evidence(
+        &self,
+        _: lucid_api::grpc::EvidenceQuery,
+    ) -> Result<lucid_api::grpc::EvidencePage, lucid_consensus::Error> {
+        Ok(lucid_api::grpc::EvidencePage { in_sync: true, ..Default::default() })
+    }
 }
 
 struct Rig {
