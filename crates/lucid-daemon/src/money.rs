@@ -205,4 +205,4 @@ pub(crate) async fn resolve_payout(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

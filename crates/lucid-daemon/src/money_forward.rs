@@ -306,3 +306,6 @@ pub(crate) async fn payer_payout(state: &State, payout_id: &str) -> Result<Payou
     }
     operator::payout(state, payout_id).await
 }
+
+#[cfg(test)]
+mod tests;

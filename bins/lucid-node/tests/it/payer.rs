@@ -173,7 +173,7 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     let mut forwarder_env = env(&profile, grpc);
     forwarder_env.push(("LUCID_PEERS_BOOTSTRAP", format!("{payer_id}@{payer_grpc}")));
     forwarder_env.push(("LUCID_PAYOUTS_PAYER_NODE_ID", payer_id.to_string()));
-    let forwarder = start(&forwarder_dir, &forwarder_env, http, grpc);
+    let mut forwarder = start(&forwarder_dir, &forwarder_env, http, grpc);
     // The payer needs the forwarder's registration (its payout address, and to admit its
     // calls); the forwarder needs the payer's (its endpoint).
     wait_until("the nodes know each other", Duration::from_secs(30), || {
@@ -272,6 +272,18 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     let foreign_cancel = cancel(&payer_key, &network, &id, now());
     let cancel_path = format!("/api/v1/payouts/{id}/cancel");
     envelope(&post_json(forwarder.addr, &cancel_path, &body(&foreign_cancel)), 403, "FORBIDDEN");
+    // A cancel with flipped bytes, or signed for another network or too long ago: refused.
+    let genuine = cancel(&forwarder_key, &network, &id, now());
+    let mut bytes = genuine.bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 1;
+    }
+    let tampered = SignedMessage::new(bytes, *genuine.signature());
+    envelope(&post_json(forwarder.addr, &cancel_path, &body(&tampered)), 400, "BAD_SIGNATURE");
+    let foreign = cancel(&forwarder_key, &elsewhere, &id, now());
+    envelope(&post_json(forwarder.addr, &cancel_path, &body(&foreign)), 400, "INVALID_INPUT");
+    let stale = cancel(&forwarder_key, &network, &id, UnixMillis(now().0 - 400_000));
+    envelope(&post_json(forwarder.addr, &cancel_path, &body(&stale)), 400, "INVALID_INPUT");
     // A cancel whose signed id is not the path's is refused.
     let other_id = cancel(&forwarder_key, &network, "payout_000000000000000000000000", now());
     envelope(&post_json(forwarder.addr, &cancel_path, &body(&other_id)), 400, "INVALID_INPUT");
@@ -329,4 +341,25 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     let (status, reply) = json(forwarder.addr, &path);
     assert_eq!(status, 503, "{reply}");
     assert_eq!(reply["error"]["code"], "LUCID_ERR_PAYER_UNREACHABLE");
+
+    // The forwarding node's own database holds no payout: every one above is the payer's.
+    forwarder.signal("TERM");
+    forwarder.wait_exit(Duration::from_secs(30));
+    assert_eq!(payouts_in(&forwarder_dir), 0);
+    assert_eq!(payouts_in(&payer_dir), 2);
+}
+
+/// How many payouts the SQLite database of a stopped node holds.
+fn payouts_in(dir: &TempDir) -> usize {
+    use lucid_payouts::store::PayoutStore as _;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clock: std::sync::Arc<dyn lucid_core::Clock> =
+            std::sync::Arc::new(lucid_daemon::clock::SystemClock::new());
+        let url = format!("sqlite://{}", dir.path().join("lucid.db").display());
+        let db = lucid_storage::Database::open(&url, clock).await.unwrap();
+        let count = db.list(None).await.unwrap().len();
+        db.close().await;
+        count
+    })
 }
