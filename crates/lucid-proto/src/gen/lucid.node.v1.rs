@@ -2688,7 +2688,9 @@ pub mod peer_client {
         }
         /// Payouts (pools-payouts.md section 5.1): one payer per network. Every other node forwards the
         /// signed withdrawal and cancel requests it receives to the payer and shows the payer's
-        /// records; a node that is not the payer refuses these calls with FAILED_PRECONDITION.
+        /// records. A node that is not the payer never forwards these calls again: it answers
+        /// ForwardWithdrawal and ForwardCancel with the refusal FEATURE_DISABLED, GetPayouts with
+        /// UNIMPLEMENTED.
         /// A node-signed `withdrawal`: the payer creates the payout (or answers the original one).
         pub async fn forward_withdrawal(
             &mut self,
@@ -2884,7 +2886,9 @@ pub mod peer_server {
         >;
         /// Payouts (pools-payouts.md section 5.1): one payer per network. Every other node forwards the
         /// signed withdrawal and cancel requests it receives to the payer and shows the payer's
-        /// records; a node that is not the payer refuses these calls with FAILED_PRECONDITION.
+        /// records. A node that is not the payer never forwards these calls again: it answers
+        /// ForwardWithdrawal and ForwardCancel with the refusal FEATURE_DISABLED, GetPayouts with
+        /// UNIMPLEMENTED.
         /// A node-signed `withdrawal`: the payer creates the payout (or answers the original one).
         async fn forward_withdrawal(
             &self,
