@@ -68,6 +68,9 @@ fn forged(signed: &SignedMessage, forger: &NodeKey) -> SignedMessage {
     SignedMessage::new(signed.bytes().to_vec(), forger.sign(signed.bytes()))
 }
 
+/// What a refused case must answer.
+type Expected = fn(&Failure) -> bool;
+
 /// The bytes with their last bit flipped (the signing time moves by 1 ms), the signature kept.
 fn tampered(signed: &SignedMessage) -> SignedMessage {
     let mut bytes = signed.bytes().to_vec();
@@ -169,7 +172,7 @@ fn the_payer_decides_a_signed_request_once_and_only_for_its_signer() {
 
         // Refused before the ledger is touched, on both sides.
         let too_long_key = "k".repeat(65);
-        let refused: Vec<(&str, SignedMessage, fn(&Failure) -> bool)> = vec![
+        let refused: Vec<(&str, SignedMessage, Expected)> = vec![
             ("tampered", tampered(&withdrawal(&owner, &network(), Some(10), "f", now)), |f| {
                 *f == Failure::BadSignature
             }),
