@@ -516,6 +516,25 @@ async fn forwarded_payout_requests_carry_the_payers_answer_both_ways() {
         .unwrap()
         .into_inner();
     assert!(matches!(payout_answer(answer).unwrap(), Err(Failure::MalformedMessage(_))));
+    // Oversized (one byte over a signed message's maximum) and empty messages likewise, for
+    // both calls; the test payer would have accepted the withdrawal's `ok` prefix.
+    let mut oversized = b"ok".to_vec();
+    oversized.resize(lucid_core::message::MAX_MESSAGE_BYTES + 1, 0);
+    for message in [oversized, Vec::new()] {
+        let wire = pb::SignedMessage { message, signature: vec![0; 64] };
+        let answer = client
+            .forward_withdrawal(pb::ForwardWithdrawalRequest { withdrawal: Some(wire.clone()) })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(matches!(payout_answer(answer).unwrap(), Err(Failure::MalformedMessage(_))));
+        let answer = client
+            .forward_cancel(pb::ForwardCancelRequest { cancel: Some(wire) })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(matches!(payout_answer(answer).unwrap(), Err(Failure::MalformedMessage(_))));
+    }
     let missing = client.forward_withdrawal(pb::ForwardWithdrawalRequest::default()).await;
     assert_eq!(missing.unwrap_err().code(), Code::InvalidArgument);
     // Cancels.
