@@ -65,6 +65,7 @@ pub(crate) fn wiring(
         epoch_reward: money.epoch_reward,
         limits: money.limits,
         max_retries: money.max_retries,
+        payer_node_id: money.payer_node_id,
         payouts,
     })
 }

@@ -110,6 +110,10 @@ pub enum Failure {
     /// A feature this needs is off.
     #[error("{0}")]
     FeatureDisabled(String),
+    /// This node is not the payer and the payer (`payouts.payer_node_id`) did not answer:
+    /// nothing was created or cancelled here; retry later.
+    #[error("the payer node is not reachable; retry later")]
+    PayerUnreachable,
     /// A bug on our side (logged with detail where it happened).
     #[error("internal error")]
     Internal,
@@ -163,9 +167,63 @@ impl Failure {
             Failure::ShuttingDown => "SHUTTING_DOWN",
             Failure::StoreUnavailable => "STORE_UNAVAILABLE",
             Failure::FeatureDisabled(_) => "FEATURE_DISABLED",
+            Failure::PayerUnreachable => "PAYER_UNREACHABLE",
             Failure::Internal => "INTERNAL",
         }
     }
+
+    /// The detail a variant carries (an amount, a field message), empty for the others: with
+    /// [`Failure::code`] it is what travels when the payer answers another node's request.
+    pub fn detail(&self) -> &str {
+        match self {
+            Failure::InvalidInput(detail)
+            | Failure::MalformedMessage(detail)
+            | Failure::InvalidState(detail)
+            | Failure::BelowMinimum(detail)
+            | Failure::AboveMaximum(detail)
+            | Failure::InsufficientBalance(detail)
+            | Failure::FeatureDisabled(detail) => detail,
+            _ => "",
+        }
+    }
+
+    /// The failure a payer reported by `code` and `detail` (see [`Failure::detail`]), for the
+    /// codes a payout request can end in; `None` for any other code, which the caller must treat
+    /// as a broken answer. The detail is clipped to [`MAX_WIRE_DETAIL`] bytes.
+    pub fn from_payer(code: &str, detail: &str) -> Option<Failure> {
+        let detail = clip_detail(detail);
+        Some(match code {
+            "INVALID_INPUT" => Failure::InvalidInput(detail),
+            "MALFORMED_MESSAGE" => Failure::MalformedMessage(detail),
+            "BAD_SIGNATURE" => Failure::BadSignature,
+            "FORBIDDEN" => Failure::Forbidden,
+            "PAYOUT_NOT_FOUND" => Failure::NotFound(Missing::Payout),
+            "INVALID_STATE" => Failure::InvalidState(detail),
+            "IDEMPOTENCY_CONFLICT" => Failure::IdempotencyConflict,
+            "BELOW_MINIMUM" => Failure::BelowMinimum(detail),
+            "ABOVE_MAXIMUM" => Failure::AboveMaximum(detail),
+            "INSUFFICIENT_BALANCE" => Failure::InsufficientBalance(detail),
+            "NO_PAYOUT_ADDRESS" => Failure::NoPayoutAddress,
+            "NOT_READY" => Failure::NotReady,
+            "SHUTTING_DOWN" => Failure::ShuttingDown,
+            "STORE_UNAVAILABLE" => Failure::StoreUnavailable,
+            "FEATURE_DISABLED" => Failure::FeatureDisabled(detail),
+            "INTERNAL" => Failure::Internal,
+            _ => return None,
+        })
+    }
+}
+
+/// Longest failure detail carried between nodes, bytes.
+pub const MAX_WIRE_DETAIL: usize = 256;
+
+/// `detail` cut to at most [`MAX_WIRE_DETAIL`] bytes on a character boundary.
+fn clip_detail(detail: &str) -> String {
+    let mut end = detail.len().min(MAX_WIRE_DETAIL);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    detail[..end].to_owned()
 }
 
 impl HasKind for Failure {
@@ -197,6 +255,7 @@ impl HasKind for Failure {
             Failure::NotReady | Failure::ShuttingDown => ErrorKind::ShuttingDown,
             Failure::StoreUnavailable => ErrorKind::StoreUnavailable,
             Failure::FeatureDisabled(_) => ErrorKind::FeatureDisabled,
+            Failure::PayerUnreachable => ErrorKind::TransientNetwork,
             Failure::Internal => ErrorKind::Internal,
         }
     }
@@ -256,11 +315,46 @@ mod tests {
             (Failure::StoreUnavailable, 503, "STORE_UNAVAILABLE"),
             (Failure::InvalidInput("x".into()), 400, "INVALID_INPUT"),
             (Failure::Internal, 500, "INTERNAL"),
+            (Failure::PayerUnreachable, 503, "PAYER_UNREACHABLE"),
         ];
         for (failure, status, code) in cases {
             assert_eq!(status_of(&failure).as_u16(), status, "{failure:?}");
             assert_eq!(failure.code(), code);
         }
+    }
+
+    #[test]
+    fn payer_refusals_survive_the_trip_between_nodes() {
+        let refusals = [
+            Failure::InvalidInput("x".into()),
+            Failure::MalformedMessage("m".into()),
+            Failure::BadSignature,
+            Failure::Forbidden,
+            Failure::NotFound(Missing::Payout),
+            Failure::InvalidState("not pending".into()),
+            Failure::IdempotencyConflict,
+            Failure::BelowMinimum("10.000000".into()),
+            Failure::AboveMaximum("10000.000000".into()),
+            Failure::InsufficientBalance("3.500000".into()),
+            Failure::NoPayoutAddress,
+            Failure::StoreUnavailable,
+            Failure::FeatureDisabled("off".into()),
+            Failure::Internal,
+        ];
+        for failure in refusals {
+            assert_eq!(Failure::from_payer(failure.code(), failure.detail()), Some(failure));
+        }
+        // Codes a payout request cannot end in, and made-up ones, are not trusted.
+        for code in ["POOL_FULL", "PAYER_UNREACHABLE", "", "LUCID_ERR_INTERNAL", "nope"] {
+            assert_eq!(Failure::from_payer(code, ""), None, "{code}");
+        }
+        // An oversized detail is clipped, on a character boundary.
+        let long = "é".repeat(400);
+        let Some(Failure::InvalidInput(clipped)) = Failure::from_payer("INVALID_INPUT", &long)
+        else {
+            panic!("INVALID_INPUT")
+        };
+        assert!(clipped.len() <= MAX_WIRE_DETAIL && clipped.chars().all(|c| c == 'é'));
     }
 
     #[test]

@@ -78,6 +78,12 @@ pub mod methods {
     pub const SUBMIT_SEALS: &str = "/lucid.node.v1.Peer/SubmitSeals";
     /// `Peer.FetchEvidence`.
     pub const FETCH_EVIDENCE: &str = "/lucid.node.v1.Peer/FetchEvidence";
+    /// `Peer.ForwardWithdrawal`.
+    pub const FORWARD_WITHDRAWAL: &str = "/lucid.node.v1.Peer/ForwardWithdrawal";
+    /// `Peer.ForwardCancel`.
+    pub const FORWARD_CANCEL: &str = "/lucid.node.v1.Peer/ForwardCancel";
+    /// `Peer.GetPayouts`.
+    pub const GET_PAYOUTS: &str = "/lucid.node.v1.Peer/GetPayouts";
 }
 
 /// One incoming peer call as the [`PeerGate`] judges it.
@@ -514,8 +520,9 @@ pub async fn serve(
     token: AdminToken,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let payer = Arc::clone(&node);
     let operator = OperatorService::new(node, Arc::clone(&peer), token).into_server();
-    let peer = PeerService::new(peer, gate).into_server();
+    let peer = PeerService::new(peer, gate).with_payer(payer).into_server();
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(operator)

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, patch, post};
 use axum::{Json, Router};
-use lucid_core::{Epoch, MicroUsdt, NodeId, PoolId, Signature, Slot};
+use lucid_core::{Epoch, MicroUsdt, NodeId, PoolId, Signature, SignedMessage, Slot};
 use serde::Serialize;
 
 use crate::auth::{Admin, AdminToken, HasAdminToken};
@@ -191,6 +191,50 @@ pub trait NodeApi: Send + Sync + 'static {
     ) -> Result<Withdrawal, Failure>;
     /// Cancels a pending payout.
     async fn cancel_payout(&self, payout_id: &str) -> Result<PayoutView, Failure>;
+    /// A node-signed `withdrawal` (`POST /api/v1/withdrawals`): the payer creates the payout
+    /// (or answers the original one, `created: false`); any other node forwards the request to
+    /// the payer and answers what the payer answered (503 `PAYER_UNREACHABLE` without an
+    /// answer).
+    async fn submit_withdrawal(&self, withdrawal: SignedMessage) -> Result<Withdrawal, Failure> {
+        let _ = withdrawal;
+        Err(Failure::FeatureDisabled("signed withdrawals are not wired".to_owned()))
+    }
+    /// A node-signed `payout-cancel` of `payout_id` (the id in the path must be the id signed);
+    /// the payer cancels, any other node forwards like [`NodeApi::submit_withdrawal`].
+    async fn submit_payout_cancel(
+        &self,
+        payout_id: &str,
+        cancel: SignedMessage,
+    ) -> Result<PayoutView, Failure> {
+        let _ = (payout_id, cancel);
+        Err(Failure::FeatureDisabled("signed cancels are not wired".to_owned()))
+    }
+    /// The payer's side of `Peer.ForwardWithdrawal`: a signed withdrawal another node forwarded.
+    /// A node that is not the payer refuses (`FEATURE_DISABLED`) and never forwards it again.
+    async fn payer_withdrawal(&self, withdrawal: SignedMessage) -> Result<Withdrawal, Failure> {
+        let _ = withdrawal;
+        Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
+    }
+    /// The payer's side of `Peer.ForwardCancel`, refused like [`NodeApi::payer_withdrawal`].
+    async fn payer_cancel(&self, cancel: SignedMessage) -> Result<PayoutView, Failure> {
+        let _ = cancel;
+        Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
+    }
+    /// The payer's side of `Peer.GetPayouts`: its own records of one node (or all), ordered by
+    /// (created_at, payout_id). A node that is not the payer refuses.
+    async fn payer_payouts(
+        &self,
+        node: Option<NodeId>,
+        query: PayoutQuery,
+    ) -> Result<Page<PayoutView>, Failure> {
+        let _ = (node, query);
+        Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
+    }
+    /// The payer's side of `Peer.GetPayouts` for one payout id.
+    async fn payer_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
+        let _ = payout_id;
+        Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
+    }
     /// Starts a payout sweep unless one is running (single flight). A node that is not the
     /// payer answers `FEATURE_DISABLED`.
     async fn trigger_sweep(&self) -> Result<SweepStarted, Failure> {
@@ -333,6 +377,15 @@ fn table() -> Routes {
             ),
             post(withdraw),
         )
+        .add(
+            spec(
+                "post",
+                "/api/v1/withdrawals",
+                S,
+                "Submit a node-signed withdrawal (forwarded to the payer when this node is not it)",
+            ),
+            post(signed_withdrawal),
+        )
         .add(spec("get", "/api/v1/poot/clock", O, "The slot clock"), get(clock))
         .add(spec("get", "/api/v1/poot/epochs/{epoch}/tally", O, "An epoch's tally"), get(tally))
         .add(
@@ -383,7 +436,12 @@ fn table() -> Routes {
             post(resolve_payout),
         )
         .add(
-            spec("post", "/api/v1/payouts/{payout_id}/cancel", A, "Cancel a pending payout"),
+            spec(
+                "post",
+                "/api/v1/payouts/{payout_id}/cancel",
+                A,
+                "Cancel a pending payout (admin token, or a node-signed payout-cancel body)",
+            ),
             post(cancel_payout),
         )
         .add(spec("get", "/api/v1/resources", O, "Resource monitor readings"), get(resources))
@@ -674,13 +732,30 @@ async fn pool_op(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SignedBody>,
 ) -> Result<Response, Failure> {
+    let (message, signature) = signed_message(&body)?.into_parts();
+    state.api.submit_pool_op(message, signature).await.map(accepted)
+}
+
+/// The (bytes, signature) pair of a signed body: lowercase hex of at most one message's size,
+/// and 128 hex digits. Nothing is verified here.
+fn signed_message(body: &SignedBody) -> Result<SignedMessage, Failure> {
     let message = hex_bytes(&body.message)
         .ok_or_else(|| Failure::MalformedMessage("message is not lowercase hex".to_owned()))?;
     let signature: Signature = body
         .signature
         .parse()
         .map_err(|_| Failure::MalformedMessage("signature is not 128 hex".to_owned()))?;
-    state.api.submit_pool_op(message, signature).await.map(accepted)
+    Ok(SignedMessage::new(message, signature))
+}
+
+async fn signed_withdrawal(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SignedBody>,
+) -> Result<Response, Failure> {
+    let Withdrawal { created, payout } =
+        state.api.submit_withdrawal(signed_message(&body)?).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(payout)).into_response())
 }
 
 /// Decodes lowercase hex of at most one signed message's size.
@@ -757,12 +832,32 @@ async fn payout(
     state.api.payout(payout_id(&id)?).await.map(Json)
 }
 
+/// `POST /payouts/{payout_id}/cancel`: with an `Authorization` header it is the admin's cancel
+/// (401/403 as every admin mutation); without one the body must be a node-signed
+/// `payout-cancel` (JSON `{message, signature}`); with neither (or a body of another shape) it
+/// is 401.
 async fn cancel_payout(
-    _admin: Admin,
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
+    request: Request,
 ) -> Answer<PayoutView> {
-    state.api.cancel_payout(payout_id(&id)?).await.map(Json)
+    use axum::extract::FromRequest as _;
+    use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+    let headers = request.headers();
+    if let Some(header) = headers.get(AUTHORIZATION) {
+        crate::auth::check(Some(header.as_bytes()), &state.token)?;
+        return state.api.cancel_payout(payout_id(&id)?).await.map(Json);
+    }
+    if !headers.contains_key(CONTENT_TYPE) {
+        return Err(Failure::Unauthenticated);
+    }
+    // Without a token only a signed body authorises: anything that is not one is as good as no
+    // credentials at all (401), like every admin route.
+    let JsonBody(body) = JsonBody::<SignedBody>::from_request(request, &state)
+        .await
+        .map_err(|_| Failure::Unauthenticated)?;
+    let signed = signed_message(&body)?;
+    state.api.submit_payout_cancel(payout_id(&id)?, signed).await.map(Json)
 }
 
 async fn trigger_sweep(_admin: Admin, State(state): State<AppState>) -> Result<Response, Failure> {

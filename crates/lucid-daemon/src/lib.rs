@@ -11,7 +11,11 @@
 //!
 //! Money: [`money`] wires the epoch reward distribution (every node) and, on the payer, the
 //! payout sweep and processor over the `PayoutRail` the binary chooses (`Node::spawn_money`).
-//! [`money_metrics`] counts postings and payout transitions by wrapping the money ports.
+//! [`money_metrics`] counts postings and payout transitions by wrapping the money ports, and
+//! shows the payer's hot-wallet balances. `money_forward` decides who answers a payout request
+//! (`pools-payouts.md` §5.1): the payer in its ledger; a node with `payouts.payer_node_id`
+//! forwards node-signed withdrawals and cancels to it over the peer service and shows its
+//! records, never creating a payout of its own.
 //!
 //! [`peers`] is service 10: the bounded peer table, the gate that authenticates every inbound
 //! `Peer` call (signed peer calls, bans, rate limits), the signed tonic client and the peer
@@ -44,6 +48,7 @@ pub mod config;
 pub mod gossip;
 pub mod metrics;
 pub mod money;
+mod money_forward;
 pub mod money_metrics;
 pub mod network;
 pub mod node;

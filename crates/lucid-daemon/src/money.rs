@@ -46,6 +46,10 @@ pub struct MoneyWiring {
     pub limits: PayoutLimits,
     /// `payouts.max_retries` for withdrawals.
     pub max_retries: u32,
+    /// `payouts.payer_node_id`: on a node that is not the payer, where signed withdrawals and
+    /// cancels are forwarded and payout records read from (`pools-payouts.md` §5.1). `None` on
+    /// the payer, and on a standalone node, which keeps its payouts in its own ledger.
+    pub payer_node_id: Option<lucid_core::NodeId>,
     /// The payer's loops; `None` when this node is not the payer.
     pub payouts: Option<PayoutLoops>,
 }
@@ -54,6 +58,8 @@ pub struct MoneyWiring {
 pub(crate) struct MoneyRuntime {
     pub(crate) limits: PayoutLimits,
     pub(crate) max_retries: u32,
+    /// Where this node forwards payout requests (`payouts.payer_node_id`).
+    pub(crate) payer_node_id: Option<lucid_core::NodeId>,
     payer: Option<Payer>,
 }
 
@@ -74,6 +80,7 @@ impl MoneyRuntime {
             let runtime = MoneyRuntime {
                 limits: wiring.limits,
                 max_retries: wiring.max_retries,
+                payer_node_id: wiring.payer_node_id,
                 payer: None,
             };
             return (runtime, None);
@@ -89,6 +96,7 @@ impl MoneyRuntime {
         // The lease owner is the node id: stable across restarts (so a restart frees its own
         // claims at once) and unique per process (the data-directory lock).
         let owner = state.key.node_id().to_string();
+        let wallet = Arc::clone(&loops.rail);
         let processor =
             Processor::new(Arc::clone(&state.ports.payouts), loops.rail, loops.processor, owner);
         let services = (
@@ -98,12 +106,14 @@ impl MoneyRuntime {
                 Arc::clone(&state.ports.payouts),
                 loops.process_interval,
                 Arc::clone(&health),
-            ),
+            )
+            .with_hot_wallet(wallet),
         );
         let payer = Payer { sweeper, health, tracker: tracker.clone() };
         let runtime = MoneyRuntime {
             limits: wiring.limits,
             max_retries: wiring.max_retries,
+            payer_node_id: None,
             payer: Some(payer),
         };
         (runtime, Some(services))
@@ -117,6 +127,11 @@ impl MoneyRuntime {
     /// Whether the payer's processor has its circuit open (`lucid_payout_circuit_open`).
     pub(crate) fn circuit_open(&self) -> bool {
         self.payer.as_ref().is_some_and(|payer| payer.health.view().circuit_open)
+    }
+
+    /// The hot wallet's balances as the payer's processor last read them.
+    pub(crate) fn hot_wallet(&self) -> Option<lucid_payouts::rail::HotWallet> {
+        self.payer.as_ref().and_then(|payer| payer.health.view().hot_wallet)
     }
 
     /// The `payouts` component of `/health`.
@@ -190,4 +205,4 @@ pub(crate) async fn resolve_payout(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,8 @@
 //! The money metrics of `daemon.md` §4: `lucid_ledger_postings_total{kind}`,
-//! `lucid_payouts_total{status}`, `lucid_payout_gross_micro` and `lucid_payout_circuit_open`.
-//! `lucid_hot_wallet_usdt_micro` / `lucid_hot_wallet_trx_sun` are absent: no rail reports the
-//! hot wallet's balances yet (`Preflight::Ok` carries none), and a made-up 0 would mislead.
+//! `lucid_payouts_total{status}`, `lucid_payout_gross_micro`, `lucid_payout_circuit_open`, and on
+//! the payer `lucid_hot_wallet_usdt_micro` / `lucid_hot_wallet_trx_sun` as the processor last
+//! read them from the rail (`PayoutRail::hot_wallet`). The two wallet gauges are absent until a
+//! read succeeded and on a node without a wallet: a made-up 0 would mislead.
 //!
 //! The counters move where the money moves: [`CountingPayoutStore`] and [`CountingLedger`]
 //! wrap the node's `PayoutStore` and `LedgerStore` ports and count what each committed call
@@ -47,6 +48,8 @@ pub struct MoneyMetrics {
     gross_sum: AtomicU64,
     /// The processor's circuit is open (0/1).
     circuit_open: AtomicU64,
+    /// The hot wallet's USDT (micro) and TRX (sun), with whether they were ever read.
+    hot_wallet: std::sync::Mutex<Option<lucid_payouts::rail::HotWallet>>,
 }
 
 fn index_of<T: PartialEq + Copy>(all: &[T], item: T) -> usize {
@@ -79,6 +82,11 @@ impl MoneyMetrics {
         let _ = self.gross_sum.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
             Some(sum.saturating_add(gross.0))
         });
+    }
+
+    /// The hot wallet's balances as last read (`None`: never read, or no wallet).
+    pub fn set_hot_wallet(&self, wallet: Option<lucid_payouts::rail::HotWallet>) {
+        *self.hot_wallet.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = wallet;
     }
 
     /// The processor's circuit opened or closed.
@@ -145,6 +153,17 @@ impl MoneyMetrics {
              # TYPE lucid_payout_circuit_open gauge\nlucid_payout_circuit_open {}",
             self.circuit_open.load(Ordering::Relaxed)
         );
+        let wallet = *self.hot_wallet.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(wallet) = wallet {
+            let _ = writeln!(
+                out,
+                "# HELP lucid_hot_wallet_usdt_micro The payer's hot wallet USDT, micro-USDT.\n\
+                 # TYPE lucid_hot_wallet_usdt_micro gauge\nlucid_hot_wallet_usdt_micro {}\n\
+                 # HELP lucid_hot_wallet_trx_sun The payer's hot wallet TRX, sun.\n\
+                 # TYPE lucid_hot_wallet_trx_sun gauge\nlucid_hot_wallet_trx_sun {}",
+                wallet.usdt.0, wallet.trx_sun
+            );
+        }
         out
     }
 }

@@ -36,7 +36,7 @@ use crate::services::schedule::{MemoryClaims, ScheduleDeps, ScheduleKeeper};
 use crate::services::tally::{
     MembershipSource, PoolTimeline, Reconciliation, Standalone, TallyDeps, TallyKeeper,
 };
-use crate::{operator, pool_ops};
+use crate::{money_forward, operator, pool_ops};
 
 /// The daemon's version, from the package.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -877,6 +877,7 @@ impl NodeApi for Api {
         text.push_str(&self.state.service_metrics.render());
         let money = &self.state.money_metrics;
         money.set_circuit_open(self.state.money().is_some_and(|m| m.circuit_open()));
+        money.set_hot_wallet(self.state.money().and_then(crate::money::MoneyRuntime::hot_wallet));
         text.push_str(&money.render());
         if let Some(gossip) = self.state.gossip_metrics.get() {
             text.push_str(&gossip.render());
@@ -980,11 +981,11 @@ impl NodeApi for Api {
         node: Option<NodeId>,
         query: PayoutQuery,
     ) -> Result<Page<PayoutView>, Failure> {
-        operator::payouts(&self.state, node, query).await
+        money_forward::payouts(&self.state, node, query).await
     }
 
     async fn payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
-        operator::payout(&self.state, payout_id).await
+        money_forward::payout(&self.state, payout_id).await
     }
 
     async fn payout_stats(&self) -> Result<PayoutStats, Failure> {
@@ -997,11 +998,49 @@ impl NodeApi for Api {
         idempotency_key: &str,
         amount: Option<MicroUsdt>,
     ) -> Result<Withdrawal, Failure> {
-        operator::request_withdrawal(&self.state, node, idempotency_key, amount).await
+        money_forward::admin_withdrawal(&self.state, node, idempotency_key, amount).await
     }
 
     async fn cancel_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
-        operator::cancel_payout(&self.state, payout_id).await
+        money_forward::admin_cancel(&self.state, payout_id).await
+    }
+
+    async fn submit_withdrawal(
+        &self,
+        withdrawal: lucid_core::SignedMessage,
+    ) -> Result<Withdrawal, Failure> {
+        money_forward::submit_withdrawal(&self.state, withdrawal).await
+    }
+
+    async fn submit_payout_cancel(
+        &self,
+        payout_id: &str,
+        cancel: lucid_core::SignedMessage,
+    ) -> Result<PayoutView, Failure> {
+        money_forward::submit_cancel(&self.state, payout_id, cancel).await
+    }
+
+    async fn payer_withdrawal(
+        &self,
+        withdrawal: lucid_core::SignedMessage,
+    ) -> Result<Withdrawal, Failure> {
+        money_forward::payer_withdrawal(&self.state, withdrawal).await
+    }
+
+    async fn payer_cancel(&self, cancel: lucid_core::SignedMessage) -> Result<PayoutView, Failure> {
+        money_forward::payer_cancel(&self.state, cancel).await
+    }
+
+    async fn payer_payouts(
+        &self,
+        node: Option<NodeId>,
+        query: PayoutQuery,
+    ) -> Result<Page<PayoutView>, Failure> {
+        money_forward::payer_payouts(&self.state, node, query).await
+    }
+
+    async fn payer_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
+        money_forward::payer_payout(&self.state, payout_id).await
     }
 
     async fn trigger_sweep(&self) -> Result<lucid_api::dto::SweepStarted, Failure> {

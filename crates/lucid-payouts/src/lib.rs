@@ -12,7 +12,8 @@
 //! ports this crate owns: [`store::PayoutStore`] (one method per transaction, with the in-memory
 //! reference `MemoryPayoutStore`, which also implements [`store::LedgerStore`] for credit
 //! postings) and [`rail::PayoutRail`] (the chain; `LedgerOnlyRail` when
-//! there is none). The [`sweep`] plans the automatic `auto:{period}` payouts.
+//! there is none). The [`sweep`] plans the automatic `auto:{period}` payouts. The [`request`]
+//! module holds the node-signed `withdrawal` and `payout-cancel` messages and their pure check.
 //!
 //! This crate does NOT do I/O, read the clock, spawn tasks or talk HTTP itself: the ledger here is
 //! the in-memory reference whose semantics the database adapter must match, time comes in as an
@@ -60,6 +61,7 @@ pub mod ledger;
 pub mod payout;
 pub mod processor;
 pub mod rail;
+pub mod request;
 pub mod rewards;
 #[cfg(feature = "session")]
 pub mod session;

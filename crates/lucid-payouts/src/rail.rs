@@ -68,6 +68,16 @@ pub enum Preflight {
     },
 }
 
+/// What the hot wallet holds, as the chain reports it (the gauges `lucid_hot_wallet_usdt_micro`
+/// and `lucid_hot_wallet_trx_sun`). Integers in the chain's units; never a float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HotWallet {
+    /// USDT held, micro-USDT (= token units).
+    pub usdt: MicroUsdt,
+    /// TRX held, sun.
+    pub trx_sun: u64,
+}
+
 /// A signed transaction, exactly as committed in the attempt row before any broadcast.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedTransfer {
@@ -182,6 +192,12 @@ pub trait PayoutRail: Send + Sync {
 
     /// Whether the hot wallet can pay the whole batch.
     async fn preflight(&self, batch: &[TransferIntent]) -> Result<Preflight, Error>;
+
+    /// The hot wallet's balances as the chain reports them now; `None` for a rail without a
+    /// wallet (ledger-only), so that no gauge shows a made-up zero.
+    async fn hot_wallet(&self) -> Result<Option<HotWallet>, Error> {
+        Ok(None)
+    }
 
     /// Builds and signs the transfer of one attempt; nothing is sent.
     async fn build_and_sign(&self, intent: &TransferIntent) -> Result<SignedTransfer, Error>;

@@ -14,6 +14,7 @@ mod harness;
 mod joins;
 mod lifecycle;
 mod network;
+mod payer;
 #[cfg(feature = "blockchain")]
 mod payout_kill;
 mod restart;

@@ -242,3 +242,137 @@ pub fn digest_from_bytes(
         .map_err(|_| invalid(field, format!("{} bytes, expected 32", bytes.len())))?;
     Ok(lucid_core::Digest::from_bytes(bytes))
 }
+
+/// Most attempts a payout record may carry (1 + the largest `payouts.max_retries`, with room).
+pub const MAX_ATTEMPTS: usize = 16;
+/// Longest text field of a payout record (ids, statuses, amounts, keys, addresses).
+const MAX_PAYOUT_TEXT: usize = 128;
+
+fn payout_text(field: &'static str, text: String) -> Result<String, GrpcError> {
+    if text.len() > MAX_PAYOUT_TEXT || text.chars().any(char::is_control) {
+        return Err(invalid(field, "longer than 128 bytes or with control characters"));
+    }
+    Ok(text)
+}
+
+fn amount_text(field: &'static str, text: String) -> Result<String, GrpcError> {
+    let text = payout_text(field, text)?;
+    text.parse::<lucid_core::MicroUsdt>()
+        .map_err(|_| invalid(field, "not a decimal amount with at most 6 fractional digits"))?;
+    Ok(text)
+}
+
+impl ToProto<pb::PayoutRecord> for crate::dto::PayoutView {
+    fn to_proto(&self) -> pb::PayoutRecord {
+        let view = self;
+        pb::PayoutRecord {
+            payout_id: view.payout_id.clone(),
+            node_id: view.node_id.clone(),
+            origin: view.origin.clone(),
+            status: view.status.clone(),
+            gross: view.gross.clone(),
+            fee: view.fee.clone(),
+            net: view.net.clone(),
+            to_address: view.to_address.clone(),
+            idempotency_key: view.idempotency_key.clone(),
+            attempts: view
+                .attempts
+                .iter()
+                .map(|a| pb::PayoutAttemptRecord {
+                    attempt_no: a.attempt_no,
+                    txid: a.txid.clone(),
+                    status: a.status.clone(),
+                    fee_limit_sun: a.fee_limit_sun,
+                    expiration: a.expiration,
+                    broadcast_at: a.broadcast_at,
+                    block_number: a.block_number,
+                    energy_used: a.energy_used,
+                    fee_sun: a.fee_sun,
+                })
+                .collect(),
+            error_code: view.error_code.clone(),
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+            completed_at: view.completed_at,
+        }
+    }
+}
+
+impl FromProto<pb::PayoutRecord> for crate::dto::PayoutView {
+    /// Checks what another node (the payer) sent before this node shows it: a valid payout id
+    /// and node id, decimal amounts, bounded texts and at most [`MAX_ATTEMPTS`] attempts.
+    fn from_proto(record: pb::PayoutRecord) -> Result<Self, GrpcError> {
+        crate::routes::payout_id(&record.payout_id)
+            .map_err(|_| invalid("payout_id", "not a payout id"))?;
+        node_from_text("node_id", &record.node_id)?;
+        if record.attempts.len() > MAX_ATTEMPTS {
+            return Err(GrpcError::TooMany {
+                field: "attempts",
+                len: record.attempts.len(),
+                max: MAX_ATTEMPTS,
+            });
+        }
+        let attempts = record
+            .attempts
+            .into_iter()
+            .map(|a| {
+                Ok(crate::dto::AttemptView {
+                    attempt_no: a.attempt_no,
+                    txid: payout_text("attempts.txid", a.txid)?,
+                    status: payout_text("attempts.status", a.status)?,
+                    fee_limit_sun: a.fee_limit_sun,
+                    expiration: a.expiration,
+                    broadcast_at: a.broadcast_at,
+                    block_number: a.block_number,
+                    energy_used: a.energy_used,
+                    fee_sun: a.fee_sun,
+                })
+            })
+            .collect::<Result<Vec<_>, GrpcError>>()?;
+        Ok(crate::dto::PayoutView {
+            payout_id: record.payout_id,
+            node_id: record.node_id,
+            origin: payout_text("origin", record.origin)?,
+            status: payout_text("status", record.status)?,
+            gross: amount_text("gross", record.gross)?,
+            fee: amount_text("fee", record.fee)?,
+            net: amount_text("net", record.net)?,
+            to_address: payout_text("to_address", record.to_address)?,
+            idempotency_key: payout_text("idempotency_key", record.idempotency_key)?,
+            attempts,
+            error_code: record.error_code.map(|c| payout_text("error_code", c)).transpose()?,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            completed_at: record.completed_at,
+        })
+    }
+}
+
+/// The refusal a payer sends for `failure`: its stable code and detail.
+pub fn payout_refusal(failure: &crate::Failure) -> pb::PayoutRefusal {
+    let detail = failure.detail();
+    let mut end = detail.len().min(crate::failure::MAX_WIRE_DETAIL);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    pb::PayoutRefusal { code: failure.code().to_owned(), detail: detail[..end].to_owned() }
+}
+
+/// What a payer answered to a forwarded request: the payout (with whether the request created
+/// it), or the payer's refusal as the same [`crate::Failure`]. A refusal with a code a payout
+/// request cannot end in, or an answer without an outcome, is a broken answer.
+pub fn payout_answer(
+    answer: pb::PayoutAnswer,
+) -> Result<Result<(bool, crate::dto::PayoutView), crate::Failure>, GrpcError> {
+    match answer.outcome {
+        Some(pb::payout_answer::Outcome::Payout(record)) => {
+            Ok(Ok((answer.created, crate::dto::PayoutView::from_proto(record)?)))
+        }
+        Some(pb::payout_answer::Outcome::Refusal(refusal)) => {
+            crate::Failure::from_payer(&refusal.code, &refusal.detail)
+                .map(Err)
+                .ok_or_else(|| invalid("refusal.code", "not a payout refusal code"))
+        }
+        None => Err(invalid("outcome", "missing")),
+    }
+}

@@ -409,6 +409,6 @@ fn page_limit(requested: u32) -> u32 {
 
 /// An API failure as a gRPC status: the code from its kind, the text its stable code and
 /// client-facing message (never internal detail, as for HTTP).
-fn failure_status(failure: &Failure) -> Status {
+pub(super) fn failure_status(failure: &Failure) -> Status {
     Status::new(super::grpc_code(failure.kind()), format!("{}: {failure}", failure.code()))
 }

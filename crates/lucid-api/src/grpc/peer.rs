@@ -13,8 +13,11 @@ use lucid_core::SignedMessage;
 use lucid_core::message::message_digest;
 use tonic::{Request, Response, Status};
 
+use crate::Failure;
+use crate::dto::PayoutQuery;
+
 use super::convert::{
-    FromProto as _, ToProto as _, digest_from_bytes, node_from_bytes, node_from_text, page_limit,
+    FromProto as _, ToProto, digest_from_bytes, node_from_bytes, node_from_text, page_limit,
     slot_range,
 };
 use super::{EvidencePage, EvidenceQuery};
@@ -29,12 +32,27 @@ use super::{
 pub struct PeerService {
     peer: Arc<dyn PeerApi>,
     gate: Arc<dyn PeerGate>,
+    /// The node's payout side (`ForwardWithdrawal`, `ForwardCancel`, `GetPayouts`); without it
+    /// those calls are UNIMPLEMENTED.
+    payer: Option<Arc<dyn crate::NodeApi>>,
 }
 
 impl PeerService {
     /// The service.
     pub fn new(peer: Arc<dyn PeerApi>, gate: Arc<dyn PeerGate>) -> Self {
-        PeerService { peer, gate }
+        PeerService { peer, gate, payer: None }
+    }
+
+    /// This service with the payout calls answered by `payer` (the node's `NodeApi`, which
+    /// refuses them unless the node is the payer).
+    #[must_use]
+    pub fn with_payer(mut self, payer: Arc<dyn crate::NodeApi>) -> Self {
+        self.payer = Some(payer);
+        self
+    }
+
+    fn payer(&self) -> Result<&Arc<dyn crate::NodeApi>, Status> {
+        self.payer.as_ref().ok_or_else(|| Status::unimplemented("payouts are not served here"))
     }
 
     /// Checks the signed peer call of `request` for `method`; answers the authenticated
@@ -352,6 +370,116 @@ impl pb::peer_server::Peer for PeerService {
             .into());
         }
         Ok(Response::new(page.to_proto()))
+    }
+
+    async fn forward_withdrawal(
+        &self,
+        request: Request<pb::ForwardWithdrawalRequest>,
+    ) -> Result<Response<pb::PayoutAnswer>, Status> {
+        self.authenticate(&request, methods::FORWARD_WITHDRAWAL, 1).await?;
+        let payer = self.payer()?;
+        let withdrawal = request
+            .into_inner()
+            .withdrawal
+            .ok_or(GrpcError::InvalidField { field: "withdrawal", reason: "missing".into() })?;
+        let answer = match SignedMessage::from_proto(withdrawal) {
+            Err(error) => refused(&Failure::MalformedMessage(error.to_string())),
+            Ok(signed) => match payer.payer_withdrawal(signed).await {
+                Ok(withdrawal) => answered(withdrawal.created, &withdrawal.payout),
+                Err(failure) => refused(&failure),
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn forward_cancel(
+        &self,
+        request: Request<pb::ForwardCancelRequest>,
+    ) -> Result<Response<pb::PayoutAnswer>, Status> {
+        self.authenticate(&request, methods::FORWARD_CANCEL, 1).await?;
+        let payer = self.payer()?;
+        let cancel = request
+            .into_inner()
+            .cancel
+            .ok_or(GrpcError::InvalidField { field: "cancel", reason: "missing".into() })?;
+        let answer = match SignedMessage::from_proto(cancel) {
+            Err(error) => refused(&Failure::MalformedMessage(error.to_string())),
+            Ok(signed) => match payer.payer_cancel(signed).await {
+                Ok(payout) => answered(false, &payout),
+                Err(failure) => refused(&failure),
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn get_payouts(
+        &self,
+        request: Request<pb::GetPayoutsRequest>,
+    ) -> Result<Response<pb::GetPayoutsResponse>, Status> {
+        self.authenticate(&request, methods::GET_PAYOUTS, 1).await?;
+        let payer = self.payer()?;
+        let request = request.into_inner();
+        let status = |failure: Failure| super::operator::failure_status(&failure);
+        if !request.payout_id.is_empty() {
+            if !request.node_id.is_empty()
+                || !request.status.is_empty()
+                || !request.cursor.is_empty()
+                || request.limit != 0
+            {
+                return Err(GrpcError::InvalidField {
+                    field: "payout_id",
+                    reason: "asks for one payout: the other fields must be empty".into(),
+                }
+                .into());
+            }
+            let payout_id = crate::routes::payout_id(&request.payout_id).map_err(status)?;
+            let payouts = match payer.payer_payout(payout_id).await {
+                Ok(payout) => vec![payout.to_proto()],
+                Err(Failure::NotFound(_)) => Vec::new(),
+                Err(failure) => return Err(status(failure)),
+            };
+            return Ok(Response::new(pb::GetPayoutsResponse { payouts, next_cursor: None }));
+        }
+        let node = if request.node_id.is_empty() {
+            None
+        } else {
+            Some(node_from_text("node_id", &request.node_id)?)
+        };
+        if request.cursor.len() > MAX_PAYOUT_CURSOR || request.status.len() > MAX_PAYOUT_CURSOR {
+            return Err(GrpcError::InvalidField {
+                field: "cursor",
+                reason: "cursor or status longer than 128 bytes".into(),
+            }
+            .into());
+        }
+        let query = PayoutQuery {
+            limit: (request.limit != 0).then_some(request.limit),
+            cursor: (!request.cursor.is_empty()).then_some(request.cursor),
+            status: (!request.status.is_empty()).then_some(request.status),
+        };
+        query.page().limit().map_err(status)?;
+        let page = payer.payer_payouts(node, query).await.map_err(status)?;
+        Ok(Response::new(pb::GetPayoutsResponse {
+            payouts: page.items.iter().map(ToProto::to_proto).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+}
+
+/// Longest cursor or status text of a `GetPayouts` request.
+const MAX_PAYOUT_CURSOR: usize = 128;
+
+fn answered(created: bool, payout: &crate::dto::PayoutView) -> pb::PayoutAnswer {
+    pb::PayoutAnswer {
+        outcome: Some(pb::payout_answer::Outcome::Payout(payout.to_proto())),
+        created,
+    }
+}
+
+fn refused(failure: &Failure) -> pb::PayoutAnswer {
+    pb::PayoutAnswer {
+        outcome: Some(pb::payout_answer::Outcome::Refusal(super::convert::payout_refusal(failure))),
+        created: false,
     }
 }
 

@@ -408,6 +408,211 @@ impl crate::NodeApi for TestNode {
     async fn cancel_payout(&self, _payout_id: &str) -> Result<PayoutView, Failure> {
         unreachable!("not used by the gRPC services")
     }
+
+    /// The payer of these tests: a withdrawal whose bytes start with `ok` creates `po_1`, any
+    /// other is below the minimum.
+    async fn payer_withdrawal(&self, withdrawal: SignedMessage) -> Result<Withdrawal, Failure> {
+        if withdrawal.bytes().starts_with(b"ok") {
+            Ok(Withdrawal { created: true, payout: test_payout("po_1") })
+        } else {
+            Err(Failure::BelowMinimum("10.000000".into()))
+        }
+    }
+
+    /// A cancel of anything but `po_1` signed bytes is forbidden.
+    async fn payer_cancel(&self, cancel: SignedMessage) -> Result<PayoutView, Failure> {
+        if cancel.bytes() == b"po_1" {
+            let mut payout = test_payout("po_1");
+            payout.status = "cancelled".into();
+            Ok(payout)
+        } else {
+            Err(Failure::Forbidden)
+        }
+    }
+
+    async fn payer_payouts(
+        &self,
+        node: Option<NodeId>,
+        query: PayoutQuery,
+    ) -> Result<Page<PayoutView>, Failure> {
+        assert_eq!(node, Some(testing::node(7)));
+        assert_eq!(query.status.as_deref(), Some("pending"));
+        Ok(Page { items: vec![test_payout("po_1")], next_cursor: Some("c1".into()) })
+    }
+
+    async fn payer_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
+        if payout_id == "po_1" {
+            Ok(test_payout("po_1"))
+        } else {
+            Err(Failure::NotFound(Missing::Payout))
+        }
+    }
+}
+
+fn test_payout(id: &str) -> PayoutView {
+    PayoutView {
+        payout_id: id.into(),
+        node_id: testing::node(7).to_string(),
+        origin: "withdrawal".into(),
+        status: "pending".into(),
+        gross: "10.000000".into(),
+        fee: "0.100000".into(),
+        net: "9.900000".into(),
+        to_address: "41".into(),
+        idempotency_key: "wd:k".into(),
+        attempts: vec![AttemptView {
+            attempt_no: 1,
+            txid: "ab".repeat(32),
+            status: "signed".into(),
+            fee_limit_sun: 5,
+            expiration: 9,
+            broadcast_at: None,
+            block_number: Some(3),
+            energy_used: None,
+            fee_sun: Some(2),
+        }],
+        error_code: Some("X".into()),
+        created_at: 1,
+        updated_at: 2,
+        completed_at: None,
+    }
+}
+
+#[tokio::test]
+async fn forwarded_payout_requests_carry_the_payers_answer_both_ways() {
+    use super::convert::{FromProto as _, payout_answer};
+    let server = Server::start().await;
+    let mut client = server.peer().await;
+    let signed =
+        |bytes: &[u8]| pb::SignedMessage { message: bytes.to_vec(), signature: vec![0; 64] };
+    // A created payout travels field by field; the same view comes out on the other side.
+    let answer = client
+        .forward_withdrawal(pb::ForwardWithdrawalRequest { withdrawal: Some(signed(b"ok-1")) })
+        .await
+        .unwrap()
+        .into_inner();
+    let (created, view) = payout_answer(answer).unwrap().unwrap();
+    assert!(created);
+    assert_eq!(
+        serde_json::to_value(&view).unwrap(),
+        serde_json::to_value(test_payout("po_1")).unwrap()
+    );
+    // A refusal keeps its code and detail.
+    let answer = client
+        .forward_withdrawal(pb::ForwardWithdrawalRequest { withdrawal: Some(signed(b"no")) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        payout_answer(answer).unwrap().unwrap_err(),
+        Failure::BelowMinimum("10.000000".into())
+    );
+    // A malformed pair is refused in the answer, before the payer sees it; a missing one is
+    // an invalid argument.
+    let short = pb::SignedMessage { message: b"ok".to_vec(), signature: vec![0; 3] };
+    let answer = client
+        .forward_withdrawal(pb::ForwardWithdrawalRequest { withdrawal: Some(short) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(payout_answer(answer).unwrap(), Err(Failure::MalformedMessage(_))));
+    // Oversized (one byte over a signed message's maximum) and empty messages likewise, for
+    // both calls; the test payer would have accepted the withdrawal's `ok` prefix.
+    let mut oversized = b"ok".to_vec();
+    oversized.resize(lucid_core::message::MAX_MESSAGE_BYTES + 1, 0);
+    for message in [oversized, Vec::new()] {
+        let wire = pb::SignedMessage { message, signature: vec![0; 64] };
+        let answer = client
+            .forward_withdrawal(pb::ForwardWithdrawalRequest { withdrawal: Some(wire.clone()) })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(matches!(payout_answer(answer).unwrap(), Err(Failure::MalformedMessage(_))));
+        let answer = client
+            .forward_cancel(pb::ForwardCancelRequest { cancel: Some(wire) })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(matches!(payout_answer(answer).unwrap(), Err(Failure::MalformedMessage(_))));
+    }
+    let missing = client.forward_withdrawal(pb::ForwardWithdrawalRequest::default()).await;
+    assert_eq!(missing.unwrap_err().code(), Code::InvalidArgument);
+    // Cancels.
+    let answer = client
+        .forward_cancel(pb::ForwardCancelRequest { cancel: Some(signed(b"po_1")) })
+        .await
+        .unwrap()
+        .into_inner();
+    let (created, view) = payout_answer(answer).unwrap().unwrap();
+    assert_eq!((created, view.status.as_str()), (false, "cancelled"));
+    let answer = client
+        .forward_cancel(pb::ForwardCancelRequest { cancel: Some(signed(b"po_2")) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(payout_answer(answer).unwrap().unwrap_err(), Failure::Forbidden);
+    // Reads: one payout by id (none when unknown), a page of one node's.
+    let by_id = |id: &str| pb::GetPayoutsRequest { payout_id: id.into(), ..Default::default() };
+    let one = client.get_payouts(by_id("po_1")).await.unwrap().into_inner();
+    assert_eq!(one.payouts.len(), 1);
+    let none = client.get_payouts(by_id("po_9")).await.unwrap().into_inner();
+    assert!(none.payouts.is_empty());
+    let page = client
+        .get_payouts(pb::GetPayoutsRequest {
+            node_id: testing::node(7).to_string(),
+            status: "pending".into(),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((page.payouts.len(), page.next_cursor.as_deref()), (1, Some("c1")));
+    let record = PayoutView::from_proto(page.payouts[0].clone()).unwrap();
+    assert_eq!(record.attempts.len(), 1);
+    // Malformed reads: an id with other fields, a bad id, a bad node, a page over 100.
+    for bad in [
+        pb::GetPayoutsRequest { payout_id: "po_1".into(), limit: 2, ..Default::default() },
+        by_id("../etc"),
+        pb::GetPayoutsRequest { node_id: "node_zz".into(), ..Default::default() },
+        pb::GetPayoutsRequest { limit: 101, ..Default::default() },
+        pb::GetPayoutsRequest { cursor: "c".repeat(129), ..Default::default() },
+    ] {
+        let status = client.get_payouts(bad.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
+    }
+    server.stop().await;
+}
+
+#[test]
+fn a_payout_record_from_another_node_is_checked_before_it_is_shown() {
+    use super::convert::FromProto as _;
+    let good = test_payout("po_1").to_proto();
+    assert!(PayoutView::from_proto(good.clone()).is_ok());
+    type Change = Box<dyn Fn(&mut pb::PayoutRecord)>;
+    let broken: [Change; 6] = [
+        Box::new(|r| r.payout_id = "../x".into()),
+        Box::new(|r| r.node_id = "node_1".into()),
+        Box::new(|r| r.gross = "1.0000001".into()),
+        Box::new(|r| r.status = "x".repeat(129)),
+        Box::new(|r| r.idempotency_key = "a\u{0}b".into()),
+        Box::new(|r| r.attempts = vec![pb::PayoutAttemptRecord::default(); 17]),
+    ];
+    for (index, change) in broken.iter().enumerate() {
+        let mut record = good.clone();
+        change(&mut record);
+        assert!(PayoutView::from_proto(record).is_err(), "case {index}");
+    }
+    // A refusal code a payout request cannot end in, or no outcome at all, is a broken answer.
+    let odd = pb::PayoutAnswer {
+        outcome: Some(pb::payout_answer::Outcome::Refusal(pb::PayoutRefusal {
+            code: "POOL_FULL".into(),
+            detail: String::new(),
+        })),
+        created: false,
+    };
+    assert!(super::convert::payout_answer(odd).is_err());
+    assert!(super::convert::payout_answer(pb::PayoutAnswer::default()).is_err());
 }
 
 /// The gate of these tests. Open: admits every call as node 0 (the service tests above the
@@ -1090,6 +1295,9 @@ async fn every_peer_method_refuses_calls_without_a_valid_peer_call() {
         client.fetch_pool_ops(pb::FetchPoolOpsRequest::default()).await.unwrap_err(),
         client.submit_seals(pb::SubmitSealsRequest::default()).await.unwrap_err(),
         client.fetch_evidence(pb::FetchEvidenceRequest::default()).await.unwrap_err(),
+        client.forward_withdrawal(pb::ForwardWithdrawalRequest::default()).await.unwrap_err(),
+        client.forward_cancel(pb::ForwardCancelRequest::default()).await.unwrap_err(),
+        client.get_payouts(pb::GetPayoutsRequest::default()).await.unwrap_err(),
     ];
     for status in &missing {
         assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");

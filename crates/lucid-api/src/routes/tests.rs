@@ -213,6 +213,20 @@ impl NodeApi for FakeNode {
         self.call(format!("cancel {payout_id}"));
         Err(Failure::InvalidState("not pending".into()))
     }
+    async fn submit_withdrawal(&self, withdrawal: SignedMessage) -> Result<Withdrawal, Failure> {
+        self.call(format!("signed-withdraw {}", withdrawal.bytes().len()));
+        // Bytes starting with `r` stand for a replay of an existing payout.
+        let created = !withdrawal.bytes().starts_with(b"r");
+        Ok(Withdrawal { created, payout: payout_view("payout_1") })
+    }
+    async fn submit_payout_cancel(
+        &self,
+        payout_id: &str,
+        cancel: SignedMessage,
+    ) -> Result<PayoutView, Failure> {
+        self.call(format!("signed-cancel {payout_id} {}", cancel.bytes().len()));
+        Ok(payout_view(payout_id))
+    }
     async fn trigger_sweep(&self) -> Result<crate::dto::SweepStarted, Failure> {
         self.call("sweep".to_owned());
         Ok(crate::dto::SweepStarted { started: true })
@@ -727,5 +741,96 @@ fn sweep_answers_202_and_resolve_takes_exactly_settle_or_release() {
             fake.calls(),
             vec!["resolve payout_0a Release".to_owned(), "resolve payout_1 Settle".to_owned()]
         );
+    });
+}
+
+fn signed_json(message: &[u8]) -> String {
+    format!(
+        r#"{{"message":"{}","signature":"{}"}}"#,
+        lucid_core::ids::to_hex(message),
+        "0".repeat(128)
+    )
+}
+
+async fn post_json(router: &Router, uri: &str, json: &str) -> Reply {
+    let request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(json.to_owned()))
+        .unwrap();
+    send(router, request).await
+}
+
+#[test]
+fn signed_withdrawals_need_no_token_and_are_checked_at_the_edge() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let reply = post_json(&router, "/api/v1/withdrawals", &signed_json(b"new")).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        assert_eq!(reply.json()["payout_id"], "payout_1");
+        let replay = post_json(&router, "/api/v1/withdrawals", &signed_json(b"replay")).await;
+        assert_eq!(replay.status, StatusCode::OK);
+        assert_eq!(fake.calls(), vec!["signed-withdraw 3", "signed-withdraw 6"]);
+        fake.calls.lock().unwrap().clear();
+        // Malformed, wrong type, unknown fields, oversized: refused before the node is asked.
+        let not_hex = r#"{"message":"zz","signature":"00"}"#;
+        post_json(&router, "/api/v1/withdrawals", not_hex).await.envelope(400, "MALFORMED_MESSAGE");
+        let short_signature = r#"{"message":"00","signature":"00"}"#;
+        post_json(&router, "/api/v1/withdrawals", short_signature)
+            .await
+            .envelope(400, "MALFORMED_MESSAGE");
+        let extra = r#"{"message":"00","signature":"00","amount":"5"}"#;
+        post_json(&router, "/api/v1/withdrawals", extra).await.envelope(400, "INVALID_INPUT");
+        let too_long = signed_json(&vec![1; lucid_core::message::MAX_MESSAGE_BYTES + 1]);
+        post_json(&router, "/api/v1/withdrawals", &too_long)
+            .await
+            .envelope(400, "MALFORMED_MESSAGE");
+        let huge = format!(r#"{{"message":"{}","signature":"00"}}"#, "ab".repeat(600_000));
+        post_json(&router, "/api/v1/withdrawals", &huge).await.envelope(413, "BODY_TOO_LARGE");
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/withdrawals")
+            .body(Body::from(signed_json(b"x")))
+            .unwrap();
+        send(&router, request).await.envelope(415, "UNSUPPORTED_MEDIA_TYPE");
+        assert!(fake.calls().is_empty());
+    });
+}
+
+#[test]
+fn a_cancel_is_the_admins_or_signed_by_the_owner() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let uri = "/api/v1/payouts/payout_7/cancel";
+        // The signed form needs no token.
+        let reply = post_json(&router, uri, &signed_json(b"cancel")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(fake.calls(), vec!["signed-cancel payout_7 6"]);
+        fake.calls.lock().unwrap().clear();
+        // Neither a token nor a body: 401; a wrong token: 403 even with a signed body.
+        let request = Request::builder().method("POST").uri(uri).body(Body::empty()).unwrap();
+        send(&router, request).await.envelope(401, "UNAUTHENTICATED");
+        let request = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("authorization", "Bearer wrong")
+            .header("content-type", "application/json")
+            .body(Body::from(signed_json(b"cancel")))
+            .unwrap();
+        send(&router, request).await.envelope(403, "FORBIDDEN");
+        // A malformed signed body, a bad payout id.
+        post_json(&router, uri, r#"{"message":"0g","signature":"00"}"#)
+            .await
+            .envelope(400, "MALFORMED_MESSAGE");
+        post_json(&router, "/api/v1/payouts/payout-7/cancel", &signed_json(b"c"))
+            .await
+            .envelope(400, "INVALID_INPUT");
+        assert!(fake.calls().is_empty());
+        // The admin form.
+        admin(&router, "POST", uri, "").await.envelope(409, "INVALID_STATE");
+        assert_eq!(fake.calls(), vec!["cancel payout_7"]);
     });
 }

@@ -23,7 +23,7 @@ use crate::services::payouts::tests::{ClockedChain, credit, register};
 use crate::services::time::TokioClock;
 use crate::{Config, DatabaseProbe, Node, Ports};
 
-struct UpDatabase;
+pub(crate) struct UpDatabase;
 
 #[async_trait::async_trait]
 impl DatabaseProbe for UpDatabase {
@@ -35,12 +35,12 @@ impl DatabaseProbe for UpDatabase {
     }
 }
 
-fn params() -> ConsensusParams {
+pub(crate) fn params() -> ConsensusParams {
     let time = TimeParams::test_network(UnixMillis(1_000_000), 1_000, 8).unwrap();
     ConsensusParams::test_network("unit", time)
 }
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         data_dir: std::env::temp_dir(),
         network_name: "unit".into(),
@@ -51,7 +51,7 @@ fn config() -> Config {
     }
 }
 
-fn paused_runtime() -> tokio::runtime::Runtime {
+pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
 }
 
@@ -92,6 +92,7 @@ fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
             epoch_reward: MicroUsdt(0),
             limits,
             max_retries: 3,
+            payer_node_id: None,
             payouts: Some(PayoutLoops {
                 rail,
                 sweep: SweepSettings {

@@ -119,3 +119,19 @@ fn the_histogram_buckets_are_the_spec_s_and_cumulative_at_their_bounds() {
         assert!(text.contains(&format!("status=\"{}\"", status.as_str())), "{text}");
     }
 }
+
+#[test]
+fn the_hot_wallet_gauges_show_only_what_was_read_in_integer_units() {
+    let metrics = MoneyMetrics::new();
+    // Never read (or no wallet): no gauge at all rather than a made-up zero.
+    assert!(!metrics.render().contains("lucid_hot_wallet"));
+    let wallet = lucid_payouts::rail::HotWallet { usdt: usdt(12_345), trx_sun: u64::MAX };
+    metrics.set_hot_wallet(Some(wallet));
+    let text = metrics.render();
+    assert_eq!(sample(&text, "lucid_hot_wallet_usdt_micro"), 12_345_000_000);
+    assert_eq!(sample(&text, "lucid_hot_wallet_trx_sun"), u64::MAX);
+    assert!(text.contains("# TYPE lucid_hot_wallet_usdt_micro gauge\n"));
+    assert!(text.contains("# TYPE lucid_hot_wallet_trx_sun gauge\n"));
+    metrics.set_hot_wallet(None);
+    assert!(!metrics.render().contains("lucid_hot_wallet"));
+}

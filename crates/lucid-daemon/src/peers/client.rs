@@ -190,6 +190,76 @@ impl PeerClient {
     }
 }
 
+impl PeerClient {
+    /// `ForwardWithdrawal`: hands a node-signed `withdrawal` to the payer `payer`; its answer,
+    /// checked (a payout record that breaks a bound, or a refusal code a payout request cannot
+    /// end in, is [`TransportError::Malformed`]).
+    pub async fn forward_withdrawal(
+        &self,
+        payer: NodeId,
+        withdrawal: &SignedMessage,
+    ) -> Result<PayerAnswer, TransportError> {
+        let mut client = self.client(&payer)?;
+        let request = self.signed(
+            payer,
+            methods::FORWARD_WITHDRAWAL,
+            pb::ForwardWithdrawalRequest { withdrawal: Some(withdrawal.to_proto()) },
+        )?;
+        let reply = self.call(payer, client.forward_withdrawal(request)).await?;
+        lucid_api::grpc::convert::payout_answer(reply).map_err(malformed)
+    }
+
+    /// `ForwardCancel`: hands a node-signed `payout-cancel` to the payer `payer`.
+    pub async fn forward_cancel(
+        &self,
+        payer: NodeId,
+        cancel: &SignedMessage,
+    ) -> Result<PayerAnswer, TransportError> {
+        let mut client = self.client(&payer)?;
+        let request = self.signed(
+            payer,
+            methods::FORWARD_CANCEL,
+            pb::ForwardCancelRequest { cancel: Some(cancel.to_proto()) },
+        )?;
+        let reply = self.call(payer, client.forward_cancel(request)).await?;
+        lucid_api::grpc::convert::payout_answer(reply).map_err(malformed)
+    }
+
+    /// `GetPayouts`: the payer's records for `request`, each checked; more than the page asked
+    /// for (or than 100) is [`TransportError::Malformed`].
+    pub async fn get_payouts(
+        &self,
+        payer: NodeId,
+        request: pb::GetPayoutsRequest,
+    ) -> Result<lucid_api::dto::Page<lucid_api::dto::PayoutView>, TransportError> {
+        let most = match request.limit {
+            0 if request.payout_id.is_empty() => lucid_api::dto::DEFAULT_PAGE,
+            0 => 1,
+            limit => limit.min(lucid_api::dto::MAX_PAGE),
+        };
+        let mut client = self.client(&payer)?;
+        let request = self.signed(payer, methods::GET_PAYOUTS, request)?;
+        let reply = self.call(payer, client.get_payouts(request)).await?;
+        if reply.payouts.len() > most as usize {
+            return Err(malformed(format!("{} payouts in a page of {most}", reply.payouts.len())));
+        }
+        if reply.next_cursor.as_ref().is_some_and(|cursor| cursor.len() > 128) {
+            return Err(malformed("cursor longer than 128 bytes"));
+        }
+        let items = reply
+            .payouts
+            .into_iter()
+            .map(lucid_api::dto::PayoutView::from_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(malformed)?;
+        Ok(lucid_api::dto::Page { items, next_cursor: reply.next_cursor })
+    }
+}
+
+/// What the payer answered to a forwarded request: the payout and whether the request created
+/// it, or the payer's refusal.
+pub type PayerAnswer = Result<(bool, lucid_api::dto::PayoutView), lucid_api::Failure>;
+
 /// A refusal or failure status as a transport error.
 fn status_error(status: &tonic::Status) -> TransportError {
     use tonic::Code;

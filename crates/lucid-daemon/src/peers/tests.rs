@@ -436,3 +436,70 @@ async fn submitted_registrations_reach_the_peer_table_directly_and_only_the_newe
     }
     assert_eq!(table.rows().len(), 2);
 }
+
+/// The payout calls over real signed peer calls: a node that is not the payer refuses them
+/// (it never forwards them again), a replayed call is refused like any replayed peer call, and
+/// a body that is not the one the peer call signed is refused before anyone looks at it.
+#[tokio::test]
+async fn forwarded_payout_calls_reach_only_a_payer_and_are_never_replayed() {
+    use lucid_api::Failure;
+    use lucid_api::grpc::convert::ToProto as _;
+    use lucid_payouts::request::{CancelRequest, WithdrawalRequest};
+
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let a = TestNode::start(1, clock.clone(), true).await;
+    let b = TestNode::start(2, clock.clone(), true).await;
+    a.table.queue_dial(b.address());
+    a.client.hello(b.id(), &a.registration, "test").await.unwrap();
+    let network = params().network;
+    let withdrawal = WithdrawalRequest {
+        node: a.id(),
+        amount: None,
+        idempotency_key: "k".into(),
+        ts: clock.wall(),
+    }
+    .sign(&network, &a.key);
+    let cancel = CancelRequest {
+        node: a.id(),
+        payout_id: "payout_000000000000000000000000".into(),
+        ts: clock.wall(),
+    }
+    .sign(&network, &a.key);
+
+    // B is not the payer: the signed requests are refused in the answer, reads as a transport
+    // error (the forwarding node answers PAYER_UNREACHABLE for those).
+    let answer = a.client.forward_withdrawal(b.id(), &withdrawal).await.unwrap();
+    assert!(matches!(answer, Err(Failure::FeatureDisabled(_))), "{answer:?}");
+    let answer = a.client.forward_cancel(b.id(), &cancel).await.unwrap();
+    assert!(matches!(answer, Err(Failure::FeatureDisabled(_))), "{answer:?}");
+    let read = a.client.get_payouts(b.id(), pb::GetPayoutsRequest::default()).await;
+    assert!(read.is_err(), "{read:?}");
+
+    let channel = lucid_api::grpc::connect(b.addr).await.unwrap();
+    let mut raw = lucid_api::grpc::peer_client(channel);
+    let body = |signed: &SignedMessage| pb::ForwardWithdrawalRequest {
+        withdrawal: Some(signed.to_proto()),
+    };
+    // A body other than the one the peer call signed.
+    let mut swapped = tonic::Request::new(body(&withdrawal));
+    let call = (&a.key, &network, b.id(), methods::FORWARD_WITHDRAWAL);
+    sign_peer_call(&mut swapped, call.0, call.1, call.2, call.3, clock.wall(), [8; 16]);
+    *swapped.get_mut() = body(&cancel);
+    let status = raw.forward_withdrawal(swapped).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    // A call answered once, then replayed with the same metadata.
+    let mut first = tonic::Request::new(body(&withdrawal));
+    sign_peer_call(&mut first, call.0, call.1, call.2, call.3, clock.wall(), [9; 16]);
+    let metadata = first.metadata().clone();
+    let answer = raw.forward_withdrawal(first).await.unwrap().into_inner();
+    let refusal = match answer.outcome {
+        Some(pb::payout_answer::Outcome::Refusal(refusal)) => refusal.code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refusal, "FEATURE_DISABLED");
+    let mut replay = tonic::Request::new(body(&withdrawal));
+    *replay.metadata_mut() = metadata;
+    let status = raw.forward_withdrawal(replay).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(status.message().contains("replayed"), "{status:?}");
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 use lucid_consensus::store::ProofStore;
 use lucid_core::{NodeId, UnixMillis};
 use lucid_payouts::processor::{Circuit, Processor, StepReport};
-use lucid_payouts::rail::ChainAddress;
+use lucid_payouts::rail::{ChainAddress, HotWallet, PayoutRail};
 use lucid_payouts::store::{LedgerStore, PayoutStore};
 use lucid_payouts::sweep::{SweepReport, SweepSettings, sweep};
 
@@ -54,6 +54,9 @@ pub struct PayoutHealthView {
     pub awaiting_chain: Option<usize>,
     /// The last sweep's key and how many payouts it created.
     pub last_sweep: Option<(String, usize)>,
+    /// The hot wallet's balances as last read from the rail (`None` until read, and always on
+    /// a rail without a wallet).
+    pub hot_wallet: Option<HotWallet>,
 }
 
 /// The shared [`PayoutHealthView`].
@@ -219,6 +222,8 @@ pub struct ProcessorService {
     interval: Duration,
     health: Arc<PayoutHealth>,
     recovered: bool,
+    /// The rail whose hot wallet is read after every step (for the gauges).
+    wallet: Option<Arc<dyn PayoutRail>>,
 }
 
 impl ProcessorService {
@@ -230,7 +235,25 @@ impl ProcessorService {
         interval: Duration,
         health: Arc<PayoutHealth>,
     ) -> Self {
-        ProcessorService { processor, payouts, interval, health, recovered: false }
+        ProcessorService { processor, payouts, interval, health, recovered: false, wallet: None }
+    }
+
+    /// This loop, reading the hot wallet of `rail` after every step into the health view (the
+    /// gauges `lucid_hot_wallet_usdt_micro` and `lucid_hot_wallet_trx_sun`).
+    #[must_use]
+    pub fn with_hot_wallet(mut self, rail: Arc<dyn PayoutRail>) -> Self {
+        self.wallet = Some(rail);
+        self
+    }
+
+    /// Reads the hot wallet; a failed read keeps the last balances (logged, not fatal: the
+    /// payouts themselves do not depend on it).
+    async fn read_hot_wallet(&self) {
+        let Some(rail) = &self.wallet else { return };
+        match rail.hot_wallet().await {
+            Ok(wallet) => self.health.update(|view| view.hot_wallet = wallet),
+            Err(error) => tracing::warn!(%error, "reading the hot wallet's balances failed"),
+        }
     }
 
     fn publish(&self, report: &StepReport, mismatches: usize) {
@@ -302,6 +325,7 @@ impl Service for ProcessorService {
             );
         }
         self.publish(&report, mismatches);
+        self.read_hot_wallet().await;
         Ok(())
     }
 }

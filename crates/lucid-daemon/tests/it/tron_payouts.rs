@@ -542,3 +542,55 @@ async fn four_concurrent_workers_never_send_a_payout_twice() {
     }
     assert_eq!(h.fake.transactions().len(), 8, "one transaction per payout");
 }
+
+/// The payer's processor loop reads the hot wallet from the chain after every step: the health
+/// view (and with it the gauges `lucid_hot_wallet_usdt_micro`, `lucid_hot_wallet_trx_sun`)
+/// shows the fake node's balances in integer units, and `hot_wallet_low` while the preflight
+/// says the wallet cannot cover the batch.
+#[tokio::test]
+async fn the_processor_loop_publishes_the_hot_wallets_balances_and_low_state() {
+    use lucid_daemon::money_metrics::MoneyMetrics;
+    use lucid_daemon::services::payouts::{PayoutHealth, ProcessorService};
+    use lucid_daemon::services::runner::Service as _;
+    use lucid_payouts::rail::{HotWallet, PayoutRail};
+
+    let h = harness(Setup {
+        hot_usdt: usdt(30),
+        hot_trx_sun: 1_234_567_891,
+        payouts: vec![20, 20],
+        ..Setup::default()
+    })
+    .await;
+    let expected = HotWallet { usdt: MicroUsdt(usdt(30)), trx_sun: 1_234_567_891 };
+    // `TronRail::hot_wallet` (inherent) is the address; the port's method reads the balances.
+    assert_eq!(PayoutRail::hot_wallet(h.rail.as_ref()).await.unwrap(), Some(expected));
+    let health = Arc::new(PayoutHealth::new("tron"));
+    let processor = Processor::new(h.store.clone(), h.rail.clone(), h.config, "loop".to_owned());
+    let mut service = ProcessorService::new(
+        processor,
+        h.store.clone(),
+        Duration::from_secs(30),
+        Arc::clone(&health),
+    )
+    .with_hot_wallet(h.rail.clone());
+    assert_eq!(health.view().hot_wallet, None);
+    service.tick(h.now()).await.unwrap();
+    let view = health.view();
+    assert!(view.hot_wallet_low, "{view:?}");
+    assert_eq!(view.hot_wallet, Some(expected));
+    let metrics = MoneyMetrics::new();
+    assert!(!metrics.render().contains("lucid_hot_wallet"), "no gauge before a read");
+    metrics.set_hot_wallet(view.hot_wallet);
+    let text = metrics.render();
+    assert!(text.contains("\nlucid_hot_wallet_usdt_micro 30000000\n"), "{text}");
+    assert!(text.contains("\nlucid_hot_wallet_trx_sun 1234567891"), "{text}");
+    // Funded: the next step is not low, and the balances follow the chain.
+    h.fake.set_usdt(h.hot_wallet, usdt(1_000));
+    service.tick(h.now()).await.unwrap();
+    let view = health.view();
+    assert!(!view.hot_wallet_low, "{view:?}");
+    // Whether or not the fake applied the two transfers yet, the wallet holds between the
+    // funded amount less the batch's net and the funded amount.
+    let held = view.hot_wallet.unwrap().usdt.0;
+    assert!((usdt(1_000) - usdt(40)..=usdt(1_000)).contains(&held), "{held}");
+}

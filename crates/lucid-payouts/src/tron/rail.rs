@@ -14,8 +14,8 @@ use lucid_core::{MicroUsdt, UnixMillis};
 use crate::Error;
 use crate::address::TronAddress;
 use crate::rail::{
-    BroadcastOutcome, ChainStatus, ExpectedTransfer, PayoutRail, Preflight, RailKind, RejectCode,
-    SignedTransfer as StoredTransfer, TransferIntent, Txid as RawTxid,
+    BroadcastOutcome, ChainStatus, ExpectedTransfer, HotWallet, PayoutRail, Preflight, RailKind,
+    RejectCode, SignedTransfer as StoredTransfer, TransferIntent, Txid as RawTxid,
 };
 use crate::tron::client::{BroadcastBytes, TronClient, TxLookup};
 use crate::tron::fee::{DEFAULT_FEE_LIMIT_MAX_SUN, fee_limit_sun};
@@ -217,6 +217,13 @@ impl PayoutRail for TronRail {
             return Ok(low(trx_needed_sun));
         }
         Ok(Preflight::Ok)
+    }
+
+    async fn hot_wallet(&self) -> Result<Option<HotWallet>, Error> {
+        let owner = self.key.address();
+        let usdt = self.client.usdt_balance(&self.config.usdt_contract, &owner).await?;
+        let trx_sun = self.client.trx_balance(&owner).await?;
+        Ok(Some(HotWallet { usdt, trx_sun }))
     }
 
     async fn build_and_sign(&self, intent: &TransferIntent) -> Result<StoredTransfer, Error> {

@@ -2138,6 +2138,132 @@ pub struct FetchEvidenceResponse {
     #[prost(message, repeated, tag = "2")]
     pub evidence: ::prost::alloc::vec::Vec<EvidencePair>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ForwardWithdrawalRequest {
+    /// The signed `withdrawal` (consensus.md section 4.5), exactly as its node signed it.
+    #[prost(message, optional, tag = "1")]
+    pub withdrawal: ::core::option::Option<SignedMessage>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ForwardCancelRequest {
+    /// The signed `payout-cancel` (consensus.md section 4.5), exactly as its node signed it.
+    #[prost(message, optional, tag = "1")]
+    pub cancel: ::core::option::Option<SignedMessage>,
+}
+/// One attempt of a payout, as the payer recorded it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PayoutAttemptRecord {
+    #[prost(uint32, tag = "1")]
+    pub attempt_no: u32,
+    /// 64 hex digits.
+    #[prost(string, tag = "2")]
+    pub txid: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub status: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "4")]
+    pub fee_limit_sun: u64,
+    /// Unix milliseconds.
+    #[prost(int64, tag = "5")]
+    pub expiration: i64,
+    #[prost(int64, optional, tag = "6")]
+    pub broadcast_at: ::core::option::Option<i64>,
+    #[prost(uint64, optional, tag = "7")]
+    pub block_number: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "8")]
+    pub energy_used: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "9")]
+    pub fee_sun: ::core::option::Option<u64>,
+}
+/// A payout as the payer recorded it; the same fields as the HTTP Payout view.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PayoutRecord {
+    #[prost(string, tag = "1")]
+    pub payout_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub node_id: ::prost::alloc::string::String,
+    /// `auto` or `withdrawal`.
+    #[prost(string, tag = "3")]
+    pub origin: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub status: ::prost::alloc::string::String,
+    /// Six-decimal strings.
+    #[prost(string, tag = "5")]
+    pub gross: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub fee: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub net: ::prost::alloc::string::String,
+    /// Hex of the 21 address bytes.
+    #[prost(string, tag = "8")]
+    pub to_address: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    pub idempotency_key: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "10")]
+    pub attempts: ::prost::alloc::vec::Vec<PayoutAttemptRecord>,
+    #[prost(string, optional, tag = "11")]
+    pub error_code: ::core::option::Option<::prost::alloc::string::String>,
+    /// Unix milliseconds.
+    #[prost(int64, tag = "12")]
+    pub created_at: i64,
+    #[prost(int64, tag = "13")]
+    pub updated_at: i64,
+    #[prost(int64, optional, tag = "14")]
+    pub completed_at: ::core::option::Option<i64>,
+}
+/// Why the payer refused a request: the stable API error code (daemon.md section 5, without the
+/// `LUCID_ERR_` prefix) and its detail (an amount, or a short text), at most 256 bytes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PayoutRefusal {
+    #[prost(string, tag = "1")]
+    pub code: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub detail: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PayoutAnswer {
+    /// True when this request created the payout, false when it answered an existing one.
+    #[prost(bool, tag = "3")]
+    pub created: bool,
+    #[prost(oneof = "payout_answer::Outcome", tags = "1, 2")]
+    pub outcome: ::core::option::Option<payout_answer::Outcome>,
+}
+/// Nested message and enum types in `PayoutAnswer`.
+pub mod payout_answer {
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Outcome {
+        #[prost(message, tag = "1")]
+        Payout(super::PayoutRecord),
+        #[prost(message, tag = "2")]
+        Refusal(super::PayoutRefusal),
+    }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetPayoutsRequest {
+    /// One payout by id; when set, the other fields must be empty.
+    #[prost(string, tag = "1")]
+    pub payout_id: ::prost::alloc::string::String,
+    /// Only this node's payouts (`node_` + 64 hex); empty for every node.
+    #[prost(string, tag = "2")]
+    pub node_id: ::prost::alloc::string::String,
+    /// Only payouts in this status; empty for every status.
+    #[prost(string, tag = "3")]
+    pub status: ::prost::alloc::string::String,
+    /// At most 100; 0 means 20.
+    #[prost(uint32, tag = "4")]
+    pub limit: u32,
+    /// The `next_cursor` of the previous page; empty for the first.
+    #[prost(string, tag = "5")]
+    pub cursor: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetPayoutsResponse {
+    /// At most `limit` payouts, ordered by (created_at, payout_id); none when the payout asked for
+    /// by id does not exist.
+    #[prost(message, repeated, tag = "1")]
+    pub payouts: ::prost::alloc::vec::Vec<PayoutRecord>,
+    #[prost(string, optional, tag = "2")]
+    pub next_cursor: ::core::option::Option<::prost::alloc::string::String>,
+}
 /// Generated client implementations.
 pub mod peer_client {
     #![allow(
@@ -2560,6 +2686,80 @@ pub mod peer_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Peer", "FetchEvidence"));
             self.inner.unary(req, path, codec).await
         }
+        /// Payouts (pools-payouts.md section 5.1): one payer per network. Every other node forwards the
+        /// signed withdrawal and cancel requests it receives to the payer and shows the payer's
+        /// records. A node that is not the payer never forwards these calls again: it answers
+        /// ForwardWithdrawal and ForwardCancel with the refusal FEATURE_DISABLED, GetPayouts with
+        /// UNIMPLEMENTED.
+        /// A node-signed `withdrawal`: the payer creates the payout (or answers the original one).
+        pub async fn forward_withdrawal(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ForwardWithdrawalRequest>,
+        ) -> std::result::Result<tonic::Response<super::PayoutAnswer>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/ForwardWithdrawal",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "ForwardWithdrawal"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// A node-signed `payout-cancel`: the payer cancels the pending payout of its signer.
+        pub async fn forward_cancel(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ForwardCancelRequest>,
+        ) -> std::result::Result<tonic::Response<super::PayoutAnswer>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/ForwardCancel",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "ForwardCancel"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The payer's payout records: one payout, or a page of one node's (or all) payouts.
+        pub async fn get_payouts(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetPayoutsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetPayoutsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/GetPayouts",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "GetPayouts"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2682,6 +2882,29 @@ pub mod peer_server {
             request: tonic::Request<super::FetchEvidenceRequest>,
         ) -> std::result::Result<
             tonic::Response<super::FetchEvidenceResponse>,
+            tonic::Status,
+        >;
+        /// Payouts (pools-payouts.md section 5.1): one payer per network. Every other node forwards the
+        /// signed withdrawal and cancel requests it receives to the payer and shows the payer's
+        /// records. A node that is not the payer never forwards these calls again: it answers
+        /// ForwardWithdrawal and ForwardCancel with the refusal FEATURE_DISABLED, GetPayouts with
+        /// UNIMPLEMENTED.
+        /// A node-signed `withdrawal`: the payer creates the payout (or answers the original one).
+        async fn forward_withdrawal(
+            &self,
+            request: tonic::Request<super::ForwardWithdrawalRequest>,
+        ) -> std::result::Result<tonic::Response<super::PayoutAnswer>, tonic::Status>;
+        /// A node-signed `payout-cancel`: the payer cancels the pending payout of its signer.
+        async fn forward_cancel(
+            &self,
+            request: tonic::Request<super::ForwardCancelRequest>,
+        ) -> std::result::Result<tonic::Response<super::PayoutAnswer>, tonic::Status>;
+        /// The payer's payout records: one payout, or a page of one node's (or all) payouts.
+        async fn get_payouts(
+            &self,
+            request: tonic::Request<super::GetPayoutsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetPayoutsResponse>,
             tonic::Status,
         >;
     }
@@ -3323,6 +3546,139 @@ pub mod peer_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = FetchEvidenceSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/ForwardWithdrawal" => {
+                    #[allow(non_camel_case_types)]
+                    struct ForwardWithdrawalSvc<T: Peer>(pub Arc<T>);
+                    impl<
+                        T: Peer,
+                    > tonic::server::UnaryService<super::ForwardWithdrawalRequest>
+                    for ForwardWithdrawalSvc<T> {
+                        type Response = super::PayoutAnswer;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ForwardWithdrawalRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::forward_withdrawal(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ForwardWithdrawalSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/ForwardCancel" => {
+                    #[allow(non_camel_case_types)]
+                    struct ForwardCancelSvc<T: Peer>(pub Arc<T>);
+                    impl<
+                        T: Peer,
+                    > tonic::server::UnaryService<super::ForwardCancelRequest>
+                    for ForwardCancelSvc<T> {
+                        type Response = super::PayoutAnswer;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ForwardCancelRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::forward_cancel(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ForwardCancelSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/GetPayouts" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetPayoutsSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::GetPayoutsRequest>
+                    for GetPayoutsSvc<T> {
+                        type Response = super::GetPayoutsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetPayoutsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::get_payouts(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetPayoutsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

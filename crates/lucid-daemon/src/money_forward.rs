@@ -1,0 +1,311 @@
+//! Who decides a payout request (`pools-payouts.md` §5.1): the payer decides in its own ledger;
+//! every node configured with `payouts.payer_node_id` forwards the node-signed `withdrawal` and
+//! `payout-cancel` requests it receives to the payer over the peer service
+//! (`ForwardWithdrawal`, `ForwardCancel`), shows the payer's payout records (`GetPayouts`), and
+//! never creates a payout of its own. A node with neither role (standalone, no payer known)
+//! keeps its payouts in its own ledger, where they wait `awaiting_chain` as before.
+//!
+//! On the payer a signed request passes [`lucid_payouts::request::check_request`] (strict
+//! decoding, the signature of the node whose money moves, this network, ±300 s) and then the
+//! same rules as the admin's withdrawal and cancel (idempotency, minimum, maximum, available
+//! balance, cancel only from `pending`); a cancel of another node's payout is 403. A
+//! forwarding node runs the same check before it forwards, so forgeries never leave it, and
+//! answers exactly what the payer answered, or 503 `PAYER_UNREACHABLE` when the payer did not
+//! answer: nothing is created or cancelled on the forwarding node either way.
+//!
+//! The operator's admin calls on a forwarding node act for its own node only: the node signs
+//! the request with its identity key and forwards it like any other.
+
+use lucid_api::dto::{Page, PayoutQuery, PayoutView, Withdrawal};
+use lucid_api::grpc::pb;
+use lucid_api::{Failure, Missing};
+use lucid_core::message::Message as _;
+use lucid_core::{MicroUsdt, NodeId, SignedMessage};
+use lucid_payouts::request::{CancelRequest, RequestRefusal, WithdrawalRequest, check_request};
+
+use crate::network::TransportError;
+use crate::node::State;
+use crate::operator;
+
+/// Where this node's payout requests are decided.
+enum Role {
+    /// This node pays: it decides in its own ledger.
+    Payer,
+    /// This node forwards to the payer with this id.
+    Forwarder(NodeId),
+    /// No payer is known: the node keeps its payouts in its own ledger (`awaiting_chain`).
+    Standalone,
+}
+
+fn role(state: &State) -> Role {
+    match state.money() {
+        Some(money) if money.is_payer() => Role::Payer,
+        Some(money) => money.payer_node_id.map_or(Role::Standalone, Role::Forwarder),
+        None => Role::Standalone,
+    }
+}
+
+fn refusal(refusal: RequestRefusal) -> Failure {
+    match refusal {
+        RequestRefusal::Malformed(detail) => Failure::MalformedMessage(detail),
+        RequestRefusal::BadSignature => Failure::BadSignature,
+        other => Failure::InvalidInput(other.to_string()),
+    }
+}
+
+fn checked_withdrawal(state: &State, signed: &SignedMessage) -> Result<WithdrawalRequest, Failure> {
+    check_request(signed, &state.config.consensus.network, state.clock.wall()).map_err(refusal)
+}
+
+fn checked_cancel(state: &State, signed: &SignedMessage) -> Result<CancelRequest, Failure> {
+    check_request(signed, &state.config.consensus.network, state.clock.wall()).map_err(refusal)
+}
+
+/// A transport failure towards the payer: logged with its detail, answered without it.
+fn unreachable(payer: NodeId, call: &'static str) -> impl FnOnce(TransportError) -> Failure {
+    move |error| {
+        tracing::warn!(%payer, call, %error, "the payer did not answer a forwarded payout call");
+        Failure::PayerUnreachable
+    }
+}
+
+fn client(state: &State) -> Result<&crate::peers::client::PeerClient, Failure> {
+    state.peers.get().map(|peers| peers.client.as_ref()).ok_or(Failure::PayerUnreachable)
+}
+
+/// `POST /api/v1/withdrawals`: a node-signed withdrawal, decided here on the payer, forwarded
+/// on any other node that knows the payer.
+pub(crate) async fn submit_withdrawal(
+    state: &State,
+    signed: SignedMessage,
+) -> Result<Withdrawal, Failure> {
+    let request = checked_withdrawal(state, &signed)?;
+    match role(state) {
+        Role::Payer | Role::Standalone => decide_withdrawal(state, &request).await,
+        Role::Forwarder(payer) => forward_withdrawal(state, payer, &signed).await,
+    }
+}
+
+/// `Peer.ForwardWithdrawal` on this node: only the payer decides; any other node refuses and
+/// never forwards again (no loops between misconfigured nodes).
+pub(crate) async fn payer_withdrawal(
+    state: &State,
+    signed: SignedMessage,
+) -> Result<Withdrawal, Failure> {
+    if !matches!(role(state), Role::Payer) {
+        return Err(not_the_payer());
+    }
+    let request = checked_withdrawal(state, &signed)?;
+    decide_withdrawal(state, &request).await
+}
+
+async fn decide_withdrawal(
+    state: &State,
+    request: &WithdrawalRequest,
+) -> Result<Withdrawal, Failure> {
+    let withdrawal =
+        operator::request_withdrawal(state, request.node, &request.idempotency_key, request.amount)
+            .await?;
+    if withdrawal.created {
+        tracing::info!(
+            node = %request.node,
+            payout_id = %withdrawal.payout.payout_id,
+            gross = %withdrawal.payout.gross,
+            "signed withdrawal created a payout"
+        );
+    }
+    Ok(withdrawal)
+}
+
+async fn forward_withdrawal(
+    state: &State,
+    payer: NodeId,
+    signed: &SignedMessage,
+) -> Result<Withdrawal, Failure> {
+    let answer = client(state)?
+        .forward_withdrawal(payer, signed)
+        .await
+        .map_err(unreachable(payer, "ForwardWithdrawal"))?;
+    let (created, payout) = answer?;
+    Ok(Withdrawal { created, payout })
+}
+
+/// `POST /api/v1/payouts/{payout_id}/cancel` with a node-signed `payout-cancel`: the id in the
+/// path must be the one signed.
+pub(crate) async fn submit_cancel(
+    state: &State,
+    payout_id: &str,
+    signed: SignedMessage,
+) -> Result<PayoutView, Failure> {
+    let request = checked_cancel(state, &signed)?;
+    if request.payout_id != payout_id {
+        return Err(Failure::InvalidInput(
+            "the signed payout-cancel names another payout than the path".to_owned(),
+        ));
+    }
+    match role(state) {
+        Role::Payer | Role::Standalone => decide_cancel(state, &request).await,
+        Role::Forwarder(payer) => forward_cancel(state, payer, &signed).await,
+    }
+}
+
+/// `Peer.ForwardCancel` on this node: only the payer decides.
+pub(crate) async fn payer_cancel(
+    state: &State,
+    signed: SignedMessage,
+) -> Result<PayoutView, Failure> {
+    if !matches!(role(state), Role::Payer) {
+        return Err(not_the_payer());
+    }
+    let request = checked_cancel(state, &signed)?;
+    decide_cancel(state, &request).await
+}
+
+/// Cancels the payout if its owner signed the request.
+async fn decide_cancel(state: &State, request: &CancelRequest) -> Result<PayoutView, Failure> {
+    let record = state
+        .ports
+        .payouts
+        .get(&request.payout_id)
+        .await
+        .map_err(operator::payout_error("reading a payout"))?;
+    if record.node != request.node {
+        tracing::warn!(
+            signer = %request.node,
+            owner = %record.node,
+            payout_id = %request.payout_id,
+            "signed cancel of another node's payout refused"
+        );
+        return Err(Failure::Forbidden);
+    }
+    let view = operator::cancel_payout(state, &request.payout_id).await?;
+    tracing::info!(node = %request.node, payout_id = %request.payout_id, "signed cancel");
+    Ok(view)
+}
+
+async fn forward_cancel(
+    state: &State,
+    payer: NodeId,
+    signed: &SignedMessage,
+) -> Result<PayoutView, Failure> {
+    let answer = client(state)?
+        .forward_cancel(payer, signed)
+        .await
+        .map_err(unreachable(payer, "ForwardCancel"))?;
+    answer.map(|(_, payout)| payout)
+}
+
+fn not_the_payer() -> Failure {
+    Failure::FeatureDisabled("this node is not the payer".to_owned())
+}
+
+/// The admin's withdrawal (`POST /nodes/{node_id}/withdrawals`, `Operator.RequestWithdrawal`):
+/// decided here on the payer and on a standalone node; on a forwarding node only for its own
+/// node, signed with its identity key and forwarded.
+pub(crate) async fn admin_withdrawal(
+    state: &State,
+    node: NodeId,
+    client_key: &str,
+    amount: Option<MicroUsdt>,
+) -> Result<Withdrawal, Failure> {
+    let Role::Forwarder(payer) = role(state) else {
+        return operator::request_withdrawal(state, node, client_key, amount).await;
+    };
+    if node != state.node_id {
+        return Err(Failure::FeatureDisabled(
+            "this node is not the payer: it forwards withdrawals of its own node only; \
+             send the node's signed withdrawal to POST /api/v1/withdrawals"
+                .to_owned(),
+        ));
+    }
+    lucid_payouts::payout::withdrawal_key(client_key)
+        .map_err(|_| Failure::InvalidInput("Idempotency-Key is not valid".to_owned()))?;
+    let request = WithdrawalRequest {
+        node,
+        amount,
+        idempotency_key: client_key.to_owned(),
+        ts: state.clock.wall(),
+    };
+    let signed = request.sign(&state.config.consensus.network, &state.key);
+    forward_withdrawal(state, payer, &signed).await
+}
+
+/// The admin's cancel (`POST /payouts/{id}/cancel` with the token, `Operator.CancelPayout`):
+/// decided here on the payer and on a standalone node; on a forwarding node signed by its own
+/// node and forwarded (the payer refuses a payout of another node with 403).
+pub(crate) async fn admin_cancel(state: &State, payout_id: &str) -> Result<PayoutView, Failure> {
+    let Role::Forwarder(payer) = role(state) else {
+        return operator::cancel_payout(state, payout_id).await;
+    };
+    let request = CancelRequest {
+        node: state.node_id,
+        payout_id: payout_id.to_owned(),
+        ts: state.clock.wall(),
+    };
+    let signed = request.sign(&state.config.consensus.network, &state.key);
+    forward_cancel(state, payer, &signed).await
+}
+
+/// `GET /payouts`, `GET /nodes/{id}/payouts`: the payer's records on a forwarding node, this
+/// node's own elsewhere.
+pub(crate) async fn payouts(
+    state: &State,
+    node: Option<NodeId>,
+    query: PayoutQuery,
+) -> Result<Page<PayoutView>, Failure> {
+    let Role::Forwarder(payer) = role(state) else {
+        return operator::payouts(state, node, query).await;
+    };
+    let request = pb::GetPayoutsRequest {
+        payout_id: String::new(),
+        node_id: node.map(|n| n.to_string()).unwrap_or_default(),
+        status: query.status.unwrap_or_default(),
+        limit: query.limit.unwrap_or(0),
+        cursor: query.cursor.unwrap_or_default(),
+    };
+    client(state)?.get_payouts(payer, request).await.map_err(unreachable(payer, "GetPayouts"))
+}
+
+/// `GET /payouts/{id}`: the payer's record on a forwarding node, this node's own elsewhere.
+pub(crate) async fn payout(state: &State, payout_id: &str) -> Result<PayoutView, Failure> {
+    let Role::Forwarder(payer) = role(state) else {
+        return operator::payout(state, payout_id).await;
+    };
+    let request = pb::GetPayoutsRequest { payout_id: payout_id.to_owned(), ..Default::default() };
+    let page = client(state)?
+        .get_payouts(payer, request)
+        .await
+        .map_err(unreachable(payer, "GetPayouts"))?;
+    let mut items = page.items.into_iter();
+    match (items.next(), items.next()) {
+        (Some(view), None) if view.payout_id == payout_id => Ok(view),
+        (None, _) => Err(Failure::NotFound(Missing::Payout)),
+        _ => {
+            tracing::warn!(%payer, payout_id, "the payer answered another payout than asked for");
+            Err(Failure::PayerUnreachable)
+        }
+    }
+}
+
+/// `Peer.GetPayouts` on this node: the payer's own records.
+pub(crate) async fn payer_payouts(
+    state: &State,
+    node: Option<NodeId>,
+    query: PayoutQuery,
+) -> Result<Page<PayoutView>, Failure> {
+    if !matches!(role(state), Role::Payer) {
+        return Err(not_the_payer());
+    }
+    operator::payouts(state, node, query).await
+}
+
+/// `Peer.GetPayouts` for one payout id on this node.
+pub(crate) async fn payer_payout(state: &State, payout_id: &str) -> Result<PayoutView, Failure> {
+    if !matches!(role(state), Role::Payer) {
+        return Err(not_the_payer());
+    }
+    operator::payout(state, payout_id).await
+}
+
+#[cfg(test)]
+mod tests;

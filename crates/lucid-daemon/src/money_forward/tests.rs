@@ -1,0 +1,374 @@
+//! Who decides a payout request, through the node's `NodeApi` under paused tokio time: the
+//! payer decides a node-signed withdrawal or cancel once and only for the node that signed it
+//! (forged, signed by another node, malformed, oversized, of another type, for another
+//! network, stale, from the future and replayed requests change nothing), and a forwarding
+//! node refuses the payer's side of the peer calls, checks a request before it would forward
+//! it, answers `PAYER_UNREACHABLE` without the payer, never creates a payout of its own, and
+//! says its balance is not authoritative.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lucid_api::Failure;
+use lucid_api::dto::PayoutQuery;
+use lucid_consensus::ConsensusParams;
+use lucid_consensus::store::MemoryProofStore;
+use lucid_consensus::testing;
+use lucid_core::message::Message as _;
+use lucid_core::{
+    Clock as _, MicroUsdt, NetworkId, NodeKey, SignedMessage, TimeParams, UnixMillis,
+};
+use lucid_payouts::payout::PayoutLimits;
+use lucid_payouts::processor::ProcessorConfig;
+use lucid_payouts::request::{CancelRequest, REQUEST_WINDOW_MS, WithdrawalRequest};
+use lucid_payouts::store::{MemoryPayoutStore, PayoutStore as _};
+use lucid_payouts::sweep::SweepSettings;
+use lucid_payouts::testing::FakeChain;
+
+use crate::money::tests::{UpDatabase, config, params, paused_runtime};
+use crate::money::{MoneyWiring, PayoutLoops};
+use crate::services::payouts::tests::{ClockedChain, credit, register};
+use crate::services::time::TokioClock;
+use crate::{Node, Ports};
+
+const HOUR: Duration = Duration::from_secs(3_600);
+
+fn network() -> NetworkId {
+    params().network
+}
+
+fn other_network() -> NetworkId {
+    let time = TimeParams::test_network(UnixMillis(1_000_000), 1_000, 8).unwrap();
+    ConsensusParams::test_network("elsewhere", time).network
+}
+
+fn withdrawal(
+    signer: &NodeKey,
+    network: &NetworkId,
+    amount: Option<u64>,
+    key: &str,
+    ts: UnixMillis,
+) -> SignedMessage {
+    WithdrawalRequest {
+        node: signer.node_id(),
+        amount: amount.map(|usdt| MicroUsdt(usdt * 1_000_000)),
+        idempotency_key: key.to_owned(),
+        ts,
+    }
+    .sign(network, signer)
+}
+
+fn cancel(signer: &NodeKey, network: &NetworkId, payout_id: &str, ts: UnixMillis) -> SignedMessage {
+    CancelRequest { node: signer.node_id(), payout_id: payout_id.to_owned(), ts }
+        .sign(network, signer)
+}
+
+/// The same bytes under a signature of `forger`.
+fn forged(signed: &SignedMessage, forger: &NodeKey) -> SignedMessage {
+    SignedMessage::new(signed.bytes().to_vec(), forger.sign(signed.bytes()))
+}
+
+/// What a refused case must answer.
+type Expected = fn(&Failure) -> bool;
+
+/// The bytes with their last bit flipped (the signing time moves by 1 ms), the signature kept.
+fn tampered(signed: &SignedMessage) -> SignedMessage {
+    let mut bytes = signed.bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 1;
+    }
+    SignedMessage::new(bytes, *signed.signature())
+}
+
+/// A node over in-memory ports with node 1 and node 2 registered; the store is returned so
+/// that the test can look at every payout the node holds.
+async fn node(clock: &Arc<TokioClock>) -> (Node, Arc<MemoryPayoutStore>, Arc<MemoryProofStore>) {
+    let proofs = Arc::new(MemoryProofStore::new());
+    register(&proofs, &[testing::key(1), testing::key(2)]).await;
+    let store = Arc::new(MemoryPayoutStore::new());
+    let pools = Arc::new(lucid_pools::MemoryPoolStore::new());
+    let ports = Ports {
+        proofs: proofs.clone(),
+        records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
+        pools: pools.clone(),
+        pool_index: pools,
+        payouts: store.clone(),
+    };
+    let node = Node::build(
+        config(),
+        NodeKey::from_seed(&[3; 32]),
+        clock.clone(),
+        Arc::new(UpDatabase),
+        ports,
+    );
+    (node, store, proofs)
+}
+
+fn limits() -> PayoutLimits {
+    PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(40_000_000)).unwrap()
+}
+
+#[test]
+fn the_payer_decides_a_signed_request_once_and_only_for_its_signer() {
+    paused_runtime().block_on(async {
+        let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
+        let (node, store, _proofs) = node(&clock).await;
+        let rail = Arc::new(ClockedChain {
+            chain: Arc::new(FakeChain::new(1, 0, 1)),
+            clock: Arc::clone(&clock),
+        });
+        node.spawn_money(MoneyWiring {
+            ledger: store.clone(),
+            epoch_reward: MicroUsdt(0),
+            limits: limits(),
+            max_retries: 3,
+            payer_node_id: None,
+            payouts: Some(PayoutLoops {
+                rail,
+                sweep: SweepSettings {
+                    genesis: params().time.genesis(),
+                    interval_ms: 3_600_000,
+                    limits: limits(),
+                    max_retries: 3,
+                },
+                processor: ProcessorConfig::default(),
+                // The processor and the sweep ran at start and wait an hour: the payouts made
+                // below stay pending, so that they can be cancelled.
+                process_interval: HOUR,
+            }),
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        credit(&store, 1, &[(1, 50), (2, 50)]);
+        let api = node.api();
+        let (owner, other) = (testing::key(1), testing::key(2));
+        let now = clock.wall();
+
+        let signed = withdrawal(&owner, &network(), Some(12), "k-1", now);
+        let first = api.submit_withdrawal(signed.clone()).await.unwrap();
+        assert!(first.created);
+        let payout = first.payout;
+        assert_eq!(
+            (payout.node_id.as_str(), payout.origin.as_str(), payout.status.as_str()),
+            (testing::node(1).to_string().as_str(), "withdrawal", "pending")
+        );
+        assert_eq!(
+            (payout.gross.as_str(), payout.idempotency_key.as_str()),
+            ("12.000000", "wd:k-1")
+        );
+        // Replayed, through the HTTP side and through the peer side: the original payout.
+        for replay in [
+            api.submit_withdrawal(signed.clone()).await.unwrap(),
+            api.payer_withdrawal(signed.clone()).await.unwrap(),
+        ] {
+            assert!(!replay.created);
+            assert_eq!(replay.payout.payout_id, payout.payout_id);
+        }
+        // The same key for another amount is a conflict, not a second payout.
+        let conflict = withdrawal(&owner, &network(), Some(13), "k-1", now);
+        assert_eq!(
+            api.submit_withdrawal(conflict).await.unwrap_err(),
+            Failure::IdempotencyConflict
+        );
+
+        // Refused before the ledger is touched, on both sides.
+        let too_long_key = "k".repeat(65);
+        let refused: Vec<(&str, SignedMessage, Expected)> = vec![
+            ("tampered", tampered(&withdrawal(&owner, &network(), Some(10), "f", now)), |f| {
+                *f == Failure::BadSignature
+            }),
+            (
+                "signed by another node than it names",
+                forged(&withdrawal(&owner, &network(), None, "o", now), &other),
+                |f| *f == Failure::BadSignature,
+            ),
+            ("other network", withdrawal(&owner, &other_network(), Some(10), "n", now), |f| {
+                matches!(f, Failure::InvalidInput(_))
+            }),
+            (
+                "stale",
+                withdrawal(
+                    &owner,
+                    &network(),
+                    Some(10),
+                    "s",
+                    UnixMillis(now.0 - REQUEST_WINDOW_MS - 1),
+                ),
+                |f| matches!(f, Failure::InvalidInput(_)),
+            ),
+            (
+                "future",
+                withdrawal(
+                    &owner,
+                    &network(),
+                    Some(10),
+                    "u",
+                    UnixMillis(now.0 + REQUEST_WINDOW_MS + 1),
+                ),
+                |f| matches!(f, Failure::InvalidInput(_)),
+            ),
+            ("garbage", SignedMessage::new(vec![7; 90], owner.sign(&[7; 90])), |f| {
+                matches!(f, Failure::MalformedMessage(_))
+            }),
+            ("oversized key", withdrawal(&owner, &network(), Some(10), &too_long_key, now), |f| {
+                matches!(f, Failure::MalformedMessage(_))
+            }),
+            ("a cancel", cancel(&owner, &network(), &payout.payout_id, now), |f| {
+                matches!(f, Failure::MalformedMessage(_))
+            }),
+            ("over the balance", withdrawal(&owner, &network(), Some(39), "b", now), |f| {
+                matches!(f, Failure::InsufficientBalance(_))
+            }),
+            ("over the maximum", withdrawal(&other, &network(), Some(41), "m", now), |f| {
+                matches!(f, Failure::AboveMaximum(_))
+            }),
+            ("below the minimum", withdrawal(&other, &network(), Some(9), "l", now), |f| {
+                matches!(f, Failure::BelowMinimum(_))
+            }),
+        ];
+        for (case, signed, expected) in refused {
+            for answer in [
+                api.submit_withdrawal(signed.clone()).await,
+                api.payer_withdrawal(signed.clone()).await,
+            ] {
+                let failure = answer.map(|w| w.payout.payout_id).unwrap_err();
+                assert!(expected(&failure), "{case}: {failure:?}");
+            }
+        }
+        assert_eq!(store.list(None).await.unwrap().len(), 1);
+
+        // Cancels: by another node (validly signed) 403; forged, foreign, stale: refused;
+        // unknown payout 404; the owner's cancels once, its replay meets a cancelled payout.
+        let id = payout.payout_id.as_str();
+        let by_other = cancel(&other, &network(), id, now);
+        assert_eq!(api.payer_cancel(by_other.clone()).await.unwrap_err(), Failure::Forbidden);
+        assert_eq!(api.submit_payout_cancel(id, by_other).await.unwrap_err(), Failure::Forbidden);
+        let genuine = cancel(&owner, &network(), id, now);
+        for forgery in [forged(&genuine, &other), tampered(&genuine)] {
+            assert_eq!(api.payer_cancel(forgery).await.unwrap_err(), Failure::BadSignature);
+        }
+        let foreign = cancel(&owner, &other_network(), id, now);
+        assert!(matches!(api.payer_cancel(foreign).await, Err(Failure::InvalidInput(_))));
+        let stale = cancel(&owner, &network(), id, UnixMillis(now.0 - REQUEST_WINDOW_MS - 1));
+        assert!(matches!(api.payer_cancel(stale).await, Err(Failure::InvalidInput(_))));
+        let oversized = cancel(&owner, &network(), &"p".repeat(65), now);
+        assert!(matches!(api.payer_cancel(oversized).await, Err(Failure::MalformedMessage(_))));
+        let unknown = cancel(&owner, &network(), "payout_000000000000000000000000", now);
+        assert!(matches!(api.payer_cancel(unknown).await, Err(Failure::NotFound(_))));
+        // The path names another payout than the signed one.
+        let elsewhere = api.submit_payout_cancel("payout_1", genuine.clone()).await;
+        assert!(matches!(elsewhere, Err(Failure::InvalidInput(_))), "{elsewhere:?}");
+        assert_eq!(store.balance(&testing::node(1)).await.unwrap().reserved, 12_000_000);
+
+        let cancelled = api.submit_payout_cancel(id, genuine.clone()).await.unwrap();
+        assert_eq!(cancelled.status, "cancelled");
+        assert!(matches!(api.payer_cancel(genuine).await, Err(Failure::InvalidState(_))));
+        let balance = store.balance(&testing::node(1)).await.unwrap();
+        assert_eq!((balance.reserved, balance.available), (0, 50_000_000));
+
+        // The payer's records through the peer side; its balances are authoritative.
+        let page = api.payer_payouts(Some(testing::node(1)), PayoutQuery::default()).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(api.payer_payout(id).await.unwrap().status, "cancelled");
+        assert!(api.balance(testing::node(1)).await.unwrap().authoritative);
+        assert_eq!(store.list(None).await.unwrap().len(), 1);
+        store.audit().unwrap();
+        node.drain().await.unwrap();
+    });
+}
+
+#[test]
+fn a_forwarding_node_never_creates_a_payout_of_its_own() {
+    paused_runtime().block_on(async {
+        let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
+        let (node, store, _proofs) = node(&clock).await;
+        node.spawn_money(MoneyWiring {
+            ledger: store.clone(),
+            epoch_reward: MicroUsdt(0),
+            limits: limits(),
+            max_retries: 3,
+            payer_node_id: Some(testing::node(9)),
+            payouts: None,
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The forwarding node computes the same earnings: its own ledger holds balances.
+        let own = NodeKey::from_seed(&[3; 32]);
+        credit(&store, 1, &[(1, 50)]);
+        store
+            .post(
+                &lucid_payouts::ledger::Posting::epoch_reward(
+                    lucid_core::Epoch(2),
+                    &[(own.node_id(), MicroUsdt(50_000_000))],
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let api = node.api();
+        let owner = testing::key(1);
+        let now = clock.wall();
+
+        // The payer's side of the peer calls: refused, never forwarded again.
+        let signed = withdrawal(&owner, &network(), Some(12), "k-1", now);
+        let id = "payout_000000000000000000000000";
+        let not_payer = |answer: Result<String, Failure>| {
+            assert!(matches!(answer, Err(Failure::FeatureDisabled(_))), "{answer:?}");
+        };
+        not_payer(api.payer_withdrawal(signed.clone()).await.map(|w| w.payout.payout_id));
+        not_payer(api.payer_cancel(cancel(&owner, &network(), id, now)).await.map(|p| p.payout_id));
+        not_payer(
+            api.payer_payouts(None, PayoutQuery::default())
+                .await
+                .map(|p| p.next_cursor.unwrap_or_default()),
+        );
+        not_payer(api.payer_payout(id).await.map(|p| p.payout_id));
+
+        // A request is checked before it would leave: forgeries and foreign, stale or
+        // malformed requests are refused here.
+        let forged_request = forged(&signed, &testing::key(2));
+        assert_eq!(api.submit_withdrawal(forged_request).await.unwrap_err(), Failure::BadSignature);
+        let foreign = withdrawal(&owner, &other_network(), Some(12), "k-2", now);
+        assert!(matches!(api.submit_withdrawal(foreign).await, Err(Failure::InvalidInput(_))));
+        let stale =
+            withdrawal(&owner, &network(), None, "k-3", UnixMillis(now.0 - REQUEST_WINDOW_MS - 1));
+        assert!(matches!(api.submit_withdrawal(stale).await, Err(Failure::InvalidInput(_))));
+        let garbage = SignedMessage::new(vec![1; 40], owner.sign(&[1; 40]));
+        assert!(matches!(api.submit_withdrawal(garbage).await, Err(Failure::MalformedMessage(_))));
+        let forged_cancel = forged(&cancel(&owner, &network(), id, now), &testing::key(2));
+        assert_eq!(
+            api.submit_payout_cancel(id, forged_cancel).await.unwrap_err(),
+            Failure::BadSignature
+        );
+
+        // A genuine request without a reachable payer: 503, nothing decided here.
+        assert_eq!(
+            api.submit_withdrawal(signed.clone()).await.unwrap_err(),
+            Failure::PayerUnreachable
+        );
+        assert_eq!(api.submit_withdrawal(signed).await.unwrap_err(), Failure::PayerUnreachable);
+        let genuine_cancel = cancel(&owner, &network(), id, now);
+        assert_eq!(
+            api.submit_payout_cancel(id, genuine_cancel).await.unwrap_err(),
+            Failure::PayerUnreachable
+        );
+        // The operator's calls: its own node's are signed and forwarded, another node's refused.
+        let admin_own = api.request_withdrawal(own.node_id(), "admin-1", None).await;
+        assert_eq!(admin_own.map(|w| w.created).unwrap_err(), Failure::PayerUnreachable);
+        let admin_other = api.request_withdrawal(testing::node(1), "admin-2", None).await;
+        assert!(matches!(admin_other, Err(Failure::FeatureDisabled(_))), "{admin_other:?}");
+        let bad_key = api.request_withdrawal(own.node_id(), "no spaces", None).await;
+        assert!(matches!(bad_key, Err(Failure::InvalidInput(_))), "{bad_key:?}");
+        assert_eq!(api.cancel_payout(id).await.unwrap_err(), Failure::PayerUnreachable);
+        // Reads come from the payer too.
+        let read = api.payouts(None, PayoutQuery::default()).await;
+        assert_eq!(read.map(|p| p.items.len()).unwrap_err(), Failure::PayerUnreachable);
+        assert_eq!(api.payout(id).await.unwrap_err(), Failure::PayerUnreachable);
+
+        // Its own figures are not authoritative, and no request made a payout here.
+        let balance = api.balance(own.node_id()).await.unwrap();
+        assert!(!balance.authoritative);
+        assert_eq!(balance.available, "50.000000");
+        assert!(!api.balance(testing::node(1)).await.unwrap().authoritative);
+        assert!(store.list(None).await.unwrap().is_empty());
+        store.audit().unwrap();
+        node.drain().await.unwrap();
+    });
+}
