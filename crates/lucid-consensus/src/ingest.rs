@@ -29,7 +29,7 @@ use lucid_core::ids::IdParseError;
 use lucid_core::keys::PublicKey;
 use lucid_core::message::Message;
 use lucid_core::{Digest, NetworkId, NodeId, SignedMessage, Slot, UnixMillis};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::error::Error;
 use crate::params::{ConsensusParams, INGEST_GRACE_SLOTS};
@@ -428,139 +428,23 @@ impl Ingest {
         })
     }
 
-    /// The shared pipeline of the live and late paths: prechecks with the per-message slot rule,
-    /// the index, parallel verification, insert-if-absent.
+    /// The shared path of the live and late paths: the rounds of the phases in
+    /// [`pipeline`] (prechecks with the per-message slot rule, the index, parallel
+    /// verification, insert-if-absent), one after the other.
     ///
-    /// Takes the batch by value so that each message handed to the store is moved, not copied:
-    /// a message is stored at most once, and a moved-out slot is never read again because its
-    /// verdict is already decided.
+    /// Takes the batch by value so that each message handed to the store is moved, not copied.
     async fn ingest_checked(
         &mut self,
         store: &dyn ProofStore,
         verifier: &Verifier,
         clock: &SlotClock,
-        mut messages: Vec<SignedMessage>,
-        rule_for: impl Fn(&TaskProof) -> SlotRule,
+        messages: Vec<SignedMessage>,
+        rule_for: impl Fn(&TaskProof) -> SlotRule + Sync,
         late: bool,
     ) -> Result<BatchReport, Error> {
-        let mut verdicts: Vec<Option<Verdict>> = vec![None; messages.len()];
-        let digests: Vec<Digest> = messages.iter().map(SignedMessage::digest).collect();
-        let mut report = BatchReport::default();
         self.prune(clock.current);
-
-        let mut pending: Vec<usize> = (0..messages.len()).collect();
-        while !pending.is_empty() {
-            let mut in_round: FxHashSet<ProofKey> =
-                FxHashSet::with_capacity_and_hasher(pending.len(), Default::default());
-            let mut deferred = Vec::new();
-            let mut candidates: Vec<(usize, TaskProof, &PublicKey)> =
-                Vec::with_capacity(pending.len());
-            for index in pending {
-                let message = &messages[index];
-                // Check 1: strict decoding, once per message.
-                let known =
-                    |bytes: &[u8; 32]| self.registry.get_key_value(bytes).map(|(node, _)| *node);
-                let (network, proof) =
-                    match TaskProof::from_signed_bytes_with(message.bytes(), &known) {
-                        Ok(decoded) => decoded,
-                        Err(error) => {
-                            verdicts[index] = Some(Verdict::Reject(decode_reason(&error)));
-                            continue;
-                        }
-                    };
-                let key = match self.precheck(network, &proof, clock, &rule_for(&proof)) {
-                    Ok(key) => key,
-                    Err(reason) => {
-                        verdicts[index] = Some(Verdict::Reject(reason));
-                        continue;
-                    }
-                };
-                let proof_key = proof.key();
-                if !in_round.insert(proof_key) {
-                    // A second message for a key already in this round is decided after the
-                    // first one is stored, so it sees the same state as if it arrived later.
-                    deferred.push(index);
-                    continue;
-                }
-                if self.recent.get(&proof_key) == Some(&digests[index]) {
-                    verdicts[index] = Some(Verdict::Duplicate);
-                    continue;
-                }
-                candidates.push((index, proof, key));
-            }
-
-            let items: Vec<VerifyItem<'_>> = candidates
-                .iter()
-                .map(|(index, _, key)| VerifyItem::of(key, &messages[*index]))
-                .collect();
-            let valid = verifier.verify_all(&items);
-            drop(items);
-
-            let mut to_store: Vec<StoredProof> = Vec::with_capacity(candidates.len());
-            let mut stored_index: Vec<usize> = Vec::with_capacity(candidates.len());
-            for ((index, proof, _), ok) in candidates.into_iter().zip(valid) {
-                if ok {
-                    // The digest was computed once for the whole batch; hashing again here would
-                    // double the hashing on the hot path.
-                    let message = std::mem::replace(&mut messages[index], moved_out());
-                    to_store.push(StoredProof { proof, message, digest: digests[index], late });
-                    stored_index.push(index);
-                } else {
-                    verdicts[index] = Some(Verdict::Reject(RejectReason::BadSignature));
-                }
-            }
-            if !to_store.is_empty() {
-                let outcomes = store.insert_proofs(&to_store).await?;
-                if outcomes.len() != to_store.len() {
-                    return Err(lucid_core::internal!(
-                        "store answered {} outcomes for {} proofs",
-                        outcomes.len(),
-                        to_store.len()
-                    )
-                    .into());
-                }
-                for ((stored, index), outcome) in
-                    to_store.into_iter().zip(stored_index).zip(outcomes)
-                {
-                    let key = stored.key();
-                    match outcome {
-                        InsertOutcome::Inserted => {
-                            self.remember(clock, key, stored.digest);
-                            verdicts[index] = Some(Verdict::Accept);
-                            report.accepted.push(stored);
-                        }
-                        InsertOutcome::Duplicate => {
-                            self.remember(clock, key, stored.digest);
-                            verdicts[index] = Some(Verdict::Duplicate);
-                        }
-                        InsertOutcome::Conflict { existing } => {
-                            self.remember(clock, key, existing.digest());
-                            let evidence = Evidence::new(
-                                key.node,
-                                TASK_PROOF_TYPE,
-                                Some(key),
-                                existing,
-                                stored.message,
-                            );
-                            store.insert_evidence(&evidence).await?;
-                            report.evidence.push(evidence);
-                            verdicts[index] = Some(Verdict::Reject(RejectReason::Equivocation));
-                        }
-                    }
-                }
-            }
-            pending = deferred;
-        }
-
-        let mut outcomes = Vec::with_capacity(digests.len());
-        for (digest, verdict) in digests.into_iter().zip(verdicts) {
-            // Every index is decided in the loop above; a missing verdict is a bug, reported as
-            // an internal error rather than a guessed verdict.
-            let verdict = verdict.ok_or_else(|| lucid_core::internal!("message left undecided"))?;
-            outcomes.push(Outcome { digest, verdict });
-        }
-        report.outcomes = outcomes;
-        Ok(report)
+        let state = pipeline::BatchState::new(Some(*clock), messages, late);
+        self.decide_rounds(store, verifier, state, &rule_for).await
     }
 
     /// Ingests equivocation evidence gossiped by a peer (consensus.md §6.2): two task proofs

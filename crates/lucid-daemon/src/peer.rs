@@ -144,15 +144,9 @@ impl StorePeer {
         self.verified_waiting.fetch_sub(1, Ordering::Relaxed);
         let admitted = self.ingest.lock().await.admit(verified);
         // The ingest lock is free while the store writes: the next batch is prepared meanwhile.
-        let outcomes = if admitted.to_store().is_empty() {
-            Vec::new()
-        } else {
-            self.store.insert_proofs(admitted.to_store()).await?
-        };
+        let outcomes = admitted.persist(self.store.as_ref()).await?;
         let settled = self.ingest.lock().await.settle(admitted, outcomes)?;
-        for evidence in settled.pending_evidence() {
-            self.store.insert_evidence(evidence).await?;
-        }
+        settled.store_evidence(self.store.as_ref()).await?;
         // Messages that repeat a key of the batch are decided now, under the ingest lock.
         let mut ingest = self.ingest.lock().await;
         ingest.finish(self.store.as_ref(), &self.verifier, settled).await

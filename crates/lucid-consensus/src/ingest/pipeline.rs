@@ -1,6 +1,7 @@
-//! The live ingest of [`Ingest::ingest_batch`] cut into phases, so that a caller can verify the
-//! signatures of one batch while the previous batch is being persisted (issue 3: the ingest into
-//! a database keeps up with verification).
+//! The phases of one round of task-proof ingest, the single implementation behind every
+//! task-proof path: [`Ingest::ingest_batch`] and the sealed sets run them one after the other,
+//! and a caller with a pipeline (the daemon's `SubmitProofs`) runs them itself, so that it can
+//! verify the signatures of one batch while the previous batch is being persisted (issue 3).
 //!
 //! The phases of one batch, in order:
 //! 1. [`Ingest::prepare_batch`] (`&self`, cheap): strict decoding and checks 1–5 of every message,
@@ -11,19 +12,19 @@
 //! 3. [`Ingest::admit`] (`&mut self`): the grace-window index is consulted again, because batches
 //!    admitted since phase 1 may have accepted the same bytes; what is left and verified is the
 //!    batch to persist ([`AdmittedBatch::to_store`]).
-//! 4. The caller persists that batch with `ProofStore::insert_proofs`.
-//! 5. [`Ingest::settle`] (`&mut self`): the store's answers become verdicts and enter the index,
-//!    exactly as in `ingest_batch`; conflicts become evidence for the caller to store.
+//! 4. `ProofStore::insert_proofs` of that batch, through [`AdmittedBatch::persist`].
+//! 5. [`Ingest::settle`] (`&mut self`): the store's answers become verdicts and enter the index;
+//!    conflicts become evidence, which [`SettledBatch::store_evidence`] stores.
 //! 6. [`Ingest::finish`]: messages that shared a key with an earlier one of the batch are decided
-//!    now, by the sequential path, with the batch's clock.
+//!    now, by further rounds of the same phases, with the batch's clock.
 //!
-//! Why this is `ingest_batch`'s answer: phases 1 and 2 depend only on the message, the clock and
-//! the registry (which only grows), never on other batches, except for the duplicate shortcut,
-//! which phase 3 repeats. Phases 3 to 6 of one batch must run without phases 3 to 6 of another
-//! batch in between (the caller serialises them, e.g. behind one lock); then the verdicts are
-//! those of `ingest_batch` called in the order in which batches entered phase 3, and for one key
-//! the store, which is insert-if-absent, decides which message was first. Phases 1 and 2 of the
-//! next batch may run at any time, which is the overlap.
+//! Why a pipeline decides as batches one after the other: phases 1 and 2 depend only on the
+//! message, the clock and the registry (which only grows), never on other batches, except for the
+//! duplicate shortcut, which phase 3 repeats. Phases 3 to 6 of one batch must run without phases
+//! 3 to 6 of another batch in between (the caller serialises them, e.g. behind one lock); then the
+//! verdicts are those of `ingest_batch` called in the order in which batches entered phase 3, and
+//! for one key the store, which is insert-if-absent, decides which message was first. Phases 1
+//! and 2 of the next batch may run at any time, which is the overlap.
 
 use lucid_core::keys::PublicKey;
 use lucid_core::{Digest, SignedMessage, UnixMillis};
@@ -31,6 +32,7 @@ use rustc_hash::FxHashSet;
 
 use super::{
     BatchReport, Ingest, Outcome, RejectReason, SlotClock, SlotRule, Verdict, decode_reason,
+    moved_out,
 };
 use crate::error::Error;
 use crate::proof::{ProofKey, TaskProof};
@@ -39,18 +41,51 @@ use crate::verify::{Verifier, VerifyItem};
 
 /// What the phases carry of a batch from start to end.
 #[derive(Debug)]
-struct BatchState {
+pub(super) struct BatchState {
     /// `None` while the receiver's clock is before genesis: every message is `FromFuture`.
     clock: Option<SlotClock>,
+    /// Whether what this batch stores arrived through late acceptance (a sealed set).
+    late: bool,
+    /// The batch; a message handed to the store is moved out of its slot, whose verdict is
+    /// decided by then and which is never read again.
     messages: Vec<SignedMessage>,
     digests: Vec<Digest>,
     verdicts: Vec<Option<Verdict>>,
-    /// Messages whose key an earlier message of the batch has, decided in phase 6.
+    /// Messages whose key an earlier message of the round has, decided in a later round.
     deferred: Vec<usize>,
     report: BatchReport,
 }
 
-/// A candidate for storage: its index in the batch, the decoded proof and the signer's key.
+impl BatchState {
+    /// A batch none of whose messages is looked at yet: all of them wait for the first round.
+    pub(super) fn new(clock: Option<SlotClock>, messages: Vec<SignedMessage>, late: bool) -> Self {
+        BatchState {
+            clock,
+            late,
+            digests: messages.iter().map(SignedMessage::digest).collect(),
+            verdicts: vec![None; messages.len()],
+            deferred: (0..messages.len()).collect(),
+            messages,
+            report: BatchReport::default(),
+        }
+    }
+
+    /// The report, with one outcome per message in input order. A message left undecided is a
+    /// bug, reported as an internal error rather than a guessed verdict.
+    fn into_report(self) -> Result<BatchReport, Error> {
+        let BatchState { digests, verdicts, mut report, .. } = self;
+        let mut outcomes = Vec::with_capacity(digests.len());
+        for (digest, verdict) in digests.into_iter().zip(verdicts) {
+            let verdict = verdict.ok_or_else(|| lucid_core::internal!("message left undecided"))?;
+            outcomes.push(Outcome { digest, verdict });
+        }
+        report.outcomes = outcomes;
+        Ok(report)
+    }
+}
+
+/// A candidate for storage: its index in the batch, the decoded proof and the signer's key
+/// (owned: a prepared batch outlives any borrow of the ingest state).
 type Candidate = (usize, TaskProof, PublicKey);
 
 /// Phase 1 done: decoded and checked, signatures not verified yet.
@@ -84,8 +119,8 @@ pub struct AdmittedBatch {
 #[must_use = "a settled batch must be finished"]
 pub struct SettledBatch {
     state: BatchState,
-    /// Evidence found by this batch that the caller must store before [`Ingest::finish`].
-    pending_evidence: Vec<Evidence>,
+    /// Where the evidence found by this round starts in the report's evidence.
+    new_evidence: usize,
 }
 
 impl PreparedBatch {
@@ -101,16 +136,6 @@ impl PreparedBatch {
         drop(items);
         VerifiedBatch { state: self.state, candidates: self.candidates, valid }
     }
-
-    /// Messages in the batch.
-    pub fn len(&self) -> usize {
-        self.state.messages.len()
-    }
-
-    /// Whether the batch is empty.
-    pub fn is_empty(&self) -> bool {
-        self.state.messages.is_empty()
-    }
 }
 
 impl AdmittedBatch {
@@ -119,40 +144,60 @@ impl AdmittedBatch {
     pub fn to_store(&self) -> &[StoredProof] {
         &self.to_store
     }
+
+    /// Phase 4: hands [`AdmittedBatch::to_store`] to `store` (no call when it is empty); the
+    /// answers are for [`Ingest::settle`].
+    pub async fn persist(&self, store: &dyn ProofStore) -> Result<Vec<InsertOutcome>, Error> {
+        if self.to_store.is_empty() {
+            return Ok(Vec::new());
+        }
+        store.insert_proofs(&self.to_store).await
+    }
 }
 
 impl SettledBatch {
     /// The evidence to store (`ProofStore::insert_evidence`) before [`Ingest::finish`].
     pub fn pending_evidence(&self) -> &[Evidence] {
-        &self.pending_evidence
+        &self.state.report.evidence[self.new_evidence..]
     }
 
-    /// Whether [`Ingest::finish`] still has messages to decide (which then awaits the store).
-    pub fn has_deferred(&self) -> bool {
-        !self.state.deferred.is_empty()
+    /// Stores [`SettledBatch::pending_evidence`] in `store`.
+    pub async fn store_evidence(&self, store: &dyn ProofStore) -> Result<(), Error> {
+        for evidence in self.pending_evidence() {
+            store.insert_evidence(evidence).await?;
+        }
+        Ok(())
     }
 }
 
 impl Ingest {
     /// Phase 1 of a live batch received at `now` (see the module doc).
     pub fn prepare_batch(&self, now: UnixMillis, messages: Vec<SignedMessage>) -> PreparedBatch {
-        let digests: Vec<Digest> = messages.iter().map(SignedMessage::digest).collect();
-        let clock = self.slot_clock(now);
-        let mut state = BatchState {
-            clock,
-            verdicts: vec![None; messages.len()],
-            messages,
-            digests,
-            deferred: Vec::new(),
-            report: BatchReport::default(),
-        };
-        let mut candidates = Vec::new();
-        let Some(clock) = clock else {
-            state.verdicts.fill(Some(Verdict::Reject(RejectReason::FromFuture)));
+        let state = BatchState::new(self.slot_clock(now), messages, false);
+        self.prepare_round(state, &|_| SlotRule::Live)
+    }
+
+    /// Phase 1 of one round over the messages waiting in `state.deferred`: strict decoding,
+    /// checks 1–5 with the slot rule `rule_for` gives each proof, and the index shortcut. A
+    /// second message for a key already in this round waits for the next round, so that it sees
+    /// the state it would see had it arrived later.
+    fn prepare_round(
+        &self,
+        mut state: BatchState,
+        rule_for: &(dyn Fn(&TaskProof) -> SlotRule + Sync),
+    ) -> PreparedBatch {
+        let pending = std::mem::take(&mut state.deferred);
+        let mut candidates = Vec::with_capacity(pending.len());
+        let Some(clock) = state.clock else {
+            for index in pending {
+                state.verdicts[index] = Some(Verdict::Reject(RejectReason::FromFuture));
+            }
             return PreparedBatch { state, candidates };
         };
-        let mut in_batch: FxHashSet<ProofKey> = FxHashSet::default();
-        for (index, message) in state.messages.iter().enumerate() {
+        let mut in_round: FxHashSet<ProofKey> =
+            FxHashSet::with_capacity_and_hasher(pending.len(), Default::default());
+        for index in pending {
+            let message = &state.messages[index];
             // Check 1: strict decoding, once per message.
             let known =
                 |bytes: &[u8; 32]| self.registry.get_key_value(bytes).map(|(node, _)| *node);
@@ -164,7 +209,7 @@ impl Ingest {
                     continue;
                 }
             };
-            let key = match self.precheck(network, &proof, &clock, &SlotRule::Live) {
+            let key = match self.precheck(network, &proof, &clock, &rule_for(&proof)) {
                 Ok(key) => key,
                 Err(reason) => {
                     state.verdicts[index] = Some(Verdict::Reject(reason));
@@ -172,8 +217,7 @@ impl Ingest {
                 }
             };
             let proof_key = proof.key();
-            if !in_batch.insert(proof_key) {
-                // Decided after the first message of this key is stored (phase 6).
+            if !in_round.insert(proof_key) {
                 state.deferred.push(index);
                 continue;
             }
@@ -196,17 +240,16 @@ impl Ingest {
         let mut to_store = Vec::with_capacity(candidates.len());
         let mut stored_index = Vec::with_capacity(candidates.len());
         for ((index, proof, _), ok) in candidates.into_iter().zip(valid) {
-            // As `ingest_batch` decides: identical bytes already accepted are a duplicate
-            // whatever the signature, before the signature is looked at.
+            // Identical bytes already accepted are a duplicate whatever the signature, before
+            // the signature is looked at.
             if self.recent.get(&proof.key()) == Some(&state.digests[index]) {
                 state.verdicts[index] = Some(Verdict::Duplicate);
             } else if ok {
-                to_store.push(StoredProof {
-                    proof,
-                    message: state.messages[index].clone(),
-                    digest: state.digests[index],
-                    late: false,
-                });
+                // Moved, not copied: the digest was computed once for the whole batch, and the
+                // message is stored at most once.
+                let message = std::mem::replace(&mut state.messages[index], moved_out());
+                let digest = state.digests[index];
+                to_store.push(StoredProof { proof, message, digest, late: state.late });
                 stored_index.push(index);
             } else {
                 state.verdicts[index] = Some(Verdict::Reject(RejectReason::BadSignature));
@@ -231,95 +274,67 @@ impl Ingest {
             )
             .into());
         }
-        let mut pending_evidence = Vec::new();
+        let new_evidence = state.report.evidence.len();
         let clock = state.clock;
         for ((stored, index), outcome) in to_store.into_iter().zip(stored_index).zip(outcomes) {
             let key = stored.key();
-            match outcome {
+            let (remembered, verdict) = match outcome {
                 InsertOutcome::Inserted => {
-                    if let Some(clock) = &clock {
-                        self.remember(clock, key, stored.digest);
-                    }
-                    state.verdicts[index] = Some(Verdict::Accept);
+                    let digest = stored.digest;
                     state.report.accepted.push(stored);
+                    (digest, Verdict::Accept)
                 }
-                InsertOutcome::Duplicate => {
-                    if let Some(clock) = &clock {
-                        self.remember(clock, key, stored.digest);
-                    }
-                    state.verdicts[index] = Some(Verdict::Duplicate);
-                }
+                InsertOutcome::Duplicate => (stored.digest, Verdict::Duplicate),
                 InsertOutcome::Conflict { existing } => {
-                    if let Some(clock) = &clock {
-                        self.remember(clock, key, existing.digest());
-                    }
-                    pending_evidence.push(Evidence::new(
+                    let remembered = existing.digest();
+                    state.report.evidence.push(Evidence::new(
                         key.node,
                         TASK_PROOF_TYPE,
                         Some(key),
                         existing,
                         stored.message,
                     ));
-                    state.verdicts[index] = Some(Verdict::Reject(RejectReason::Equivocation));
+                    (remembered, Verdict::Reject(RejectReason::Equivocation))
                 }
+            };
+            if let Some(clock) = &clock {
+                self.remember(clock, key, remembered);
             }
+            state.verdicts[index] = Some(verdict);
         }
-        Ok(SettledBatch { state, pending_evidence })
+        Ok(SettledBatch { state, new_evidence })
     }
 
-    /// Phase 6: decides the deferred messages (a key seen earlier in the batch) with the batch's
-    /// clock, as `ingest_batch` does in its later rounds, and returns the batch's report. The
-    /// caller must have stored [`SettledBatch::pending_evidence`] first; it is reported here.
+    /// Phase 6 of a live batch: decides the deferred messages (a key seen earlier in the batch)
+    /// with the batch's clock, and returns the batch's report. The caller must have stored
+    /// [`SettledBatch::pending_evidence`] first; it is reported here.
     pub async fn finish(
         &mut self,
         store: &dyn ProofStore,
         verifier: &Verifier,
         settled: SettledBatch,
     ) -> Result<BatchReport, Error> {
-        let SettledBatch { mut state, pending_evidence } = settled;
-        state.report.evidence = pending_evidence;
-        if let (Some(clock), false) = (state.clock, state.deferred.is_empty()) {
-            let deferred: Vec<SignedMessage> =
-                state.deferred.iter().map(|index| state.messages[*index].clone()).collect();
-            let later = self
-                .ingest_checked(store, verifier, &clock, deferred, |_| SlotRule::Live, false)
-                .await?;
-            for (index, outcome) in state.deferred.iter().zip(later.outcomes) {
-                state.verdicts[*index] = Some(outcome.verdict);
-            }
-            state.report.accepted.extend(later.accepted);
-            state.report.evidence.extend(later.evidence);
-        }
-        let mut outcomes = Vec::with_capacity(state.digests.len());
-        for (digest, verdict) in state.digests.into_iter().zip(state.verdicts) {
-            let verdict = verdict.ok_or_else(|| lucid_core::internal!("message left undecided"))?;
-            outcomes.push(Outcome { digest, verdict });
-        }
-        state.report.outcomes = outcomes;
-        Ok(state.report)
+        self.decide_rounds(store, verifier, settled.state, &|_| SlotRule::Live).await
     }
 
-    /// [`Ingest::ingest_batch`] through the phases, one after the other: the reference the
-    /// phased path is tested against, and the whole of it for callers without a pipeline.
-    pub async fn ingest_batch_phased(
+    /// Runs rounds of all the phases, one after the other, until no message of `state` waits:
+    /// the whole ingest of a batch that no pipeline overlaps, and the later rounds of one that a
+    /// pipeline ran the first round of.
+    pub(super) async fn decide_rounds(
         &mut self,
         store: &dyn ProofStore,
         verifier: &Verifier,
-        now: UnixMillis,
-        messages: Vec<SignedMessage>,
+        mut state: BatchState,
+        rule_for: &(dyn Fn(&TaskProof) -> SlotRule + Sync),
     ) -> Result<BatchReport, Error> {
-        let verified = self.prepare_batch(now, messages).verify(verifier);
-        let admitted = self.admit(verified);
-        let outcomes = if admitted.to_store().is_empty() {
-            Vec::new()
-        } else {
-            store.insert_proofs(admitted.to_store()).await?
-        };
-        let settled = self.settle(admitted, outcomes)?;
-        for evidence in settled.pending_evidence() {
-            store.insert_evidence(evidence).await?;
+        while !state.deferred.is_empty() {
+            let admitted = self.admit(self.prepare_round(state, rule_for).verify(verifier));
+            let outcomes = admitted.persist(store).await?;
+            let settled = self.settle(admitted, outcomes)?;
+            settled.store_evidence(store).await?;
+            state = settled.state;
         }
-        self.finish(store, verifier, settled).await
+        state.into_report()
     }
 }
 

@@ -74,15 +74,9 @@ impl Node {
     /// Phases 3 to 6 of a verified batch, as the daemon runs them.
     fn complete(&mut self, verified: VerifiedBatch) -> Decided {
         let admitted = self.ingest.admit(verified);
-        let outcomes = if admitted.to_store().is_empty() {
-            Vec::new()
-        } else {
-            block_on(self.store.insert_proofs(admitted.to_store())).unwrap()
-        };
+        let outcomes = block_on(admitted.persist(&self.store)).unwrap();
         let settled = self.ingest.settle(admitted, outcomes).unwrap();
-        for evidence in settled.pending_evidence() {
-            block_on(self.store.insert_evidence(evidence)).unwrap();
-        }
+        block_on(settled.store_evidence(&self.store)).unwrap();
         decided(block_on(self.ingest.finish(&self.store, &self.verifier, settled)).unwrap())
     }
 
@@ -155,9 +149,9 @@ proptest! {
         for batch in &batches {
             let messages: Vec<SignedMessage> = batch.iter().map(message).collect();
             let expected = sequential.sequential(messages.clone());
-            let report = block_on(phased.ingest.ingest_batch_phased(
-                &phased.store, &phased.verifier, now(), messages)).unwrap();
-            prop_assert_eq!(decided(report), expected);
+            let prepared = phased.ingest.prepare_batch(now(), messages);
+            let report = phased.complete(prepared.verify(&phased.verifier));
+            prop_assert_eq!(report, expected);
         }
         prop_assert_eq!(phased.contents(), sequential.contents());
     }
