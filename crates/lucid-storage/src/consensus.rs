@@ -4,9 +4,10 @@
 //! Inserts are insert-if-absent. A batch of proofs is written in one transaction. First as if
 //! every key were free: multi-row `INSERT … ON CONFLICT DO NOTHING` (SQLite, chunked below the
 //! bind-parameter limit) or one binary `COPY` into `proofs` (PostgreSQL; a taken key fails it
-//! with a unique violation), without `RETURNING`, and if every row went in, that is the answer. Otherwise the transaction is rolled back and the
-//! batch judged key by key: the same insert `RETURNING` the keys that went in, and the keys not
-//! returned read back in the same transaction and compared byte for byte to tell a duplicate
+//! with a unique violation), without `RETURNING`, and if every row went in, that is the answer.
+//! Otherwise the transaction is rolled back and the batch judged key by key: an insert
+//! `RETURNING` the keys that went in (`INSERT … SELECT FROM UNNEST` on PostgreSQL), and the keys
+//! not returned read back in the same transaction and compared byte for byte to tell a duplicate
 //! from a conflict. Rows are inserted in table key order (slot, node, kind), so that they append
 //! to the key index and concurrent PostgreSQL transactions take their index locks in one order
 //! and cannot deadlock. The `digest` column is not indexed (migration 0008): it is a hash of the
@@ -15,7 +16,6 @@
 //! The signed bytes are the source of truth: reads decode them with the canonical decoder and
 //! check them against the key and digest columns; a mismatch is an error, never a guess.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -129,22 +129,22 @@ fn proof_row(proof: &StoredProof, received_at: i64) -> Result<[Value; PROOF_COLU
     ])
 }
 
-/// `INSERT_PROOFS` for PostgreSQL with one array bind per column, in the same column order.
-const INSERT_PROOFS_UNNEST: &str = "INSERT INTO proofs (node_id, slot, kind, ts_ms, \
+/// `INSERT_PROOFS` for PostgreSQL with one array bind per column, in the same column order,
+/// returning the keys that went in.
+const INSERT_PROOFS_UNNEST_RETURNING: &str = "INSERT INTO proofs (node_id, slot, kind, ts_ms, \
      bytes_transferred, sessions_relayed, chunks_stored, size_bytes, validated_sessions, \
      metrics_digest, signed_bytes, signature, digest, received_at, late) \
      SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int2[], $4::int8[], $5::int8[], \
      $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::bytea[], $11::bytea[], $12::bytea[], \
      $13::bytea[], $14::int8[], $15::bool[]) \
-     ON CONFLICT DO NOTHING";
+     ON CONFLICT DO NOTHING RETURNING node_id, slot, kind";
 
-/// Inserts `rows` (in `proof_row` column order) with [`INSERT_PROOFS_UNNEST`]: the number of
-/// rows inserted, and their keys when `returning` (the judging path).
+/// Inserts `rows` (in `proof_row` column order) with [`INSERT_PROOFS_UNNEST_RETURNING`] and returns the
+/// keys that went in (the judging path; a fresh batch goes in by `COPY`).
 async fn insert_proofs_unnest(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     rows: Vec<[Value; PROOF_COLUMNS]>,
-    returning: bool,
-) -> Result<(u64, Vec<RawKey>), sqlx::Error> {
+) -> Result<Vec<RawKey>, sqlx::Error> {
     use sqlx::Row as _;
     let n = rows.len();
     let (mut node, mut slot, mut kind, mut ts) = (
@@ -203,12 +203,7 @@ async fn insert_proofs_unnest(
     }
     let [bytes_transferred, sessions_relayed, chunks_stored, size_bytes, validated_sessions] =
         opt_ints;
-    let sql = if returning {
-        Cow::Owned(format!("{INSERT_PROOFS_UNNEST} RETURNING node_id, slot, kind"))
-    } else {
-        Cow::Borrowed(INSERT_PROOFS_UNNEST)
-    };
-    let query = sqlx::query(&sql)
+    let query = sqlx::query(INSERT_PROOFS_UNNEST_RETURNING)
         .bind(node)
         .bind(slot)
         .bind(kind)
@@ -224,15 +219,8 @@ async fn insert_proofs_unnest(
         .bind(digest)
         .bind(received)
         .bind(late);
-    if !returning {
-        return Ok((query.execute(&mut **tx).await?.rows_affected(), Vec::new()));
-    }
     let returned = query.fetch_all(&mut **tx).await?;
-    let keys = returned
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-        .collect::<Result<Vec<RawKey>, sqlx::Error>>()?;
-    Ok((u64::try_from(keys.len()).unwrap_or(u64::MAX), keys))
+    returned.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).collect()
 }
 
 /// `COPY` of proof rows in PostgreSQL's binary format, in [`INSERT_PROOFS`] column order.
@@ -771,7 +759,7 @@ impl Database {
         if let Some(pg) = tx.postgres() {
             // PostgreSQL: one statement with one array per column, whatever the batch size:
             // 15 binds instead of 15 per row, and one short statement to parse and plan.
-            returned = insert_proofs_unnest(pg, rows, true).await.map_err(Error::query(action))?.1;
+            returned = insert_proofs_unnest(pg, rows).await.map_err(Error::query(action))?;
         } else {
             for chunk in rows.chunks(self.max_binds() / PROOF_COLUMNS) {
                 let mut query = self.query(INSERT_PROOFS);

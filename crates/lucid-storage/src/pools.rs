@@ -210,6 +210,31 @@ pub(crate) struct Write {
     dialect: Dialect,
 }
 
+/// At most one row when `node` has a logged Create or Join still pending: the one query of
+/// this fact, for reads outside a transaction and inside one.
+fn pending_seat_request(dialect: Dialect, node: &NodeId) -> Query {
+    let mut q = Query::new(dialect, "SELECT 1 FROM pool_ops WHERE node_id = ");
+    q.bind(blob(node.as_bytes()));
+    q.push(" AND state = 'pending' AND tag IN (");
+    q.bind(Value::Int(i64::from(lucid_pools::OpTag::Create.wire())));
+    q.push(", ").bind(Value::Int(i64::from(lucid_pools::OpTag::Join.wire())));
+    q.push(") LIMIT 1");
+    q
+}
+
+/// `COUNT(*)` of the `joining` rows of `pool` (the Joins accepted and not yet applied).
+fn pending_joins(dialect: Dialect, pool: &PoolId) -> Query {
+    let mut q = Query::new(dialect, "SELECT COUNT(*) FROM pool_members WHERE pool_id = ");
+    q.bind(blob(pool.as_bytes())).push(" AND status = 'joining'");
+    q
+}
+
+/// The count a [`pending_joins`] query answered.
+fn pending_joins_count(rows: &[Row]) -> Result<u64, Error> {
+    let Some(row) = rows.first() else { return Ok(0) };
+    Columns::new(row, "pool_members", "counting pending joins").unsigned(0, "count")
+}
+
 impl Write {
     pub(crate) fn query(&self, sql: &str) -> Query {
         Query::new(self.dialect, sql)
@@ -761,22 +786,15 @@ impl Write {
 
     /// Whether `node` has a logged Create or Join still pending.
     async fn pending_seat_request_in(&mut self, node: &NodeId) -> Result<bool, Error> {
-        let mut q = self.query("SELECT 1 FROM pool_ops WHERE node_id = ");
-        q.bind(blob(node.as_bytes()));
-        q.push(" AND state = 'pending' AND tag IN (");
-        q.bind(Value::Int(i64::from(lucid_pools::OpTag::Create.wire())));
-        q.push(", ").bind(Value::Int(i64::from(lucid_pools::OpTag::Join.wire())));
-        q.push(")");
-        self.exists(q, "looking up a pending seat request").await
+        let mut q = pending_seat_request(self.dialect, node);
+        let rows = self.rows(&mut q, "looking up a pending seat request").await?;
+        Ok(!rows.is_empty())
     }
 
     /// The `joining` rows of `pool`.
     async fn pending_joins_in(&mut self, pool: &PoolId) -> Result<u64, Error> {
-        let mut q = self.query("SELECT COUNT(*) FROM pool_members WHERE pool_id = ");
-        q.bind(blob(pool.as_bytes())).push(" AND status = 'joining'");
-        let rows = self.rows(&mut q, "counting pending joins").await?;
-        let Some(row) = rows.first() else { return Ok(0) };
-        Columns::new(row, "pool_members", "counting pending joins").unsigned(0, "count")
+        let mut q = pending_joins(self.dialect, pool);
+        pending_joins_count(&self.rows(&mut q, "counting pending joins").await?)
     }
 
     /// The Joins of one batch inside this transaction ([`Database::log_joins_once`]).
@@ -976,15 +994,10 @@ impl Database {
     }
 
     async fn pending_joins_query(&self, pool: &PoolId) -> Result<usize, Error> {
-        let mut q = self.query("SELECT COUNT(*) FROM pool_members WHERE pool_id = ");
-        q.bind(blob(pool.as_bytes())).push(" AND status = 'joining'");
-        let rows = self.read(&mut q, "counting pending joins").await?;
-        let count = match rows.first() {
-            Some(row) => row.int(0).map_err(Error::query("counting pending joins"))?,
-            None => 0,
-        };
+        let mut q = pending_joins(self.dialect(), pool);
+        let count = pending_joins_count(&self.read(&mut q, "counting pending joins").await?)?;
         usize::try_from(count)
-            .map_err(|_| lucid_core::internal!("negative count {count} of pending joins").into())
+            .map_err(|_| lucid_core::internal!("{count} pending joins overflow usize").into())
     }
 
     async fn mark_leaving_tx(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
@@ -1154,12 +1167,7 @@ impl Database {
     }
 
     async fn pending_seat_request_query(&self, node: &NodeId) -> Result<bool, Error> {
-        let mut q = self.query("SELECT 1 FROM pool_ops WHERE node_id = ");
-        q.bind(blob(node.as_bytes()));
-        q.push(" AND state = 'pending' AND tag IN (");
-        q.bind(Value::Int(i64::from(lucid_pools::OpTag::Create.wire())));
-        q.push(", ").bind(Value::Int(i64::from(lucid_pools::OpTag::Join.wire())));
-        q.push(") LIMIT 1");
+        let mut q = pending_seat_request(self.dialect(), node);
         Ok(!self.read(&mut q, "looking up a pending seat request").await?.is_empty())
     }
 
