@@ -26,9 +26,10 @@ use lucid_api::Failure;
 use lucid_api::dto::OpAccepted;
 use lucid_core::message::Message as _;
 use lucid_core::{Signature, SignedMessage, Slot, UnixMillis};
-use lucid_pools::checks::{JoinFacts, join_refusal};
+use lucid_pools::checks::join_refusal;
 use lucid_pools::log::{LogOutcome, OpState, SignedOp};
 use lucid_pools::model::{is_valid_max_nodes, is_valid_name};
+use lucid_pools::store::join_facts;
 use lucid_pools::{
     AcceptedOp, JoinAdmission, MemberStatus, Op, PoolOp, PoolStatus, PoolStore, RejectReason,
 };
@@ -357,16 +358,9 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
         Op::Create { .. } => Ok(()),
         Op::Join { .. } => {
             // The rule the group commit applies again inside its transaction.
-            let mut facts = JoinFacts { seat_requested, ..JoinFacts::default() };
-            if !seat_requested {
-                facts.banned = members()
-                    .await?
-                    .iter()
-                    .any(|m| m.node_id == op.node && m.status == MemberStatus::Banned);
-                facts.pending_joins =
-                    pools.pending_joins(&pool_id).await.map_err(store_failure("counting joins"))?
-                        as u64;
-            }
+            let facts = join_facts(pools.as_ref(), &pool_id, &op.node, seat_requested)
+                .await
+                .map_err(store_failure("reading the facts of a Join"))?;
             join_refusal(Some(pool), facts).map_or(Ok(()), |reason| Err(refusal(reason)))
         }
         Op::Leave { .. } => {

@@ -617,6 +617,29 @@ pub enum JoinAdmission {
     Refused(RejectReason),
 }
 
+/// The facts of [`checks::join_refusal`] for `node` joining `pool`, read through the port, when
+/// whether the node holds or asked for a seat (`seat_requested`) is known already: the ban and
+/// the waiting Joins are read only when they can still decide. The daemon's advisory check and
+/// this port's default `log_joins` share it; the SQL store reads the same facts inside its
+/// transaction.
+pub async fn join_facts<S: PoolStore + ?Sized>(
+    store: &S,
+    pool: &PoolId,
+    node: &NodeId,
+    seat_requested: bool,
+) -> Result<checks::JoinFacts, Error> {
+    let mut facts = checks::JoinFacts { seat_requested, ..checks::JoinFacts::default() };
+    if !seat_requested {
+        facts.banned = store
+            .members(pool)
+            .await?
+            .iter()
+            .any(|m| m.node_id == *node && m.status == MemberStatus::Banned);
+        facts.pending_joins = u64::try_from(store.pending_joins(pool).await?).unwrap_or(u64::MAX);
+    }
+    Ok(facts)
+}
+
 /// One Join of [`PoolStore::log_joins`] through the other methods of the port.
 async fn admit_join_dyn<S: PoolStore + ?Sized>(
     store: &S,
@@ -634,16 +657,9 @@ async fn admit_join_dyn<S: PoolStore + ?Sized>(
     let stored = store.get_pool(&pool).await?;
     let mut facts = checks::JoinFacts::default();
     if stored.as_ref().is_some_and(|s| s.pool.status != PoolStatus::Disbanded) {
-        facts.seat_requested =
+        let seat_requested =
             store.pool_of(&node).await?.is_some() || store.has_pending_seat_request(&node).await?;
-        if !facts.seat_requested {
-            facts.banned = store
-                .members(&pool)
-                .await?
-                .iter()
-                .any(|m| m.node_id == node && m.status == MemberStatus::Banned);
-            facts.pending_joins = store.pending_joins(&pool).await? as u64;
-        }
+        facts = join_facts(store, &pool, &node, seat_requested).await?;
     }
     if let Some(reason) = checks::join_refusal(stored.as_ref().map(|s| &s.pool), facts) {
         return Ok(JoinAdmission::Refused(reason));
