@@ -218,7 +218,7 @@ impl Failure {
 pub const MAX_WIRE_DETAIL: usize = 256;
 
 /// `detail` cut to at most [`MAX_WIRE_DETAIL`] bytes on a character boundary.
-fn clip_detail(detail: &str) -> String {
+pub(crate) fn clip_detail(detail: &str) -> String {
     let mut end = detail.len().min(MAX_WIRE_DETAIL);
     while !detail.is_char_boundary(end) {
         end -= 1;

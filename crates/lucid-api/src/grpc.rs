@@ -359,6 +359,18 @@ pub struct EvidenceQuery {
     pub known_root: Digest,
 }
 
+impl EvidenceQuery {
+    /// The `FetchEvidence` request carrying this query.
+    pub fn to_proto(&self) -> pb::FetchEvidenceRequest {
+        pb::FetchEvidenceRequest {
+            from_slot: self.range.start.0,
+            to_slot: self.range.end.0,
+            known_count: self.known_count,
+            known_root: self.known_root.as_bytes().to_vec(),
+        }
+    }
+}
+
 /// A peer's evidence of a range: at most [`MAX_EVIDENCE_PAGE`] conflicting pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EvidencePage {

@@ -95,6 +95,13 @@ impl Evidence {
     pub fn digests(&self) -> (Digest, Digest) {
         (self.first.digest(), self.second.digest())
     }
+
+    /// The identity of evidence made of `a` and `b` in either order: what [`Evidence::digests`]
+    /// answers once they are stored, computed without building the evidence.
+    pub fn identity_of(a: &SignedMessage, b: &SignedMessage) -> (Digest, Digest) {
+        let (a, b) = (a.digest(), b.digest());
+        if a <= b { (a, b) } else { (b, a) }
+    }
 }
 
 /// Persistence of accepted proofs, registrations and evidence.

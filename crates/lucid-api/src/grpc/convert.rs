@@ -350,12 +350,10 @@ impl FromProto<pb::PayoutRecord> for crate::dto::PayoutView {
 
 /// The refusal a payer sends for `failure`: its stable code and detail.
 pub fn payout_refusal(failure: &crate::Failure) -> pb::PayoutRefusal {
-    let detail = failure.detail();
-    let mut end = detail.len().min(crate::failure::MAX_WIRE_DETAIL);
-    while !detail.is_char_boundary(end) {
-        end -= 1;
+    pb::PayoutRefusal {
+        code: failure.code().to_owned(),
+        detail: crate::failure::clip_detail(failure.detail()),
     }
-    pb::PayoutRefusal { code: failure.code().to_owned(), detail: detail[..end].to_owned() }
 }
 
 /// What a payer answered to a forwarded request: the payout (with whether the request created

@@ -82,6 +82,7 @@ use lucid_consensus::params::INGEST_GRACE_SLOTS;
 use lucid_consensus::proof::{ProofKey, ProofKind, TaskProof};
 use lucid_consensus::registration::Registration;
 use lucid_consensus::seal::SlotSeal;
+use lucid_consensus::store::Evidence;
 use lucid_core::message::Message;
 use lucid_core::{Digest, NodeId, SignedMessage, Slot, SlotRange, UnixMillis};
 
@@ -251,12 +252,7 @@ impl AntiEntropy {
             );
             let held: BTreeSet<(Digest, Digest)> = own.iter().map(|item| item.digests()).collect();
             for (first, second) in page.evidence {
-                let pair = if first.digest() <= second.digest() {
-                    (first.digest(), second.digest())
-                } else {
-                    (second.digest(), first.digest())
-                };
-                if held.contains(&pair) {
+                if held.contains(&Evidence::identity_of(&first, &second)) {
                     continue;
                 }
                 // Evidence of a slot outside the range asked for breaks the protocol.

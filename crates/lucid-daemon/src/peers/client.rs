@@ -510,16 +510,7 @@ impl PeerTransport for PeerClient {
         query: EvidenceQuery,
     ) -> Result<EvidencePage, TransportError> {
         let mut client = self.client(&peer)?;
-        let request = self.signed(
-            peer,
-            methods::FETCH_EVIDENCE,
-            pb::FetchEvidenceRequest {
-                from_slot: query.range.start.0,
-                to_slot: query.range.end.0,
-                known_count: query.known_count,
-                known_root: query.known_root.as_bytes().to_vec(),
-            },
-        )?;
+        let request = self.signed(peer, methods::FETCH_EVIDENCE, query.to_proto())?;
         let reply = self.call(peer, client.fetch_evidence(request)).await?;
         evidence_page(reply)
     }

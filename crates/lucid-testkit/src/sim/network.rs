@@ -171,15 +171,7 @@ impl Call {
             }
             // Field 1 of `SubmitSealsRequest`, repeated.
             Call::Seals(seals) => (messages_len(seals), seals.len()),
-            Call::FetchEvidence(query) => {
-                let request = pb::FetchEvidenceRequest {
-                    from_slot: query.range.start.0,
-                    to_slot: query.range.end.0,
-                    known_count: query.known_count,
-                    known_root: query.known_root.as_bytes().to_vec(),
-                };
-                (request.encoded_len(), 0)
-            }
+            Call::FetchEvidence(query) => (query.to_proto().encoded_len(), 0),
         };
         (as_u64(bytes) + GRPC_FRAME_BYTES, as_u64(items))
     }
