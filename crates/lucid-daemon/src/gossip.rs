@@ -187,7 +187,7 @@ impl GossipHook {
 
     fn offer(&self, item: Outgoing) {
         if self.outgoing.try_send(item).is_err() {
-            self.metrics.count_drop();
+            self.metrics.count_drops(1);
         }
     }
 

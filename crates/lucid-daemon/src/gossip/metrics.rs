@@ -30,9 +30,9 @@ impl GossipMetrics {
         self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Counts one item dropped because its queue was full.
-    pub fn count_drop(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Counts `items` dropped because their queue (or their peer's calls in flight) was full.
+    pub fn count_drops(&self, items: usize) {
+        self.dropped.fetch_add(u64::try_from(items).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Counts one seal signed.
@@ -161,8 +161,8 @@ mod tests {
         let metrics = GossipMetrics::default();
         metrics.count_in(10);
         metrics.count_out(7);
-        metrics.count_drop();
-        metrics.count_drop();
+        metrics.count_drops(1);
+        metrics.count_drops(1);
         let text = metrics.render();
         assert!(text.contains("lucid_gossip_bytes_total{direction=\"in\"} 10\n"), "{text}");
         assert!(text.contains("lucid_gossip_bytes_total{direction=\"out\"} 7\n"), "{text}");

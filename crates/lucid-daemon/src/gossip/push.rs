@@ -16,10 +16,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lucid_core::{Digest, NodeId, SignedMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -34,16 +33,6 @@ const EVIDENCE_MEMORY: usize = 4_096;
 /// for a 2 s timeout overlap with those that answer: at 20 batches a second about a dozen are in
 /// flight, so this leaves room, while a dead peer holds at most this many batches.
 pub const MAX_IN_FLIGHT_PER_PEER: usize = 32;
-
-/// Calls in flight to one peer; the count goes down when the call's task ends, however it ends
-/// (answered, failed, or aborted at shutdown).
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// A set that forgets its oldest entries beyond a bound.
 #[derive(Debug, Default)]
@@ -81,8 +70,9 @@ pub(crate) struct Pusher {
     forwarded: BoundedSet<(Digest, Digest)>,
     /// Every push call still running.
     calls: JoinSet<()>,
-    /// Calls in flight per peer.
-    in_flight: HashMap<NodeId, Arc<AtomicUsize>>,
+    /// Calls in flight per peer: a call holds one of [`MAX_IN_FLIGHT_PER_PEER`] permits until
+    /// its task ends, however it ends (answered, failed, or aborted at shutdown).
+    in_flight: HashMap<NodeId, Arc<Semaphore>>,
 }
 
 /// One collected batch.
@@ -143,17 +133,16 @@ impl Pusher {
         items: usize,
         call: impl Future<Output = ()> + Send + 'static,
     ) {
-        let count = Arc::clone(self.in_flight.entry(peer).or_default());
-        if count.load(Ordering::Relaxed) >= MAX_IN_FLIGHT_PER_PEER {
-            for _ in 0..items {
-                self.hook.metrics().count_drop();
-            }
+        let permits = self
+            .in_flight
+            .entry(peer)
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_PEER)));
+        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+            self.hook.metrics().count_drops(items);
             return;
-        }
-        count.fetch_add(1, Ordering::Relaxed);
-        let guard = InFlight(count);
+        };
         self.calls.spawn(async move {
-            let _guard = guard;
+            let _permit = permit;
             call.await;
         });
     }
@@ -163,7 +152,8 @@ impl Pusher {
     fn reap(&mut self) {
         while self.calls.try_join_next().is_some() {}
         if self.in_flight.len() > 1_024 {
-            self.in_flight.retain(|_, count| count.load(Ordering::Relaxed) > 0);
+            self.in_flight
+                .retain(|_, permits| permits.available_permits() < MAX_IN_FLIGHT_PER_PEER);
         }
     }
 
