@@ -19,9 +19,11 @@
 use lucid_api::dto::{Page, PayoutQuery, PayoutView, Withdrawal};
 use lucid_api::grpc::pb;
 use lucid_api::{Failure, Missing};
-use lucid_core::message::Message as _;
+use lucid_core::message::Message;
 use lucid_core::{MicroUsdt, NodeId, SignedMessage};
-use lucid_payouts::request::{CancelRequest, RequestRefusal, WithdrawalRequest, check_request};
+use lucid_payouts::request::{
+    CancelRequest, HasTimestamp, RequestRefusal, WithdrawalRequest, check_request,
+};
 
 use crate::network::TransportError;
 use crate::node::State;
@@ -53,12 +55,20 @@ fn refusal(refusal: RequestRefusal) -> Failure {
     }
 }
 
-fn checked_withdrawal(state: &State, signed: &SignedMessage) -> Result<WithdrawalRequest, Failure> {
+/// `signed` as a request of type `M`, checked for this network at this node's time.
+fn checked<M: Message + HasTimestamp>(state: &State, signed: &SignedMessage) -> Result<M, Failure> {
     check_request(signed, &state.config.consensus.network, state.clock.wall()).map_err(refusal)
 }
 
-fn checked_cancel(state: &State, signed: &SignedMessage) -> Result<CancelRequest, Failure> {
-    check_request(signed, &state.config.consensus.network, state.clock.wall()).map_err(refusal)
+/// The payer's side of the peer calls answers only on the payer: any other node refuses and
+/// never forwards again (no loops between misconfigured nodes).
+fn require_payer(state: &State) -> Result<(), Failure> {
+    match role(state) {
+        Role::Payer => Ok(()),
+        Role::Forwarder(_) | Role::Standalone => {
+            Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
+        }
+    }
 }
 
 /// A transport failure towards the payer: logged with its detail, answered without it.
@@ -79,23 +89,20 @@ pub(crate) async fn submit_withdrawal(
     state: &State,
     signed: SignedMessage,
 ) -> Result<Withdrawal, Failure> {
-    let request = checked_withdrawal(state, &signed)?;
+    let request: WithdrawalRequest = checked(state, &signed)?;
     match role(state) {
         Role::Payer | Role::Standalone => decide_withdrawal(state, &request).await,
         Role::Forwarder(payer) => forward_withdrawal(state, payer, &signed).await,
     }
 }
 
-/// `Peer.ForwardWithdrawal` on this node: only the payer decides; any other node refuses and
-/// never forwards again (no loops between misconfigured nodes).
+/// `Peer.ForwardWithdrawal` on this node: only the payer decides.
 pub(crate) async fn payer_withdrawal(
     state: &State,
     signed: SignedMessage,
 ) -> Result<Withdrawal, Failure> {
-    if !matches!(role(state), Role::Payer) {
-        return Err(not_the_payer());
-    }
-    let request = checked_withdrawal(state, &signed)?;
+    require_payer(state)?;
+    let request: WithdrawalRequest = checked(state, &signed)?;
     decide_withdrawal(state, &request).await
 }
 
@@ -137,7 +144,7 @@ pub(crate) async fn submit_cancel(
     payout_id: &str,
     signed: SignedMessage,
 ) -> Result<PayoutView, Failure> {
-    let request = checked_cancel(state, &signed)?;
+    let request: CancelRequest = checked(state, &signed)?;
     if request.payout_id != payout_id {
         return Err(Failure::InvalidInput(
             "the signed payout-cancel names another payout than the path".to_owned(),
@@ -154,10 +161,8 @@ pub(crate) async fn payer_cancel(
     state: &State,
     signed: SignedMessage,
 ) -> Result<PayoutView, Failure> {
-    if !matches!(role(state), Role::Payer) {
-        return Err(not_the_payer());
-    }
-    let request = checked_cancel(state, &signed)?;
+    require_payer(state)?;
+    let request: CancelRequest = checked(state, &signed)?;
     decide_cancel(state, &request).await
 }
 
@@ -193,10 +198,6 @@ async fn forward_cancel(
         .await
         .map_err(unreachable(payer, "ForwardCancel"))?;
     answer.map(|(_, payout)| payout)
-}
-
-fn not_the_payer() -> Failure {
-    Failure::FeatureDisabled("this node is not the payer".to_owned())
 }
 
 /// The admin's withdrawal (`POST /nodes/{node_id}/withdrawals`, `Operator.RequestWithdrawal`):
@@ -256,6 +257,10 @@ pub(crate) async fn payouts(
     let Role::Forwarder(payer) = role(state) else {
         return operator::payouts(state, node, query).await;
     };
+    // A bad filter or page size is the client's mistake, answered here as the payer would
+    // answer it, rather than sent on and its refusal mistaken for an unreachable payer.
+    query.page().limit()?;
+    query.status.as_deref().map(operator::parse_status).transpose()?;
     let request = pb::GetPayoutsRequest {
         payout_id: String::new(),
         node_id: node.map(|n| n.to_string()).unwrap_or_default(),
@@ -293,17 +298,13 @@ pub(crate) async fn payer_payouts(
     node: Option<NodeId>,
     query: PayoutQuery,
 ) -> Result<Page<PayoutView>, Failure> {
-    if !matches!(role(state), Role::Payer) {
-        return Err(not_the_payer());
-    }
+    require_payer(state)?;
     operator::payouts(state, node, query).await
 }
 
 /// `Peer.GetPayouts` for one payout id on this node.
 pub(crate) async fn payer_payout(state: &State, payout_id: &str) -> Result<PayoutView, Failure> {
-    if !matches!(role(state), Role::Payer) {
-        return Err(not_the_payer());
-    }
+    require_payer(state)?;
     operator::payout(state, payout_id).await
 }
 

@@ -376,7 +376,7 @@ pub(crate) async fn view_of(state: &State, record: &PayoutRecord) -> Result<Payo
     Ok(payout_view(record, &attempts))
 }
 
-fn parse_status(text: &str) -> Result<PayoutStatus, Failure> {
+pub(crate) fn parse_status(text: &str) -> Result<PayoutStatus, Failure> {
     PayoutStatus::ALL
         .iter()
         .copied()

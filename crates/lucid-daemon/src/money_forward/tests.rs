@@ -361,6 +361,13 @@ fn a_forwarding_node_never_creates_a_payout_of_its_own() {
         let read = api.payouts(None, PayoutQuery::default()).await;
         assert_eq!(read.map(|p| p.items.len()).unwrap_err(), Failure::PayerUnreachable);
         assert_eq!(api.payout(id).await.unwrap_err(), Failure::PayerUnreachable);
+        // A bad filter or page size is the client's error, answered here, not a 503.
+        let bad_status = PayoutQuery { status: Some("paid-ish".to_owned()), ..Default::default() };
+        let read = api.payouts(None, bad_status).await;
+        assert!(matches!(read, Err(Failure::InvalidInput(_))), "{:?}", read.map(|p| p.items.len()));
+        let bad_limit = PayoutQuery { limit: Some(1_000), ..Default::default() };
+        let read = api.payouts(None, bad_limit).await;
+        assert!(matches!(read, Err(Failure::InvalidInput(_))), "{:?}", read.map(|p| p.items.len()));
 
         // Its own figures are not authoritative, and no request made a payout here.
         let balance = api.balance(own.node_id()).await.unwrap();
