@@ -179,10 +179,15 @@ pub struct BadClientKey;
 
 /// `wd:{client key}` for a withdrawal; the client key is 1..=64 of `[A-Za-z0-9_-]`.
 pub fn withdrawal_key(client_key: &str) -> Result<String, BadClientKey> {
-    let valid = !client_key.is_empty()
-        && client_key.len() <= MAX_CLIENT_KEY
-        && client_key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if valid { Ok(format!("wd:{client_key}")) } else { Err(BadClientKey) }
+    if is_client_key(client_key) { Ok(format!("wd:{client_key}")) } else { Err(BadClientKey) }
+}
+
+/// Whether `text` is a client's idempotency key: 1..=[`MAX_CLIENT_KEY`] characters of
+/// `[A-Za-z0-9_-]` (the admin's header and the signed `withdrawal` alike).
+pub fn is_client_key(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_CLIENT_KEY
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `auto:{period}` with `period = (now − genesis) div interval`: one sweep payout per node and

@@ -27,7 +27,7 @@ use lucid_core::codec::{DecodeError, Reader, Writer};
 use lucid_core::message::Message;
 use lucid_core::{MicroUsdt, NetworkId, NodeId, SignedMessage, UnixMillis};
 
-use crate::payout::MAX_CLIENT_KEY;
+use crate::payout::{MAX_CLIENT_KEY, is_client_key};
 
 /// Largest difference between a request's time and the payer's clock, milliseconds
 /// (`consensus.md` §4.5: 300 s).
@@ -70,9 +70,7 @@ impl Message for WithdrawalRequest {
             None
         };
         let key = reader.lp_str("idempotency_key", MAX_CLIENT_KEY)?;
-        if key.is_empty()
-            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !is_client_key(key) {
             return Err(DecodeError::InvalidValue {
                 field: "idempotency_key",
                 rule: "must be 1..=64 characters of [A-Za-z0-9_-]",
