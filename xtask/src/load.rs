@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What to send, how hard and for how long.
@@ -131,7 +131,12 @@ fn request_bytes(plan: &Plan, body: &[u8]) -> Vec<u8> {
 /// The requests of a run: one per body of `--bodies`, else the one request sent again and again.
 enum Requests {
     Repeated(Vec<u8>),
-    Once { requests: Vec<Vec<u8>>, next: AtomicUsize, ran_out: AtomicBool },
+    /// Each request once; `next` counts every take, so a count past the end means a worker
+    /// found none left.
+    Once {
+        requests: Vec<Vec<u8>>,
+        next: AtomicUsize,
+    },
 }
 
 impl Requests {
@@ -142,7 +147,6 @@ impl Requests {
             Requests::Once {
                 requests: plan.bodies.iter().map(|body| request_bytes(plan, body)).collect(),
                 next: AtomicUsize::new(0),
-                ran_out: AtomicBool::new(false),
             }
         }
     }
@@ -151,25 +155,21 @@ impl Requests {
     fn next(&self) -> Option<&[u8]> {
         match self {
             Requests::Repeated(request) => Some(request),
-            Requests::Once { requests, next, ran_out } => {
-                let request = requests.get(next.fetch_add(1, Ordering::Relaxed));
-                if request.is_none() {
-                    ran_out.store(true, Ordering::Relaxed);
-                }
-                request.map(Vec::as_slice)
+            Requests::Once { requests, next } => {
+                requests.get(next.fetch_add(1, Ordering::Relaxed)).map(Vec::as_slice)
             }
         }
     }
 
     fn ran_out(&self) -> bool {
-        matches!(self, Requests::Once { ran_out, .. } if ran_out.load(Ordering::Relaxed))
+        matches!(self, Requests::Once { requests, next } if next.load(Ordering::Relaxed) > requests.len())
     }
 
     /// Bodies sent (`None` for a repeated request).
     fn sent(&self) -> Option<(usize, usize)> {
         match self {
             Requests::Repeated(_) => None,
-            Requests::Once { requests, next, .. } => {
+            Requests::Once { requests, next } => {
                 Some((next.load(Ordering::Relaxed).min(requests.len()), requests.len()))
             }
         }
