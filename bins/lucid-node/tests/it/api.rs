@@ -3,29 +3,16 @@
 //! restart keeping the pool, on SQLite and PostgreSQL.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use lucid_core::message::Message as _;
-use lucid_core::{NetworkId, NodeKey, PoolId, Slot, UnixMillis};
-use lucid_pools::{Op, PoolOp};
+use lucid_core::{NodeKey, PoolId, Slot};
+use lucid_pools::Op;
 use serde_json::Value;
 
-use crate::harness::{Running, TempDir, command, get, request, run_to_end};
-
-/// One-second slots on a test network whose genesis lies in the past.
-fn test_network(database_url: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("LUCID_NETWORK_KIND", "test".to_owned()),
-        ("LUCID_NETWORK_NAME", "api-it".to_owned()),
-        ("LUCID_NETWORK_GENESIS_MS", "1700000000000".to_owned()),
-        ("LUCID_NETWORK_SLOT_MS", "1000".to_owned()),
-        ("LUCID_NETWORK_SLOTS_PER_EPOCH", "8".to_owned()),
-    ];
-    if let Some(url) = database_url {
-        env.push(("LUCID_DATABASE_URL", url.to_owned()));
-    }
-    env
-}
+use crate::harness::{
+    NodeClock, Running, TempDir, command, get, json, request, run_to_end, test_network,
+    wait_until_json,
+};
 
 fn init(dir: &TempDir) -> String {
     let output = run_to_end({
@@ -35,10 +22,6 @@ fn init(dir: &TempDir) -> String {
     });
     assert!(output.status.success(), "init failed: {}", String::from_utf8_lossy(&output.stderr));
     std::fs::read_to_string(dir.path().join("admin.token")).unwrap().trim().to_owned()
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
@@ -62,61 +45,6 @@ fn assert_envelope(reply: &(u16, Value), status: u16, code: &str) {
     assert!(reply.1["error"]["request_id"].as_str().is_some_and(|id| !id.is_empty()));
 }
 
-/// Polls `path` until `done` holds for its JSON, or panics after `within`.
-fn wait_until(
-    addr: SocketAddr,
-    path: &str,
-    within: Duration,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some((200, body)) = get(addr, path) {
-            let value = json(&body);
-            if done(&value) {
-                return value;
-            }
-        }
-        assert!(
-            start.elapsed() < within,
-            "{path} did not reach the expected state within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Clock {
-    network: NetworkId,
-    genesis_ms: i64,
-    slot_ms: i64,
-}
-
-impl Clock {
-    fn of(addr: SocketAddr) -> Clock {
-        let (status, clock) = get_json(addr, "/api/v1/poot/clock");
-        assert_eq!(status, 200);
-        Clock {
-            network: clock["network_id"].as_str().unwrap().parse().unwrap(),
-            genesis_ms: clock["genesis_ms"].as_i64().unwrap(),
-            slot_ms: clock["slot_ms"].as_i64().unwrap(),
-        }
-    }
-
-    /// A Join of `key` signed now.
-    fn signed_join(&self, key: &NodeKey, pool: PoolId) -> String {
-        let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis())
-            .unwrap();
-        let slot = Slot(u64::try_from((now - self.genesis_ms) / self.slot_ms).unwrap());
-        let op = PoolOp { node: key.node_id(), slot, ts: UnixMillis(now), op: Op::Join { pool } };
-        let signed = op.sign(&self.network, key);
-        serde_json::json!({
-            "message": lucid_core::ids::to_hex(signed.bytes()),
-            "signature": signed.signature().to_hex(),
-        })
-        .to_string()
-    }
-}
-
 fn member_key(i: u32) -> NodeKey {
     let mut seed = [7u8; 32];
     seed[..4].copy_from_slice(&i.to_le_bytes());
@@ -128,7 +56,7 @@ fn member_key(i: u32) -> NodeKey {
 fn fill_a_pool_to_100_and_restart(database_url: Option<&str>) {
     let dir = TempDir::new();
     let token = init(&dir);
-    let env = test_network(database_url);
+    let env = test_network("api-it", database_url);
     let mut node = Running::start_with(dir.path(), &env);
     node.wait_for("/health/ready", 200, Duration::from_secs(10));
     let addr = node.addr;
@@ -139,30 +67,42 @@ fn fill_a_pool_to_100_and_restart(database_url: Option<&str>) {
     let pool: PoolId = pool_id.parse().unwrap();
     let pool_path = format!("/api/v1/pools/{pool_id}");
     // The Create takes effect three slots later.
-    let view = wait_until(addr, &pool_path, Duration::from_secs(10), |p| p["seats"] == 1);
+    let view = wait_until_json(addr, &pool_path, Duration::from_secs(10), |p| p["seats"] == 1);
     assert_eq!(view["status"], "forming");
-    let clock = Clock::of(addr);
+    let clock = NodeClock::of(addr);
     for i in 0..99 {
-        let reply = post(addr, "/api/v1/pools/ops", None, &clock.signed_join(&member_key(i), pool));
+        let reply = post(
+            addr,
+            "/api/v1/pools/ops",
+            None,
+            &clock.signed_op(&member_key(i), Op::Join { pool }),
+        );
         assert_eq!(reply.0, 202, "join {i}: {}", reply.1);
         assert_eq!(reply.1["pool_id"], pool_id.as_str());
     }
     // 1 seat + 99 pending joins: the 101st node is refused at once.
-    let refused = post(addr, "/api/v1/pools/ops", None, &clock.signed_join(&member_key(99), pool));
+    let refused =
+        post(addr, "/api/v1/pools/ops", None, &clock.signed_op(&member_key(99), Op::Join { pool }));
     assert_envelope(&refused, 409, "POOL_FULL");
     // The own node (the founder) cannot join again.
     let again = post(addr, &format!("{pool_path}/join"), Some(&token), "");
     assert_envelope(&again, 409, "ALREADY_IN_POOL");
     // A forged join (the signature of another key) is refused and counts nothing.
-    let mut forged = json(&clock.signed_join(&member_key(500), pool));
-    forged["signature"] = json(&clock.signed_join(&member_key(501), pool))["signature"].clone();
+    let mut forged = json(&clock.signed_op(&member_key(500), Op::Join { pool }));
+    forged["signature"] =
+        json(&clock.signed_op(&member_key(501), Op::Join { pool }))["signature"].clone();
     let reply = post(addr, "/api/v1/pools/ops", None, &forged.to_string());
     assert_envelope(&reply, 400, "BAD_SIGNATURE");
-    let full = wait_until(addr, &pool_path, Duration::from_secs(15), |p| p["seats"] == 100);
+    let full = wait_until_json(addr, &pool_path, Duration::from_secs(15), |p| p["seats"] == 100);
     assert_eq!(full["pending_joins"], 0);
     assert_eq!(full["is_at_capacity"], true);
     assert_eq!(full["status"], "active");
-    let refused = post(addr, "/api/v1/pools/ops", None, &clock.signed_join(&member_key(100), pool));
+    let refused = post(
+        addr,
+        "/api/v1/pools/ops",
+        None,
+        &clock.signed_op(&member_key(100), Op::Join { pool }),
+    );
     assert_envelope(&refused, 409, "POOL_FULL");
     let (_, capacity) = get_json(addr, &format!("{pool_path}/capacity"));
     assert_eq!((capacity["seats"].as_u64(), capacity["remaining"].as_u64()), (Some(100), Some(0)));
@@ -203,7 +143,7 @@ fn a_pool_fills_to_100_through_the_api_the_101st_join_is_refused_and_restart_kee
 fn every_mutation_needs_the_token_and_refused_bodies_change_nothing() {
     let dir = TempDir::new();
     let token = init(&dir);
-    let node = Running::start_with(dir.path(), &test_network(None));
+    let node = Running::start_with(dir.path(), &test_network("api-it", None));
     node.wait_for("/health/ready", 200, Duration::from_secs(10));
     let addr = node.addr;
     let (status, document) = get_json(addr, "/api/v1/openapi.json");

@@ -512,14 +512,7 @@ mod operator {
         let runtime = runtime();
         let dir = TempDir::new();
         let token = init(&dir);
-        let env = vec![
-            ("LUCID_NETWORK_KIND", "test".to_owned()),
-            ("LUCID_NETWORK_NAME", "grpc-it".to_owned()),
-            ("LUCID_NETWORK_GENESIS_MS", "1700000000000".to_owned()),
-            ("LUCID_NETWORK_SLOT_MS", "1000".to_owned()),
-            ("LUCID_NETWORK_SLOTS_PER_EPOCH", "8".to_owned()),
-        ];
-        let node = Running::start_with(dir.path(), &env);
+        let node = Running::start_with(dir.path(), &crate::harness::test_network("grpc-it", None));
         node.wait_for("/health/ready", 200, Duration::from_secs(10));
         let mut client = runtime.block_on(client(&node, &token));
         let (_, clock) = get(node.addr, "/api/v1/poot/clock").unwrap();

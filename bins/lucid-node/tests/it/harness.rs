@@ -167,3 +167,89 @@ pub(crate) fn request(
     let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
     Some((status, body))
 }
+
+/// The environment of a test network named `name`: one-second slots, 8 per epoch, a genesis in
+/// the past, on `database_url` (the default SQLite file when `None`).
+pub(crate) fn test_network(name: &str, database_url: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("LUCID_NETWORK_KIND", "test".to_owned()),
+        ("LUCID_NETWORK_NAME", name.to_owned()),
+        ("LUCID_NETWORK_GENESIS_MS", "1700000000000".to_owned()),
+        ("LUCID_NETWORK_SLOT_MS", "1000".to_owned()),
+        ("LUCID_NETWORK_SLOTS_PER_EPOCH", "8".to_owned()),
+    ];
+    if let Some(url) = database_url {
+        env.push(("LUCID_DATABASE_URL", url.to_owned()));
+    }
+    env
+}
+
+/// `text` as JSON; a test fails with the text when it is not.
+pub(crate) fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Polls `path` until `done` holds for its JSON, or panics after `within`.
+pub(crate) fn wait_until_json(
+    addr: SocketAddr,
+    path: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        if let Some((200, body)) = get(addr, path) {
+            let value = json(&body);
+            if done(&value) {
+                return value;
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "{path} did not reach the expected state within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The JSON body of a node-signed request: `{message, signature}` in hex.
+pub(crate) fn signed_body(signed: &lucid_core::SignedMessage) -> String {
+    serde_json::json!({
+        "message": lucid_core::ids::to_hex(signed.bytes()),
+        "signature": signed.signature().to_hex(),
+    })
+    .to_string()
+}
+
+/// A running node's slot clock (`/api/v1/poot/clock`), to sign pool ops for its current slot.
+pub(crate) struct NodeClock {
+    network: lucid_core::NetworkId,
+    genesis_ms: i64,
+    slot_ms: i64,
+}
+
+impl NodeClock {
+    pub(crate) fn of(addr: SocketAddr) -> NodeClock {
+        let (status, body) = get(addr, "/api/v1/poot/clock").expect("the node answers");
+        assert_eq!(status, 200, "{body}");
+        let clock = json(&body);
+        NodeClock {
+            network: clock["network_id"].as_str().unwrap().parse().unwrap(),
+            genesis_ms: clock["genesis_ms"].as_i64().unwrap(),
+            slot_ms: clock["slot_ms"].as_i64().unwrap(),
+        }
+    }
+
+    /// The body of `op` by `key`, signed now (right before it is sent: the slot window is short).
+    pub(crate) fn signed_op(&self, key: &lucid_core::NodeKey, op: lucid_pools::Op) -> String {
+        use lucid_core::message::Message as _;
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970");
+        let now = i64::try_from(since_epoch.as_millis()).unwrap();
+        let slot = lucid_core::Slot(u64::try_from((now - self.genesis_ms) / self.slot_ms).unwrap());
+        let op =
+            lucid_pools::PoolOp { node: key.node_id(), slot, ts: lucid_core::UnixMillis(now), op };
+        signed_body(&op.sign(&self.network, key))
+    }
+}

@@ -5,68 +5,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use lucid_core::message::Message as _;
-use lucid_core::{NetworkId, NodeKey, PoolId, Slot, UnixMillis};
-use lucid_pools::{Op, PoolOp};
+use lucid_core::{NodeKey, PoolId};
+use lucid_pools::Op;
 use serde_json::Value;
 
-use crate::harness::{Running, TempDir, command, get, request, run_to_end};
+use crate::harness::{
+    NodeClock, Running, TempDir, command, get, json, request, run_to_end, test_network,
+    wait_until_json,
+};
 
 /// Joins sent, spread over [`POOLS`] pools of 100 (99 free seats each).
 const JOINS: usize = 260;
 const POOLS: usize = 2;
 const THREADS: usize = 16;
-
-fn env(database_url: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("LUCID_NETWORK_KIND", "test".to_owned()),
-        ("LUCID_NETWORK_NAME", "joins-it".to_owned()),
-        ("LUCID_NETWORK_GENESIS_MS", "1700000000000".to_owned()),
-        ("LUCID_NETWORK_SLOT_MS", "1000".to_owned()),
-        ("LUCID_NETWORK_SLOTS_PER_EPOCH", "8".to_owned()),
-    ];
-    if let Some(url) = database_url {
-        env.push(("LUCID_DATABASE_URL", url.to_owned()));
-    }
-    env
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-struct Clock {
-    network: NetworkId,
-    genesis_ms: i64,
-    slot_ms: i64,
-}
-
-impl Clock {
-    fn of(addr: SocketAddr) -> Clock {
-        let clock = json(&get(addr, "/api/v1/poot/clock").unwrap().1);
-        Clock {
-            network: clock["network_id"].as_str().unwrap().parse().unwrap(),
-            genesis_ms: clock["genesis_ms"].as_i64().unwrap(),
-            slot_ms: clock["slot_ms"].as_i64().unwrap(),
-        }
-    }
-
-    /// `op` of `key`, signed now (right before it is sent: the slot window is short).
-    fn body(&self, key: &NodeKey, op: Op) -> String {
-        let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis())
-            .unwrap();
-        let slot = Slot(u64::try_from((now - self.genesis_ms) / self.slot_ms).unwrap());
-        let signed =
-            PoolOp { node: key.node_id(), slot, ts: UnixMillis(now), op }.sign(&self.network, key);
-        serde_json::json!({
-            "message": lucid_core::ids::to_hex(signed.bytes()),
-            "signature": signed.signature().to_hex(),
-        })
-        .to_string()
-    }
-}
+/// How long a pool may take to show what was joined.
+const SETTLE: Duration = Duration::from_secs(30);
 
 fn key(role: u8, i: usize) -> NodeKey {
     let mut seed = [role; 32];
@@ -79,20 +34,6 @@ fn submit(addr: SocketAddr, body: &str) -> (u16, Value) {
     let (status, body) =
         request(addr, "POST", "/api/v1/pools/ops", &headers, body.as_bytes()).unwrap();
     (status, json(&body))
-}
-
-fn wait_until(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some((200, body)) = get(addr, path) {
-            let value = json(&body);
-            if done(&value) {
-                return value;
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{path} never reached the state");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The node ids seated in `pool`.
@@ -115,20 +56,20 @@ fn concurrent_joins_answer_what_a_restart_reads_back(database_url: Option<&str>)
         c
     });
     assert!(output.status.success(), "init: {}", String::from_utf8_lossy(&output.stderr));
-    let env = env(database_url);
+    let env = test_network("joins-it", database_url);
     let mut node = Running::start_with(dir.path(), &env);
     node.wait_for("/health/ready", 200, Duration::from_secs(10));
     let addr = node.addr;
-    let clock = Clock::of(addr);
+    let clock = NodeClock::of(addr);
     let mut pools = Vec::new();
     for p in 0..POOLS {
         let create = Op::Create { name: format!("crowd-{p}"), max_nodes: 100 };
-        let (status, reply) = submit(addr, &clock.body(&key(1, p), create));
+        let (status, reply) = submit(addr, &clock.signed_op(&key(1, p), create));
         assert_eq!(status, 202, "{reply}");
         pools.push(reply["pool_id"].as_str().unwrap().to_owned());
     }
     for pool in &pools {
-        wait_until(addr, &format!("/api/v1/pools/{pool}"), |p| p["seats"] == 1);
+        wait_until_json(addr, &format!("/api/v1/pools/{pool}"), SETTLE, |p| p["seats"] == 1);
     }
     // Every thread signs and sends its share; each answer is kept with the Join's node id.
     let answers: Mutex<Vec<(usize, String, u16, Value)>> = Mutex::new(Vec::new());
@@ -140,7 +81,8 @@ fn concurrent_joins_answer_what_a_restart_reads_back(database_url: Option<&str>)
                     let pool_index = i % POOLS;
                     let pool: PoolId = pools[pool_index].parse().unwrap();
                     let member = key(2, i);
-                    let (status, reply) = submit(addr, &clock.body(&member, Op::Join { pool }));
+                    let (status, reply) =
+                        submit(addr, &clock.signed_op(&member, Op::Join { pool }));
                     let node = member.node_id().to_string();
                     answers.lock().unwrap().push((pool_index, node, status, reply));
                 }
@@ -169,7 +111,7 @@ fn concurrent_joins_answer_what_a_restart_reads_back(database_url: Option<&str>)
     let node = Running::start_with(dir.path(), &env);
     node.wait_for("/health/ready", 200, Duration::from_secs(10));
     for (p, pool) in pools.iter().enumerate() {
-        wait_until(node.addr, &format!("/api/v1/pools/{pool}"), |v| v["seats"] == 100);
+        wait_until_json(node.addr, &format!("/api/v1/pools/{pool}"), SETTLE, |v| v["seats"] == 100);
         let mut expected = accepted[&p].clone();
         expected.insert(key(1, p).node_id().to_string());
         assert_eq!(seated(node.addr, pool), expected, "pool {p}: seats are the Joins answered 202");

@@ -13,7 +13,7 @@ use lucid_core::{Epoch, MicroUsdt, NetworkId, NodeId, NodeKey, SignedMessage, Un
 use lucid_payouts::request::{CancelRequest, WithdrawalRequest};
 use serde_json::Value;
 
-use crate::harness::{Running, TempDir, command, get, request, run_to_end};
+use crate::harness::{Running, TempDir, command, get, request, run_to_end, signed_body};
 use crate::network::{Profile, payout_address};
 
 /// What the forwarding node earned on the payer's ledger before the test starts.
@@ -44,20 +44,24 @@ fn init(dir: &TempDir, profile: &Profile) -> (NodeId, NodeKey) {
 /// under an epoch the test never reaches (the node's own reward service posts its epochs).
 fn credit(dir: &TempDir, node: NodeId, micro: u64) {
     use lucid_payouts::store::LedgerStore as _;
+    let posting =
+        lucid_payouts::ledger::Posting::epoch_reward(Epoch(1_000_000), &[(node, MicroUsdt(micro))])
+            .unwrap();
+    with_database(dir, async |db| db.apply_posting(&posting, now()).await.unwrap());
+}
+
+/// Runs `work` on the SQLite database in `dir`, of a node that is not running.
+fn with_database<T>(dir: &TempDir, work: impl AsyncFnOnce(&lucid_storage::Database) -> T) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let clock: std::sync::Arc<dyn lucid_core::Clock> =
             std::sync::Arc::new(lucid_daemon::clock::SystemClock::new());
         let url = format!("sqlite://{}", dir.path().join("lucid.db").display());
         let db = lucid_storage::Database::open(&url, clock).await.unwrap();
-        let posting = lucid_payouts::ledger::Posting::epoch_reward(
-            Epoch(1_000_000),
-            &[(node, MicroUsdt(micro))],
-        )
-        .unwrap();
-        db.apply_posting(&posting, now()).await.unwrap();
+        let answer = work(&db).await;
         db.close().await;
-    });
+        answer
+    })
 }
 
 fn env(profile: &Profile, grpc: std::net::SocketAddr) -> Vec<(&'static str, String)> {
@@ -101,14 +105,6 @@ fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, Value)
     let headers = [("content-type", "application/json")];
     let (status, body) = request(addr, "POST", path, &headers, body.as_bytes()).unwrap();
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-fn body(signed: &SignedMessage) -> String {
-    serde_json::json!({
-        "message": lucid_core::ids::to_hex(signed.bytes()),
-        "signature": signed.signature().to_string(),
-    })
-    .to_string()
 }
 
 fn envelope(reply: &(u16, Value), status: u16, code: &str) {
@@ -189,7 +185,7 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
 
     // A withdrawal signed by the forwarding node, sent to the forwarding node: 201 from the payer.
     let signed = withdrawal(&forwarder_key, &network, Some(12_500_000), "bb-1", now());
-    let created = post_json(forwarder.addr, "/api/v1/withdrawals", &body(&signed));
+    let created = post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&signed));
     assert_eq!(created.0, 201, "{}", created.1);
     let payout = created.1;
     let id = payout["payout_id"].as_str().unwrap().to_owned();
@@ -216,25 +212,29 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     );
 
     // Replayed: the same signed bytes answer the original payout (200), never a second one.
-    let replayed = post_json(forwarder.addr, "/api/v1/withdrawals", &body(&signed));
+    let replayed = post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&signed));
     assert_eq!(replayed, (200, payout.clone()));
-    let replayed_at_payer = post_json(payer.addr, "/api/v1/withdrawals", &body(&signed));
+    let replayed_at_payer = post_json(payer.addr, "/api/v1/withdrawals", &signed_body(&signed));
     assert_eq!(replayed_at_payer, (200, payout.clone()));
 
     // Forged, malformed, oversized, stale, foreign-network, over-balance: refused, no payout.
     let bytes = signed.bytes().to_vec();
     let forged = SignedMessage::new(bytes.clone(), payer_key.sign(&bytes));
     envelope(
-        &post_json(forwarder.addr, "/api/v1/withdrawals", &body(&forged)),
+        &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&forged)),
         400,
         "BAD_SIGNATURE",
     );
-    envelope(&post_json(payer.addr, "/api/v1/withdrawals", &body(&forged)), 400, "BAD_SIGNATURE");
+    envelope(
+        &post_json(payer.addr, "/api/v1/withdrawals", &signed_body(&forged)),
+        400,
+        "BAD_SIGNATURE",
+    );
     let not_hex = r#"{"message":"zz","signature":"00"}"#;
     envelope(&post_json(forwarder.addr, "/api/v1/withdrawals", not_hex), 400, "MALFORMED_MESSAGE");
     let garbage = SignedMessage::new(vec![7; 100], forwarder_key.sign(&[7; 100]));
     envelope(
-        &post_json(forwarder.addr, "/api/v1/withdrawals", &body(&garbage)),
+        &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&garbage)),
         400,
         "MALFORMED_MESSAGE",
     );
@@ -243,26 +243,26 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     let stale =
         withdrawal(&forwarder_key, &network, None, "bb-stale", UnixMillis(now().0 - 400_000));
     envelope(
-        &post_json(forwarder.addr, "/api/v1/withdrawals", &body(&stale)),
+        &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&stale)),
         400,
         "INVALID_INPUT",
     );
     let elsewhere = Profile::fast("another-network").params().network;
     let foreign = withdrawal(&forwarder_key, &elsewhere, None, "bb-foreign", now());
     envelope(
-        &post_json(forwarder.addr, "/api/v1/withdrawals", &body(&foreign)),
+        &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&foreign)),
         400,
         "INVALID_INPUT",
     );
     let too_much = withdrawal(&forwarder_key, &network, Some(40_000_000), "bb-much", now());
     envelope(
-        &post_json(forwarder.addr, "/api/v1/withdrawals", &body(&too_much)),
+        &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&too_much)),
         422,
         "INSUFFICIENT_BALANCE",
     );
     let conflict = withdrawal(&forwarder_key, &network, Some(13_000_000), "bb-1", now());
     envelope(
-        &post_json(forwarder.addr, "/api/v1/withdrawals", &body(&conflict)),
+        &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&conflict)),
         409,
         "IDEMPOTENCY_CONFLICT",
     );
@@ -271,7 +271,11 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     // A cancel signed by another node (here the payer's own key) is refused: not its payout.
     let foreign_cancel = cancel(&payer_key, &network, &id, now());
     let cancel_path = format!("/api/v1/payouts/{id}/cancel");
-    envelope(&post_json(forwarder.addr, &cancel_path, &body(&foreign_cancel)), 403, "FORBIDDEN");
+    envelope(
+        &post_json(forwarder.addr, &cancel_path, &signed_body(&foreign_cancel)),
+        403,
+        "FORBIDDEN",
+    );
     // A cancel with flipped bytes, or signed for another network or too long ago: refused.
     let genuine = cancel(&forwarder_key, &network, &id, now());
     let mut bytes = genuine.bytes().to_vec();
@@ -279,14 +283,26 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
         *last ^= 1;
     }
     let tampered = SignedMessage::new(bytes, *genuine.signature());
-    envelope(&post_json(forwarder.addr, &cancel_path, &body(&tampered)), 400, "BAD_SIGNATURE");
+    envelope(
+        &post_json(forwarder.addr, &cancel_path, &signed_body(&tampered)),
+        400,
+        "BAD_SIGNATURE",
+    );
     let foreign = cancel(&forwarder_key, &elsewhere, &id, now());
-    envelope(&post_json(forwarder.addr, &cancel_path, &body(&foreign)), 400, "INVALID_INPUT");
+    envelope(
+        &post_json(forwarder.addr, &cancel_path, &signed_body(&foreign)),
+        400,
+        "INVALID_INPUT",
+    );
     let stale = cancel(&forwarder_key, &network, &id, UnixMillis(now().0 - 400_000));
-    envelope(&post_json(forwarder.addr, &cancel_path, &body(&stale)), 400, "INVALID_INPUT");
+    envelope(&post_json(forwarder.addr, &cancel_path, &signed_body(&stale)), 400, "INVALID_INPUT");
     // A cancel whose signed id is not the path's is refused.
     let other_id = cancel(&forwarder_key, &network, "payout_000000000000000000000000", now());
-    envelope(&post_json(forwarder.addr, &cancel_path, &body(&other_id)), 400, "INVALID_INPUT");
+    envelope(
+        &post_json(forwarder.addr, &cancel_path, &signed_body(&other_id)),
+        400,
+        "INVALID_INPUT",
+    );
     // Without a token and without a body: 401, as every admin mutation.
     let (status, _) = request(forwarder.addr, "POST", &cancel_path, &[], b"").unwrap();
     assert_eq!(status, 401);
@@ -294,7 +310,7 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
 
     // The owner's signed cancel, sent to the forwarding node: cancelled on the payer.
     let signed_cancel = cancel(&forwarder_key, &network, &id, now());
-    let (status, cancelled) = post_json(forwarder.addr, &cancel_path, &body(&signed_cancel));
+    let (status, cancelled) = post_json(forwarder.addr, &cancel_path, &signed_body(&signed_cancel));
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(json(payer.addr, &path), (200, cancelled.clone()));
@@ -305,7 +321,11 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
         (Some("0.000000"), Some("50.000000"))
     );
     // Replayed: the payout is no longer pending.
-    envelope(&post_json(forwarder.addr, &cancel_path, &body(&signed_cancel)), 409, "INVALID_STATE");
+    envelope(
+        &post_json(forwarder.addr, &cancel_path, &signed_body(&signed_cancel)),
+        409,
+        "INVALID_STATE",
+    );
     assert_eq!(payer_payouts(&payer).len(), 1);
 
     // The forwarding node's admin withdrawal is signed by that node and forwarded too.
@@ -334,7 +354,7 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     payer.wait_exit(Duration::from_secs(30));
     let later = withdrawal(&forwarder_key, &network, Some(10_000_000), "bb-2", now());
     envelope(
-        &post_json(forwarder.addr, "/api/v1/withdrawals", &body(&later)),
+        &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&later)),
         503,
         "PAYER_UNREACHABLE",
     );
@@ -352,14 +372,5 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
 /// How many payouts the SQLite database of a stopped node holds.
 fn payouts_in(dir: &TempDir) -> usize {
     use lucid_payouts::store::PayoutStore as _;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let clock: std::sync::Arc<dyn lucid_core::Clock> =
-            std::sync::Arc::new(lucid_daemon::clock::SystemClock::new());
-        let url = format!("sqlite://{}", dir.path().join("lucid.db").display());
-        let db = lucid_storage::Database::open(&url, clock).await.unwrap();
-        let count = db.list(None).await.unwrap().len();
-        db.close().await;
-        count
-    })
+    with_database(dir, async |db| db.list(None).await.unwrap().len())
 }
