@@ -3,23 +3,21 @@
 //! overlaps verification with persistence and decides as the sequential ingest.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::Duration;
 
 use lucid_api::grpc::PeerApi;
 use lucid_consensus::ProofKey;
 use lucid_consensus::ingest::{Outcome, RejectReason, Verdict};
-use lucid_consensus::seal::StoredSeal;
-use lucid_consensus::store::{
-    Evidence, InsertOutcome, MemoryProofStore, ProofStore, StoredProof, StoredRegistration,
-};
+use lucid_consensus::store::{MemoryProofStore, ProofStore};
 use lucid_consensus::testing;
 use lucid_consensus::verify::Verifier;
 use lucid_core::clock::ManualClock;
 use lucid_core::message::Message as _;
-use lucid_core::{NodeId, Slot, SlotRange};
+use lucid_core::{Slot, SlotRange};
 
 use super::StorePeer;
+use crate::services::tests::FlakyProofStore;
 
 #[tokio::test]
 async fn decides_by_the_clock_and_reloads_the_registry() {
@@ -66,102 +64,6 @@ async fn decides_by_the_clock_and_reloads_the_registry() {
     assert_eq!(again.registrations(None, 10).await.unwrap().len(), 1);
 }
 
-/// A `MemoryProofStore` whose proof inserts wait at a gate until the test opens it, so that a
-/// test can hold a batch in its persist phase for as long as it likes (no timing involved).
-struct GatedStore {
-    inner: MemoryProofStore,
-    gate: tokio::sync::Semaphore,
-    /// Proof inserts that reached the gate.
-    arrived: tokio::sync::Notify,
-    /// When set, the next proof insert through the gate fails (as a database that went away)
-    /// and writes nothing.
-    fail_next: AtomicBool,
-}
-
-impl GatedStore {
-    fn new() -> Self {
-        GatedStore {
-            inner: MemoryProofStore::new(),
-            gate: tokio::sync::Semaphore::new(0),
-            arrived: tokio::sync::Notify::new(),
-            fail_next: AtomicBool::new(false),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl ProofStore for GatedStore {
-    async fn insert_proofs(
-        &self,
-        proofs: &[StoredProof],
-    ) -> Result<Vec<InsertOutcome>, lucid_consensus::Error> {
-        self.arrived.notify_one();
-        self.gate.acquire().await.expect("the gate is never closed").forget();
-        if self.fail_next.swap(false, AtomicOrdering::SeqCst) {
-            return Err(lucid_consensus::Error::Store {
-                action: "inserting proofs",
-                kind: lucid_core::ErrorKind::StoreUnavailable,
-                source: Arc::new(std::io::Error::other("injected failure")),
-            });
-        }
-        self.inner.insert_proofs(proofs).await
-    }
-    async fn get_proof(
-        &self,
-        key: &ProofKey,
-    ) -> Result<Option<StoredProof>, lucid_consensus::Error> {
-        self.inner.get_proof(key).await
-    }
-    async fn proofs_in_range(
-        &self,
-        range: SlotRange,
-        after: Option<ProofKey>,
-        limit: usize,
-    ) -> Result<Vec<StoredProof>, lucid_consensus::Error> {
-        self.inner.proofs_in_range(range, after, limit).await
-    }
-    async fn insert_evidence(&self, evidence: &Evidence) -> Result<bool, lucid_consensus::Error> {
-        self.inner.insert_evidence(evidence).await
-    }
-    async fn evidence_keys(
-        &self,
-        range: SlotRange,
-    ) -> Result<Vec<ProofKey>, lucid_consensus::Error> {
-        self.inner.evidence_keys(range).await
-    }
-    async fn evidence_in_range(
-        &self,
-        range: SlotRange,
-        limit: usize,
-    ) -> Result<Vec<Evidence>, lucid_consensus::Error> {
-        self.inner.evidence_in_range(range, limit).await
-    }
-    async fn insert_registration(
-        &self,
-        registration: &StoredRegistration,
-    ) -> Result<InsertOutcome, lucid_consensus::Error> {
-        self.inner.insert_registration(registration).await
-    }
-    async fn current_registrations(
-        &self,
-    ) -> Result<Vec<StoredRegistration>, lucid_consensus::Error> {
-        self.inner.current_registrations().await
-    }
-    async fn insert_seal(
-        &self,
-        seal: &StoredSeal,
-    ) -> Result<InsertOutcome, lucid_consensus::Error> {
-        self.inner.insert_seal(seal).await
-    }
-    async fn get_seal(
-        &self,
-        node: &NodeId,
-        slot: Slot,
-    ) -> Result<Option<StoredSeal>, lucid_consensus::Error> {
-        self.inner.get_seal(node, slot).await
-    }
-}
-
 /// A peer port over `store` at slot 500 with nodes 1 to 3 registered.
 async fn registered_peer(store: Arc<dyn ProofStore>) -> (Arc<StorePeer>, Vec<lucid_core::NodeKey>) {
     let params = testing::params();
@@ -187,7 +89,7 @@ async fn registered_peer(store: Arc<dyn ProofStore>) -> (Arc<StorePeer>, Vec<luc
 async fn pipeline_overlaps_verification_with_persistence_and_decides_in_order() {
     let params = testing::params();
     let slot = Slot(500);
-    let store = Arc::new(GatedStore::new());
+    let store = Arc::new(FlakyProofStore::gated());
     let (peer, keys) = registered_peer(store.clone()).await;
     let first = vec![
         testing::signed_relay(&params, &keys[0], slot, 10),
@@ -220,7 +122,7 @@ async fn pipeline_overlaps_verification_with_persistence_and_decides_in_order() 
     assert!(!c.is_finished(), "the third batch waits at the entrance");
     assert_eq!(peer.in_flight.available_permits(), 0);
 
-    store.gate.add_permits(3);
+    store.gate.as_ref().unwrap().add_permits(3);
     let (a, b, c) =
         (a.await.unwrap().unwrap(), b.await.unwrap().unwrap(), c.await.unwrap().unwrap());
     let verdicts = |outcomes: &[Outcome]| outcomes.iter().map(|o| o.verdict).collect::<Vec<_>>();
@@ -303,7 +205,7 @@ async fn concurrent_batches_accept_exactly_one_message_per_key() {
 async fn a_failed_persist_acknowledges_neither_its_batch_nor_the_next() {
     let params = testing::params();
     let slot = Slot(500);
-    let store = Arc::new(GatedStore::new());
+    let store = Arc::new(FlakyProofStore::gated());
     let (peer, keys) = registered_peer(store.clone()).await;
     let failing = vec![
         testing::signed_relay(&params, &keys[0], slot, 10),
@@ -327,9 +229,9 @@ async fn a_failed_persist_acknowledges_neither_its_batch_nor_the_next() {
         tokio::task::yield_now().await;
     }
     // N's write fails; N+1 takes the persist turn and reaches the gate with its own write.
-    store.fail_next.store(true, AtomicOrdering::SeqCst);
+    store.fail_inserts.store(1, AtomicOrdering::SeqCst);
     let arrived = store.arrived.notified();
-    store.gate.add_permits(1);
+    store.gate.as_ref().unwrap().add_permits(1);
     let error = n.await.unwrap().unwrap_err();
     assert!(matches!(error, lucid_consensus::Error::Store { .. }), "{error:?}");
     arrived.await;
@@ -341,7 +243,7 @@ async fn a_failed_persist_acknowledges_neither_its_batch_nor_the_next() {
     let all = SlotRange { start: Slot(0), end: Slot(u64::MAX) };
     assert!(store.inner.proofs_in_range(all, None, 100).await.unwrap().is_empty());
 
-    store.gate.add_permits(1);
+    store.gate.as_ref().unwrap().add_permits(1);
     let got = n_plus_1.await.unwrap().unwrap();
     let verdicts: Vec<_> = got.iter().map(|o| o.verdict).collect();
     assert_eq!(verdicts, vec![Verdict::Accept; 3]);
@@ -364,7 +266,7 @@ async fn a_failed_persist_acknowledges_neither_its_batch_nor_the_next() {
 
     // The pipeline is not wedged: N sent again is judged against what N+1 stored (its relay is
     // a copy of N+1's) and its beacon, never stored, is accepted now.
-    store.gate.add_permits(1);
+    store.gate.as_ref().unwrap().add_permits(1);
     let again = peer.submit_proofs(None, failing).await.unwrap();
     let verdicts: Vec<_> = again.iter().map(|o| o.verdict).collect();
     assert_eq!(verdicts, vec![Verdict::Duplicate, Verdict::Accept]);

@@ -175,4 +175,4 @@ impl HasKind for ServiceError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -75,14 +75,28 @@ pub(super) async fn proofs_of(store: &dyn ProofStore, kind: ProofKind) -> Vec<St
     proofs.into_iter().filter(|p| p.proof.kind() == kind).collect()
 }
 
-/// A proof store that fails or stalls on request, over the in-memory store.
+/// A proof store that fails, stalls or holds inserts on request, over the in-memory store.
 #[derive(Default)]
-pub(super) struct FlakyProofStore {
-    pub(super) inner: MemoryProofStore,
-    /// The next this many `insert_proofs` calls fail.
-    pub(super) fail_inserts: AtomicU32,
+pub(crate) struct FlakyProofStore {
+    pub(crate) inner: MemoryProofStore,
+    /// The next this many `insert_proofs` calls fail (as a database that went away) and write
+    /// nothing.
+    pub(crate) fail_inserts: AtomicU32,
     /// The next `get_proof` call takes this many milliseconds (then it is reset).
-    pub(super) slow_get_ms: std::sync::atomic::AtomicU64,
+    pub(crate) slow_get_ms: std::sync::atomic::AtomicU64,
+    /// With a gate ([`FlakyProofStore::gated`]), every `insert_proofs` signals `arrived` and
+    /// waits for a permit, so that a test holds a batch in its persist phase for as long as it
+    /// likes (no timing involved).
+    pub(crate) gate: Option<tokio::sync::Semaphore>,
+    /// Proof inserts that reached the gate.
+    pub(crate) arrived: tokio::sync::Notify,
+}
+
+impl FlakyProofStore {
+    /// A store whose proof inserts wait at a closed gate until the test adds permits.
+    pub(crate) fn gated() -> Self {
+        FlakyProofStore { gate: Some(tokio::sync::Semaphore::new(0)), ..Default::default() }
+    }
 }
 
 #[async_trait::async_trait]
@@ -91,6 +105,10 @@ impl ProofStore for FlakyProofStore {
         &self,
         proofs: &[StoredProof],
     ) -> Result<Vec<InsertOutcome>, lucid_consensus::Error> {
+        if let Some(gate) = &self.gate {
+            self.arrived.notify_one();
+            gate.acquire().await.expect("the gate is never closed").forget();
+        }
         if self.fail_inserts.load(Ordering::SeqCst) > 0 {
             self.fail_inserts.fetch_sub(1, Ordering::SeqCst);
             return Err(injected("inserting proofs"));
