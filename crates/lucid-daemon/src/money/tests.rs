@@ -55,29 +55,38 @@ pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
 }
 
+/// A node over in-memory ports with nodes 1 and 2 registered; the payout and proof stores are
+/// returned so that a test can look at everything the node holds.
+pub(crate) async fn memory_node(
+    clock: &Arc<TokioClock>,
+) -> (Node, Arc<MemoryPayoutStore>, Arc<MemoryProofStore>) {
+    let proofs = Arc::new(MemoryProofStore::new());
+    register(&proofs, &[testing::key(1), testing::key(2)]).await;
+    let store = Arc::new(MemoryPayoutStore::new());
+    let pools = Arc::new(lucid_pools::MemoryPoolStore::new());
+    let ports = Ports {
+        proofs: proofs.clone(),
+        records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
+        pools: pools.clone(),
+        pool_index: pools,
+        payouts: store.clone(),
+    };
+    let node = Node::build(
+        config(),
+        NodeKey::from_seed(&[3; 32]),
+        clock.clone(),
+        Arc::new(UpDatabase),
+        ports,
+    );
+    (node, store, proofs)
+}
+
 #[test]
 fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
     paused_runtime().block_on(async {
         let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
-        let proofs = Arc::new(MemoryProofStore::new());
-        register(&proofs, &[testing::key(1), testing::key(2)]).await;
-        let store = Arc::new(MemoryPayoutStore::new());
+        let (node, store, _proofs) = memory_node(&clock).await;
         credit(&store, 1, &[(1, 30), (2, 60)]);
-        let pools = Arc::new(lucid_pools::MemoryPoolStore::new());
-        let ports = Ports {
-            proofs: proofs.clone(),
-            records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
-            pools: pools.clone(),
-            pool_index: pools,
-            payouts: store.clone(),
-        };
-        let node = Node::build(
-            config(),
-            NodeKey::from_seed(&[3; 32]),
-            clock.clone(),
-            Arc::new(UpDatabase),
-            ports,
-        );
         let api = node.api();
         assert!(matches!(api.trigger_sweep().await, Err(Failure::FeatureDisabled(_))));
         let not_payer = api.resolve_payout("payout_00", ResolveOutcome::Settle).await;

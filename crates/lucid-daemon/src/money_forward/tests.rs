@@ -12,7 +12,6 @@ use std::time::Duration;
 use lucid_api::Failure;
 use lucid_api::dto::PayoutQuery;
 use lucid_consensus::ConsensusParams;
-use lucid_consensus::store::MemoryProofStore;
 use lucid_consensus::testing;
 use lucid_core::message::Message as _;
 use lucid_core::{
@@ -21,15 +20,14 @@ use lucid_core::{
 use lucid_payouts::payout::PayoutLimits;
 use lucid_payouts::processor::ProcessorConfig;
 use lucid_payouts::request::{CancelRequest, REQUEST_WINDOW_MS, WithdrawalRequest};
-use lucid_payouts::store::{MemoryPayoutStore, PayoutStore as _};
+use lucid_payouts::store::PayoutStore as _;
 use lucid_payouts::sweep::SweepSettings;
 use lucid_payouts::testing::FakeChain;
 
-use crate::money::tests::{UpDatabase, config, params, paused_runtime};
+use crate::money::tests::{memory_node, params, paused_runtime};
 use crate::money::{MoneyWiring, PayoutLoops};
-use crate::services::payouts::tests::{ClockedChain, credit, register};
+use crate::services::payouts::tests::{ClockedChain, credit};
 use crate::services::time::TokioClock;
-use crate::{Node, Ports};
 
 const HOUR: Duration = Duration::from_secs(3_600);
 
@@ -80,30 +78,6 @@ fn tampered(signed: &SignedMessage) -> SignedMessage {
     SignedMessage::new(bytes, *signed.signature())
 }
 
-/// A node over in-memory ports with node 1 and node 2 registered; the store is returned so
-/// that the test can look at every payout the node holds.
-async fn node(clock: &Arc<TokioClock>) -> (Node, Arc<MemoryPayoutStore>, Arc<MemoryProofStore>) {
-    let proofs = Arc::new(MemoryProofStore::new());
-    register(&proofs, &[testing::key(1), testing::key(2)]).await;
-    let store = Arc::new(MemoryPayoutStore::new());
-    let pools = Arc::new(lucid_pools::MemoryPoolStore::new());
-    let ports = Ports {
-        proofs: proofs.clone(),
-        records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
-        pools: pools.clone(),
-        pool_index: pools,
-        payouts: store.clone(),
-    };
-    let node = Node::build(
-        config(),
-        NodeKey::from_seed(&[3; 32]),
-        clock.clone(),
-        Arc::new(UpDatabase),
-        ports,
-    );
-    (node, store, proofs)
-}
-
 fn limits() -> PayoutLimits {
     PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(40_000_000)).unwrap()
 }
@@ -112,7 +86,7 @@ fn limits() -> PayoutLimits {
 fn the_payer_decides_a_signed_request_once_and_only_for_its_signer() {
     paused_runtime().block_on(async {
         let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
-        let (node, store, _proofs) = node(&clock).await;
+        let (node, store, _proofs) = memory_node(&clock).await;
         let rail = Arc::new(ClockedChain {
             chain: Arc::new(FakeChain::new(1, 0, 1)),
             clock: Arc::clone(&clock),
@@ -280,7 +254,7 @@ fn the_payer_decides_a_signed_request_once_and_only_for_its_signer() {
 fn a_forwarding_node_never_creates_a_payout_of_its_own() {
     paused_runtime().block_on(async {
         let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
-        let (node, store, _proofs) = node(&clock).await;
+        let (node, store, _proofs) = memory_node(&clock).await;
         node.spawn_money(MoneyWiring {
             ledger: store.clone(),
             epoch_reward: MicroUsdt(0),
