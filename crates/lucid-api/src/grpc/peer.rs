@@ -378,18 +378,11 @@ impl pb::peer_server::Peer for PeerService {
     ) -> Result<Response<pb::PayoutAnswer>, Status> {
         self.authenticate(&request, methods::FORWARD_WITHDRAWAL, 1).await?;
         let payer = self.payer()?;
-        let withdrawal = request
-            .into_inner()
-            .withdrawal
-            .ok_or(GrpcError::InvalidField { field: "withdrawal", reason: "missing".into() })?;
-        let answer = match SignedMessage::from_proto(withdrawal) {
-            Err(error) => refused(&Failure::MalformedMessage(error.to_string())),
-            Ok(signed) => match payer.payer_withdrawal(signed).await {
-                Ok(withdrawal) => answered(withdrawal.created, &withdrawal.payout),
-                Err(failure) => refused(&failure),
-            },
+        let decided = match forwarded(request.into_inner().withdrawal, "withdrawal")? {
+            Ok(signed) => payer.payer_withdrawal(signed).await.map(|w| (w.created, w.payout)),
+            Err(malformed) => Err(malformed),
         };
-        Ok(Response::new(answer))
+        Ok(Response::new(payout_answer(decided)))
     }
 
     async fn forward_cancel(
@@ -398,18 +391,11 @@ impl pb::peer_server::Peer for PeerService {
     ) -> Result<Response<pb::PayoutAnswer>, Status> {
         self.authenticate(&request, methods::FORWARD_CANCEL, 1).await?;
         let payer = self.payer()?;
-        let cancel = request
-            .into_inner()
-            .cancel
-            .ok_or(GrpcError::InvalidField { field: "cancel", reason: "missing".into() })?;
-        let answer = match SignedMessage::from_proto(cancel) {
-            Err(error) => refused(&Failure::MalformedMessage(error.to_string())),
-            Ok(signed) => match payer.payer_cancel(signed).await {
-                Ok(payout) => answered(false, &payout),
-                Err(failure) => refused(&failure),
-            },
+        let decided = match forwarded(request.into_inner().cancel, "cancel")? {
+            Ok(signed) => payer.payer_cancel(signed).await.map(|payout| (false, payout)),
+            Err(malformed) => Err(malformed),
         };
-        Ok(Response::new(answer))
+        Ok(Response::new(payout_answer(decided)))
     }
 
     async fn get_payouts(
@@ -469,17 +455,32 @@ impl pb::peer_server::Peer for PeerService {
 /// Longest cursor or status text of a `GetPayouts` request.
 const MAX_PAYOUT_CURSOR: usize = 128;
 
-fn answered(created: bool, payout: &crate::dto::PayoutView) -> pb::PayoutAnswer {
-    pb::PayoutAnswer {
-        outcome: Some(pb::payout_answer::Outcome::Payout(payout.to_proto())),
-        created,
-    }
+/// The node-signed request a forwarding node handed over in `field`: a missing one breaks the
+/// protocol (the call is refused); bytes that are no signed message are the payer's refusal
+/// (`MALFORMED_MESSAGE`), answered like any other.
+fn forwarded(
+    message: Option<pb::SignedMessage>,
+    field: &'static str,
+) -> Result<Result<SignedMessage, Failure>, GrpcError> {
+    let message = message.ok_or(GrpcError::InvalidField { field, reason: "missing".into() })?;
+    Ok(SignedMessage::from_proto(message)
+        .map_err(|error| Failure::MalformedMessage(error.to_string())))
 }
 
-fn refused(failure: &Failure) -> pb::PayoutAnswer {
-    pb::PayoutAnswer {
-        outcome: Some(pb::payout_answer::Outcome::Refusal(super::convert::payout_refusal(failure))),
-        created: false,
+/// What the payer decided on a forwarded request: the payout (with whether the request created
+/// it), or its refusal.
+fn payout_answer(decided: Result<(bool, crate::dto::PayoutView), Failure>) -> pb::PayoutAnswer {
+    match decided {
+        Ok((created, payout)) => pb::PayoutAnswer {
+            outcome: Some(pb::payout_answer::Outcome::Payout(payout.to_proto())),
+            created,
+        },
+        Err(failure) => pb::PayoutAnswer {
+            outcome: Some(pb::payout_answer::Outcome::Refusal(super::convert::payout_refusal(
+                &failure,
+            ))),
+            created: false,
+        },
     }
 }
 
