@@ -137,7 +137,7 @@ fn signed_body(clock: &NodeClock, key: &NodeKey, op: Op) -> String {
     let pool_op = PoolOp { node: key.node_id(), slot: clock.slot, ts: clock.slot_start, op };
     let signed = pool_op.sign(&clock.network, key);
     serde_json::json!({
-        "message": lucid_core::ids::to_hex(signed.bytes()),
+        "message": signed.message_base64(),
         "signature": signed.signature().to_hex(),
     })
     .to_string()

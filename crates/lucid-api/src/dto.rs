@@ -153,11 +153,12 @@ pub struct UpdatePoolRequest {
     pub max_nodes: u8,
 }
 
-/// A signed message as hex: the exact signed bytes and the Ed25519 signature.
+/// A signed message in its JSON form (consensus.md §4.6): the exact signed bytes and the
+/// Ed25519 signature.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedBody {
-    /// Signed bytes, hex.
+    /// Signed bytes, standard base64 with padding.
     pub message: String,
     /// Signature, 128 hex.
     pub signature: String,

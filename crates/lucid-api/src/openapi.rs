@@ -63,7 +63,7 @@ fn operation(spec: &RouteSpec) -> Value {
         Auth::Signed => {
             op.insert(
                 "description".into(),
-                json!("The body is {message, signature} in hex, signed by the acting node."),
+                json!("The body is {message: base64 of the signed bytes, signature: 128 hex}, signed by the acting node."),
             );
         }
         Auth::Open => {}

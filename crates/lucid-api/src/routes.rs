@@ -736,16 +736,11 @@ async fn pool_op(
     state.api.submit_pool_op(message, signature).await.map(accepted)
 }
 
-/// The (bytes, signature) pair of a signed body: lowercase hex of at most one message's size,
-/// and 128 hex digits. Nothing is verified here.
+/// The (bytes, signature) pair of a signed body in the JSON form of consensus.md §4.6 (base64
+/// bytes of at most one message's size, 128 hex digits). Nothing is verified here.
 fn signed_message(body: &SignedBody) -> Result<SignedMessage, Failure> {
-    let message = hex_bytes(&body.message)
-        .ok_or_else(|| Failure::MalformedMessage("message is not lowercase hex".to_owned()))?;
-    let signature: Signature = body
-        .signature
-        .parse()
-        .map_err(|_| Failure::MalformedMessage("signature is not 128 hex".to_owned()))?;
-    Ok(SignedMessage::new(message, signature))
+    SignedMessage::from_json_form(&body.message, &body.signature)
+        .map_err(|error| Failure::MalformedMessage(error.to_string()))
 }
 
 async fn signed_withdrawal(
@@ -756,22 +751,6 @@ async fn signed_withdrawal(
         state.api.submit_withdrawal(signed_message(&body)?).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(payout)).into_response())
-}
-
-/// Decodes lowercase hex of at most one signed message's size.
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 2 * lucid_core::message::MAX_MESSAGE_BYTES {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    text.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
 }
 
 async fn update_pool(

@@ -7,6 +7,9 @@
 //! signature over the same bytes is a duplicate and every node ends with the same digests.
 //! Messages are never re-encoded from decoded fields in order to verify them.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::hash::{CTX_MESSAGE, derive_key};
 use crate::ids::{Digest, NetworkId, NodeId};
@@ -173,7 +176,48 @@ impl SignedMessage {
     pub fn verify(&self, signer: &NodeId) -> bool {
         verify_strict(signer, &self.bytes, &self.signature)
     }
+
+    /// The signed bytes as the JSON form carries them (consensus.md §4.6): standard base64
+    /// (RFC 4648 §4) with padding. The signature's form is its `to_hex`.
+    pub fn message_base64(&self) -> String {
+        BASE64.encode(&self.bytes)
+    }
+
+    /// Reads the pair of the JSON form `{"message": base64, "signature": 128 hex}`.
+    ///
+    /// Text longer than the base64 of one maximal message is refused before decoding, bytes
+    /// longer than one message after it, and only
+    /// canonical base64 is accepted (padding required, no trailing bits, no whitespace), so
+    /// one byte string has exactly one JSON form. Nothing is verified here.
+    pub fn from_json_form(message: &str, signature: &str) -> Result<Self, DecodeError> {
+        if message.len() > MAX_MESSAGE_BASE64 {
+            return Err(DecodeError::TooLong {
+                field: "message",
+                len: message.len(),
+                max: MAX_MESSAGE_BASE64,
+            });
+        }
+        let bytes = BASE64.decode(message).map_err(|_| DecodeError::InvalidValue {
+            field: "message",
+            rule: "standard base64 with padding",
+        })?;
+        // The text limit admits up to two bytes more than one message (the last group).
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(DecodeError::TooLong {
+                field: "message",
+                len: bytes.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let signature = signature
+            .parse()
+            .map_err(|source| DecodeError::InvalidId { field: "signature", source })?;
+        Ok(SignedMessage::new(bytes, signature))
+    }
 }
+
+/// The length of the base64 text of a [`MAX_MESSAGE_BYTES`] message.
+pub const MAX_MESSAGE_BASE64: usize = MAX_MESSAGE_BYTES.div_ceil(3) * 4;
 
 impl std::fmt::Debug for SignedMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

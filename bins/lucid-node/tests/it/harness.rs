@@ -212,10 +212,10 @@ pub(crate) fn wait_until_json(
     }
 }
 
-/// The JSON body of a node-signed request: `{message, signature}` in hex.
+/// The JSON body of a node-signed request: `{message: base64, signature: hex}`.
 pub(crate) fn signed_body(signed: &lucid_core::SignedMessage) -> String {
     serde_json::json!({
-        "message": lucid_core::ids::to_hex(signed.bytes()),
+        "message": signed.message_base64(),
         "signature": signed.signature().to_hex(),
     })
     .to_string()

@@ -230,8 +230,12 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
         400,
         "BAD_SIGNATURE",
     );
-    let not_hex = r#"{"message":"zz","signature":"00"}"#;
-    envelope(&post_json(forwarder.addr, "/api/v1/withdrawals", not_hex), 400, "MALFORMED_MESSAGE");
+    let not_base64 = r#"{"message":"zz","signature":"00"}"#;
+    envelope(
+        &post_json(forwarder.addr, "/api/v1/withdrawals", not_base64),
+        400,
+        "MALFORMED_MESSAGE",
+    );
     let garbage = SignedMessage::new(vec![7; 100], forwarder_key.sign(&[7; 100]));
     envelope(
         &post_json(forwarder.addr, "/api/v1/withdrawals", &signed_body(&garbage)),

@@ -376,7 +376,7 @@ fn valid_body(path: &str) -> &'static str {
     match path {
         "/api/v1/pools" => r#"{"name":"alpha","max_nodes":100}"#,
         "/api/v1/pools/{pool_id}" => r#"{"max_nodes":50}"#,
-        "/api/v1/pools/ops" => r#"{"message":"00","signature":"00"}"#,
+        "/api/v1/pools/ops" => r#"{"message":"AA==","signature":"00"}"#,
         "/api/v1/nodes/{node_id}/withdrawals" => r#"{"amount":"10.5"}"#,
         "/api/v1/payouts/{payout_id}/resolve" => r#"{"outcome":"settle"}"#,
         "/api/v1/node/payout-address" => {
@@ -620,7 +620,7 @@ fn literal_segments_are_never_shadowed_by_parameters() {
             .method("POST")
             .uri("/api/v1/pools/ops")
             .header("content-type", "application/json")
-            .body(Body::from(format!(r#"{{"message":"00","signature":"{}"}}"#, "0".repeat(128))))
+            .body(Body::from(signed_json(&[0])))
             .unwrap();
         send(&router, request).await.envelope(400, "BAD_SIGNATURE");
         assert_eq!(fake.calls(), vec!["op 1".to_owned()]);
@@ -744,11 +744,14 @@ fn sweep_answers_202_and_resolve_takes_exactly_settle_or_release() {
     });
 }
 
+/// A body in the JSON form with `message` as its bytes and a zero signature (the fake node
+/// verifies nothing; it records the length).
 fn signed_json(message: &[u8]) -> String {
+    let signed = SignedMessage::new(message.to_vec(), Signature::from_bytes([0; 64]));
     format!(
         r#"{{"message":"{}","signature":"{}"}}"#,
-        lucid_core::ids::to_hex(message),
-        "0".repeat(128)
+        signed.message_base64(),
+        signed.signature().to_hex()
     )
 }
 
@@ -775,13 +778,19 @@ fn signed_withdrawals_need_no_token_and_are_checked_at_the_edge() {
         assert_eq!(fake.calls(), vec!["signed-withdraw 3", "signed-withdraw 6"]);
         fake.calls.lock().unwrap().clear();
         // Malformed, wrong type, unknown fields, oversized: refused before the node is asked.
-        let not_hex = r#"{"message":"zz","signature":"00"}"#;
-        post_json(&router, "/api/v1/withdrawals", not_hex).await.envelope(400, "MALFORMED_MESSAGE");
-        let short_signature = r#"{"message":"00","signature":"00"}"#;
+        let not_base64 = r#"{"message":"zz","signature":"00"}"#;
+        post_json(&router, "/api/v1/withdrawals", not_base64)
+            .await
+            .envelope(400, "MALFORMED_MESSAGE");
+        let unpadded = signed_json(b"unpadded").replace('=', "");
+        post_json(&router, "/api/v1/withdrawals", &unpadded)
+            .await
+            .envelope(400, "MALFORMED_MESSAGE");
+        let short_signature = r#"{"message":"bmV3","signature":"00"}"#;
         post_json(&router, "/api/v1/withdrawals", short_signature)
             .await
             .envelope(400, "MALFORMED_MESSAGE");
-        let extra = r#"{"message":"00","signature":"00","amount":"5"}"#;
+        let extra = r#"{"message":"AA==","signature":"00","amount":"5"}"#;
         post_json(&router, "/api/v1/withdrawals", extra).await.envelope(400, "INVALID_INPUT");
         let too_long = signed_json(&vec![1; lucid_core::message::MAX_MESSAGE_BYTES + 1]);
         post_json(&router, "/api/v1/withdrawals", &too_long)

@@ -84,3 +84,73 @@ fn digest_ignores_the_signature() {
     assert!(!other_sig.verify(&key.node_id()));
     assert!(format!("{signed:?}").contains("digest"));
 }
+
+#[test]
+fn the_json_form_is_base64_and_hex_and_reads_back_exactly() {
+    let key = NodeKey::from_seed(&[1; 32]);
+    let signed = Ping { node: key.node_id(), n: 5 }.sign(&net(), &key);
+    let message = signed.message_base64();
+    assert!(message.starts_with("TFVDSUQA"), "base64 of the LUCID\\0 magic: {message}");
+    let signature = signed.signature().to_hex();
+    let read = SignedMessage::from_json_form(&message, &signature).unwrap();
+    assert_eq!(read, signed);
+    assert!(read.verify(&key.node_id()));
+}
+
+#[test]
+fn the_json_form_refuses_what_is_not_its_one_encoding() {
+    let key = NodeKey::from_seed(&[1; 32]);
+    let signed = Ping { node: key.node_id(), n: 5 }.sign(&net(), &key);
+    let message = signed.message_base64();
+    let signature = signed.signature().to_hex();
+    let refused = |message: &str, signature: &str| {
+        SignedMessage::from_json_form(message, signature).expect_err(message)
+    };
+    // Hex of the bytes (the form of an earlier API), unpadded, URL-safe alphabet, whitespace.
+    let hex = crate::ids::to_hex(signed.bytes());
+    assert!(matches!(
+        refused(&hex, &signature),
+        DecodeError::InvalidValue { field: "message", .. }
+    ));
+    // 85 bytes: base64 ends in one `=`.
+    assert!(message.ends_with("=="));
+    assert!(matches!(
+        refused(message.trim_end_matches('='), &signature),
+        DecodeError::InvalidValue { .. }
+    ));
+    let url_safe = "-_-_".to_owned() + &message[4..];
+    assert!(matches!(refused(&url_safe, &signature), DecodeError::InvalidValue { .. }));
+    assert!(matches!(
+        refused(&format!(" {message}"), &signature),
+        DecodeError::InvalidValue { .. }
+    ));
+    // The last data character with a trailing bit set decodes to the same bytes in a lax
+    // decoder; here it is a second encoding, so it is refused.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut trailing_bits = message.clone().into_bytes();
+    let last_data = trailing_bits.len() - 3;
+    let value = ALPHABET.iter().position(|&c| c == trailing_bits[last_data]).unwrap();
+    assert_eq!(value & 0b1111, 0, "a canonical last character has no trailing bits");
+    trailing_bits[last_data] = ALPHABET[value | 1];
+    let trailing_bits = String::from_utf8(trailing_bits).unwrap();
+    assert!(matches!(refused(&trailing_bits, &signature), DecodeError::InvalidValue { .. }));
+    // Oversized: refused by length before any decoding.
+    let huge = "A".repeat(MAX_MESSAGE_BASE64 + 4);
+    assert!(matches!(refused(&huge, &signature), DecodeError::TooLong { field: "message", .. }));
+    let one_too_many = BASE64.encode(vec![7u8; MAX_MESSAGE_BYTES + 1]);
+    assert_eq!(one_too_many.len(), MAX_MESSAGE_BASE64, "the same number of base64 groups");
+    assert!(matches!(
+        refused(&one_too_many, &signature),
+        DecodeError::TooLong { field: "message", len, .. } if len == MAX_MESSAGE_BYTES + 1
+    ));
+    // The largest message fits.
+    let largest = BASE64.encode(vec![7u8; MAX_MESSAGE_BYTES]);
+    assert_eq!(largest.len(), MAX_MESSAGE_BASE64);
+    assert!(SignedMessage::from_json_form(&largest, &signature).is_ok());
+    // The signature: 128 lowercase hex, nothing else.
+    assert!(matches!(refused(&message, "00"), DecodeError::InvalidId { field: "signature", .. }));
+    assert!(matches!(
+        refused(&message, &signature.to_uppercase()),
+        DecodeError::InvalidId { field: "signature", .. }
+    ));
+}
