@@ -255,6 +255,64 @@ pub struct BalanceView {
     pub authoritative: bool,
 }
 
+/// `GET /nodes/{node_id}/stubs/epochs/{epoch}`: why a node was paid what it was paid in one
+/// settled epoch (`pools-payouts.md` §3.3), recomputed from the settled tally.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochStubView {
+    /// `node_…`.
+    pub node_id: String,
+    /// The epoch.
+    pub epoch: u64,
+    /// The settled tally the reward is computed from.
+    pub tally_digest: String,
+    /// `economy.epoch_reward_usdt` of this node.
+    pub budget: String,
+    /// Why the whole epoch pays nothing (`no_budget`, `no_ranked_entities`), if it does not.
+    pub no_reward: Option<String>,
+    /// The ledger posting of the epoch (`epoch_reward:{e}`).
+    pub posting_key: String,
+    /// The node's reward by the stub: the sum of `parts[].node_reward`.
+    pub reward: String,
+    /// What this node's ledger holds for the node under `posting_key`; `null` while the posting
+    /// does not exist. A value other than `reward` means the budget changed after posting.
+    pub posted: Option<String>,
+    /// One part per entity the node's credits counted for (itself, a pool, or both when it
+    /// joined or left a pool inside the window); empty when the node is not in the tally.
+    pub parts: Vec<EpochStubPart>,
+}
+
+/// One entity's part of an [`EpochStubView`].
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochStubPart {
+    /// `node_…` or `pool_…`.
+    pub entity: String,
+    /// The entity's credits (a string: may exceed 2^53).
+    pub entity_credits: String,
+    /// The entity's rank, if ranked.
+    pub rank: Option<u32>,
+    /// The entity's beacon density, parts per million.
+    pub density_ppm: u32,
+    /// What the entity received.
+    pub entity_reward: String,
+    /// For a pool: its credits and the node's contribution.
+    pub pool: Option<PoolPartView>,
+    /// What the node received of it.
+    pub node_reward: String,
+    /// Why the entity received nothing (`no_credits`, `density_below_minimum`), if it did not.
+    pub unranked: Option<String>,
+}
+
+/// A node's share of a pool in an [`EpochStubPart`].
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolPartView {
+    /// `pool_…`.
+    pub pool_id: String,
+    /// The pool's credits.
+    pub pool_credits: String,
+    /// The node's own credits attributed to the pool.
+    pub contribution: String,
+}
+
 /// `POST /nodes/{node_id}/withdrawals`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,10 +14,11 @@ use serde::Serialize;
 
 use crate::auth::{Admin, AdminToken, HasAdminToken};
 use crate::dto::{
-    AddPeerRequest, BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary,
-    OpAccepted, Page, PageQuery, PayoutAddressRequest, PayoutQuery, PayoutStats, PayoutView,
-    PeerQueued, PeerView, PoolView, ResolveOutcome, ResolveRequest, ResourcesView, ScheduleView,
-    SignedBody, SweepStarted, TallyView, UpdatePoolRequest, Withdrawal, WithdrawalRequest,
+    AddPeerRequest, BalanceView, CapacityView, CreatePoolRequest, EpochStubView, MemberView,
+    NodeSummary, OpAccepted, Page, PageQuery, PayoutAddressRequest, PayoutQuery, PayoutStats,
+    PayoutView, PeerQueued, PeerView, PoolView, ResolveOutcome, ResolveRequest, ResourcesView,
+    ScheduleView, SignedBody, SweepStarted, TallyView, UpdatePoolRequest, Withdrawal,
+    WithdrawalRequest,
 };
 use crate::envelope::{REQUEST_ID, render, request_id};
 use crate::extract::{JsonBody, PathParams, QueryParams, parse};
@@ -172,6 +173,12 @@ pub trait NodeApi: Send + Sync + 'static {
 
     /// A node's balance.
     async fn balance(&self, node: NodeId) -> Result<BalanceView, Failure>;
+    /// A node's pay stub of a settled epoch: 404 `TALLY_NOT_FOUND` without a stored tally,
+    /// 409 `INVALID_STATE` while it is not settled.
+    async fn epoch_stub(&self, node: NodeId, epoch: Epoch) -> Result<EpochStubView, Failure> {
+        let _ = (node, epoch);
+        Err(Failure::FeatureDisabled("pay stubs are not wired".to_owned()))
+    }
     /// Payouts (of one node, or all), ordered by (created_at, payout_id).
     async fn payouts(
         &self,
@@ -367,6 +374,15 @@ fn table() -> Routes {
         .add(
             spec("get", "/api/v1/nodes/{node_id}/payouts", O, "A node's payouts"),
             get(node_payouts),
+        )
+        .add(
+            spec(
+                "get",
+                "/api/v1/nodes/{node_id}/stubs/epochs/{epoch}",
+                O,
+                "A node's pay stub of a settled epoch",
+            ),
+            get(epoch_stub),
         )
         .add(
             spec(
@@ -610,6 +626,14 @@ async fn balance(
     PathParams(node_id): PathParams<String>,
 ) -> Answer<BalanceView> {
     state.api.balance(parse("node_id", &node_id)?).await.map(Json)
+}
+
+async fn epoch_stub(
+    State(state): State<AppState>,
+    PathParams((node_id, epoch)): PathParams<(String, String)>,
+) -> Answer<EpochStubView> {
+    let node = parse("node_id", &node_id)?;
+    state.api.epoch_stub(node, Epoch(parse("epoch", &epoch)?)).await.map(Json)
 }
 
 async fn node_payouts(

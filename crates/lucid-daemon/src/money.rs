@@ -56,6 +56,10 @@ pub struct MoneyWiring {
 
 /// What the running node keeps of its money wiring.
 pub(crate) struct MoneyRuntime {
+    /// The ledger's credit port (pay stubs read the posted rewards from it).
+    pub(crate) ledger: Arc<dyn LedgerStore>,
+    /// `economy.epoch_reward_usdt` (pay stubs recompute the epoch's split with it).
+    pub(crate) epoch_reward: MicroUsdt,
     pub(crate) limits: PayoutLimits,
     pub(crate) max_retries: u32,
     /// Where this node forwards payout requests (`payouts.payer_node_id`).
@@ -78,6 +82,8 @@ impl MoneyRuntime {
     ) -> (MoneyRuntime, Option<(SweepService, ProcessorService)>) {
         let Some(loops) = wiring.payouts else {
             let runtime = MoneyRuntime {
+                ledger: wiring.ledger,
+                epoch_reward: wiring.epoch_reward,
                 limits: wiring.limits,
                 max_retries: wiring.max_retries,
                 payer_node_id: wiring.payer_node_id,
@@ -111,6 +117,8 @@ impl MoneyRuntime {
         );
         let payer = Payer { sweeper, health, tracker: tracker.clone() };
         let runtime = MoneyRuntime {
+            ledger: wiring.ledger,
+            epoch_reward: wiring.epoch_reward,
             limits: wiring.limits,
             max_retries: wiring.max_retries,
             payer_node_id: None,

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lucid_api::dto::{
-    BalanceView, CapacityView, CreatePoolRequest, MemberView, NodeSummary, OpAccepted, Page,
-    PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourceAlert, ResourceSample,
-    ResourcesView, ScheduleView, TallyView, UpdatePoolRequest, Withdrawal,
+    BalanceView, CapacityView, CreatePoolRequest, EpochStubView, MemberView, NodeSummary,
+    OpAccepted, Page, PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourceAlert,
+    ResourceSample, ResourcesView, ScheduleView, TallyView, UpdatePoolRequest, Withdrawal,
 };
 use lucid_api::{
     AdminToken, ClockInfo, ComponentHealth, Failure, HealthReport, HealthStatus, NodeApi, NodeInfo,
@@ -974,6 +974,10 @@ impl NodeApi for Api {
 
     async fn balance(&self, node: NodeId) -> Result<BalanceView, Failure> {
         operator::balance(&self.state, node).await
+    }
+
+    async fn epoch_stub(&self, node: NodeId, epoch: Epoch) -> Result<EpochStubView, Failure> {
+        operator::epoch_stub(&self.state, node, epoch).await
     }
 
     async fn payouts(

@@ -20,6 +20,16 @@ pub enum NoReward {
     NoRankedEntities,
 }
 
+impl NoReward {
+    /// The wire name (`no_budget`, `no_ranked_entities`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoReward::NoBudget => "no_budget",
+            NoReward::NoRankedEntities => "no_ranked_entities",
+        }
+    }
+}
+
 /// Why an entity received nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unranked {
@@ -30,6 +40,16 @@ pub enum Unranked {
         /// Its density, parts per million.
         density_ppm: u32,
     },
+}
+
+impl Unranked {
+    /// The wire name (`no_credits`, `density_below_minimum`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unranked::NoCredits => "no_credits",
+            Unranked::DensityBelowMinimum { .. } => "density_below_minimum",
+        }
+    }
 }
 
 /// A node's part of a pool's reward.
@@ -87,6 +107,17 @@ pub struct EpochReward {
     pub no_reward: Option<NoReward>,
     /// One stub per node appearing in the tally, by node.
     pub stubs: Vec<EpochStub>,
+}
+
+impl EpochReward {
+    /// The stubs of `node`, one per entity its credits counted for in the epoch (itself, a
+    /// pool, or both when it joined or left a pool inside the window); empty when the node
+    /// does not appear in the tally.
+    pub fn stubs_of(&self, node: &NodeId) -> &[EpochStub] {
+        let start = self.stubs.partition_point(|stub| stub.node < *node);
+        let end = start + self.stubs[start..].partition_point(|stub| stub.node == *node);
+        &self.stubs[start..end]
+    }
 }
 
 fn unranked_reason(entry: &TallyEntry) -> Option<Unranked> {

@@ -243,6 +243,9 @@ fn every_mutation_needs_the_token_and_refused_bodies_change_nothing() {
     );
     let (_, payouts) = get_json(addr, "/api/v1/payouts");
     assert_eq!(payouts["items"].as_array().unwrap().len(), 0);
+    // Pay stubs are wired to the ledger: an epoch without a tally is 404, not 503.
+    let stub = get_json(addr, &format!("/api/v1/nodes/{node_id}/stubs/epochs/999999"));
+    assert_envelope(&stub, 404, "TALLY_NOT_FOUND");
     // A well-formed withdrawal without a registered payout address is refused (422).
     let withdrawal =
         post(addr, &format!("/api/v1/nodes/{node_id}/withdrawals"), Some(&token), "{}");

@@ -566,6 +566,7 @@ fn bad_ids_and_page_bounds_are_invalid_input() {
         for uri in [
             "/api/v1/pools/not-a-pool",
             "/api/v1/nodes/node_zz/balance",
+            "/api/v1/nodes/node_zz/stubs/epochs/1",
             "/api/v1/poot/epochs/-1/tally",
             "/api/v1/poot/slots/x/leader",
             "/api/v1/payouts/..%2Fetc",
@@ -600,6 +601,11 @@ fn domain_failures_keep_their_status_and_code() {
         call(&router, "GET", "/api/v1/poot/slots/9/leader")
             .await
             .envelope(404, "SLOT_NOT_SCHEDULED");
+        // A node without the ledger wired says so (the fake keeps the port's default).
+        let stub = format!("/api/v1/nodes/{}/stubs/epochs/3", node_id());
+        call(&router, "GET", &stub).await.envelope(503, "FEATURE_DISABLED");
+        let bad_epoch = format!("/api/v1/nodes/{}/stubs/epochs/-3", node_id());
+        call(&router, "GET", &bad_epoch).await.envelope(400, "INVALID_INPUT");
     });
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use lucid_api::dto::ResolveOutcome;
 use lucid_api::{Failure, HealthStatus};
 use lucid_consensus::ConsensusParams;
+use lucid_consensus::records::{MemoryRecordStore, RecordStore as _};
 use lucid_consensus::store::MemoryProofStore;
 use lucid_consensus::testing;
 use lucid_core::{Clock, MicroUsdt, NodeKey, TimeParams, UnixMillis};
@@ -55,18 +56,19 @@ pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
 }
 
-/// A node over in-memory ports with nodes 1 and 2 registered; the payout and proof stores are
-/// returned so that a test can look at everything the node holds.
+/// A node over in-memory ports with nodes 1 and 2 registered; the payout and record stores are
+/// returned so that a test can look at (and seed) what the node holds.
 pub(crate) async fn memory_node(
     clock: &Arc<TokioClock>,
-) -> (Node, Arc<MemoryPayoutStore>, Arc<MemoryProofStore>) {
+) -> (Node, Arc<MemoryPayoutStore>, Arc<MemoryRecordStore>) {
     let proofs = Arc::new(MemoryProofStore::new());
     register(&proofs, &[testing::key(1), testing::key(2)]).await;
     let store = Arc::new(MemoryPayoutStore::new());
+    let records = Arc::new(MemoryRecordStore::new());
     let pools = Arc::new(lucid_pools::MemoryPoolStore::new());
     let ports = Ports {
-        proofs: proofs.clone(),
-        records: Arc::new(lucid_consensus::records::MemoryRecordStore::new()),
+        proofs,
+        records: records.clone(),
         pools: pools.clone(),
         pool_index: pools,
         payouts: store.clone(),
@@ -78,14 +80,14 @@ pub(crate) async fn memory_node(
         Arc::new(UpDatabase),
         ports,
     );
-    (node, store, proofs)
+    (node, store, records)
 }
 
 #[test]
 fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
     paused_runtime().block_on(async {
         let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
-        let (node, store, _proofs) = memory_node(&clock).await;
+        let (node, store, _records) = memory_node(&clock).await;
         credit(&store, 1, &[(1, 30), (2, 60)]);
         let api = node.api();
         assert!(matches!(api.trigger_sweep().await, Err(Failure::FeatureDisabled(_))));
@@ -188,5 +190,101 @@ fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
         }
         let _ = clock.wall();
         node.drain().await.unwrap();
+    });
+}
+
+/// Epoch 1's tally (slots 8..16 of the test network): a pool of nodes 1 and 2 (credits 60 =
+/// 45 + 15) ranked first, node 2 also alone (credits 40: it left the pool inside the window)
+/// ranked second, and an unranked node 4.
+fn epoch_one_tally() -> lucid_consensus::tally::Tally {
+    use lucid_consensus::tally::{Tally, TallyEntry};
+    use lucid_core::{EntityId, PoolId};
+    let entry = |entity, rank: Option<u32>, credits, contributions| TallyEntry {
+        entity,
+        rank,
+        credits,
+        relay: credits,
+        storage: 0,
+        validation: 0,
+        beacon_slots: 8,
+        density_ppm: if rank.is_some() { 1_000_000 } else { 125_000 },
+        contributions,
+    };
+    let pool = PoolId::from_bytes([7; 16]);
+    let (one, two) = (testing::node(1), testing::node(2));
+    let entries = vec![
+        entry(EntityId::Pool(pool), Some(1), 60, vec![(one, 45), (two, 15)]),
+        entry(EntityId::Node(two), Some(2), 40, vec![]),
+        entry(EntityId::Node(testing::node(4)), None, 3, vec![]),
+    ];
+    let window = params().time.window(lucid_core::Epoch(1)).unwrap();
+    Tally::from_entries(&params(), lucid_core::Epoch(1), window, 0, entries)
+}
+
+#[test]
+fn a_pay_stub_explains_a_settled_epochs_reward_and_shows_what_was_posted() {
+    use lucid_core::Epoch;
+    paused_runtime().block_on(async {
+        // Epoch 2 (slot 20) of the test network: epoch 1 has ended.
+        let clock = Arc::new(TokioClock::new(UnixMillis(1_020_500)));
+        let (node, store, records) = memory_node(&clock).await;
+        let api = node.api();
+        let two = testing::node(2);
+        let disabled = api.epoch_stub(two, Epoch(1)).await.unwrap_err();
+        assert!(matches!(disabled, Failure::FeatureDisabled(_)), "{disabled:?}");
+        let limits = PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(50_000_000)).unwrap();
+        node.spawn_money(MoneyWiring {
+            ledger: store.clone(),
+            epoch_reward: MicroUsdt(1_000_000),
+            limits,
+            max_retries: 3,
+            payer_node_id: None,
+            payouts: None,
+        });
+        let missing = api.epoch_stub(two, Epoch(1)).await.unwrap_err();
+        assert_eq!(missing, Failure::NotFound(lucid_api::Missing::Tally));
+        let tally = epoch_one_tally();
+        records.put_tally(&tally, clock.wall()).await.unwrap();
+        let unsettled = api.epoch_stub(two, Epoch(1)).await.unwrap_err();
+        assert!(matches!(unsettled, Failure::InvalidState(_)), "{unsettled:?}");
+        assert!(records.settle_tally(Epoch(1), clock.wall()).await.unwrap());
+        // The reward service posts the settled epoch at its next tick (every slot start).
+        let mut stub = api.epoch_stub(two, Epoch(1)).await.unwrap();
+        for _ in 0..20 {
+            if stub.posted.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stub = api.epoch_stub(two, Epoch(1)).await.unwrap();
+        }
+        // 1 USDT split 60:40 between the pool and node 2; the pool's 0.6 split 45:15.
+        assert_eq!(
+            (stub.epoch, stub.budget.as_str(), stub.posting_key.as_str()),
+            (1, "1.000000", "epoch_reward:1")
+        );
+        assert_eq!(stub.tally_digest, tally.digest.to_hex());
+        assert_eq!(stub.no_reward, None);
+        assert_eq!(stub.parts.len(), 2, "node 2 counted for the pool and for itself");
+        let alone = stub.parts.iter().find(|p| p.pool.is_none()).unwrap();
+        assert_eq!(
+            (alone.entity_credits.as_str(), alone.rank, alone.node_reward.as_str()),
+            ("40", Some(2), "0.400000")
+        );
+        let in_pool = stub.parts.iter().find(|p| p.pool.is_some()).unwrap();
+        let part = in_pool.pool.as_ref().unwrap();
+        assert_eq!((part.pool_credits.as_str(), part.contribution.as_str()), ("60", "15"));
+        assert_eq!(
+            (in_pool.entity_reward.as_str(), in_pool.node_reward.as_str()),
+            ("0.600000", "0.150000")
+        );
+        assert_eq!(stub.reward, "0.550000");
+        assert_eq!(stub.posted.as_deref(), Some("0.550000"), "the ledger holds what the stub says");
+        // An unranked node's stub says why; a node outside the tally has no parts.
+        let four = api.epoch_stub(testing::node(4), Epoch(1)).await.unwrap();
+        assert_eq!(four.parts[0].unranked.as_deref(), Some("density_below_minimum"));
+        assert_eq!((four.reward.as_str(), four.posted.as_deref()), ("0.000000", Some("0.000000")));
+        let absent = api.epoch_stub(testing::node(9), Epoch(1)).await.unwrap();
+        assert!(absent.parts.is_empty());
+        assert_eq!(absent.reward, "0.000000");
     });
 }

@@ -61,6 +61,9 @@ fn budget_split_across_nodes_and_pool_members() {
         2,
         "d appears as a zero-credit pool member and as its own unranked entity"
     );
+    assert_eq!(reward.stubs_of(&d).iter().collect::<Vec<_>>(), stub_d);
+    assert_eq!(reward.stubs_of(&a).len(), 1);
+    assert!(reward.stubs_of(&testing::node(9)).is_empty(), "not in the tally");
     assert!(
         stub_d
             .iter()
