@@ -313,6 +313,42 @@ pub struct PoolPartView {
     pub contribution: String,
 }
 
+/// `GET /payouts/{payout_id}/stub`: why a payout is what it is (`pools-payouts.md` §3.3): the
+/// payout with every attempt (txid, status, fee, energy), its chain cost, and the credits the
+/// node accrued since its previous payout.
+#[derive(Clone, Debug, Serialize)]
+pub struct PayoutStubView {
+    /// The payout (on a forwarding node, the payer's record), with its attempts.
+    pub payout: PayoutView,
+    /// TRX the hot wallet burned over every attempt, in sun (a string: may exceed 2^53).
+    pub chain_fee_sun: String,
+    /// Energy used over every attempt (a string).
+    pub chain_energy_used: String,
+    /// The node's previous payout that was not failed or cancelled, where the credits below
+    /// start; `null` for its first.
+    pub previous_payout_id: Option<String>,
+    /// The credits posted to the node after the previous payout was created and up to this one's
+    /// creation, oldest first, from this node's ledger.
+    pub credits: Vec<NodeCreditView>,
+    /// Their sum.
+    pub credits_total: String,
+    /// Whether more credits exist than are listed (at most 1 000 are).
+    pub credits_truncated: bool,
+}
+
+/// One credit in a [`PayoutStubView`].
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeCreditView {
+    /// `epoch_reward:{e}` or `session:{id}`.
+    pub posting_key: String,
+    /// `epoch_reward` or `session_revenue`.
+    pub kind: String,
+    /// What the node received.
+    pub amount: String,
+    /// When it was posted (Unix milliseconds).
+    pub posted_at: i64,
+}
+
 /// `POST /nodes/{node_id}/withdrawals`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

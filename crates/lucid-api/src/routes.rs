@@ -16,9 +16,9 @@ use crate::auth::{Admin, AdminToken, HasAdminToken};
 use crate::dto::{
     AddPeerRequest, BalanceView, CapacityView, CreatePoolRequest, EpochStubView, MemberView,
     NodeSummary, OpAccepted, Page, PageQuery, PayoutAddressRequest, PayoutQuery, PayoutStats,
-    PayoutView, PeerQueued, PeerView, PoolView, ResolveOutcome, ResolveRequest, ResourcesView,
-    ScheduleView, SignedBody, SweepStarted, TallyView, UpdatePoolRequest, Withdrawal,
-    WithdrawalRequest,
+    PayoutStubView, PayoutView, PeerQueued, PeerView, PoolView, ResolveOutcome, ResolveRequest,
+    ResourcesView, ScheduleView, SignedBody, SweepStarted, TallyView, UpdatePoolRequest,
+    Withdrawal, WithdrawalRequest,
 };
 use crate::envelope::{REQUEST_ID, render, request_id};
 use crate::extract::{JsonBody, PathParams, QueryParams, parse};
@@ -189,6 +189,11 @@ pub trait NodeApi: Send + Sync + 'static {
     async fn payout(&self, payout_id: &str) -> Result<PayoutView, Failure>;
     /// Payout counts by status.
     async fn payout_stats(&self) -> Result<PayoutStats, Failure>;
+    /// A payout's pay stub (404 `PAYOUT_NOT_FOUND` for an unknown payout).
+    async fn payout_stub(&self, payout_id: &str) -> Result<PayoutStubView, Failure> {
+        let _ = payout_id;
+        Err(Failure::FeatureDisabled("pay stubs are not wired".to_owned()))
+    }
     /// A withdrawal for `node` with the client's idempotency key.
     async fn request_withdrawal(
         &self,
@@ -442,6 +447,10 @@ fn table() -> Routes {
             post(trigger_sweep),
         )
         .add(spec("get", "/api/v1/payouts/{payout_id}", O, "One payout"), get(payout))
+        .add(
+            spec("get", "/api/v1/payouts/{payout_id}/stub", O, "A payout's pay stub"),
+            get(payout_stub),
+        )
         .add(
             spec(
                 "post",
@@ -833,6 +842,13 @@ async fn payout(
     PathParams(id): PathParams<String>,
 ) -> Answer<PayoutView> {
     state.api.payout(payout_id(&id)?).await.map(Json)
+}
+
+async fn payout_stub(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Answer<PayoutStubView> {
+    state.api.payout_stub(payout_id(&id)?).await.map(Json)
 }
 
 /// `POST /payouts/{payout_id}/cancel`: with an `Authorization` header it is the admin's cancel

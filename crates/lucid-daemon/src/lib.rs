@@ -60,6 +60,7 @@ pub mod ports;
 pub mod services;
 #[cfg(feature = "session")]
 pub mod sessions;
+mod stubs;
 #[cfg(feature = "tron")]
 pub mod tron_transport;
 

@@ -24,8 +24,8 @@ use lucid_payouts::ledger::{Account, Applied, NodeBalance, Posting, PostingKind}
 use lucid_payouts::payout::PayoutStatus;
 use lucid_payouts::rail::{SignedTransfer, Txid};
 use lucid_payouts::store::{
-    AttemptEnd, AttemptRecord, ClaimRequest, CreateOutcome, LedgerStore, NewPayout, PayoutRecord,
-    PayoutStore, Receipt, Resolution, Unclaim,
+    AttemptEnd, AttemptRecord, ClaimRequest, CreateOutcome, LedgerStore, NewPayout, NodeCredit,
+    PayoutRecord, PayoutStore, Receipt, Resolution, Unclaim,
 };
 
 /// Upper bounds of the `lucid_payout_gross_micro` buckets: 10, 50, 100, 500, 1 000 and
@@ -362,6 +362,16 @@ impl LedgerStore for CountingLedger {
         minimum: MicroUsdt,
     ) -> Result<Vec<(NodeId, MicroUsdt)>, Error> {
         self.inner.nodes_with_available(minimum).await
+    }
+
+    async fn node_credits(
+        &self,
+        node: &NodeId,
+        after: Option<UnixMillis>,
+        until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<NodeCredit>, Error> {
+        self.inner.node_credits(node, after, until, limit).await
     }
 }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use lucid_api::dto::{
     BalanceView, CapacityView, CreatePoolRequest, EpochStubView, MemberView, NodeSummary,
-    OpAccepted, Page, PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ResourceAlert,
-    ResourceSample, ResourcesView, ScheduleView, TallyView, UpdatePoolRequest, Withdrawal,
+    OpAccepted, Page, PageQuery, PayoutQuery, PayoutStats, PayoutStubView, PayoutView, PoolView,
+    ResourceAlert, ResourceSample, ResourcesView, ScheduleView, TallyView, UpdatePoolRequest,
+    Withdrawal,
 };
 use lucid_api::{
     AdminToken, ClockInfo, ComponentHealth, Failure, HealthReport, HealthStatus, NodeApi, NodeInfo,
@@ -977,7 +978,7 @@ impl NodeApi for Api {
     }
 
     async fn epoch_stub(&self, node: NodeId, epoch: Epoch) -> Result<EpochStubView, Failure> {
-        operator::epoch_stub(&self.state, node, epoch).await
+        crate::stubs::epoch_stub(&self.state, node, epoch).await
     }
 
     async fn payouts(
@@ -994,6 +995,10 @@ impl NodeApi for Api {
 
     async fn payout_stats(&self) -> Result<PayoutStats, Failure> {
         operator::payout_stats(&self.state).await
+    }
+
+    async fn payout_stub(&self, payout_id: &str) -> Result<PayoutStubView, Failure> {
+        crate::stubs::payout_stub(&self.state, payout_id).await
     }
 
     async fn request_withdrawal(

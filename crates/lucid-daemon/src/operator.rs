@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use lucid_api::dto::{
-    AttemptView, BalanceView, CapacityView, EpochStubPart, EpochStubView, MemberView, NodeSummary,
-    Page, PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolPartView, PoolView, ScheduleView,
-    TallyEntryView, TallyView, Withdrawal,
+    AttemptView, BalanceView, CapacityView, MemberView, NodeSummary, Page, PageQuery, PayoutQuery,
+    PayoutStats, PayoutView, PoolView, ScheduleView, TallyEntryView, TallyView, Withdrawal,
 };
 use lucid_api::{Failure, Missing};
 use lucid_consensus::leader::{LeaderReason, NoLeaderReason, Outcome, SlotResult};
@@ -36,7 +35,7 @@ pub(crate) fn store_failure<E: HasKind + Display>(
 }
 
 /// A signed micro-USDT amount as a 6-decimal string.
-fn amount(micro: i64) -> String {
+pub(crate) fn amount(micro: i64) -> String {
     let text = MicroUsdt(micro.unsigned_abs()).to_string();
     if micro < 0 { format!("-{text}") } else { text }
 }
@@ -320,77 +319,6 @@ pub(crate) async fn balance(state: &State, node: NodeId) -> Result<BalanceView, 
         minimum: limits(state).minimum().to_string(),
         // Only a payer's ledger is authoritative (`pools-payouts.md` §5.1).
         authoritative: state.money().is_some_and(crate::money::MoneyRuntime::is_payer),
-    })
-}
-
-/// `GET /nodes/{id}/stubs/epochs/{e}`: the node's stub of a settled epoch, recomputed from the
-/// settled tally with this node's budget (the computation the reward service posted), next to
-/// what the ledger actually holds under the epoch's posting.
-pub(crate) async fn epoch_stub(
-    state: &State,
-    node: NodeId,
-    epoch: Epoch,
-) -> Result<EpochStubView, Failure> {
-    let money = state
-        .money()
-        .ok_or_else(|| Failure::FeatureDisabled("the ledger is not wired".to_owned()))?;
-    let stored = state
-        .ports
-        .records
-        .tally(epoch)
-        .await
-        .map_err(store_failure("reading a tally"))?
-        .ok_or(Failure::NotFound(Missing::Tally))?;
-    if stored.settled_at.is_none() {
-        return Err(Failure::InvalidState(format!(
-            "the tally of epoch {} is not settled yet; its stubs exist once it is",
-            epoch.0
-        )));
-    }
-    let reward = lucid_payouts::rewards::epoch_reward(&stored.tally, money.epoch_reward).map_err(
-        |error| {
-            tracing::warn!(%error, %epoch, "computing an epoch reward for a stub failed");
-            Failure::Internal
-        },
-    )?;
-    let posting_key = format!("epoch_reward:{}", epoch.0);
-    let posted = money
-        .ledger
-        .posting(&posting_key)
-        .await
-        .map_err(store_failure("reading a posting"))?
-        .map(|posting| amount(posting.amount_for(&lucid_payouts::ledger::Account::Node(node))));
-    let stubs = reward.stubs_of(&node);
-    let mut total = MicroUsdt::ZERO;
-    for stub in stubs {
-        total = total.checked_add(stub.node_reward).map_err(|_| Failure::Internal)?;
-    }
-    Ok(EpochStubView {
-        node_id: node.to_string(),
-        epoch: epoch.0,
-        tally_digest: stored.tally.digest.to_hex(),
-        budget: money.epoch_reward.to_string(),
-        no_reward: reward.no_reward.map(|reason| reason.as_str().to_owned()),
-        posting_key,
-        reward: total.to_string(),
-        posted,
-        parts: stubs
-            .iter()
-            .map(|stub| EpochStubPart {
-                entity: stub.entity.to_string(),
-                entity_credits: stub.entity_credits.to_string(),
-                rank: stub.rank,
-                density_ppm: stub.density_ppm,
-                entity_reward: stub.entity_reward.to_string(),
-                pool: stub.pool.map(|part| PoolPartView {
-                    pool_id: part.pool.to_string(),
-                    pool_credits: part.pool_credits.to_string(),
-                    contribution: part.contribution.to_string(),
-                }),
-                node_reward: stub.node_reward.to_string(),
-                unranked: stub.unranked.map(|reason| reason.as_str().to_owned()),
-            })
-            .collect(),
     })
 }
 

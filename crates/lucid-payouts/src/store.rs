@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use lucid_core::{MicroUsdt, NodeId, UnixMillis};
 
 use crate::error::Error;
-use crate::ledger::{Account, Applied, Ledger, NodeBalance, Posting};
+use crate::ledger::{Account, Applied, Ledger, NodeBalance, Posting, PostingKind};
 use crate::payout::{
     Amounts, DailyCaps, Origin, PayoutLimits, PayoutStatus, Refusal, Replay, payout_id, replay,
     utc_day,
@@ -399,6 +399,30 @@ pub trait LedgerStore: Send + Sync {
         &self,
         minimum: MicroUsdt,
     ) -> Result<Vec<(NodeId, MicroUsdt)>, Error>;
+
+    /// The credits (epoch rewards, session revenue) of `node` posted in `(after, until]` (up to
+    /// `until` when `after` is `None`), ordered by (posting time, posting key), at most `limit`:
+    /// what a payout stub lists as accrued since the node's previous payout.
+    async fn node_credits(
+        &self,
+        node: &NodeId,
+        after: Option<UnixMillis>,
+        until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<NodeCredit>, Error>;
+}
+
+/// One credit to a node's account, as [`LedgerStore::node_credits`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCredit {
+    /// The posting (`epoch_reward:{e}`, `session:{id}`).
+    pub posting_key: String,
+    /// Its kind (a credit kind).
+    pub kind: PostingKind,
+    /// What the node received in it.
+    pub amount: MicroUsdt,
+    /// When it was applied.
+    pub posted_at: UnixMillis,
 }
 
 /// The refusal of a payout posting offered to [`LedgerStore::apply_posting`].
@@ -525,6 +549,9 @@ struct State {
     payouts: BTreeMap<String, PayoutRecord>,
     attempts: BTreeMap<String, Vec<AttemptRecord>>,
     ledger: Ledger,
+    /// When each credit posting was applied (`LedgerStore::apply_posting`'s `now`; 0 for
+    /// [`MemoryPayoutStore::post`]).
+    credited_at: BTreeMap<String, UnixMillis>,
 }
 
 impl State {
@@ -633,10 +660,19 @@ impl MemoryPayoutStore {
             .map_err(|_| Error::StoreUnavailable { action, message: "lock poisoned".to_owned() })
     }
 
-    /// Posts a credit (epoch reward, session revenue) into the store's ledger.
+    /// Posts a credit (epoch reward, session revenue) into the store's ledger, dated 0.
     pub fn post(&self, posting: &Posting) -> Result<(), Error> {
-        self.lock("posting")?.ledger.apply(posting)?;
+        self.credit(posting, UnixMillis(0))?;
         Ok(())
+    }
+
+    fn credit(&self, posting: &Posting, now: UnixMillis) -> Result<Applied, Error> {
+        let mut state = self.lock("posting")?;
+        let applied = state.ledger.apply(posting)?;
+        if applied == Applied::Posted {
+            state.credited_at.insert(posting.key().to_owned(), now);
+        }
+        Ok(applied)
     }
 
     /// A copy of the ledger.
@@ -1086,9 +1122,38 @@ impl PayoutStore for MemoryPayoutStore {
 
 #[async_trait]
 impl LedgerStore for MemoryPayoutStore {
-    async fn apply_posting(&self, posting: &Posting, _now: UnixMillis) -> Result<Applied, Error> {
+    async fn apply_posting(&self, posting: &Posting, now: UnixMillis) -> Result<Applied, Error> {
         refuse_payout_posting(posting)?;
-        self.lock("posting")?.ledger.apply(posting)
+        self.credit(posting, now)
+    }
+
+    async fn node_credits(
+        &self,
+        node: &NodeId,
+        after: Option<UnixMillis>,
+        until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<NodeCredit>, Error> {
+        let state = self.lock("listing credits")?;
+        let mut credits: Vec<NodeCredit> = state
+            .ledger
+            .postings()
+            .filter(|posting| posting.kind().is_credit())
+            .filter_map(|posting| {
+                let posted_at = state.credited_at.get(posting.key()).copied()?;
+                let amount = u64::try_from(posting.amount_for(&Account::Node(*node))).ok()?;
+                let in_range = after.is_none_or(|after| posted_at > after) && posted_at <= until;
+                (amount > 0 && in_range).then(|| NodeCredit {
+                    posting_key: posting.key().to_owned(),
+                    kind: posting.kind(),
+                    amount: MicroUsdt(amount),
+                    posted_at,
+                })
+            })
+            .collect();
+        credits.sort_by(|a, b| (a.posted_at, &a.posting_key).cmp(&(b.posted_at, &b.posting_key)));
+        credits.truncate(limit);
+        Ok(credits)
     }
 
     async fn posting(&self, key: &str) -> Result<Option<Posting>, Error> {

@@ -28,8 +28,8 @@ use lucid_payouts::payout::{Amounts, Origin, PayoutStatus, payout_id, utc_day};
 use lucid_payouts::rail::{SignedTransfer, Txid};
 use lucid_payouts::store::{
     AttemptEnd, AttemptRecord, AttemptStatus, CHAIN_MISMATCH, ClaimRequest, CreateOutcome,
-    Creation, LedgerStore, NewPayout, PayoutRecord, PayoutStore, Receipt, Resolution, Unclaim,
-    decide_creation, refuse_payout_posting, refuse_unless_mismatch,
+    Creation, LedgerStore, NewPayout, NodeCredit, PayoutRecord, PayoutStore, Receipt, Resolution,
+    Unclaim, decide_creation, refuse_payout_posting, refuse_unless_mismatch,
 };
 
 use crate::database::Database;
@@ -1183,6 +1183,55 @@ impl LedgerStore for Database {
         }
         .await
         .map_err(payouts_error("listing balances"))
+    }
+
+    async fn node_credits(
+        &self,
+        node: &NodeId,
+        after: Option<UnixMillis>,
+        until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<NodeCredit>, PayoutError> {
+        let action = "listing a node's credits";
+        async {
+            // Through `ledger_entries_by_account`: one node's entries, never the whole ledger.
+            let mut q = self.query(
+                "SELECT p.posting_key, p.kind, e.amount, p.created_at FROM ledger_entries e \
+                 JOIN ledger_postings p ON p.posting_key = e.posting_key \
+                 WHERE p.kind IN ('epoch_reward', 'session_revenue') AND e.amount > 0 \
+                 AND e.account = ",
+            );
+            q.bind(text(&Account::Node(*node).name()));
+            if let Some(after) = after {
+                q.push(" AND p.created_at > ").bind(time(after));
+            }
+            q.push(" AND p.created_at <= ").bind(time(until));
+            // Keys in byte order on both backends, whatever the server's default collation.
+            q.push(match self.backend() {
+                crate::database::Backend::Sqlite => " ORDER BY p.created_at, p.posting_key LIMIT ",
+                crate::database::Backend::Postgres => {
+                    " ORDER BY p.created_at, p.posting_key COLLATE \"C\" LIMIT "
+                }
+            });
+            q.bind(int("limit", u64::try_from(limit).unwrap_or(u64::MAX))?);
+            let rows = self.ledger_read(&mut q, action).await?;
+            let mut credits = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let c = Columns::new(row, "ledger_entries", action);
+                let kind = c.text(1)?;
+                let kind = PostingKind::parse(&kind)
+                    .ok_or_else(|| c.invalid(format!("unknown posting kind {kind:?}")))?;
+                credits.push(NodeCredit {
+                    posting_key: c.text(0)?,
+                    kind,
+                    amount: MicroUsdt(c.unsigned(2, "amount")?),
+                    posted_at: c.time(3)?,
+                });
+            }
+            Ok::<_, Fail>(credits)
+        }
+        .await
+        .map_err(payouts_error(action))
     }
 }
 

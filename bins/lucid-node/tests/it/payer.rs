@@ -201,6 +201,14 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     let path = format!("/api/v1/payouts/{id}");
     assert_eq!(json(payer.addr, &path), (200, payout.clone()));
     assert_eq!(json(forwarder.addr, &path), (200, payout.clone()));
+    // Its pay stub through the forwarder carries the payer's record.
+    let (status, stub) = json(forwarder.addr, &format!("{path}/stub"));
+    assert_eq!(status, 200, "{stub}");
+    assert_eq!(stub["payout"], payout);
+    assert_eq!(
+        (stub["chain_fee_sun"].as_str(), stub["previous_payout_id"].as_null()),
+        (Some("0"), Some(()))
+    );
     let (status, page) = json(forwarder.addr, &format!("/api/v1/nodes/{forwarder_id}/payouts"));
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"], Value::Array(vec![payout.clone()]));

@@ -570,6 +570,7 @@ fn bad_ids_and_page_bounds_are_invalid_input() {
             "/api/v1/poot/epochs/-1/tally",
             "/api/v1/poot/slots/x/leader",
             "/api/v1/payouts/..%2Fetc",
+            "/api/v1/payouts/..%2Fetc/stub",
             "/api/v1/pools?limit=0",
             "/api/v1/pools?limit=101",
             "/api/v1/pools?limit=abc",

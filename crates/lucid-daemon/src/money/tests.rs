@@ -164,6 +164,20 @@ fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
             .unwrap()
             .pop()
             .expect("the other payout was confirmed");
+        // Its stub: the chain cost of its attempts, and the credits behind it (posted at 0).
+        let stub = api.payout_stub(&confirmed.payout_id).await.unwrap();
+        let fees: u64 = stub.payout.attempts.iter().filter_map(|a| a.fee_sun).sum();
+        let energy: u64 = stub.payout.attempts.iter().filter_map(|a| a.energy_used).sum();
+        assert!(!stub.payout.attempts.is_empty() && fees > 0, "{stub:?}");
+        assert_eq!(
+            (stub.chain_fee_sun, stub.chain_energy_used),
+            (fees.to_string(), energy.to_string())
+        );
+        let credited = if confirmed.node == testing::node(1) { "30.000000" } else { "60.000000" };
+        assert_eq!(stub.previous_payout_id, None);
+        assert_eq!(stub.credits.len(), 1);
+        assert_eq!(stub.credits[0].posting_key, "epoch_reward:1");
+        assert_eq!(stub.credits_total, credited);
         let not_flagged = api.resolve_payout(&confirmed.payout_id, ResolveOutcome::Release).await;
         assert!(matches!(not_flagged, Err(Failure::InvalidState(_))), "{not_flagged:?}");
         let missing =
@@ -286,5 +300,75 @@ fn a_pay_stub_explains_a_settled_epochs_reward_and_shows_what_was_posted() {
         let absent = api.epoch_stub(testing::node(9), Epoch(1)).await.unwrap();
         assert!(absent.parts.is_empty());
         assert_eq!(absent.reward, "0.000000");
+    });
+}
+
+#[test]
+fn a_payout_stub_lists_the_credits_since_the_previous_payout_that_paid() {
+    paused_runtime().block_on(async {
+        let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
+        let (node, store, _records) = memory_node(&clock).await;
+        let api = node.api();
+        let one = testing::node(1);
+        let disabled = api.payout_stub("payout_00").await.unwrap_err();
+        assert!(matches!(disabled, Failure::FeatureDisabled(_)), "{disabled:?}");
+        // A standalone node: its payouts are its own.
+        let limits = PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(50_000_000)).unwrap();
+        node.spawn_money(MoneyWiring {
+            ledger: store.clone(),
+            epoch_reward: MicroUsdt(0),
+            limits,
+            max_retries: 3,
+            payer_node_id: None,
+            payouts: None,
+        });
+        let reward = |epoch: u64, usdt: u64| {
+            let share = [(one, MicroUsdt(usdt * 1_000_000))];
+            lucid_payouts::ledger::Posting::epoch_reward(lucid_core::Epoch(epoch), &share).unwrap()
+        };
+        let tick = || tokio::time::sleep(Duration::from_secs(60));
+        let mut posted_at = Vec::new();
+        for (epoch, usdt) in [(1, 6), (2, 6)] {
+            tick().await;
+            posted_at.push(clock.wall().0);
+            store.apply_posting(&reward(epoch, usdt), clock.wall()).await.unwrap();
+        }
+        tick().await;
+        let first = api.request_withdrawal(one, "first", None).await.unwrap().payout;
+        tick().await;
+        store.apply_posting(&reward(3, 11), clock.wall()).await.unwrap();
+        tick().await;
+        let cancelled = api.request_withdrawal(one, "second", None).await.unwrap().payout;
+        assert_eq!(api.cancel_payout(&cancelled.payout_id).await.unwrap().status, "cancelled");
+        tick().await;
+        store.apply_posting(&reward(4, 1), clock.wall()).await.unwrap();
+        tick().await;
+        let third = api.request_withdrawal(one, "third", None).await.unwrap().payout;
+        assert_eq!((first.gross.as_str(), third.gross.as_str()), ("12.000000", "12.000000"));
+
+        let keys = |stub: &lucid_api::dto::PayoutStubView| -> Vec<String> {
+            stub.credits.iter().map(|c| c.posting_key.clone()).collect()
+        };
+        let stub = api.payout_stub(&first.payout_id).await.unwrap();
+        assert_eq!(stub.previous_payout_id, None);
+        assert_eq!(keys(&stub), ["epoch_reward:1", "epoch_reward:2"]);
+        assert_eq!(
+            stub.credits.iter().map(|c| c.posted_at).collect::<Vec<_>>(),
+            posted_at,
+            "the ledger's posting times"
+        );
+        assert_eq!((stub.credits_total.as_str(), stub.credits_truncated), ("12.000000", false));
+        assert_eq!(stub.credits[0].kind, "epoch_reward");
+        assert_eq!((stub.chain_fee_sun.as_str(), stub.payout.status.as_str()), ("0", "pending"));
+        // The cancelled payout's credits came back and are explained by the next one.
+        let stub = api.payout_stub(&cancelled.payout_id).await.unwrap();
+        assert_eq!(stub.previous_payout_id.as_deref(), Some(first.payout_id.as_str()));
+        assert_eq!(keys(&stub), ["epoch_reward:3"]);
+        let stub = api.payout_stub(&third.payout_id).await.unwrap();
+        assert_eq!(stub.previous_payout_id.as_deref(), Some(first.payout_id.as_str()));
+        assert_eq!(keys(&stub), ["epoch_reward:3", "epoch_reward:4"]);
+        assert_eq!(stub.credits_total, third.gross, "the credits add up to the payout");
+        let missing = api.payout_stub("payout_0000").await.unwrap_err();
+        assert_eq!(missing, Failure::NotFound(lucid_api::Missing::Payout));
     });
 }

@@ -335,6 +335,8 @@ fn a_forwarding_node_never_creates_a_payout_of_its_own() {
         let read = api.payouts(None, PayoutQuery::default()).await;
         assert_eq!(read.map(|p| p.items.len()).unwrap_err(), Failure::PayerUnreachable);
         assert_eq!(api.payout(id).await.unwrap_err(), Failure::PayerUnreachable);
+        // So does a payout stub: it is the payer's record, never an empty local one.
+        assert_eq!(api.payout_stub(id).await.unwrap_err(), Failure::PayerUnreachable);
         // A bad filter or page size is the client's error, answered here, not a 503.
         let bad_status = PayoutQuery { status: Some("paid-ish".to_owned()), ..Default::default() };
         let read = api.payouts(None, bad_status).await;

@@ -246,6 +246,20 @@ async fn agree(memory: &MemoryPayoutStore, db: &Database, step: &str) {
         memory.nodes_with_available(minimum).await,
         "{backend:?} {step}"
     );
+    // A node's credits: all of them, those after the seed, and a short page.
+    let windows =
+        [(None, i64::MAX, 1_000), (Some(UnixMillis(T0)), i64::MAX, 1_000), (None, i64::MAX, 2)];
+    for i in 0..3 {
+        let n = node(i);
+        for (after, until, limit) in windows {
+            let until = UnixMillis(until);
+            assert_eq!(
+                db.node_credits(&n, after, until, limit).await,
+                memory.node_credits(&n, after, until, limit).await,
+                "{backend:?} {step}: credits of node {i} after {after:?}"
+            );
+        }
+    }
 }
 
 /// Applies `op` to both stores and compares what they answer.

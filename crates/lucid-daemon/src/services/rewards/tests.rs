@@ -99,6 +99,15 @@ impl LedgerStore for FlakyLedger {
     ) -> Result<Vec<(NodeId, MicroUsdt)>, lucid_payouts::Error> {
         self.inner.nodes_with_available(minimum).await
     }
+    async fn node_credits(
+        &self,
+        node: &NodeId,
+        after: Option<UnixMillis>,
+        until: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<lucid_payouts::store::NodeCredit>, lucid_payouts::Error> {
+        self.inner.node_credits(node, after, until, limit).await
+    }
 }
 
 fn params() -> lucid_consensus::ConsensusParams {
