@@ -191,8 +191,10 @@ fn ci() -> anyhow::Result<()> {
     // Slow tests return early unless `RUN_SLOW_TESTS` is set (`lucid_testkit::skip_slow`); the
     // large simulations run here, in release, because a 1 000-node network verifies about a
     // million signatures per simulated slot.
+    // `--nocapture`: each simulation prints its report (convergence after the heal, traffic per
+    // node and slot), the figures issue 6 asks for, so they are in every CI log.
     cargo_with_env(
-        &["test", "--release", "-p", "lucid-testkit", "--test", "sim"],
+        &["test", "--release", "-p", "lucid-testkit", "--test", "sim", "--", "--nocapture"],
         &[("RUN_SLOW_TESTS", "1")],
     )?;
     cargo_with_env(

@@ -533,7 +533,8 @@ pub struct WritePhases {
     /// The commit: on SQLite the WAL write and its fsync, on PostgreSQL the round trip and the
     /// server's WAL flush.
     pub commit: Duration,
-    /// Batches that took the judging path (a key was taken, or [`Database::force_proof_judging`]).
+    /// Batches that took the judging path (a key was taken, or the `testing` feature's
+    /// `Database::force_proof_judging` was on).
     pub judged: u32,
 }
 
