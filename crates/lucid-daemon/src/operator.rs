@@ -206,14 +206,22 @@ pub(crate) async fn pool_members(state: &State, id: PoolId) -> Result<Vec<Member
         .collect())
 }
 
-pub(crate) async fn tally(state: &State, epoch: Epoch) -> Result<TallyView, Failure> {
-    let stored = state
+/// The stored tally of `epoch` (404 `TALLY_NOT_FOUND` without one).
+pub(crate) async fn stored_tally(
+    state: &State,
+    epoch: Epoch,
+) -> Result<lucid_consensus::records::StoredTally, Failure> {
+    state
         .ports
         .records
         .tally(epoch)
         .await
         .map_err(store_failure("reading a tally"))?
-        .ok_or(Failure::NotFound(Missing::Tally))?;
+        .ok_or(Failure::NotFound(Missing::Tally))
+}
+
+pub(crate) async fn tally(state: &State, epoch: Epoch) -> Result<TallyView, Failure> {
+    let stored = stored_tally(state, epoch).await?;
     let tally = &stored.tally;
     Ok(TallyView {
         epoch: tally.epoch.0,

@@ -9,17 +9,17 @@
 //! that was not failed or cancelled, read from this node's ledger (every node computes the same
 //! earnings, `pools-payouts.md` §5.1).
 
+use lucid_api::Failure;
 use lucid_api::dto::{
     EpochStubPart, EpochStubView, NodeCreditView, PayoutQuery, PayoutStubView, PayoutView,
     PoolPartView,
 };
-use lucid_api::{Failure, Missing};
 use lucid_core::{Epoch, MicroUsdt, NodeId, UnixMillis};
 use lucid_payouts::payout::PayoutStatus;
 
 use crate::money::MoneyRuntime;
 use crate::node::State;
-use crate::operator::{amount, parse_status, store_failure};
+use crate::operator::{amount, parse_status, store_failure, stored_tally};
 
 /// Credits listed on one payout stub at most.
 const STUB_CREDITS: usize = 1_000;
@@ -40,13 +40,7 @@ pub(crate) async fn epoch_stub(
     epoch: Epoch,
 ) -> Result<EpochStubView, Failure> {
     let money = money(state)?;
-    let stored = state
-        .ports
-        .records
-        .tally(epoch)
-        .await
-        .map_err(store_failure("reading a tally"))?
-        .ok_or(Failure::NotFound(Missing::Tally))?;
+    let stored = stored_tally(state, epoch).await?;
     if stored.settled_at.is_none() {
         return Err(Failure::InvalidState(format!(
             "the tally of epoch {} is not settled yet; its stubs exist once it is",

@@ -207,6 +207,20 @@ fn the_payer_sweeps_resolves_a_chain_mismatch_once_and_reports_it_in_health() {
     });
 }
 
+/// Wires the money of a standalone node (neither the payer nor forwarding to one) over `store`,
+/// with the limits 10..=50 USDT and `budget` per epoch.
+fn standalone_money(node: &Node, store: &Arc<MemoryPayoutStore>, budget: MicroUsdt) {
+    let limits = PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(50_000_000)).unwrap();
+    node.spawn_money(MoneyWiring {
+        ledger: store.clone(),
+        epoch_reward: budget,
+        limits,
+        max_retries: 3,
+        payer_node_id: None,
+        payouts: None,
+    });
+}
+
 /// Epoch 1's tally (slots 8..16 of the test network): a pool of nodes 1 and 2 (credits 60 =
 /// 45 + 15) ranked first, node 2 also alone (credits 40: it left the pool inside the window)
 /// ranked second, and an unranked node 4.
@@ -246,15 +260,7 @@ fn a_pay_stub_explains_a_settled_epochs_reward_and_shows_what_was_posted() {
         let two = testing::node(2);
         let disabled = api.epoch_stub(two, Epoch(1)).await.unwrap_err();
         assert!(matches!(disabled, Failure::FeatureDisabled(_)), "{disabled:?}");
-        let limits = PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(50_000_000)).unwrap();
-        node.spawn_money(MoneyWiring {
-            ledger: store.clone(),
-            epoch_reward: MicroUsdt(1_000_000),
-            limits,
-            max_retries: 3,
-            payer_node_id: None,
-            payouts: None,
-        });
+        standalone_money(&node, &store, MicroUsdt(1_000_000));
         let missing = api.epoch_stub(two, Epoch(1)).await.unwrap_err();
         assert_eq!(missing, Failure::NotFound(lucid_api::Missing::Tally));
         let tally = epoch_one_tally();
@@ -313,15 +319,7 @@ fn a_payout_stub_lists_the_credits_since_the_previous_payout_that_paid() {
         let disabled = api.payout_stub("payout_00").await.unwrap_err();
         assert!(matches!(disabled, Failure::FeatureDisabled(_)), "{disabled:?}");
         // A standalone node: its payouts are its own.
-        let limits = PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(50_000_000)).unwrap();
-        node.spawn_money(MoneyWiring {
-            ledger: store.clone(),
-            epoch_reward: MicroUsdt(0),
-            limits,
-            max_retries: 3,
-            payer_node_id: None,
-            payouts: None,
-        });
+        standalone_money(&node, &store, MicroUsdt(0));
         let reward = |epoch: u64, usdt: u64| {
             let share = [(one, MicroUsdt(usdt * 1_000_000))];
             lucid_payouts::ledger::Posting::epoch_reward(lucid_core::Epoch(epoch), &share).unwrap()
