@@ -53,7 +53,7 @@ pub(crate) async fn epoch_stub(
             Failure::Internal
         },
     )?;
-    let posting_key = format!("epoch_reward:{}", epoch.0);
+    let posting_key = lucid_payouts::ledger::Posting::epoch_reward_key(epoch);
     let posted = money
         .ledger
         .posting(&posting_key)

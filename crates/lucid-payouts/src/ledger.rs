@@ -190,6 +190,11 @@ impl Posting {
         self.entries.iter().find(|entry| entry.account == *account).map_or(0, |entry| entry.amount)
     }
 
+    /// The key of epoch `epoch`'s reward posting, `epoch_reward:{e}`: one posting per epoch.
+    pub fn epoch_reward_key(epoch: Epoch) -> String {
+        format!("epoch_reward:{}", epoch.0)
+    }
+
     /// `epoch_reward:{e}`: rewards −B; each recipient +share. Zero shares are left out; the
     /// budget posted is the sum of the shares, so it always balances.
     pub fn epoch_reward(epoch: Epoch, shares: &[(NodeId, MicroUsdt)]) -> Result<Self, Error> {
@@ -212,7 +217,7 @@ impl Posting {
             .map(|(node, amount)| Entry { account: Account::Node(node), amount })
             .collect();
         entries.push(Entry { account: Account::Rewards, amount: -total });
-        Posting::new(format!("epoch_reward:{}", epoch.0), PostingKind::EpochReward, entries)
+        Posting::new(Posting::epoch_reward_key(epoch), PostingKind::EpochReward, entries)
     }
 
     /// `session:{id}`: sessions −r; node +(r − c); treasury +c with c = 5 % rounded half up.

@@ -159,7 +159,7 @@ pub fn epoch_reward(tally: &Tally, budget: MicroUsdt) -> Result<EpochReward, Err
     let share_of =
         |index: usize| entity_shares.get(index).map_or(MicroUsdt::ZERO, |(_, s)| MicroUsdt(*s));
 
-    let posting_key = format!("epoch_reward:{}", epoch.0);
+    let posting_key = Posting::epoch_reward_key(epoch);
     let mut stubs: Vec<EpochStub> = Vec::new();
     let mut node_shares: Vec<(NodeId, MicroUsdt)> = Vec::new();
     for (index, entry) in tally.entries.iter().enumerate() {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use lucid_consensus::ConsensusParams;
 use lucid_consensus::records::RecordStore;
 use lucid_core::{Epoch, MicroUsdt, UnixMillis};
-use lucid_payouts::ledger::Applied;
+use lucid_payouts::ledger::{Applied, Posting};
 use lucid_payouts::rewards::{NoReward, epoch_reward};
 use lucid_payouts::store::LedgerStore;
 
@@ -86,7 +86,7 @@ impl EpochRewardService {
     /// Distributes the reward of `epoch` if its tally is settled and its posting does not exist
     /// yet. Idempotent.
     pub async fn distribute(&self, epoch: Epoch) -> Result<EpochRewardOutcome, ServiceError> {
-        let key = format!("epoch_reward:{}", epoch.0);
+        let key = Posting::epoch_reward_key(epoch);
         if self
             .deps
             .ledger
