@@ -20,7 +20,8 @@ use lucid_api::dto::{Page, PayoutQuery, PayoutView, Withdrawal};
 use lucid_api::grpc::pb;
 use lucid_api::{Failure, Missing};
 use lucid_core::message::Message;
-use lucid_core::{MicroUsdt, NodeId, SignedMessage};
+use lucid_core::{MicroUsdt, NodeId, SignedMessage, UnixMillis};
+use lucid_payouts::payout::PayoutStatus;
 use lucid_payouts::request::{
     CancelRequest, HasTimestamp, RequestRefusal, WithdrawalRequest, check_request,
 };
@@ -301,6 +302,57 @@ pub(crate) async fn payer_payouts(
     require_payer(state)?;
     operator::payouts(state, node, query).await
 }
+
+/// The node's latest payout before `this` (in the (created_at, payout_id) order of the
+/// listings) that was not failed or cancelled, as its id and creation time: where a payout
+/// stub's credits start, since the money of a failed or cancelled payout went back to the
+/// balance and is part of the next one.
+///
+/// Where the payouts live (the payer, a standalone node) this is one read of the store and no
+/// attempts; a forwarding node pages through the payer's listing of the node's payouts.
+pub(crate) async fn previous_paying_payout(
+    state: &State,
+    node: NodeId,
+    this: &PayoutView,
+) -> Result<Option<(String, UnixMillis)>, Failure> {
+    let before = |created_at: i64, id: &str| (created_at, id) < (this.created_at, &*this.payout_id);
+    let paid =
+        |status: PayoutStatus| !matches!(status, PayoutStatus::Failed | PayoutStatus::Cancelled);
+    let Role::Forwarder(_) = role(state) else {
+        let records = state
+            .ports
+            .payouts
+            .list(None)
+            .await
+            .map_err(operator::store_failure("listing payouts"))?;
+        return Ok(records
+            .into_iter()
+            .filter(|r| r.node == node && paid(r.status) && before(r.created_at.0, &r.payout_id))
+            .max_by(|a, b| (a.created_at, &a.payout_id).cmp(&(b.created_at, &b.payout_id)))
+            .map(|r| (r.payout_id, r.created_at)));
+    };
+    let mut previous = None;
+    let mut cursor = None;
+    loop {
+        let query = PayoutQuery { limit: Some(PAYOUT_PAGE), cursor, status: None };
+        let page = payouts(state, Some(node), query).await?;
+        for candidate in page.items {
+            if !before(candidate.created_at, &candidate.payout_id) {
+                return Ok(previous);
+            }
+            if paid(operator::parse_status(&candidate.status)?) {
+                previous = Some((candidate.payout_id, UnixMillis(candidate.created_at)));
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(previous),
+        }
+    }
+}
+
+/// Payouts asked of the payer per page (its largest page).
+const PAYOUT_PAGE: u32 = 100;
 
 /// `Peer.GetPayouts` for one payout id on this node.
 pub(crate) async fn payer_payout(state: &State, payout_id: &str) -> Result<PayoutView, Failure> {

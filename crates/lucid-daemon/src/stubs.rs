@@ -10,22 +10,15 @@
 //! earnings, `pools-payouts.md` §5.1).
 
 use lucid_api::Failure;
-use lucid_api::dto::{
-    EpochStubPart, EpochStubView, NodeCreditView, PayoutQuery, PayoutStubView, PayoutView,
-    PoolPartView,
-};
+use lucid_api::dto::{EpochStubPart, EpochStubView, NodeCreditView, PayoutStubView, PoolPartView};
 use lucid_core::{Epoch, MicroUsdt, NodeId, UnixMillis};
-use lucid_payouts::payout::PayoutStatus;
 
 use crate::money::MoneyRuntime;
 use crate::node::State;
-use crate::operator::{amount, parse_status, store_failure, stored_tally};
+use crate::operator::{amount, store_failure, stored_tally};
 
 /// Credits listed on one payout stub at most.
 const STUB_CREDITS: usize = 1_000;
-
-/// Payouts read per page while looking for the previous one.
-const PAGE: u32 = 100;
 
 fn money(state: &State) -> Result<&MoneyRuntime, Failure> {
     state.money().ok_or_else(|| Failure::FeatureDisabled("the ledger is not wired".to_owned()))
@@ -102,12 +95,12 @@ pub(crate) async fn payout_stub(state: &State, payout_id: &str) -> Result<Payout
         tracing::warn!(%error, payout_id, "a payout record names no valid node");
         Failure::Internal
     })?;
-    let previous = previous_payout(state, node, &payout).await?;
+    let previous = crate::money_forward::previous_paying_payout(state, node, &payout).await?;
     let mut credits = money
         .ledger
         .node_credits(
             &node,
-            previous.as_ref().map(|p| UnixMillis(p.created_at)),
+            previous.as_ref().map(|(_, created_at)| *created_at),
             UnixMillis(payout.created_at),
             STUB_CREDITS + 1,
         )
@@ -125,7 +118,7 @@ pub(crate) async fn payout_stub(state: &State, payout_id: &str) -> Result<Payout
     Ok(PayoutStubView {
         chain_fee_sun: chain_fee.to_string(),
         chain_energy_used: energy.to_string(),
-        previous_payout_id: previous.map(|p| p.payout_id),
+        previous_payout_id: previous.map(|(payout_id, _)| payout_id),
         credits: credits
             .into_iter()
             .map(|credit| NodeCreditView {
@@ -139,33 +132,4 @@ pub(crate) async fn payout_stub(state: &State, payout_id: &str) -> Result<Payout
         credits_truncated,
         payout,
     })
-}
-
-/// The node's latest payout before `this` (in the listing's (created_at, payout_id) order) that
-/// was not failed or cancelled: the money of a failed or cancelled payout went back to the
-/// balance, so its credits are part of the next one.
-async fn previous_payout(
-    state: &State,
-    node: NodeId,
-    this: &PayoutView,
-) -> Result<Option<PayoutView>, Failure> {
-    let mut previous = None;
-    let mut cursor = None;
-    loop {
-        let query = PayoutQuery { limit: Some(PAGE), cursor, status: None };
-        let page = crate::money_forward::payouts(state, Some(node), query).await?;
-        for candidate in page.items {
-            if (candidate.created_at, &candidate.payout_id) >= (this.created_at, &this.payout_id) {
-                return Ok(previous);
-            }
-            let status = parse_status(&candidate.status)?;
-            if !matches!(status, PayoutStatus::Failed | PayoutStatus::Cancelled) {
-                previous = Some(candidate);
-            }
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(previous),
-        }
-    }
 }
