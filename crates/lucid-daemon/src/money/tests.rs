@@ -225,19 +225,10 @@ fn standalone_money(node: &Node, store: &Arc<MemoryPayoutStore>, budget: MicroUs
 /// 45 + 15) ranked first, node 2 also alone (credits 40: it left the pool inside the window)
 /// ranked second, and an unranked node 4.
 fn epoch_one_tally() -> lucid_consensus::tally::Tally {
-    use lucid_consensus::tally::{Tally, TallyEntry};
+    use lucid_consensus::tally::Tally;
     use lucid_core::{EntityId, PoolId};
-    let entry = |entity, rank: Option<u32>, credits, contributions| TallyEntry {
-        entity,
-        rank,
-        credits,
-        relay: credits,
-        storage: 0,
-        validation: 0,
-        beacon_slots: 8,
-        density_ppm: if rank.is_some() { 1_000_000 } else { 125_000 },
-        contributions,
-    };
+
+    use crate::services::rewards::tests::entry;
     let pool = PoolId::from_bytes([7; 16]);
     let (one, two) = (testing::node(1), testing::node(2));
     let entries = vec![

@@ -178,4 +178,4 @@ impl Service for EpochRewardService {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,7 +22,9 @@ use crate::services::tests::paused_runtime;
 use crate::services::tests::run_for;
 use crate::services::time::TokioClock;
 
-fn entry(
+/// A tally entry with `credits` of relay work; ranked entries are dense, unranked ones below the
+/// density line.
+pub(crate) fn entry(
     entity: EntityId,
     rank: Option<u32>,
     credits: u64,
