@@ -1198,10 +1198,19 @@ impl LedgerStore for Database {
             let mut q = self.query(
                 "SELECT p.posting_key, p.kind, e.amount, p.created_at FROM ledger_entries e \
                  JOIN ledger_postings p ON p.posting_key = e.posting_key \
-                 WHERE p.kind IN ('epoch_reward', 'session_revenue') AND e.amount > 0 \
-                 AND e.account = ",
+                 WHERE e.amount > 0 AND e.account = ",
             );
             q.bind(text(&Account::Node(*node).name()));
+            // The credit kinds are the domain's (`PostingKind::is_credit`), not a copy of them.
+            q.push(" AND p.kind IN (");
+            let credit_kinds = PostingKind::ALL.into_iter().filter(|kind| kind.is_credit());
+            for (position, kind) in credit_kinds.enumerate() {
+                if position > 0 {
+                    q.push(", ");
+                }
+                q.bind(text(kind.as_str()));
+            }
+            q.push(")");
             if let Some(after) = after {
                 q.push(" AND p.created_at > ").bind(time(after));
             }
