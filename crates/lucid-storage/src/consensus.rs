@@ -32,6 +32,7 @@ use lucid_core::{Digest, NodeId, Signature, SignedMessage, Slot, SlotRange};
 use crate::database::Database;
 use crate::error::Error;
 use crate::sql::{Query, Row, Tx, Value, row_chunks};
+use crate::sums::sum_deltas;
 
 /// Columns written per proof row (the bind count of one row).
 const PROOF_COLUMNS: usize = 15;
@@ -510,6 +511,65 @@ fn endpoint_text(endpoint: &Endpoint) -> String {
     }
 }
 
+/// The keys of a batch: for each distinct key, in table key order (slot, node, kind), the batch
+/// position of its first occurrence, the one that may be inserted; later occurrences of the same
+/// key are judged against whatever the key holds afterwards, as if they had arrived one after
+/// the other (the in-memory store's semantics).
+///
+/// Built by one sort instead of hash maps: a batch of 10 000 fresh proofs spent more time
+/// hashing its keys (three lookups per proof) than sorting them.
+struct BatchKeys {
+    /// Each distinct key with the position of its first occurrence, in table key order.
+    firsts: Vec<(ProofKey, usize)>,
+    /// For each batch position, the position of the first occurrence of its key.
+    first_of: Vec<usize>,
+}
+
+impl BatchKeys {
+    fn of(proofs: &[StoredProof]) -> Self {
+        let mut order: Vec<(ProofKey, usize)> =
+            proofs.iter().enumerate().map(|(index, proof)| (proof.key(), index)).collect();
+        // Table key order, then batch order among equal keys: the first of a run is the first
+        // occurrence. Rows then append to the key index, and concurrent transactions take
+        // their locks in one order.
+        order.sort_unstable_by(|(a, i), (b, j)| {
+            (a.slot, a.node, a.kind, i).cmp(&(b.slot, b.node, b.kind, j))
+        });
+        let mut firsts: Vec<(ProofKey, usize)> = Vec::with_capacity(order.len());
+        let mut first_of = vec![0; proofs.len()];
+        for (key, index) in order {
+            let first = match firsts.last() {
+                Some((last, first)) if *last == key => *first,
+                _ => {
+                    firsts.push((key, index));
+                    index
+                }
+            };
+            if let Some(slot) = first_of.get_mut(index) {
+                *slot = first;
+            }
+        }
+        BatchKeys { firsts, first_of }
+    }
+}
+
+/// Which of a batch's distinct keys its write inserted.
+enum Written {
+    /// Every one (the fast path).
+    All,
+    /// These (the judging path).
+    These(HashSet<ProofKey>),
+}
+
+impl Written {
+    fn contains(&self, key: &ProofKey) -> bool {
+        match self {
+            Written::All => true,
+            Written::These(keys) => keys.contains(key),
+        }
+    }
+}
+
 fn outcome_for(existing: &SignedMessage, incoming: &SignedMessage) -> InsertOutcome {
     if existing.bytes() == incoming.bytes() {
         InsertOutcome::Duplicate
@@ -637,47 +697,45 @@ impl Database {
         }
         let mut clock = PhaseClock::start(phases);
         let received_at = self.clock.wall().0;
-        // The first occurrence of each key is the one that may be inserted; later ones of the
-        // same batch are judged against whatever the key holds afterwards, as if they had
-        // arrived one after the other (the in-memory store's semantics).
-        let mut first_of: HashMap<ProofKey, usize> = HashMap::with_capacity(proofs.len());
-        for (index, proof) in proofs.iter().enumerate() {
-            first_of.entry(proof.key()).or_insert(index);
-        }
-        let mut firsts: Vec<(ProofKey, usize)> = first_of.iter().map(|(k, i)| (*k, *i)).collect();
-        // Table key order: rows append to the key index, and concurrent transactions take
-        // their locks in one order.
-        firsts.sort_unstable_by_key(|(key, _)| (key.slot, key.node, key.kind));
-        let rows = || -> Result<Vec<[Value; PROOF_COLUMNS]>, Error> {
-            firsts.iter().map(|(_, index)| proof_row(&proofs[*index], received_at)).collect()
-        };
-
-        let fresh_rows = rows()?;
+        let BatchKeys { firsts, first_of } = BatchKeys::of(proofs);
+        let first_proofs = || firsts.iter().filter_map(|(_, index)| proofs.get(*index));
+        let rows = || first_proofs().map(|proof| proof_row(proof, received_at));
         clock.lap(|p| &mut p.prepare);
 
         let action = "inserting proofs";
         let mut tx = self.begin_write().await.map_err(Error::query(action))?;
         clock.lap(|p| &mut p.begin);
-        let (inserted, existing) = if !self.proof_fast_path() {
+        let mut fresh_sums = None;
+        let (written, existing) = if !self.proof_fast_path() {
             clock.phases.judged = clock.phases.judged.saturating_add(1);
-            self.insert_judging(&mut tx, &firsts, fresh_rows).await?
-        } else if self.insert_if_all_free(&mut tx, fresh_rows).await? {
-            let all: HashSet<ProofKey> = firsts.iter().map(|(key, _)| *key).collect();
-            (all, HashMap::new())
+            let (inserted, existing) = self.insert_judging(&mut tx, &firsts, rows()).await?;
+            (Written::These(inserted), existing)
         } else {
-            // Some key of the batch was taken: undo and start over, judging every key.
-            clock.phases.judged = clock.phases.judged.saturating_add(1);
-            tx.rollback().await.map_err(Error::query(action))?;
-            tx = self.begin_write().await.map_err(Error::query(action))?;
-            self.insert_judging(&mut tx, &firsts, rows()?).await?
+            // The sums of the whole batch are computed while the database inserts it (they are
+            // only used if every key was free).
+            let (all_free, sums) = tokio::join!(
+                self.insert_if_all_free(&mut tx, firsts.len(), rows()),
+                async { sum_deltas(first_proofs()) }
+            );
+            if all_free? {
+                fresh_sums = Some(sums);
+                (Written::All, HashMap::new())
+            } else {
+                // Some key of the batch was taken: undo and start over, judging every key.
+                clock.phases.judged = clock.phases.judged.saturating_add(1);
+                tx.rollback().await.map_err(Error::query(action))?;
+                tx = self.begin_write().await.map_err(Error::query(action))?;
+                let (inserted, existing) = self.insert_judging(&mut tx, &firsts, rows()).await?;
+                (Written::These(inserted), existing)
+            }
         };
-        // The per-chunk sums of what this batch inserted, in the same transaction.
-        let inserted_proofs = firsts
-            .iter()
-            .filter(|(key, _)| inserted.contains(key))
-            .filter_map(|(_, index)| proofs.get(*index));
         clock.lap(|p| &mut p.insert);
-        self.add_proof_sums(&mut tx, inserted_proofs).await?;
+        // The per-chunk sums of what this batch inserted, in the same transaction.
+        let sums = match fresh_sums {
+            Some(sums) => sums,
+            None => sum_deltas(first_proofs().filter(|proof| written.contains(&proof.key()))),
+        };
+        self.merge_sums(&mut tx, &sums).await?;
         clock.lap(|p| &mut p.sums);
         tx.commit().await.map_err(Error::query("committing inserted proofs"))?;
         clock.lap(|p| &mut p.commit);
@@ -685,8 +743,8 @@ impl Database {
         let mut outcomes = Vec::with_capacity(proofs.len());
         for (index, proof) in proofs.iter().enumerate() {
             let key = proof.key();
-            let first = first_of.get(&key).copied();
-            let outcome = if inserted.contains(&key) {
+            let outcome = if written.contains(&key) {
+                let first = first_of.get(index).copied();
                 if first == Some(index) {
                     InsertOutcome::Inserted
                 } else {
@@ -708,36 +766,52 @@ impl Database {
         Ok(outcomes)
     }
 
-    /// The fast path of [`Database::insert_proofs_sql`]: inserts `rows` (distinct keys, table
-    /// key order) with `ON CONFLICT DO NOTHING` and no `RETURNING` (on SQLite every returned row
-    /// is a hop from the driver's worker thread), and tells whether every row went in. When one
-    /// did not, the caller rolls back and takes [`Database::insert_judging`]: a fresh batch, the
-    /// common case (the ingest drops the duplicates it has seen before the store), costs one
-    /// statement per chunk and no read.
+    /// The fast path of [`Database::insert_proofs_sql`]: inserts the `count` rows of `rows`
+    /// (distinct keys, table key order) with `ON CONFLICT DO NOTHING` and no `RETURNING` (on
+    /// SQLite every returned row is a hop from the driver's worker thread), and tells whether
+    /// every row went in. When one did not, the caller rolls back and takes
+    /// [`Database::insert_judging`]: a fresh batch, the common case (the ingest drops the
+    /// duplicates it has seen before the store), costs one statement per chunk and no read.
+    ///
+    /// On SQLite the statement of the next chunk is built while the driver's worker thread runs
+    /// the current one, so building rows and binding them overlaps the engine's work.
     async fn insert_if_all_free(
         &self,
         tx: &mut Tx,
-        rows: Vec<[Value; PROOF_COLUMNS]>,
+        count: usize,
+        rows: impl Iterator<Item = Result<[Value; PROOF_COLUMNS], Error>>,
     ) -> Result<bool, Error> {
         let action = "inserting proofs";
-        let expected = rows.len();
         if let Some(pg) = tx.postgres() {
+            let rows: Vec<[Value; PROOF_COLUMNS]> = rows.collect::<Result<_, Error>>()?;
             return copy_proofs(pg, &rows).await;
         }
-        let mut rows = rows.into_iter();
-        for count in row_chunks(expected, self.max_binds() / PROOF_COLUMNS) {
+        let mut rows = rows;
+        let mut build = |count: usize| -> Result<(usize, Query), Error> {
             let mut query = self.query(INSERT_PROOFS);
-            for (position, row) in rows.by_ref().take(count).enumerate() {
+            for position in 0..count {
+                let row = rows
+                    .next()
+                    .ok_or_else(|| lucid_core::internal!("fewer proof rows than counted"))??;
                 if position > 0 {
                     query.push(", ");
                 }
                 query.tuple(row);
             }
             query.push(" ON CONFLICT DO NOTHING");
-            let affected = tx.execute(&mut query).await.map_err(Error::query(action))?;
+            Ok((count, query))
+        };
+        let mut chunks = row_chunks(count, self.max_binds() / PROOF_COLUMNS);
+        let mut next = chunks.next().map(&mut build).transpose()?;
+        while let Some((count, mut query)) = next.take() {
+            let following = chunks.next();
+            let (affected, built) =
+                tokio::join!(tx.execute(&mut query), async { following.map(&mut build) });
+            let affected = affected.map_err(Error::query(action))?;
             if usize::try_from(affected).ok() != Some(count) {
                 return Ok(false);
             }
+            next = built.transpose()?;
         }
         Ok(true)
     }
@@ -748,9 +822,10 @@ impl Database {
         &self,
         tx: &mut Tx,
         firsts: &[(ProofKey, usize)],
-        rows: Vec<[Value; PROOF_COLUMNS]>,
+        rows: impl Iterator<Item = Result<[Value; PROOF_COLUMNS], Error>>,
     ) -> Result<(HashSet<ProofKey>, HashMap<ProofKey, SignedMessage>), Error> {
         let action = "inserting proofs";
+        let rows: Vec<[Value; PROOF_COLUMNS]> = rows.collect::<Result<_, Error>>()?;
         let by_raw: HashMap<RawKey, ProofKey> = firsts
             .iter()
             .map(|(key, _)| Ok((raw_key(key)?, *key)))

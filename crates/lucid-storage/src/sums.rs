@@ -46,9 +46,12 @@ const SUM_INSERT: &str = "INSERT INTO proof_sums (chunk, node_id, relay, storage
      beacons_0, beacons_1, beacons_2, beacons_3, beacons_4, beacons_5, beacons_6, beacons_7, \
      beacons_8, beacons_9, beacons_10, beacons_11, exact) VALUES ";
 
+/// The sums a write adds, by (chunk, node): the map's order is the order rows are merged in.
+pub(crate) type Deltas = BTreeMap<(u64, NodeId), ChunkSums>;
+
 /// The sums of one (chunk, node).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct ChunkSums {
+pub(crate) struct ChunkSums {
     /// Relay, storage and validation credits.
     credits: [u64; 3],
     /// Bit `j` of word `i` is the slot at offset `60 i + j` of the chunk.
@@ -65,11 +68,23 @@ impl Default for ChunkSums {
 impl ChunkSums {
     fn add_credits(&mut self, index: usize, credits: u64) {
         // Sums must fit a BIGINT; a chunk that would not is read proof by proof. The SQL merge of
-        // `merge_clause` keeps exactly this rule.
+        // `MERGE_CLAUSE` keeps exactly this rule.
         match self.credits[index].checked_add(credits).filter(|sum| i64::try_from(*sum).is_ok()) {
             Some(sum) => self.credits[index] = sum,
             None => self.exact = false,
         }
+    }
+
+    /// Adds `other` as if its proofs were added one by one: credits by the rule of
+    /// [`ChunkSums::add_credits`], beacon bits OR-ed, exact only if both are.
+    fn merge(&mut self, other: &ChunkSums) {
+        for (index, credits) in other.credits.iter().enumerate() {
+            self.add_credits(index, *credits);
+        }
+        for (bits, other) in self.beacons.iter_mut().zip(other.beacons) {
+            *bits |= other;
+        }
+        self.exact &= other.exact;
     }
 
     fn add_beacon(&mut self, offset: u64) {
@@ -100,24 +115,48 @@ fn work_index(kind: ProofKind) -> Option<usize> {
 }
 
 /// The sums the counted proofs `inserted` add, by (chunk, node).
-fn deltas(inserted: impl Iterator<Item = CountedProof>) -> BTreeMap<(u64, NodeId), ChunkSums> {
-    let mut deltas: BTreeMap<(u64, NodeId), ChunkSums> = BTreeMap::new();
+///
+/// Consecutive proofs of one (chunk, node), as a batch in table key order has them (the kinds
+/// of one node and slot), are added up before one lookup in the map.
+fn deltas(inserted: impl Iterator<Item = CountedProof>) -> Deltas {
+    let mut deltas = Deltas::new();
+    let mut run: Option<((u64, NodeId), ChunkSums)> = None;
     for proof in inserted {
-        let chunk = proof.slot.0 / CHUNK_SLOTS;
-        let sums = deltas.entry((chunk, proof.node)).or_default();
+        let key = (proof.slot.0 / CHUNK_SLOTS, proof.node);
+        let sums = match &mut run {
+            Some((run_key, sums)) if *run_key == key => sums,
+            _ => {
+                if let Some((run_key, sums)) = run.take() {
+                    deltas.entry(run_key).or_default().merge(&sums);
+                }
+                &mut run.insert((key, ChunkSums::default())).1
+            }
+        };
         match work_index(proof.value.kind()) {
             Some(index) => sums.add_credits(index, proof.value.credits()),
             None => sums.add_beacon(proof.slot.0 % CHUNK_SLOTS),
         }
     }
+    if let Some((run_key, sums)) = run {
+        deltas.entry(run_key).or_default().merge(&sums);
+    }
     deltas
+}
+
+/// The sums of the stored proofs `inserted` (see [`deltas`]).
+pub(crate) fn sum_deltas<'a>(inserted: impl Iterator<Item = &'a StoredProof>) -> Deltas {
+    deltas(inserted.map(|stored| CountedProof {
+        node: stored.proof.node,
+        slot: stored.proof.slot,
+        value: stored.proof.value,
+    }))
 }
 
 /// The `ON CONFLICT` clause that merges an incoming row into the stored one: credits added
 /// unless the sum would pass a BIGINT (then the stored sum stays and the row is no longer
 /// exact, as [`ChunkSums::add_credits`] does), beacon words OR-ed. Every right-hand side sees the
 /// stored row as it was before the update, on both backends.
-fn merge_clause() -> String {
+fn merge_clause_text() -> String {
     let fits = |column: &str| format!("excluded.{column} <= {SUM_MAX} - proof_sums.{column}");
     let mut clause = String::from(" ON CONFLICT (chunk, node_id) DO UPDATE SET ");
     for column in ["relay", "storage", "validation"] {
@@ -141,6 +180,9 @@ fn merge_clause() -> String {
     ));
     clause
 }
+
+/// [`merge_clause_text`], built once.
+static MERGE_CLAUSE: std::sync::LazyLock<String> = std::sync::LazyLock::new(merge_clause_text);
 
 fn read_sums(
     row: &crate::sql::Row,
@@ -195,7 +237,7 @@ fn sum_row(chunk: u64, node: &NodeId, sums: &ChunkSums) -> Result<[Value; SUM_CO
 /// instead of 18 per row, and a short statement to parse and plan), merged by the same clause.
 async fn merge_sums_unnest(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    deltas: &BTreeMap<(u64, NodeId), ChunkSums>,
+    deltas: &Deltas,
 ) -> Result<(), Error> {
     let to_sql = crate::consensus::to_sql;
     let n = deltas.len();
@@ -221,7 +263,7 @@ async fn merge_sums_unnest(
         "{}SELECT * FROM UNNEST({}){}",
         SUM_INSERT.trim_end_matches("VALUES "),
         arrays.join(", "),
-        merge_clause()
+        *MERGE_CLAUSE
     );
     let mut query = sqlx::query(&sql).bind(chunks).bind(nodes);
     for column in credits {
@@ -238,26 +280,12 @@ async fn merge_sums_unnest(
 const PROOF_SUMS_MARK: &str = "proof_sums";
 
 impl Database {
-    /// Adds the sums of the proofs just inserted to `proof_sums`, in the inserting transaction:
+    /// Merges `deltas` into `proof_sums` (see [`MERGE_CLAUSE`]), in the inserting transaction:
     /// one row per (chunk, node) touched, merged into the stored row by the database.
-    pub(crate) async fn add_proof_sums<'a>(
+    pub(crate) async fn merge_sums(
         &self,
         tx: &mut Tx,
-        inserted: impl Iterator<Item = &'a StoredProof>,
-    ) -> Result<(), Error> {
-        let counted = inserted.map(|stored| CountedProof {
-            node: stored.proof.node,
-            slot: stored.proof.slot,
-            value: stored.proof.value,
-        });
-        self.merge_sums(tx, &deltas(counted)).await
-    }
-
-    /// Merges `deltas` into `proof_sums` (see [`merge_clause`]).
-    async fn merge_sums(
-        &self,
-        tx: &mut Tx,
-        deltas: &BTreeMap<(u64, NodeId), ChunkSums>,
+        deltas: &Deltas,
     ) -> Result<(), Error> {
         if deltas.is_empty() {
             return Ok(());
@@ -269,7 +297,6 @@ impl Database {
             .iter()
             .map(|((chunk, node), sums)| sum_row(*chunk, node, sums))
             .collect::<Result<_, Error>>()?;
-        let merge = merge_clause();
         let total = rows.len();
         let mut rows = rows.into_iter();
         for count in row_chunks(total, self.max_binds() / SUM_COLUMNS) {
@@ -280,7 +307,7 @@ impl Database {
                 }
                 query.tuple(row);
             }
-            query.push(&merge);
+            query.push(&MERGE_CLAUSE);
             tx.execute(&mut query).await.map_err(Error::query("writing proof sums"))?;
         }
         Ok(())
