@@ -712,10 +712,12 @@ impl Database {
             (Written::These(inserted), existing)
         } else {
             // The sums of the whole batch are computed while the database inserts it (they are
-            // only used if every key was free).
-            let (all_free, sums) = tokio::join!(
+            // only used if every key was free), and a due WAL checkpoint runs on another
+            // connection meanwhile.
+            let (all_free, sums, ()) = tokio::join!(
                 self.insert_if_all_free(&mut tx, firsts.len(), rows()),
-                async { sum_deltas(first_proofs()) }
+                async { sum_deltas(first_proofs()) },
+                self.checkpoint_if_due(firsts.len())
             );
             if all_free? {
                 fresh_sums = Some(sums);
@@ -801,7 +803,11 @@ impl Database {
             query.push(" ON CONFLICT DO NOTHING");
             Ok((count, query))
         };
-        let mut chunks = row_chunks(count, self.max_binds() / PROOF_COLUMNS);
+        // Smallest chunk first: the driver starts on a short statement while the longer ones
+        // are built.
+        let mut sizes: Vec<usize> = row_chunks(count, self.max_binds() / PROOF_COLUMNS).collect();
+        sizes.sort_unstable();
+        let mut chunks = sizes.into_iter();
         let mut next = chunks.next().map(&mut build).transpose()?;
         while let Some((count, mut query)) = next.take() {
             let following = chunks.next();

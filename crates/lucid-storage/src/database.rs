@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lucid_core::Clock;
@@ -35,6 +36,9 @@ const SQLITE_PAGE_BYTES: u32 = 16_384;
 /// Memory-mapped I/O window of a SQLite file: 1 GiB (address space, not memory).
 const SQLITE_MMAP_BYTES: &str = "1073741824";
 /// Lines of a failed integrity check kept in the error.
+/// Proof rows after which a proof write checkpoints the WAL alongside its insert (about 5 MB of
+/// WAL, a third of SQLite's own automatic checkpoint at 1 000 pages of 16 KiB).
+const CHECKPOINT_ROWS: usize = 16_384;
 const INTEGRITY_REPORT_LINES: usize = 5;
 
 /// The migrations of one backend, embedded in the binary so that a deployed node needs no
@@ -123,6 +127,9 @@ pub struct Database {
     pools: Pools,
     url: String,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Proof rows written since the last checkpoint of [`Database::checkpoint_if_due`], shared
+    /// by the clones of this database.
+    rows_since_checkpoint: Arc<AtomicUsize>,
     /// Tests only: every proof batch skips the fast path and takes the judging path, so that a
     /// test can compare the two on the same batches ([`Database::force_proof_judging`]); shared
     /// by the clones of this database.
@@ -158,12 +165,43 @@ impl Database {
             pools,
             url: shown,
             clock,
+            rows_since_checkpoint: Arc::new(AtomicUsize::new(0)),
             #[cfg(feature = "testing")]
             force_judging: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         // Derived tables that migration 0008 left to recompute (once; a no-op afterwards).
         database.backfill_proof_sums().await?;
         Ok(database)
+    }
+
+    /// On SQLite, once `added` brings the proof rows written since the last call that
+    /// checkpointed to [`CHECKPOINT_ROWS`]: copies the committed WAL frames into the database
+    /// file (`PRAGMA wal_checkpoint(PASSIVE)`) on a reader connection, so that a proof write
+    /// runs it next to its own insert instead of paying SQLite's automatic checkpoint inside a
+    /// later commit.
+    ///
+    /// A passive checkpoint never waits for the writer or readers and never touches
+    /// uncommitted frames, so it runs safely alongside the write; the automatic checkpoint stays
+    /// on as the backstop (it finds the WAL already copied and restarted). A failure is logged
+    /// and changes nothing: the next automatic or due checkpoint copies the frames.
+    pub(crate) async fn checkpoint_if_due(&self, added: usize) {
+        let Pools::Sqlite { reader, .. } = &self.pools else { return };
+        let written = self.rows_since_checkpoint.fetch_add(added, Ordering::Relaxed);
+        if written.saturating_add(added) < CHECKPOINT_ROWS {
+            return;
+        }
+        self.rows_since_checkpoint.store(0, Ordering::Relaxed);
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(reader)
+            .await
+        {
+            Ok((busy, frames, copied)) => {
+                tracing::trace!(busy, frames, copied, "WAL checkpoint alongside a proof write");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "WAL checkpoint alongside a proof write failed; SQLite's automatic checkpoint remains");
+            }
+        }
     }
 
     /// The backend this database runs on.

@@ -282,11 +282,7 @@ const PROOF_SUMS_MARK: &str = "proof_sums";
 impl Database {
     /// Merges `deltas` into `proof_sums` (see [`MERGE_CLAUSE`]), in the inserting transaction:
     /// one row per (chunk, node) touched, merged into the stored row by the database.
-    pub(crate) async fn merge_sums(
-        &self,
-        tx: &mut Tx,
-        deltas: &Deltas,
-    ) -> Result<(), Error> {
+    pub(crate) async fn merge_sums(&self, tx: &mut Tx, deltas: &Deltas) -> Result<(), Error> {
         if deltas.is_empty() {
             return Ok(());
         }
