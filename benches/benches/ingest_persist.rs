@@ -8,7 +8,7 @@
 //!
 //! `pipelined_*` times the daemon's own path instead: `StorePeer::submit_proofs_from`, whose bounded
 //! pipeline verifies one batch while the previous one is persisted, with two slots submitted at
-//! once per iteration (8 000 proofs).
+//! once per iteration (8 000 proofs): as two batches of 4 000, and as eight batches of 1 000.
 //!
 //! Every measured batch is one fresh slot of signed proofs (4 per node, every kind), with the
 //! clock inside that slot, so all of them are accepted and the tables grow as in production.
@@ -127,12 +127,20 @@ fn bench_ingest(
     group.finish();
 }
 
-/// Batches a pipelined iteration submits at once: one is persisted while the next is verified.
-const PIPELINED_BATCHES: u64 = 2;
+/// Slots a pipelined iteration submits at once: both live at the iteration's clock.
+const PIPELINED_SLOTS: u64 = 2;
+/// Batches each slot is split into, one pipelined bench each: the whole slot (4 000 proofs), and
+/// gossip-sized batches of 1 000 proofs.
+const PIPELINED_SPLITS: [usize; 2] = [1, 4];
 
 /// Times the daemon's own path: `StorePeer::submit_proofs_from` (the bounded pipeline that
-/// verifies one batch while the previous one is persisted) with [`PIPELINED_BATCHES`] slots of
-/// signed proofs submitted at once per iteration, the clock in the later slot so both are live.
+/// verifies one batch while the previous one is persisted) with [`PIPELINED_SLOTS`] slots of
+/// signed proofs submitted at once per iteration, each slot as `splits` batches of its nodes in
+/// turn, the clock in the later slot so all are live.
+///
+/// With one batch per slot, two batches fill and drain the two-stage pipeline: the first batch's
+/// verification and the last one's write overlap nothing. More, smaller batches (the size of
+/// gossip batches) show the sustained rate, where every write overlaps a verification.
 fn bench_pipelined(
     c: &mut Criterion,
     runtime: &tokio::runtime::Runtime,
@@ -140,6 +148,7 @@ fn bench_pipelined(
     store: Arc<dyn ProofStore>,
     keys: &[NodeKey],
     verifier: &Arc<Verifier>,
+    splits: usize,
 ) {
     let params = testing::params();
     let (_, start) = slot_batch(&params, &[], FIRST_SLOT);
@@ -162,17 +171,28 @@ fn bench_pipelined(
     }
     let peer = Arc::new(peer);
     // Past the slots `bench_ingest` used on the same database.
-    let mut next_slot = FIRST_SLOT + 10_000;
+    let mut next_slot = FIRST_SLOT + 10_000 * (1 + splits as u64);
     let mut group = c.benchmark_group("ingest_persist");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(NODES * 4 * PIPELINED_BATCHES));
-    group.bench_function(format!("pipelined_{name}"), |b| {
+    group.throughput(Throughput::Elements(NODES * 4 * PIPELINED_SLOTS));
+    let label = match splits {
+        1 => format!("pipelined_{name}"),
+        _ => format!(
+            "pipelined_{name}_{}x{}",
+            PIPELINED_SLOTS as usize * splits,
+            keys.len() * 4 / splits
+        ),
+    };
+    group.bench_function(label, |b| {
         b.iter_batched(
             || {
-                let batches: Vec<Vec<SignedMessage>> = (0..PIPELINED_BATCHES)
-                    .map(|_| {
+                let batches: Vec<Vec<SignedMessage>> = (0..PIPELINED_SLOTS)
+                    .flat_map(|_| {
                         next_slot += 1;
-                        slot_batch(&params, keys, next_slot).0
+                        let nodes = keys.len().div_ceil(splits);
+                        keys.chunks(nodes)
+                            .map(|part| slot_batch(&params, part, next_slot).0)
+                            .collect::<Vec<_>>()
                     })
                     .collect();
                 let (_, now) = slot_batch(&params, &[], next_slot);
@@ -241,10 +261,12 @@ fn bench(c: &mut Criterion) {
 
     bench_ingest(c, &runtime, "memory", &MemoryProofStore::new(), &keys, &verifier);
     let shared = Arc::new(Verifier::new(0).unwrap_or_else(|_| Verifier::single_threaded()));
-    bench_pipelined(c, &runtime, "memory", Arc::new(MemoryProofStore::new()), &keys, &shared);
+    bench_pipelined(c, &runtime, "memory", Arc::new(MemoryProofStore::new()), &keys, &shared, 1);
     backends::on_each_backend(&runtime, |name, db| {
         bench_ingest(c, &runtime, name, db, &keys, &verifier);
-        bench_pipelined(c, &runtime, name, Arc::new(db.clone()), &keys, &shared);
+        for splits in PIPELINED_SPLITS {
+            bench_pipelined(c, &runtime, name, Arc::new(db.clone()), &keys, &shared, splits);
+        }
     });
 }
 

@@ -7,7 +7,8 @@
 //!
 //! `SubmitProofs` batches go through a bounded pipeline (issue 3), the phases of
 //! `lucid_consensus::ingest::pipeline`: a batch is prepared under the ingest lock (decoding and
-//! the cheap checks), verified outside of it on a blocking thread, then admitted, persisted and
+//! the cheap checks), verified outside of it on a blocking thread (one batch at a time, on every
+//! core), then admitted, persisted and
 //! settled while holding the persist turn, one batch at a time. So the signatures of one batch
 //! are checked while the previous batch is written, and the verdicts are those of the batches
 //! ingested one after the other in the order they took the persist turn (the store, which is
@@ -48,6 +49,11 @@ pub struct StorePeer {
     gossip: Option<GossipHook>,
     /// Entrance of the proof pipeline: [`PIPELINE_DEPTH`] permits.
     in_flight: tokio::sync::Semaphore,
+    /// Held while a batch's signatures are checked, so batches are verified one at a time on
+    /// every core, in the order they were prepared (a fair mutex). Two batches verified at once
+    /// would share the cores and finish together, and then neither write would overlap a
+    /// verification; one at a time, the first is written while the second is verified.
+    verify_turn: tokio::sync::Mutex<()>,
     /// Held from a batch's admission to its verdicts, so batches are decided one at a time
     /// (a fair mutex: in the order they finished verification).
     persist_turn: tokio::sync::Mutex<()>,
@@ -73,6 +79,7 @@ impl StorePeer {
             clock,
             gossip: None,
             in_flight: tokio::sync::Semaphore::new(PIPELINE_DEPTH),
+            verify_turn: tokio::sync::Mutex::new(()),
             persist_turn: tokio::sync::Mutex::new(()),
             verified_waiting: AtomicUsize::new(0),
         })
@@ -129,6 +136,7 @@ impl StorePeer {
         let verified = match tokio::runtime::Handle::current().runtime_flavor() {
             tokio::runtime::RuntimeFlavor::CurrentThread => prepared.verify(&self.verifier),
             _ => {
+                let _verifying = self.verify_turn.lock().await;
                 let verifier = Arc::clone(&self.verifier);
                 tokio::task::spawn_blocking(move || prepared.verify(&verifier)).await.map_err(
                     |error| {
