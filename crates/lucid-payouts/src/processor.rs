@@ -24,7 +24,7 @@ use lucid_core::UnixMillis;
 use crate::error::Error;
 use crate::payout::{DailyCaps, PayoutStatus};
 use crate::rail::{
-    BroadcastOutcome, ChainStatus, ExpectedTransfer, PayoutRail, Preflight, RailKind,
+    BroadcastOutcome, ChainStatus, ExpectedTransfer, HotWallet, PayoutRail, Preflight, RailKind,
     TransferIntent,
 };
 use crate::store::{
@@ -116,6 +116,9 @@ pub struct StepReport {
     pub awaiting_chain: Option<usize>,
     /// The preflight found the hot wallet too low (health `hot_wallet_low`).
     pub hot_wallet_low: bool,
+    /// The hot wallet's balances as the step's preflight read them (`None` when no batch was
+    /// checked, or the rail has no wallet).
+    pub hot_wallet: Option<HotWallet>,
     /// The circuit breaker after the step.
     pub circuit: Option<Circuit>,
 }
@@ -297,7 +300,10 @@ impl Processor {
     ) -> Result<(), Error> {
         let intents: Vec<TransferIntent> = claimed.iter().map(Self::intent).collect();
         let preflight = self.rail.preflight(&intents).await;
-        if !matches!(preflight, Ok(Preflight::Ok)) {
+        if let Ok(checked) = &preflight {
+            report.hot_wallet = checked.wallet();
+        }
+        if !matches!(preflight, Ok(Preflight::Ok { .. })) {
             // Nothing signed: every claim goes back to pending, then the error (if any) surfaces.
             report.hot_wallet_low = matches!(preflight, Ok(Preflight::HotWalletLow { .. }));
             for payout in claimed {

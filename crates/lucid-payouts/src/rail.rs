@@ -54,7 +54,11 @@ pub struct TransferIntent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preflight {
     /// Enough USDT and TRX (or free energy) for the whole batch.
-    Ok,
+    Ok {
+        /// The balances the check read, when the rail has a wallet: the processor reports them
+        /// so that the caller need not read the chain again for its gauges.
+        wallet: Option<HotWallet>,
+    },
     /// Not enough: the claims go back to `pending`, nothing is signed, health is degraded.
     HotWalletLow {
         /// Σ net of the batch.
@@ -65,7 +69,18 @@ pub enum Preflight {
         trx_needed_sun: u64,
         /// The hot wallet's TRX (plus free energy valued in sun), in sun.
         trx_available_sun: u64,
+        /// The balances the check read (as in [`Preflight::Ok`]).
+        wallet: Option<HotWallet>,
     },
+}
+
+impl Preflight {
+    /// The hot wallet's balances the check read, if the rail has a wallet.
+    pub fn wallet(&self) -> Option<HotWallet> {
+        match self {
+            Preflight::Ok { wallet } | Preflight::HotWalletLow { wallet, .. } => *wallet,
+        }
+    }
 }
 
 /// What the hot wallet holds, as the chain reports it (the gauges `lucid_hot_wallet_usdt_micro`

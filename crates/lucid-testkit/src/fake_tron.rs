@@ -201,6 +201,7 @@ struct Chain {
     faults: VecDeque<Fault>,
     broadcast_calls: u64,
     trigger_calls: u64,
+    account_calls: u64,
 }
 
 /// What a handler does after computing under the lock.
@@ -240,6 +241,7 @@ impl Chain {
             faults: VecDeque::new(),
             broadcast_calls: 0,
             trigger_calls: 0,
+            account_calls: 0,
         }
     }
 
@@ -661,7 +663,10 @@ impl Chain {
         let answer = match path {
             "/wallet/getnowblock" => Some(self.now_block()),
             "/wallet/getchainparameters" => Some(self.chain_parameters()),
-            "/wallet/getaccount" => self.account(body),
+            "/wallet/getaccount" => {
+                self.account_calls += 1;
+                self.account(body)
+            }
             "/wallet/getaccountresource" => self.account_resource(body),
             "/wallet/triggerconstantcontract" => self.trigger_constant(body),
             "/wallet/triggersmartcontract" => self.trigger_smart_contract(body),
@@ -856,6 +861,11 @@ impl FakeTronNode {
     /// Calls to `/wallet/broadcasthex`, accepted or not.
     pub fn broadcast_calls(&self) -> u64 {
         lock(&self.chain).broadcast_calls
+    }
+
+    /// Calls to `/wallet/getaccount` (TRX balance reads).
+    pub fn account_calls(&self) -> u64 {
+        lock(&self.chain).account_calls
     }
 
     /// Calls to `/wallet/triggersmartcontract`.

@@ -325,7 +325,13 @@ impl Service for ProcessorService {
             );
         }
         self.publish(&report, mismatches);
-        self.read_hot_wallet().await;
+        match report.hot_wallet {
+            // The step's preflight read the balances moments ago: no second read of the chain.
+            Some(wallet) if self.wallet.is_some() => {
+                self.health.update(|view| view.hot_wallet = Some(wallet));
+            }
+            _ => self.read_hot_wallet().await,
+        }
         Ok(())
     }
 }

@@ -574,7 +574,10 @@ async fn the_processor_loop_publishes_the_hot_wallets_balances_and_low_state() {
     )
     .with_hot_wallet(h.rail.clone());
     assert_eq!(health.view().hot_wallet, None);
+    let reads = h.fake.account_calls();
     service.tick(h.now()).await.unwrap();
+    // The step's preflight read the balances; the gauges take them without a second read.
+    assert_eq!(h.fake.account_calls() - reads, 1, "TRX balance reads in one step with a batch");
     let view = health.view();
     assert!(view.hot_wallet_low, "{view:?}");
     assert_eq!(view.hot_wallet, Some(expected));

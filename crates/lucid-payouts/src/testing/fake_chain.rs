@@ -235,9 +235,10 @@ impl PayoutRail for FakeChain {
                 usdt_available: lucid_core::MicroUsdt(0),
                 trx_needed_sun: 1,
                 trx_available_sun: 0,
+                wallet: None,
             }
         } else {
-            Preflight::Ok
+            Preflight::Ok { wallet: None }
         })
     }
 

@@ -197,11 +197,13 @@ impl PayoutRail for TronRail {
         let price = self.client.energy_fee().await?;
         let free_energy_sun = resource.free_energy().saturating_mul(price);
         let trx_available_sun = trx_balance.saturating_add(free_energy_sun);
+        let wallet = Some(HotWallet { usdt: usdt_available, trx_sun: trx_balance });
         let low = |trx_needed_sun| Preflight::HotWalletLow {
             usdt_needed,
             usdt_available,
             trx_needed_sun,
             trx_available_sun,
+            wallet,
         };
         if usdt_available < usdt_needed {
             // A dry run of a transfer the wallet cannot cover would revert: report, don't estimate.
@@ -216,7 +218,7 @@ impl PayoutRail for TronRail {
         if trx_available_sun < trx_needed_sun {
             return Ok(low(trx_needed_sun));
         }
-        Ok(Preflight::Ok)
+        Ok(Preflight::Ok { wallet })
     }
 
     async fn hot_wallet(&self) -> Result<Option<HotWallet>, Error> {
