@@ -53,6 +53,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "proof_sums", include_str!("../migrations/sqlite/0007_proof_sums.sql")),
     (8, "proof_write_path", include_str!("../migrations/sqlite/0008_proof_write_path.sql")),
     (9, "spent_txids", include_str!("../migrations/sqlite/0009_spent_txids.sql")),
+    (
+        10,
+        "proof_sums_fillfactor",
+        include_str!("../migrations/sqlite/0010_proof_sums_fillfactor.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "consensus", include_str!("../migrations/postgres/0001_consensus.sql")),
@@ -64,6 +69,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "proof_sums", include_str!("../migrations/postgres/0007_proof_sums.sql")),
     (8, "proof_write_path", include_str!("../migrations/postgres/0008_proof_write_path.sql")),
     (9, "spent_txids", include_str!("../migrations/postgres/0009_spent_txids.sql")),
+    (
+        10,
+        "proof_sums_fillfactor",
+        include_str!("../migrations/postgres/0010_proof_sums_fillfactor.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend, as a sqlx migration source.
