@@ -368,15 +368,32 @@ mod tests;
 
 /// `GET /nodes/{id}/ledger`: on a forwarding node a page of the payer's ledger (503
 /// `PAYER_UNREACHABLE` without an answer, never this node's own entries instead); elsewhere
-/// this node's own ledger.
+/// this node's own ledger. A node without any entry that this node does not know at all
+/// (no registration, no seat, not itself) is 404 `NODE_NOT_FOUND`; a known node without
+/// entries has an empty ledger.
 pub(crate) async fn ledger(
     state: &State,
     node: NodeId,
     query: PageQuery,
 ) -> Result<LedgerPageView, Failure> {
-    let Role::Forwarder(payer) = role(state) else {
-        return operator::ledger(state, node, &query).await;
+    let first_page = query.cursor.is_none();
+    let page = match role(state) {
+        Role::Forwarder(payer) => forwarded_ledger(state, payer, node, query).await?,
+        Role::Payer | Role::Standalone => operator::ledger(state, node, &query).await?,
     };
+    if first_page && page.items.is_empty() {
+        // Answers 404 for a node nobody registered.
+        operator::node(state, node).await?;
+    }
+    Ok(page)
+}
+
+async fn forwarded_ledger(
+    state: &State,
+    payer: NodeId,
+    node: NodeId,
+    query: PageQuery,
+) -> Result<LedgerPageView, Failure> {
     // A bad page size or cursor is the client's mistake, answered here as the payer would.
     query.limit()?;
     query.cursor.as_deref().map(operator::parse_ledger_cursor).transpose()?;

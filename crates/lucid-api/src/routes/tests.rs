@@ -239,6 +239,9 @@ impl NodeApi for FakeNode {
         if node == leader_node() {
             return Err(Failure::PayerUnreachable);
         }
+        if node == NodeKey::from_seed(&[8; 32]).node_id() {
+            return Err(Failure::NotFound(Missing::Node));
+        }
         Ok(LedgerPageView {
             node_id: node.to_string(),
             items: vec![crate::dto::LedgerLineView {
@@ -1065,6 +1068,11 @@ fn the_ledger_is_paged_and_its_parameters_checked_at_the_edge() {
                 .envelope(400, "INVALID_INPUT");
         }
         assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+        // A node nobody knows.
+        let unknown = NodeKey::from_seed(&[8; 32]).node_id();
+        call(&router, "GET", &format!("/api/v1/nodes/{unknown}/ledger"))
+            .await
+            .envelope(404, "NODE_NOT_FOUND");
         // A payer that does not answer is a 503, not an empty ledger.
         call(&router, "GET", &format!("/api/v1/nodes/{}/ledger", leader_node()))
             .await

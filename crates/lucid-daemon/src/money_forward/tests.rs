@@ -472,8 +472,21 @@ fn the_payer_answers_a_nodes_ledger_page_by_page_and_its_payout_figures() {
             }
         }
         assert_eq!(paged, all.items);
-        // A node without entries has an empty ledger; the peer side answers the same.
-        assert!(api.ledger(testing::node(8), PageQuery::default()).await.unwrap().items.is_empty());
+        // A registered node without entries has an empty ledger; a node nobody knows is 404.
+        assert_eq!(
+            api.ledger(testing::node(8), PageQuery::default()).await.unwrap_err(),
+            Failure::NotFound(lucid_api::Missing::Node)
+        );
+        let own = NodeKey::from_seed(&[3; 32]).node_id();
+        assert!(api.ledger(own, PageQuery::default()).await.unwrap().items.is_empty());
+        // The peer side answers the payer's ledger as it is, without the 404.
+        assert!(
+            api.payer_ledger(testing::node(8), PageQuery::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
         assert_eq!(
             api.payer_ledger(node_1, PageQuery { limit: Some(100), cursor: None }).await.unwrap(),
             all
