@@ -538,3 +538,86 @@ pub struct PeerQueued {
     /// Always true: the maintenance loop dials it next.
     pub queued: bool,
 }
+
+/// `POST /pools/{pool_id}/members/{node_id}/remove`: whether the member is banned too (a ban
+/// holds no seat and keeps the node from joining again until an Unban).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveMemberRequest {
+    /// Ban the member as well; `false` when absent.
+    #[serde(default)]
+    pub ban: bool,
+}
+
+/// One entry of a node's account (`GET /nodes/{node_id}/ledger`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerLineView {
+    /// The posting (`epoch_reward:{e}`, `session:{id}`, `payout_reserve:{payout_id}`, …).
+    pub posting_key: String,
+    /// `epoch_reward`, `session_revenue`, `payout_reserve`, `payout_release` or
+    /// `payout_settle`.
+    pub kind: String,
+    /// The node's entry, signed (a debit starts with `-`), 6 decimals.
+    pub amount: String,
+    /// When the posting was applied, unix ms.
+    pub created_at: i64,
+    /// The posting's memo, if any.
+    pub memo: Option<String>,
+    /// The node's available balance right after this entry, 6 decimals.
+    pub balance_after: String,
+}
+
+/// `GET /nodes/{node_id}/ledger`: a page of a node's entries, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerPageView {
+    /// `node_…`.
+    pub node_id: String,
+    /// The entries, newest first (by posting time, then posting key, both descending).
+    pub items: Vec<LedgerLineView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Whether the entries are the payer's ledger (read on the payer, or from it by a
+    /// forwarding node); `false` on a node that keeps its own ledger without a payer.
+    pub authoritative: bool,
+}
+
+/// `GET /payouts/config`: what a client needs to know before asking for a payout. Amounts are
+/// integers in micro-USDT; nothing secret is in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayoutConfigView {
+    /// The smallest gross of a payout (`payouts.minimum_usdt`), micro-USDT.
+    pub minimum_micro_usdt: u64,
+    /// The largest gross of a payout (`payouts.maximum_usdt`), micro-USDT.
+    pub maximum_micro_usdt: u64,
+    /// The fee rate in basis points of the gross (a constant: 100).
+    pub fee_bps: u32,
+    /// The smallest fee, micro-USDT.
+    pub fee_min_micro_usdt: u64,
+    /// The largest fee, micro-USDT.
+    pub fee_max_micro_usdt: u64,
+    /// The Lucid network of this node.
+    pub network: String,
+    /// `payer` (this node pays), `forwarder` (it forwards to `payer_node_id`) or `standalone`
+    /// (no payer is known: payouts wait `awaiting_chain` in this node's ledger).
+    pub role: String,
+    /// The rail this node pays with (`tron`, `ledger_only`), on the payer only.
+    pub rail: Option<String>,
+    /// The payer's id: this node's on the payer, `payouts.payer_node_id` on a forwarder.
+    pub payer_node_id: Option<String>,
+}
+
+/// A signed micro-USDT amount as a 6-decimal string (`-` first for a debit).
+pub fn signed_amount(micro: i64) -> String {
+    let text = lucid_core::MicroUsdt(micro.unsigned_abs()).to_string();
+    if micro < 0 { format!("-{text}") } else { text }
+}
+
+/// The micro-USDT of a [`signed_amount`] text; `None` for anything else.
+pub fn parse_signed_amount(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let micro = i64::try_from(digits.parse::<lucid_core::MicroUsdt>().ok()?.0).ok()?;
+    Some(if negative { -micro } else { micro })
+}

@@ -84,6 +84,10 @@ pub mod methods {
     pub const FORWARD_CANCEL: &str = "/lucid.node.v1.Peer/ForwardCancel";
     /// `Peer.GetPayouts`.
     pub const GET_PAYOUTS: &str = "/lucid.node.v1.Peer/GetPayouts";
+    /// `Peer.GetLedger`.
+    pub const GET_LEDGER: &str = "/lucid.node.v1.Peer/GetLedger";
+    /// `Peer.GetPayoutStats`.
+    pub const GET_PAYOUT_STATS: &str = "/lucid.node.v1.Peer/GetPayoutStats";
 }
 
 /// One incoming peer call as the [`PeerGate`] judges it.

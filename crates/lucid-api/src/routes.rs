@@ -14,11 +14,11 @@ use serde::Serialize;
 
 use crate::auth::{Admin, AdminToken, HasAdminToken};
 use crate::dto::{
-    AddPeerRequest, BalanceView, CapacityView, CreatePoolRequest, EpochStubView, MemberView,
-    NodeSummary, OpAccepted, Page, PageQuery, PayoutAddressRequest, PayoutQuery, PayoutStats,
-    PayoutStubView, PayoutView, PeerQueued, PeerView, PoolView, ResolveOutcome, ResolveRequest,
-    ResourcesView, ScheduleView, SignedBody, SweepStarted, TallyView, UpdatePoolRequest,
-    Withdrawal, WithdrawalRequest,
+    AddPeerRequest, BalanceView, CapacityView, CreatePoolRequest, EpochStubView, LedgerPageView,
+    MemberView, NodeSummary, OpAccepted, Page, PageQuery, PayoutAddressRequest, PayoutConfigView,
+    PayoutQuery, PayoutStats, PayoutStubView, PayoutView, PeerQueued, PeerView, PoolView,
+    RemoveMemberRequest, ResolveOutcome, ResolveRequest, ResourcesView, ScheduleView, SignedBody,
+    SweepStarted, TallyView, UpdatePoolRequest, Withdrawal, WithdrawalRequest,
 };
 use crate::envelope::{REQUEST_ID, render, request_id};
 use crate::extract::{JsonBody, PathParams, QueryParams, parse};
@@ -159,6 +159,15 @@ pub trait NodeApi: Send + Sync + 'static {
         pool: PoolId,
         request: UpdatePoolRequest,
     ) -> Result<OpAccepted, Failure>;
+    /// The own node (the leader) signs and submits a Remove of `member`, with a ban or not.
+    async fn remove_member(
+        &self,
+        pool: PoolId,
+        member: NodeId,
+        request: RemoveMemberRequest,
+    ) -> Result<OpAccepted, Failure>;
+    /// The own node (the leader) signs and submits a Disband.
+    async fn disband_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure>;
     /// Any node's signed pool op.
     async fn submit_pool_op(
         &self,
@@ -173,6 +182,12 @@ pub trait NodeApi: Send + Sync + 'static {
 
     /// A node's balance.
     async fn balance(&self, node: NodeId) -> Result<BalanceView, Failure>;
+    /// A page of a node's ledger entries, newest first; the page size is validated by the
+    /// route, the cursor (opaque text) by the implementation (400 `INVALID_INPUT`). A node that
+    /// forwards to a payer answers the payer's ledger (503 `PAYER_UNREACHABLE` without it).
+    async fn ledger(&self, node: NodeId, page: PageQuery) -> Result<LedgerPageView, Failure>;
+    /// The payout configuration a client needs (no secret).
+    async fn payout_config(&self) -> Result<PayoutConfigView, Failure>;
     /// A node's pay stub of a settled epoch: 404 `TALLY_NOT_FOUND` without a stored tally,
     /// 409 `INVALID_STATE` while it is not settled.
     async fn epoch_stub(&self, node: NodeId, epoch: Epoch) -> Result<EpochStubView, Failure> {
@@ -240,6 +255,17 @@ pub trait NodeApi: Send + Sync + 'static {
         query: PayoutQuery,
     ) -> Result<Page<PayoutView>, Failure> {
         let _ = (node, query);
+        Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
+    }
+    /// The payer's side of `Peer.GetLedger`: a page of a node's entries in its own ledger. A
+    /// node that is not the payer refuses.
+    async fn payer_ledger(&self, node: NodeId, page: PageQuery) -> Result<LedgerPageView, Failure> {
+        let _ = (node, page);
+        Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
+    }
+    /// The payer's side of `Peer.GetPayoutStats`: its own payout counts. A node that is not
+    /// the payer refuses.
+    async fn payer_payout_stats(&self) -> Result<PayoutStats, Failure> {
         Err(Failure::FeatureDisabled("this node is not the payer".to_owned()))
     }
     /// The payer's side of `Peer.GetPayouts` for one payout id.
@@ -377,6 +403,15 @@ fn table() -> Routes {
         .add(spec("get", "/api/v1/nodes/{node_id}", O, "One node"), get(node_by_id))
         .add(spec("get", "/api/v1/nodes/{node_id}/balance", O, "A node's balance"), get(balance))
         .add(
+            spec(
+                "get",
+                "/api/v1/nodes/{node_id}/ledger",
+                O,
+                "A node's ledger entries, newest first",
+            ),
+            get(ledger),
+        )
+        .add(
             spec("get", "/api/v1/nodes/{node_id}/payouts", O, "A node's payouts"),
             get(node_payouts),
         )
@@ -440,7 +475,24 @@ fn table() -> Routes {
             spec("post", "/api/v1/pools/{pool_id}/leave", A, "The own node leaves a pool"),
             post(leave_pool),
         )
+        .add(
+            spec(
+                "post",
+                "/api/v1/pools/{pool_id}/members/{node_id}/remove",
+                A,
+                "The own node (leader) removes a member, with {\"ban\": true} bans it too",
+            ),
+            post(remove_member),
+        )
+        .add(
+            spec("post", "/api/v1/pools/{pool_id}/disband", A, "The own node (leader) disbands"),
+            post(disband_pool),
+        )
         .add(spec("get", "/api/v1/payouts", O, "Payouts"), get(payouts))
+        .add(
+            spec("get", "/api/v1/payouts/config", O, "Payout limits, fee policy and payer"),
+            get(payout_config),
+        )
         .add(spec("get", "/api/v1/payouts/stats", O, "Payout counts by status"), get(payout_stats))
         .add(
             spec("post", "/api/v1/payouts/sweep", A, "Start a payout sweep (single flight)"),
@@ -645,6 +697,22 @@ async fn epoch_stub(
     state.api.epoch_stub(node, Epoch(parse("epoch", &epoch)?)).await.map(Json)
 }
 
+async fn ledger(
+    State(state): State<AppState>,
+    PathParams(node_id): PathParams<String>,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Answer<LedgerPageView> {
+    let node = parse("node_id", &node_id)?;
+    page.limit()?;
+    if page.cursor.as_ref().is_some_and(|cursor| cursor.len() > MAX_CURSOR) {
+        return Err(Failure::InvalidInput("cursor is not valid".to_owned()));
+    }
+    state.api.ledger(node, page).await.map(Json)
+}
+
+/// Longest `cursor` accepted: a ledger position is at most 20 digits, `:` and a 128-byte key.
+pub(crate) const MAX_CURSOR: usize = 160;
+
 async fn node_payouts(
     State(state): State<AppState>,
     PathParams(node_id): PathParams<String>,
@@ -812,6 +880,44 @@ async fn leave_pool(
 ) -> Result<Response, Failure> {
     let pool = parse("pool_id", &pool_id)?;
     state.api.leave_pool(pool).await.map(accepted)
+}
+
+/// `POST /pools/{pool_id}/members/{node_id}/remove`: the body `{"ban": bool}` is optional; a
+/// request without a `Content-Type` and without a body removes without a ban.
+async fn remove_member(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams((pool_id, node_id)): PathParams<(String, String)>,
+    request: Request,
+) -> Result<Response, Failure> {
+    use axum::extract::FromRequest as _;
+    let pool = parse("pool_id", &pool_id)?;
+    let member = parse("node_id", &node_id)?;
+    let body = if request.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+        JsonBody::<RemoveMemberRequest>::from_request(request, &state).await?.0
+    } else {
+        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT_BYTES)
+            .await
+            .map_err(|_| Failure::BodyTooLarge)?;
+        if !bytes.is_empty() {
+            return Err(Failure::UnsupportedMediaType);
+        }
+        RemoveMemberRequest::default()
+    };
+    state.api.remove_member(pool, member, body).await.map(accepted)
+}
+
+async fn disband_pool(
+    _admin: Admin,
+    State(state): State<AppState>,
+    PathParams(pool_id): PathParams<String>,
+) -> Result<Response, Failure> {
+    let pool = parse("pool_id", &pool_id)?;
+    state.api.disband_pool(pool).await.map(accepted)
+}
+
+async fn payout_config(State(state): State<AppState>) -> Answer<PayoutConfigView> {
+    state.api.payout_config().await.map(Json)
 }
 
 async fn payouts(

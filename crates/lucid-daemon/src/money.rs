@@ -68,6 +68,8 @@ pub(crate) struct MoneyRuntime {
 }
 
 struct Payer {
+    /// The rail's name (`tron`, `ledger_only`, `fake`), for `GET /payouts/config`.
+    rail: &'static str,
     sweeper: Arc<Sweeper>,
     health: Arc<PayoutHealth>,
     tracker: tokio_util::task::TaskTracker,
@@ -91,7 +93,8 @@ impl MoneyRuntime {
             };
             return (runtime, None);
         };
-        let health = Arc::new(PayoutHealth::new(loops.rail.kind().as_str()));
+        let rail_name = loops.rail.kind().as_str();
+        let health = Arc::new(PayoutHealth::new(rail_name));
         let sweeper = Arc::new(Sweeper::new(
             Arc::clone(&state.ports.proofs),
             Arc::clone(&wiring.ledger),
@@ -115,7 +118,7 @@ impl MoneyRuntime {
             )
             .with_hot_wallet(wallet),
         );
-        let payer = Payer { sweeper, health, tracker: tracker.clone() };
+        let payer = Payer { rail: rail_name, sweeper, health, tracker: tracker.clone() };
         let runtime = MoneyRuntime {
             ledger: wiring.ledger,
             epoch_reward: wiring.epoch_reward,
@@ -130,6 +133,11 @@ impl MoneyRuntime {
     /// Whether this node is the payer (its reserved and paid figures are authoritative).
     pub(crate) fn is_payer(&self) -> bool {
         self.payer.is_some()
+    }
+
+    /// The name of the rail this node pays with; `None` when it is not the payer.
+    pub(crate) fn rail(&self) -> Option<&'static str> {
+        self.payer.as_ref().map(|payer| payer.rail)
     }
 
     /// Whether the payer's processor has its circuit open (`lucid_payout_circuit_open`).

@@ -16,7 +16,10 @@
 //! The operator's admin calls on a forwarding node act for its own node only: the node signs
 //! the request with its identity key and forwards it like any other.
 
-use lucid_api::dto::{Page, PayoutQuery, PayoutView, Withdrawal};
+use lucid_api::dto::{
+    LedgerPageView, Page, PageQuery, PayoutConfigView, PayoutQuery, PayoutStats, PayoutView,
+    Withdrawal,
+};
 use lucid_api::grpc::pb;
 use lucid_api::{Failure, Missing};
 use lucid_core::message::Message;
@@ -362,3 +365,93 @@ pub(crate) async fn payer_payout(state: &State, payout_id: &str) -> Result<Payou
 
 #[cfg(test)]
 mod tests;
+
+/// `GET /nodes/{id}/ledger`: on a forwarding node a page of the payer's ledger (503
+/// `PAYER_UNREACHABLE` without an answer, never this node's own entries instead); elsewhere
+/// this node's own ledger. A node without any entry that this node does not know at all
+/// (no registration, no seat, not itself) is 404 `NODE_NOT_FOUND`; a known node without
+/// entries has an empty ledger.
+pub(crate) async fn ledger(
+    state: &State,
+    node: NodeId,
+    query: PageQuery,
+) -> Result<LedgerPageView, Failure> {
+    let first_page = query.cursor.is_none();
+    let page = match role(state) {
+        Role::Forwarder(payer) => forwarded_ledger(state, payer, node, query).await?,
+        Role::Payer | Role::Standalone => operator::ledger(state, node, &query).await?,
+    };
+    if first_page && page.items.is_empty() {
+        // Answers 404 for a node nobody registered.
+        operator::node(state, node).await?;
+    }
+    Ok(page)
+}
+
+async fn forwarded_ledger(
+    state: &State,
+    payer: NodeId,
+    node: NodeId,
+    query: PageQuery,
+) -> Result<LedgerPageView, Failure> {
+    // A bad page size or cursor is the client's mistake, answered here as the payer would.
+    query.limit()?;
+    query.cursor.as_deref().map(operator::parse_ledger_cursor).transpose()?;
+    let request = pb::GetLedgerRequest {
+        node_id: node.to_string(),
+        limit: query.limit.unwrap_or(0),
+        cursor: query.cursor.unwrap_or_default(),
+    };
+    let (items, next_cursor) =
+        client(state)?.get_ledger(payer, request).await.map_err(unreachable(payer, "GetLedger"))?;
+    // The entries are the payer's ledger: the authoritative one.
+    Ok(LedgerPageView { node_id: node.to_string(), items, next_cursor, authoritative: true })
+}
+
+/// `Peer.GetLedger` on this node: the payer's own ledger.
+pub(crate) async fn payer_ledger(
+    state: &State,
+    node: NodeId,
+    query: PageQuery,
+) -> Result<LedgerPageView, Failure> {
+    require_payer(state)?;
+    operator::ledger(state, node, &query).await
+}
+
+/// `GET /payouts/stats`: the payer's figures on a forwarding node (503 `PAYER_UNREACHABLE`
+/// without an answer), this node's own elsewhere.
+pub(crate) async fn payout_stats(state: &State) -> Result<PayoutStats, Failure> {
+    let Role::Forwarder(payer) = role(state) else {
+        return operator::payout_stats(state).await;
+    };
+    client(state)?.get_payout_stats(payer).await.map_err(unreachable(payer, "GetPayoutStats"))
+}
+
+/// `Peer.GetPayoutStats` on this node: the payer's own figures.
+pub(crate) async fn payer_payout_stats(state: &State) -> Result<PayoutStats, Failure> {
+    require_payer(state)?;
+    operator::payout_stats(state).await
+}
+
+/// `GET /payouts/config`: the limits in force, the fee policy (constants), and who pays. No
+/// secret is part of it: the rail is named, its keys and endpoints are not.
+pub(crate) fn payout_config(state: &State) -> PayoutConfigView {
+    use lucid_payouts::payout::{FEE_BPS, FEE_MAX, FEE_MIN, PayoutLimits};
+    let limits = state.money().map_or_else(PayoutLimits::default, |money| money.limits);
+    let (role, payer) = match role(state) {
+        Role::Payer => ("payer", Some(state.node_id)),
+        Role::Forwarder(payer) => ("forwarder", Some(payer)),
+        Role::Standalone => ("standalone", None),
+    };
+    PayoutConfigView {
+        minimum_micro_usdt: limits.minimum().0,
+        maximum_micro_usdt: limits.maximum().0,
+        fee_bps: FEE_BPS,
+        fee_min_micro_usdt: FEE_MIN.0,
+        fee_max_micro_usdt: FEE_MAX.0,
+        network: state.config.network_name.clone(),
+        role: role.to_owned(),
+        rail: state.money().and_then(crate::money::MoneyRuntime::rail).map(str::to_owned),
+        payer_node_id: payer.map(|node| node.to_string()),
+    }
+}

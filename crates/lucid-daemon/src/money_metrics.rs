@@ -373,6 +373,15 @@ impl LedgerStore for CountingLedger {
     ) -> Result<Vec<NodeCredit>, Error> {
         self.inner.node_credits(node, after, until, limit).await
     }
+
+    async fn node_ledger(
+        &self,
+        node: &NodeId,
+        before: Option<&lucid_payouts::store::LedgerPosition>,
+        limit: usize,
+    ) -> Result<Vec<lucid_payouts::store::NodeLedgerLine>, Error> {
+        self.inner.node_ledger(node, before, limit).await
+    }
 }
 
 #[cfg(test)]

@@ -957,6 +957,19 @@ impl NodeApi for Api {
         pool_ops::submit_own(&self.state, Op::SetMaxNodes { pool, max: request.max_nodes }).await
     }
 
+    async fn remove_member(
+        &self,
+        pool: PoolId,
+        member: NodeId,
+        request: lucid_api::dto::RemoveMemberRequest,
+    ) -> Result<OpAccepted, Failure> {
+        pool_ops::submit_own(&self.state, Op::Remove { pool, member, ban: request.ban }).await
+    }
+
+    async fn disband_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure> {
+        pool_ops::submit_own(&self.state, Op::Disband { pool }).await
+    }
+
     async fn submit_pool_op(
         &self,
         message: Vec<u8>,
@@ -994,7 +1007,31 @@ impl NodeApi for Api {
     }
 
     async fn payout_stats(&self) -> Result<PayoutStats, Failure> {
-        operator::payout_stats(&self.state).await
+        money_forward::payout_stats(&self.state).await
+    }
+
+    async fn ledger(
+        &self,
+        node: NodeId,
+        page: lucid_api::dto::PageQuery,
+    ) -> Result<lucid_api::dto::LedgerPageView, Failure> {
+        money_forward::ledger(&self.state, node, page).await
+    }
+
+    async fn payout_config(&self) -> Result<lucid_api::dto::PayoutConfigView, Failure> {
+        Ok(money_forward::payout_config(&self.state))
+    }
+
+    async fn payer_ledger(
+        &self,
+        node: NodeId,
+        page: lucid_api::dto::PageQuery,
+    ) -> Result<lucid_api::dto::LedgerPageView, Failure> {
+        money_forward::payer_ledger(&self.state, node, page).await
+    }
+
+    async fn payer_payout_stats(&self) -> Result<PayoutStats, Failure> {
+        money_forward::payer_payout_stats(&self.state).await
     }
 
     async fn payout_stub(&self, payout_id: &str) -> Result<PayoutStubView, Failure> {

@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use lucid_api::dto::{
-    AttemptView, BalanceView, CapacityView, MemberView, NodeSummary, Page, PageQuery, PayoutQuery,
-    PayoutStats, PayoutView, PoolView, ScheduleView, TallyEntryView, TallyView, Withdrawal,
+    AttemptView, BalanceView, CapacityView, LedgerLineView, LedgerPageView, MemberView,
+    NodeSummary, Page, PageQuery, PayoutQuery, PayoutStats, PayoutView, PoolView, ScheduleView,
+    TallyEntryView, TallyView, Withdrawal,
 };
 use lucid_api::{Failure, Missing};
 use lucid_consensus::leader::{LeaderReason, NoLeaderReason, Outcome, SlotResult};
 use lucid_consensus::registration::Endpoint;
 use lucid_consensus::store::StoredRegistration;
-use lucid_core::{Epoch, HasKind, MicroUsdt, NodeId, PoolId, Slot};
+use lucid_core::{Epoch, HasKind, MicroUsdt, NodeId, PoolId, Slot, UnixMillis};
 use lucid_payouts::payout::{Origin, PayoutLimits, PayoutStatus, Refusal};
-use lucid_payouts::store::{AttemptRecord, CreateOutcome, NewPayout, PayoutRecord};
+use lucid_payouts::store::{AttemptRecord, CreateOutcome, LedgerPosition, NewPayout, PayoutRecord};
 use lucid_pools::Pool;
 
 use crate::node::State;
@@ -36,8 +37,7 @@ pub(crate) fn store_failure<E: HasKind + Display>(
 
 /// A signed micro-USDT amount as a 6-decimal string.
 pub(crate) fn amount(micro: i64) -> String {
-    let text = MicroUsdt(micro.unsigned_abs()).to_string();
-    if micro < 0 { format!("-{text}") } else { text }
+    lucid_api::dto::signed_amount(micro)
 }
 
 /// Pages `items` (sorted by `key`) after `cursor`.
@@ -485,4 +485,65 @@ pub(crate) async fn cancel_payout(state: &State, payout_id: &str) -> Result<Payo
         .await
         .map_err(payout_error("cancelling a payout"))?;
     view_of(state, &record).await
+}
+
+/// The ledger cursor of `position`: `{posted_at}:{posting_key}` (the key may hold `:`).
+fn ledger_cursor(position: &LedgerPosition) -> String {
+    format!("{}:{}", position.posted_at.0, position.posting_key)
+}
+
+/// The position a ledger cursor names; anything else is the client's mistake.
+pub(crate) fn parse_ledger_cursor(cursor: &str) -> Result<LedgerPosition, Failure> {
+    let invalid = || Failure::InvalidInput("cursor is not valid".to_owned());
+    let (millis, key) = cursor.split_once(':').ok_or_else(invalid)?;
+    if millis.is_empty() || !millis.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let posted_at = UnixMillis(millis.parse().map_err(|_| invalid())?);
+    if key.is_empty() || key.len() > MAX_POSTING_KEY || key.chars().any(char::is_control) {
+        return Err(invalid());
+    }
+    Ok(LedgerPosition { posted_at, posting_key: key.to_owned() })
+}
+
+/// Longest posting key (the schema's CHECK).
+const MAX_POSTING_KEY: usize = 128;
+
+/// `GET /nodes/{id}/ledger` from this node's own ledger: a page of the node's entries, newest
+/// first. `authoritative` says whether this ledger is the payer's.
+pub(crate) async fn ledger(
+    state: &State,
+    node: NodeId,
+    query: &PageQuery,
+) -> Result<LedgerPageView, Failure> {
+    let limit = query.limit()?;
+    let before = query.cursor.as_deref().map(parse_ledger_cursor).transpose()?;
+    let money =
+        state.money().ok_or_else(|| Failure::FeatureDisabled("the ledger is not wired".into()))?;
+    // One line more than the page tells whether another page exists.
+    let mut lines = money
+        .ledger
+        .node_ledger(&node, before.as_ref(), limit + 1)
+        .await
+        .map_err(store_failure("reading a node's ledger"))?;
+    let more = lines.len() > limit;
+    lines.truncate(limit);
+    let next_cursor =
+        if more { lines.last().map(|line| ledger_cursor(&line.position())) } else { None };
+    Ok(LedgerPageView {
+        node_id: node.to_string(),
+        items: lines
+            .into_iter()
+            .map(|line| LedgerLineView {
+                posting_key: line.posting_key,
+                kind: line.kind.as_str().to_owned(),
+                amount: amount(line.amount),
+                created_at: line.posted_at.0,
+                memo: line.memo,
+                balance_after: amount(line.balance_after),
+            })
+            .collect(),
+        next_cursor,
+        authoritative: money.is_payer(),
+    })
 }

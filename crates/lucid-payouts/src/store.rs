@@ -410,6 +410,51 @@ pub trait LedgerStore: Send + Sync {
         until: UnixMillis,
         limit: usize,
     ) -> Result<Vec<NodeCredit>, Error>;
+
+    /// The entries of `node`'s account, newest first in the order (posting time, posting key
+    /// in byte order) reversed, strictly before `before` when given, at most `limit`; each
+    /// with the account's balance right after it (the sum of the account's entries up to and
+    /// including it, read in the same statement as the page).
+    async fn node_ledger(
+        &self,
+        node: &NodeId,
+        before: Option<&LedgerPosition>,
+        limit: usize,
+    ) -> Result<Vec<NodeLedgerLine>, Error>;
+}
+
+/// A place in a node's ledger: the (posting time, posting key) of one of its entries, where a
+/// page of [`LedgerStore::node_ledger`] continues (keys compare by bytes).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LedgerPosition {
+    /// When the posting was applied.
+    pub posted_at: UnixMillis,
+    /// The posting key.
+    pub posting_key: String,
+}
+
+/// One entry of a node's account, as [`LedgerStore::node_ledger`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLedgerLine {
+    /// The posting (`epoch_reward:{e}`, `payout_reserve:{id}`, …).
+    pub posting_key: String,
+    /// Its kind.
+    pub kind: PostingKind,
+    /// The signed amount of the node's entry in it (credit > 0, debit < 0), micro-USDT.
+    pub amount: i64,
+    /// When it was applied.
+    pub posted_at: UnixMillis,
+    /// The posting's memo, if it has one.
+    pub memo: Option<String>,
+    /// The node's available balance right after this entry.
+    pub balance_after: i64,
+}
+
+impl NodeLedgerLine {
+    /// Where the page after this line starts.
+    pub fn position(&self) -> LedgerPosition {
+        LedgerPosition { posted_at: self.posted_at, posting_key: self.posting_key.clone() }
+    }
 }
 
 /// One credit to a node's account, as [`LedgerStore::node_credits`] lists it.
@@ -549,9 +594,10 @@ struct State {
     payouts: BTreeMap<String, PayoutRecord>,
     attempts: BTreeMap<String, Vec<AttemptRecord>>,
     ledger: Ledger,
-    /// When each credit posting was applied (`LedgerStore::apply_posting`'s `now`; 0 for
-    /// [`MemoryPayoutStore::post`]).
-    credited_at: BTreeMap<String, UnixMillis>,
+    /// When each posting was applied (`LedgerStore::apply_posting`'s `now`, the `now` of the
+    /// payout transition that wrote it; 0 for [`MemoryPayoutStore::post`]), as the SQL store's
+    /// `ledger_postings.created_at`.
+    posted_at: BTreeMap<String, UnixMillis>,
 }
 
 impl State {
@@ -611,11 +657,20 @@ impl State {
         Ok(())
     }
 
-    fn release(&mut self, payout_id: &str) -> Result<(), Error> {
+    fn release(&mut self, payout_id: &str, now: UnixMillis) -> Result<(), Error> {
         let payout = self.payout(payout_id)?;
         let posting = Posting::payout_release(payout_id, payout.node, payout.amounts.gross)?;
-        self.ledger.apply(&posting)?;
+        self.apply(&posting, now)?;
         Ok(())
+    }
+
+    /// Applies `posting` to the ledger and dates it `now` if it is new.
+    fn apply(&mut self, posting: &Posting, now: UnixMillis) -> Result<Applied, Error> {
+        let applied = self.ledger.apply(posting)?;
+        if applied == Applied::Posted {
+            self.posted_at.insert(posting.key().to_owned(), now);
+        }
+        Ok(applied)
     }
 
     fn signed_today(&self, day: i64, node: &NodeId) -> (u32, u32) {
@@ -667,12 +722,7 @@ impl MemoryPayoutStore {
     }
 
     fn credit(&self, posting: &Posting, now: UnixMillis) -> Result<Applied, Error> {
-        let mut state = self.lock("posting")?;
-        let applied = state.ledger.apply(posting)?;
-        if applied == Applied::Posted {
-            state.credited_at.insert(posting.key().to_owned(), now);
-        }
-        Ok(applied)
+        self.lock("posting")?.apply(posting, now)
     }
 
     /// A copy of the ledger.
@@ -738,7 +788,7 @@ impl PayoutStore for MemoryPayoutStore {
             Creation::Create(record) => record,
         };
         let reserve = Posting::payout_reserve(&id, request.node, record.amounts.gross)?;
-        state.ledger.apply(&reserve)?;
+        state.apply(&reserve, request.now)?;
         state.payouts.insert(id, record.clone());
         Ok(CreateOutcome::Created(record))
     }
@@ -801,14 +851,14 @@ impl PayoutStore for MemoryPayoutStore {
                 code
             }
             Unclaim::Fail { code } => {
-                state.release(payout_id)?;
+                state.release(payout_id, now)?;
                 state.set_status(payout_id, PayoutStatus::Failed, now)?;
                 code
             }
             Unclaim::SignFailed { code, max_failures, message } => {
                 let failures = payout.sign_failures.saturating_add(1);
                 if failures >= *max_failures {
-                    state.release(payout_id)?;
+                    state.release(payout_id, now)?;
                     state.set_status(payout_id, PayoutStatus::Failed, now)?;
                 } else {
                     state.set_status(payout_id, PayoutStatus::Pending, now)?;
@@ -939,7 +989,7 @@ impl PayoutStore for MemoryPayoutStore {
         let amounts = payout.amounts;
         let index = state.live_attempt(payout_id, txid)?;
         let settle = Posting::payout_settle(payout_id, amounts.net, amounts.fee)?;
-        state.ledger.apply(&settle)?;
+        state.apply(&settle, now)?;
         if let Some(attempt) = state.attempts.get_mut(payout_id).and_then(|a| a.get_mut(index)) {
             attempt.status = AttemptStatus::Confirmed;
             attempt.block = Some(receipt.block);
@@ -987,7 +1037,7 @@ impl PayoutStore for MemoryPayoutStore {
         let to =
             if retryable && retries_left { PayoutStatus::Pending } else { PayoutStatus::Failed };
         if to == PayoutStatus::Failed {
-            state.release(payout_id)?;
+            state.release(payout_id, now)?;
         }
         if let Some(attempt) = state.attempts.get_mut(payout_id).and_then(|a| a.get_mut(index)) {
             attempt.status = status;
@@ -1048,11 +1098,11 @@ impl PayoutStore for MemoryPayoutStore {
         let (attempt_status, payout_status) = match resolution {
             Resolution::Settle => {
                 let settle = Posting::payout_settle(payout_id, amounts.net, amounts.fee)?;
-                state.ledger.apply(&settle)?;
+                state.apply(&settle, now)?;
                 (AttemptStatus::Confirmed, PayoutStatus::Confirmed)
             }
             Resolution::Release => {
-                state.release(payout_id)?;
+                state.release(payout_id, now)?;
                 (AttemptStatus::Reverted, PayoutStatus::Failed)
             }
         };
@@ -1073,7 +1123,7 @@ impl PayoutStore for MemoryPayoutStore {
     async fn cancel(&self, payout_id: &str, now: UnixMillis) -> Result<PayoutRecord, Error> {
         let mut state = self.lock("cancelling a payout")?;
         state.require(payout_id, &[PayoutStatus::Pending])?;
-        state.release(payout_id)?;
+        state.release(payout_id, now)?;
         state.set_status(payout_id, PayoutStatus::Cancelled, now)?;
         state.payout(payout_id).cloned()
     }
@@ -1140,7 +1190,7 @@ impl LedgerStore for MemoryPayoutStore {
             .postings()
             .filter(|posting| posting.kind().is_credit())
             .filter_map(|posting| {
-                let posted_at = state.credited_at.get(posting.key()).copied()?;
+                let posted_at = state.posted_at.get(posting.key()).copied()?;
                 let amount = u64::try_from(posting.amount_for(&Account::Node(*node))).ok()?;
                 let in_range = after.is_none_or(|after| posted_at > after) && posted_at <= until;
                 (amount > 0 && in_range).then(|| NodeCredit {
@@ -1158,6 +1208,44 @@ impl LedgerStore for MemoryPayoutStore {
 
     async fn posting(&self, key: &str) -> Result<Option<Posting>, Error> {
         Ok(self.lock("reading a posting")?.ledger.posting(key).cloned())
+    }
+
+    async fn node_ledger(
+        &self,
+        node: &NodeId,
+        before: Option<&LedgerPosition>,
+        limit: usize,
+    ) -> Result<Vec<NodeLedgerLine>, Error> {
+        let state = self.lock("reading a node's ledger")?;
+        let account = Account::Node(*node);
+        let mut lines: Vec<NodeLedgerLine> = state
+            .ledger
+            .postings()
+            .filter_map(|posting| {
+                let amount = posting.amount_for(&account);
+                (amount != 0).then(|| NodeLedgerLine {
+                    posting_key: posting.key().to_owned(),
+                    kind: posting.kind(),
+                    amount,
+                    posted_at: state.posted_at.get(posting.key()).copied().unwrap_or(UnixMillis(0)),
+                    memo: None,
+                    balance_after: 0,
+                })
+            })
+            .collect();
+        // `String` orders by bytes, as the SQL stores order keys.
+        lines.sort_by(|a, b| (a.posted_at, &a.posting_key).cmp(&(b.posted_at, &b.posting_key)));
+        let mut balance = 0i64;
+        for line in &mut lines {
+            balance = balance.saturating_add(line.amount);
+            line.balance_after = balance;
+        }
+        Ok(lines
+            .into_iter()
+            .rev()
+            .filter(|line| before.is_none_or(|before| line.position() < *before))
+            .take(limit)
+            .collect())
     }
 
     async fn account_balance(&self, account: &Account) -> Result<i64, Error> {

@@ -28,8 +28,9 @@ use lucid_payouts::payout::{Amounts, Origin, PayoutStatus, payout_id, utc_day};
 use lucid_payouts::rail::{SignedTransfer, Txid};
 use lucid_payouts::store::{
     AttemptEnd, AttemptRecord, AttemptStatus, CHAIN_MISMATCH, ClaimRequest, CreateOutcome,
-    Creation, LedgerStore, NewPayout, NodeCredit, PayoutRecord, PayoutStore, Receipt, Resolution,
-    Unclaim, decide_creation, refuse_payout_posting, refuse_unless_mismatch,
+    Creation, LedgerPosition, LedgerStore, NewPayout, NodeCredit, NodeLedgerLine, PayoutRecord,
+    PayoutStore, Receipt, Resolution, Unclaim, decide_creation, refuse_payout_posting,
+    refuse_unless_mismatch,
 };
 
 use crate::database::Database;
@@ -1238,6 +1239,62 @@ impl LedgerStore for Database {
                 });
             }
             Ok::<_, Fail>(credits)
+        }
+        .await
+        .map_err(payouts_error(action))
+    }
+
+    async fn node_ledger(
+        &self,
+        node: &NodeId,
+        before: Option<&LedgerPosition>,
+        limit: usize,
+    ) -> Result<Vec<NodeLedgerLine>, PayoutError> {
+        let action = "reading a node's ledger";
+        async {
+            // Keys in byte order on both backends, whatever the server's default collation.
+            let key = match self.backend() {
+                crate::database::Backend::Sqlite => "posting_key",
+                crate::database::Backend::Postgres => "posting_key COLLATE \"C\"",
+            };
+            // One statement: the running balance and the page come from one snapshot. The
+            // window runs over the one account's entries (`ledger_entries_by_account`).
+            let mut q = self.query(&format!(
+                "SELECT posting_key, kind, amount, created_at, memo, balance_after FROM ( \
+                 SELECT p.posting_key, p.kind, e.amount, p.created_at, p.memo, \
+                 CAST(SUM(e.amount) OVER (ORDER BY p.created_at, p.{key} \
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS balance_after \
+                 FROM ledger_entries e JOIN ledger_postings p ON p.posting_key = e.posting_key \
+                 WHERE e.account = "
+            ));
+            q.bind(text(&Account::Node(*node).name()));
+            q.push(") AS t");
+            if let Some(before) = before {
+                q.push(" WHERE created_at < ").bind(time(before.posted_at));
+                q.push(" OR (created_at = ").bind(time(before.posted_at));
+                q.push(&format!(" AND {key} < "));
+                q.bind(text(&before.posting_key));
+                q.push(")");
+            }
+            q.push(&format!(" ORDER BY created_at DESC, {key} DESC LIMIT "));
+            q.bind(int("limit", u64::try_from(limit).unwrap_or(u64::MAX))?);
+            let rows = self.ledger_read(&mut q, action).await?;
+            let mut lines = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let c = Columns::new(row, "ledger_entries", action);
+                let kind = c.text(1)?;
+                let kind = PostingKind::parse(&kind)
+                    .ok_or_else(|| c.invalid(format!("unknown posting kind {kind:?}")))?;
+                lines.push(NodeLedgerLine {
+                    posting_key: c.text(0)?,
+                    kind,
+                    amount: c.int(2)?,
+                    posted_at: c.time(3)?,
+                    memo: c.opt_text(4)?,
+                    balance_after: c.int(5)?,
+                });
+            }
+            Ok::<_, Fail>(lines)
         }
         .await
         .map_err(payouts_error(action))

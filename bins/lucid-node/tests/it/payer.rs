@@ -2,7 +2,8 @@
 //! (`payouts.enabled`, the ledger-only rail) and a forwarding node (`payouts.payer_node_id`).
 //! A withdrawal signed with the forwarding node's key and sent to the forwarding node becomes a
 //! payout on the payer, identical when read through either node; a signed cancel likewise; the
-//! forwarding node's balance is not authoritative; forged, malformed, oversized, stale,
+//! forwarding node's balance is not authoritative, its node's ledger and the payout figures
+//! read through it are the payer's, page by page; forged, malformed, oversized, stale,
 //! foreign-network and replayed requests change nothing; without the payer the forwarding node
 //! answers 503 `PAYER_UNREACHABLE`.
 
@@ -361,6 +362,47 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     assert_eq!(admin_payout["idempotency_key"], "wd:admin-1");
     assert_eq!(payer_payouts(&payer).len(), 2);
 
+    // The node's ledger and the payout figures, read through the forwarding node, are the
+    // payer's (the forwarder's own database holds no entry of its node): page by page too.
+    let ledger = format!("/api/v1/nodes/{forwarder_id}/ledger");
+    let (status, on_payer) = json(payer.addr, &format!("{ledger}?limit=100"));
+    assert_eq!(status, 200, "{on_payer}");
+    // The credit, the first payout's reserve and release, the admin payout's reserve.
+    let kinds: Vec<&str> =
+        on_payer["items"].as_array().unwrap().iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["payout_reserve", "payout_release", "payout_reserve", "epoch_reward"]);
+    assert_eq!(on_payer["items"][0]["balance_after"], "40.000000");
+    assert_eq!(on_payer["authoritative"], true);
+    assert_eq!(json(forwarder.addr, &format!("{ledger}?limit=100")), (200, on_payer.clone()));
+    let first = json(forwarder.addr, &format!("{ledger}?limit=3"));
+    assert_eq!(first, json(payer.addr, &format!("{ledger}?limit=3")));
+    let cursor = first.1["next_cursor"].as_str().unwrap().to_owned();
+    let rest = format!("{ledger}?limit=3&cursor={}", cursor.replace(':', "%3A"));
+    let second = json(forwarder.addr, &rest);
+    assert_eq!(second, json(payer.addr, &rest));
+    assert_eq!(second.1["items"][0], on_payer["items"][3]);
+    assert!(second.1["next_cursor"].is_null());
+    envelope(&json(forwarder.addr, &format!("{ledger}?cursor=nope")), 400, "INVALID_INPUT");
+    envelope(&json(forwarder.addr, &format!("{ledger}?limit=101")), 400, "INVALID_INPUT");
+    let (status, stats) = json(payer.addr, "/api/v1/payouts/stats");
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        (stats["by_status"]["cancelled"].as_u64(), stats["by_status"]["pending"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(json(forwarder.addr, "/api/v1/payouts/stats"), (200, stats));
+    let (status, config) = json(forwarder.addr, "/api/v1/payouts/config");
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(
+        (config["role"].as_str(), config["payer_node_id"].as_str()),
+        (Some("forwarder"), Some(payer_id.to_string().as_str()))
+    );
+    let (_, config) = json(payer.addr, "/api/v1/payouts/config");
+    assert_eq!(
+        (config["role"].as_str(), config["minimum_micro_usdt"].as_u64()),
+        (Some("payer"), Some(10_000_000))
+    );
+
     // Without the payer: 503 PAYER_UNREACHABLE, and nothing is created on the forwarding node.
     payer.signal("TERM");
     payer.wait_exit(Duration::from_secs(30));
@@ -373,6 +415,9 @@ fn withdrawals_and_cancels_signed_by_a_node_are_forwarded_to_the_one_payer() {
     let (status, reply) = json(forwarder.addr, &path);
     assert_eq!(status, 503, "{reply}");
     assert_eq!(reply["error"]["code"], "LUCID_ERR_PAYER_UNREACHABLE");
+    // The ledger and the figures are never answered from the forwarder's own database.
+    envelope(&json(forwarder.addr, &ledger), 503, "PAYER_UNREACHABLE");
+    envelope(&json(forwarder.addr, "/api/v1/payouts/stats"), 503, "PAYER_UNREACHABLE");
 
     // The forwarding node's own database holds no payout: every one above is the payer's.
     forwarder.signal("TERM");

@@ -348,6 +348,51 @@ impl FromProto<pb::PayoutRecord> for crate::dto::PayoutView {
     }
 }
 
+/// The wire form of one ledger line; an amount that is no [`crate::dto::signed_amount`] text
+/// is refused (it never is: the views are made from integers).
+pub fn ledger_line_to_proto(
+    line: &crate::dto::LedgerLineView,
+) -> Result<pb::LedgerLine, GrpcError> {
+    let micro = |field, text: &str| {
+        crate::dto::parse_signed_amount(text).ok_or_else(|| invalid(field, "not a signed amount"))
+    };
+    Ok(pb::LedgerLine {
+        posting_key: line.posting_key.clone(),
+        kind: line.kind.clone(),
+        amount_micro: micro("amount", &line.amount)?,
+        created_at: line.created_at,
+        memo: line.memo.clone(),
+        balance_after_micro: micro("balance_after", &line.balance_after)?,
+    })
+}
+
+impl FromProto<pb::LedgerLine> for crate::dto::LedgerLineView {
+    /// Checks what the payer sent before this node shows it: bounded texts without control
+    /// characters, a non-zero amount, a non-negative balance and time.
+    fn from_proto(line: pb::LedgerLine) -> Result<Self, GrpcError> {
+        if line.posting_key.is_empty() {
+            return Err(invalid("posting_key", "empty"));
+        }
+        if line.amount_micro == 0 {
+            return Err(invalid("amount_micro", "an entry is never zero"));
+        }
+        if line.balance_after_micro < 0 {
+            return Err(invalid("balance_after_micro", "a node's balance is never negative"));
+        }
+        if line.created_at < 0 {
+            return Err(invalid("created_at", "before 1970"));
+        }
+        Ok(crate::dto::LedgerLineView {
+            posting_key: payout_text("posting_key", line.posting_key)?,
+            kind: payout_text("kind", line.kind)?,
+            amount: crate::dto::signed_amount(line.amount_micro),
+            created_at: line.created_at,
+            memo: line.memo.map(|memo| payout_text("memo", memo)).transpose()?,
+            balance_after: crate::dto::signed_amount(line.balance_after_micro),
+        })
+    }
+}
+
 /// The refusal a payer sends for `failure`: its stable code and detail.
 pub fn payout_refusal(failure: &crate::Failure) -> pb::PayoutRefusal {
     pb::PayoutRefusal {

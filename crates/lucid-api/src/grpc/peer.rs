@@ -450,6 +450,57 @@ impl pb::peer_server::Peer for PeerService {
             next_cursor: page.next_cursor,
         }))
     }
+
+    async fn get_ledger(
+        &self,
+        request: Request<pb::GetLedgerRequest>,
+    ) -> Result<Response<pb::GetLedgerResponse>, Status> {
+        self.authenticate(&request, methods::GET_LEDGER, 1).await?;
+        let payer = self.payer()?;
+        let request = request.into_inner();
+        let status = |failure: Failure| super::operator::failure_status(&failure);
+        let node = node_from_text("node_id", &request.node_id)?;
+        if request.cursor.len() > crate::routes::MAX_CURSOR {
+            return Err(GrpcError::InvalidField {
+                field: "cursor",
+                reason: "longer than the longest ledger cursor".into(),
+            }
+            .into());
+        }
+        let page = crate::dto::PageQuery {
+            limit: (request.limit != 0).then_some(request.limit),
+            cursor: (!request.cursor.is_empty()).then_some(request.cursor),
+        };
+        page.limit().map_err(status)?;
+        let answer = payer.payer_ledger(node, page).await.map_err(status)?;
+        let lines = answer
+            .items
+            .iter()
+            .map(super::convert::ledger_line_to_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Status::internal("a ledger line does not convert"))?;
+        Ok(Response::new(pb::GetLedgerResponse { lines, next_cursor: answer.next_cursor }))
+    }
+
+    async fn get_payout_stats(
+        &self,
+        request: Request<pb::GetPayoutStatsRequest>,
+    ) -> Result<Response<pb::GetPayoutStatsResponse>, Status> {
+        self.authenticate(&request, methods::GET_PAYOUT_STATS, 1).await?;
+        let payer = self.payer()?;
+        let stats = payer
+            .payer_payout_stats()
+            .await
+            .map_err(|failure| super::operator::failure_status(&failure))?;
+        let paid: lucid_core::MicroUsdt = stats
+            .paid_gross
+            .parse()
+            .map_err(|_| Status::internal("the paid gross does not convert"))?;
+        Ok(Response::new(pb::GetPayoutStatsResponse {
+            by_status: stats.by_status.into_iter().collect(),
+            paid_gross_micro: paid.0,
+        }))
+    }
 }
 
 /// Longest cursor or status text of a `GetPayouts` request.

@@ -317,6 +317,31 @@ impl crate::NodeApi for TestNode {
         unreachable!("not used by the gRPC services")
     }
 
+    async fn remove_member(
+        &self,
+        _pool: PoolId,
+        _member: NodeId,
+        _request: crate::dto::RemoveMemberRequest,
+    ) -> Result<OpAccepted, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn disband_pool(&self, _pool: PoolId) -> Result<OpAccepted, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
+    async fn ledger(
+        &self,
+        _node: NodeId,
+        _page: PageQuery,
+    ) -> Result<crate::dto::LedgerPageView, Failure> {
+        unreachable!("the peer service asks payer_ledger")
+    }
+
+    async fn payout_config(&self) -> Result<crate::dto::PayoutConfigView, Failure> {
+        unreachable!("not used by the gRPC services")
+    }
+
     async fn tally(&self, _epoch: Epoch) -> Result<TallyView, Failure> {
         if _epoch != Epoch(1) {
             return Err(Failure::NotFound(Missing::Tally));
@@ -438,6 +463,44 @@ impl crate::NodeApi for TestNode {
         assert_eq!(node, Some(testing::node(7)));
         assert_eq!(query.status.as_deref(), Some("pending"));
         Ok(Page { items: vec![test_payout("po_1")], next_cursor: Some("c1".into()) })
+    }
+
+    /// Node 7's ledger holds one credit and one reserve; any other node's is empty.
+    async fn payer_ledger(
+        &self,
+        node: NodeId,
+        page: PageQuery,
+    ) -> Result<crate::dto::LedgerPageView, Failure> {
+        let line = |key: &str, kind: &str, amount: &str, after: &str| crate::dto::LedgerLineView {
+            posting_key: key.into(),
+            kind: kind.into(),
+            amount: amount.into(),
+            created_at: 9,
+            memo: None,
+            balance_after: after.into(),
+        };
+        let items = if node == testing::node(7) {
+            vec![
+                line("payout_reserve:po_1", "payout_reserve", "-10.000000", "2.500000"),
+                line("epoch_reward:1", "epoch_reward", "12.500000", "12.500000"),
+            ]
+        } else {
+            Vec::new()
+        };
+        let next_cursor = page.cursor.is_none().then(|| "9:epoch_reward:1".to_owned());
+        Ok(crate::dto::LedgerPageView {
+            node_id: node.to_string(),
+            items,
+            next_cursor,
+            authoritative: true,
+        })
+    }
+
+    async fn payer_payout_stats(&self) -> Result<PayoutStats, Failure> {
+        Ok(PayoutStats {
+            by_status: BTreeMap::from([("confirmed".to_owned(), 2), ("pending".to_owned(), 1)]),
+            paid_gross: "20.500000".into(),
+        })
     }
 
     async fn payer_payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
@@ -570,6 +633,44 @@ async fn forwarded_payout_requests_carry_the_payers_answer_both_ways() {
     assert_eq!((page.payouts.len(), page.next_cursor.as_deref()), (1, Some("c1")));
     let record = PayoutView::from_proto(page.payouts[0].clone()).unwrap();
     assert_eq!(record.attempts.len(), 1);
+    // The ledger of one node, newest first, and the payer's figures.
+    let ledger = client
+        .get_ledger(pb::GetLedgerRequest {
+            node_id: testing::node(7).to_string(),
+            limit: 2,
+            cursor: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ledger.lines.len(), 2);
+    assert_eq!(
+        (ledger.lines[0].amount_micro, ledger.lines[0].balance_after_micro),
+        (-10_000_000, 2_500_000)
+    );
+    assert_eq!(ledger.next_cursor.as_deref(), Some("9:epoch_reward:1"));
+    let shown = crate::dto::LedgerLineView::from_proto(ledger.lines[0].clone()).unwrap();
+    assert_eq!((shown.amount.as_str(), shown.balance_after.as_str()), ("-10.000000", "2.500000"));
+    let stats = client.get_payout_stats(pb::GetPayoutStatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.paid_gross_micro, 20_500_000);
+    assert_eq!(stats.by_status.get("confirmed"), Some(&2));
+    for bad in [
+        pb::GetLedgerRequest::default(),
+        pb::GetLedgerRequest { node_id: "node_zz".into(), ..Default::default() },
+        pb::GetLedgerRequest {
+            node_id: testing::node(7).to_string(),
+            limit: 101,
+            ..Default::default()
+        },
+        pb::GetLedgerRequest {
+            node_id: testing::node(7).to_string(),
+            cursor: "1".repeat(161),
+            ..Default::default()
+        },
+    ] {
+        let status = client.get_ledger(bad.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
+    }
     // Malformed reads: an id with other fields, a bad id, a bad node, a page over 100.
     for bad in [
         pb::GetPayoutsRequest { payout_id: "po_1".into(), limit: 2, ..Default::default() },
@@ -582,6 +683,44 @@ async fn forwarded_payout_requests_carry_the_payers_answer_both_ways() {
         assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status:?}");
     }
     server.stop().await;
+}
+
+#[test]
+fn a_ledger_line_from_another_node_is_checked_before_it_is_shown() {
+    use super::convert::FromProto as _;
+    let good = pb::LedgerLine {
+        posting_key: "epoch_reward:3".into(),
+        kind: "epoch_reward".into(),
+        amount_micro: 1_500_000,
+        created_at: 7,
+        memo: None,
+        balance_after_micro: 1_500_000,
+    };
+    let view = crate::dto::LedgerLineView::from_proto(good.clone()).unwrap();
+    assert_eq!((view.amount.as_str(), view.balance_after.as_str()), ("1.500000", "1.500000"));
+    type Change = Box<dyn Fn(&mut pb::LedgerLine)>;
+    let broken: [Change; 7] = [
+        Box::new(|l| l.posting_key = String::new()),
+        Box::new(|l| l.posting_key = "k".repeat(129)),
+        Box::new(|l| l.kind = "a\u{0}b".into()),
+        Box::new(|l| l.amount_micro = 0),
+        Box::new(|l| l.balance_after_micro = -1),
+        Box::new(|l| l.created_at = -5),
+        Box::new(|l| l.memo = Some("m".repeat(200))),
+    ];
+    for (index, change) in broken.iter().enumerate() {
+        let mut line = good.clone();
+        change(&mut line);
+        assert!(crate::dto::LedgerLineView::from_proto(line).is_err(), "change {index}");
+    }
+    // The signed amount text round-trips, and nothing else parses as one.
+    for micro in [i64::MIN + 1, -1, 1, 10_000_000, i64::MAX] {
+        let text = crate::dto::signed_amount(micro);
+        assert_eq!(crate::dto::parse_signed_amount(&text), Some(micro), "{text}");
+    }
+    for text in ["", "-", "--1", "+1", "1.0000001", "1e3", " 1"] {
+        assert_eq!(crate::dto::parse_signed_amount(text), None, "{text:?}");
+    }
 }
 
 #[test]
@@ -1298,6 +1437,8 @@ async fn every_peer_method_refuses_calls_without_a_valid_peer_call() {
         client.forward_withdrawal(pb::ForwardWithdrawalRequest::default()).await.unwrap_err(),
         client.forward_cancel(pb::ForwardCancelRequest::default()).await.unwrap_err(),
         client.get_payouts(pb::GetPayoutsRequest::default()).await.unwrap_err(),
+        client.get_ledger(pb::GetLedgerRequest::default()).await.unwrap_err(),
+        client.get_payout_stats(pb::GetPayoutStatsRequest::default()).await.unwrap_err(),
     ];
     for status in &missing {
         assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");

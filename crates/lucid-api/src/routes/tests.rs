@@ -45,6 +45,17 @@ fn full_pool() -> PoolId {
     PoolId::derive(&node_id(), Slot(2), "full")
 }
 
+/// A pool whose leader is another node: the fake refuses leader ops on it.
+fn foreign_pool() -> PoolId {
+    PoolId::derive(&node_id(), Slot(3), "foreign")
+}
+
+/// Another node: the leader of every pool in the fake, which cannot be removed; its ledger
+/// stands for one whose payer is unreachable.
+fn leader_node() -> NodeId {
+    NodeKey::from_seed(&[9; 32]).node_id()
+}
+
 fn accepted() -> OpAccepted {
     OpAccepted { op_digest: "d".into(), pool_id: pool_id().to_string(), effective_slot: 4 }
 }
@@ -164,6 +175,33 @@ impl NodeApi for FakeNode {
         self.call(format!("update {pool} {}", request.max_nodes));
         Ok(accepted())
     }
+    async fn remove_member(
+        &self,
+        pool: PoolId,
+        member: NodeId,
+        request: RemoveMemberRequest,
+    ) -> Result<OpAccepted, Failure> {
+        self.call(format!("remove {pool} {member} ban={}", request.ban));
+        if member == leader_node() {
+            Err(Failure::NotMember)
+        } else if pool == foreign_pool() {
+            Err(Failure::NotLeader)
+        } else if pool == full_pool() {
+            Err(Failure::NotFound(Missing::Pool))
+        } else {
+            Ok(accepted())
+        }
+    }
+    async fn disband_pool(&self, pool: PoolId) -> Result<OpAccepted, Failure> {
+        self.call(format!("disband {pool}"));
+        if pool == foreign_pool() {
+            Err(Failure::NotLeader)
+        } else if pool == full_pool() {
+            Err(Failure::PoolDisbanded)
+        } else {
+            Ok(accepted())
+        }
+    }
     async fn submit_pool_op(
         &self,
         message: Vec<u8>,
@@ -195,6 +233,42 @@ impl NodeApi for FakeNode {
     async fn payout(&self, payout_id: &str) -> Result<PayoutView, Failure> {
         self.call(format!("payout {payout_id}"));
         Err(Failure::NotFound(Missing::Payout))
+    }
+    async fn ledger(&self, node: NodeId, page: PageQuery) -> Result<LedgerPageView, Failure> {
+        self.call(format!("ledger {node} {:?} {:?}", page.limit, page.cursor));
+        if node == leader_node() {
+            return Err(Failure::PayerUnreachable);
+        }
+        if node == NodeKey::from_seed(&[8; 32]).node_id() {
+            return Err(Failure::NotFound(Missing::Node));
+        }
+        Ok(LedgerPageView {
+            node_id: node.to_string(),
+            items: vec![crate::dto::LedgerLineView {
+                posting_key: "payout_reserve:payout_1".into(),
+                kind: "payout_reserve".into(),
+                amount: "-10.000000".into(),
+                created_at: 5,
+                memo: None,
+                balance_after: "2.500000".into(),
+            }],
+            next_cursor: Some("5:payout_reserve:payout_1".into()),
+            authoritative: false,
+        })
+    }
+    async fn payout_config(&self) -> Result<PayoutConfigView, Failure> {
+        self.call("config");
+        Ok(PayoutConfigView {
+            minimum_micro_usdt: 10_000_000,
+            maximum_micro_usdt: 10_000_000_000,
+            fee_bps: 100,
+            fee_min_micro_usdt: 100_000,
+            fee_max_micro_usdt: 10_000_000,
+            network: "test".into(),
+            role: "forwarder".into(),
+            rail: None,
+            payer_node_id: Some(leader_node().to_string()),
+        })
     }
     async fn payout_stats(&self) -> Result<PayoutStats, Failure> {
         self.call("stats");
@@ -618,6 +692,9 @@ fn literal_segments_are_never_shadowed_by_parameters() {
         assert_eq!(call(&router, "GET", "/api/v1/payouts/stats").await.status, StatusCode::OK);
         assert_eq!(fake.calls(), vec!["stats".to_owned()]);
         fake.calls.lock().unwrap().clear();
+        assert_eq!(call(&router, "GET", "/api/v1/payouts/config").await.status, StatusCode::OK);
+        assert_eq!(fake.calls(), vec!["config".to_owned()]);
+        fake.calls.lock().unwrap().clear();
         call(&router, "GET", "/api/v1/payouts/payout_ab").await.envelope(404, "PAYOUT_NOT_FOUND");
         assert_eq!(fake.calls(), vec!["payout payout_ab".to_owned()]);
         fake.calls.lock().unwrap().clear();
@@ -848,5 +925,177 @@ fn a_cancel_is_the_admins_or_signed_by_the_owner() {
         // The admin form.
         admin(&router, "POST", uri, "").await.envelope(409, "INVALID_STATE");
         assert_eq!(fake.calls(), vec!["cancel payout_7"]);
+    });
+}
+
+#[test]
+fn remove_and_disband_are_the_leaders_admin_ops() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let member = node_id();
+        let remove = format!("/api/v1/pools/{}/members/{member}/remove", pool_id());
+        // Without a body (and without a Content-Type) a remove bans nobody; `{"ban": true}`
+        // bans; `{}` is the default.
+        let request = Request::builder()
+            .method("POST")
+            .uri(&remove)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let reply = send(&router, request).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert_eq!(reply.json()["effective_slot"], 4);
+        assert_eq!(reply.json()["pool_id"], pool_id().to_string());
+        let reply = admin(&router, "POST", &remove, r#"{"ban":true}"#).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        admin(&router, "POST", &remove, "{}").await;
+        assert_eq!(
+            fake.calls(),
+            vec![
+                format!("remove {} {member} ban=false", pool_id()),
+                format!("remove {} {member} ban=true", pool_id()),
+                format!("remove {} {member} ban=false", pool_id()),
+            ]
+        );
+        fake.calls.lock().unwrap().clear();
+        // Malformed ids, bodies of the wrong shape or type, a body without a Content-Type, an
+        // oversized body: refused before the node is asked.
+        let short = &member.to_string()[..20];
+        let upper = member.to_string().to_uppercase();
+        for uri in [
+            format!("/api/v1/pools/pool_zz/members/{member}/remove"),
+            format!("/api/v1/pools/{}/members/{short}/remove", pool_id()),
+            format!("/api/v1/pools/{}/members/{upper}/remove", pool_id()),
+            format!("/api/v1/pools/{}/members/node_{}/remove", pool_id(), "g".repeat(64)),
+            format!("/api/v1/pools/{}/members/{member}00/remove", pool_id()),
+            format!("/api/v1/pools/{}/members/{}/remove", pool_id(), pool_id()),
+        ] {
+            admin(&router, "POST", &uri, "{}").await.envelope(400, "INVALID_INPUT");
+        }
+        for body in
+            [r#"{"ban":"yes"}"#, r#"{"ban":1}"#, r#"{"ban":true,"reason":"x"}"#, "[", "null"]
+        {
+            admin(&router, "POST", &remove, body).await.envelope(400, "INVALID_INPUT");
+        }
+        let request = Request::builder()
+            .method("POST")
+            .uri(&remove)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(r#"{"ban":true}"#))
+            .unwrap();
+        send(&router, request).await.envelope(415, "UNSUPPORTED_MEDIA_TYPE");
+        let huge = format!(r#"{{"ban":true,"x":"{}"}}"#, "a".repeat(BODY_LIMIT_BYTES));
+        admin(&router, "POST", &remove, &huge).await.envelope(413, "BODY_TOO_LARGE");
+        let request = Request::builder()
+            .method("POST")
+            .uri(&remove)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from("a".repeat(BODY_LIMIT_BYTES + 1)))
+            .unwrap();
+        send(&router, request).await.envelope(413, "BODY_TOO_LARGE");
+        admin(&router, "POST", "/api/v1/pools/pool_1/disband", "")
+            .await
+            .envelope(400, "INVALID_INPUT");
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+        // The domain's refusals keep their codes.
+        let leader = leader_node();
+        let uri = format!("/api/v1/pools/{}/members/{leader}/remove", pool_id());
+        admin(&router, "POST", &uri, "{}").await.envelope(409, "NOT_MEMBER");
+        let uri = format!("/api/v1/pools/{}/members/{member}/remove", foreign_pool());
+        admin(&router, "POST", &uri, "{}").await.envelope(403, "NOT_LEADER");
+        let uri = format!("/api/v1/pools/{}/members/{member}/remove", full_pool());
+        admin(&router, "POST", &uri, "{}").await.envelope(404, "POOL_NOT_FOUND");
+        let reply =
+            admin(&router, "POST", &format!("/api/v1/pools/{}/disband", pool_id()), "").await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        let uri = format!("/api/v1/pools/{}/disband", foreign_pool());
+        admin(&router, "POST", &uri, "").await.envelope(403, "NOT_LEADER");
+        let uri = format!("/api/v1/pools/{}/disband", full_pool());
+        admin(&router, "POST", &uri, "").await.envelope(409, "POOL_DISBANDED");
+        // GET on the op routes is not a read.
+        call(&router, "GET", &remove).await.envelope(405, "METHOD_NOT_ALLOWED");
+        assert_eq!(fake.calls().len(), 6, "{:?}", fake.calls());
+    });
+}
+
+#[test]
+fn the_ledger_is_paged_and_its_parameters_checked_at_the_edge() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let node = node_id();
+        let reply = call(&router, "GET", &format!("/api/v1/nodes/{node}/ledger")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let json = reply.json();
+        assert_eq!(json["node_id"], node.to_string());
+        assert_eq!(json["items"][0]["amount"], "-10.000000");
+        assert_eq!(json["items"][0]["balance_after"], "2.500000");
+        assert_eq!(json["items"][0]["kind"], "payout_reserve");
+        assert_eq!(json["next_cursor"], "5:payout_reserve:payout_1");
+        assert_eq!(json["authoritative"], false);
+        let uri = format!("/api/v1/nodes/{node}/ledger?limit=100&cursor=5:payout_reserve:payout_1");
+        assert_eq!(call(&router, "GET", &uri).await.status, StatusCode::OK);
+        assert_eq!(
+            fake.calls(),
+            vec![
+                format!("ledger {node} None None"),
+                format!("ledger {node} Some(100) Some(\"5:payout_reserve:payout_1\")"),
+            ]
+        );
+        fake.calls.lock().unwrap().clear();
+        let long_cursor = "1".repeat(MAX_CURSOR + 1);
+        for query in [
+            "limit=0".to_owned(),
+            "limit=101".to_owned(),
+            "limit=-1".to_owned(),
+            "limit=99999999999".to_owned(),
+            "limit=ten".to_owned(),
+            "after=3".to_owned(),
+            "order=asc".to_owned(),
+            format!("cursor={long_cursor}"),
+        ] {
+            call(&router, "GET", &format!("/api/v1/nodes/{node}/ledger?{query}"))
+                .await
+                .envelope(400, "INVALID_INPUT");
+        }
+        let short = &node.to_string()[..30];
+        for id in
+            [short.to_owned(), "node_zz".to_owned(), format!("{node}0"), pool_id().to_string()]
+        {
+            call(&router, "GET", &format!("/api/v1/nodes/{id}/ledger"))
+                .await
+                .envelope(400, "INVALID_INPUT");
+        }
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+        // A node nobody knows.
+        let unknown = NodeKey::from_seed(&[8; 32]).node_id();
+        call(&router, "GET", &format!("/api/v1/nodes/{unknown}/ledger"))
+            .await
+            .envelope(404, "NODE_NOT_FOUND");
+        // A payer that does not answer is a 503, not an empty ledger.
+        call(&router, "GET", &format!("/api/v1/nodes/{}/ledger", leader_node()))
+            .await
+            .envelope(503, "PAYER_UNREACHABLE");
+    });
+}
+
+#[test]
+fn the_payout_config_is_open_and_holds_no_secret() {
+    runtime().block_on(async {
+        let fake = FakeNode::new(true);
+        let router = app(&fake);
+        let reply = call(&router, "GET", "/api/v1/payouts/config").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let json = reply.json();
+        assert_eq!(json["minimum_micro_usdt"], 10_000_000);
+        assert_eq!(json["maximum_micro_usdt"], 10_000_000_000u64);
+        assert_eq!(json["fee_bps"], 100);
+        assert_eq!(json["role"], "forwarder");
+        assert_eq!(fake.calls(), vec!["config".to_owned()]);
+        for secret in ["key", "token", "secret", "wallet", "password"] {
+            assert!(!reply.body.to_lowercase().contains(secret), "{secret}: {}", reply.body);
+        }
+        call(&router, "POST", "/api/v1/payouts/config").await.envelope(405, "METHOD_NOT_ALLOWED");
     });
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lucid_api::Failure;
-use lucid_api::dto::PayoutQuery;
+use lucid_api::dto::{PageQuery, PayoutQuery};
 use lucid_consensus::ConsensusParams;
 use lucid_consensus::testing;
 use lucid_core::message::Message as _;
@@ -345,12 +345,185 @@ fn a_forwarding_node_never_creates_a_payout_of_its_own() {
         let read = api.payouts(None, bad_limit).await;
         assert!(matches!(read, Err(Failure::InvalidInput(_))), "{:?}", read.map(|p| p.items.len()));
 
+        // The ledger and the payout figures are the payer's: 503 without it, never this
+        // node's own entries (it holds 50 USDT of its own node's rewards); the payer's side of
+        // those peer calls is refused here.
+        let ledger = api.ledger(own.node_id(), PageQuery::default()).await;
+        assert_eq!(ledger.map(|l| l.items.len()).unwrap_err(), Failure::PayerUnreachable);
+        assert_eq!(
+            api.payout_stats().await.map(|s| s.paid_gross).unwrap_err(),
+            Failure::PayerUnreachable
+        );
+        not_payer(api.payer_ledger(own.node_id(), PageQuery::default()).await.map(|l| l.node_id));
+        not_payer(api.payer_payout_stats().await.map(|s| s.paid_gross));
+        // A bad page size or cursor is still the client's mistake.
+        for page in [
+            PageQuery { limit: Some(0), cursor: None },
+            PageQuery { limit: Some(101), cursor: None },
+            PageQuery { limit: None, cursor: Some("x".to_owned()) },
+        ] {
+            let answer = api.ledger(own.node_id(), page).await;
+            assert!(
+                matches!(answer, Err(Failure::InvalidInput(_))),
+                "{:?}",
+                answer.map(|l| l.node_id)
+            );
+        }
+        // The configuration says who pays, without asking it.
+        let config = api.payout_config().await.unwrap();
+        assert_eq!(
+            (config.role.as_str(), config.payer_node_id.clone(), config.rail.clone()),
+            ("forwarder", Some(testing::node(9).to_string()), None)
+        );
+        assert_eq!(
+            (config.minimum_micro_usdt, config.maximum_micro_usdt),
+            (10_000_000, 40_000_000)
+        );
+
         // Its own figures are not authoritative, and no request made a payout here.
         let balance = api.balance(own.node_id()).await.unwrap();
         assert!(!balance.authoritative);
         assert_eq!(balance.available, "50.000000");
         assert!(!api.balance(testing::node(1)).await.unwrap().authoritative);
         assert!(store.list(None).await.unwrap().is_empty());
+        store.audit().unwrap();
+        node.drain().await.unwrap();
+    });
+}
+
+/// The payer's ledger, newest first with the balance after each entry, paged by cursor until
+/// every entry was seen once; its stats and configuration.
+#[test]
+fn the_payer_answers_a_nodes_ledger_page_by_page_and_its_payout_figures() {
+    paused_runtime().block_on(async {
+        let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
+        let (node, store, _proofs) = memory_node(&clock).await;
+        let rail = Arc::new(ClockedChain {
+            chain: Arc::new(FakeChain::new(1, 0, 1)),
+            clock: Arc::clone(&clock),
+        });
+        node.spawn_money(MoneyWiring {
+            ledger: store.clone(),
+            epoch_reward: MicroUsdt(0),
+            limits: limits(),
+            max_retries: 3,
+            payer_node_id: None,
+            payouts: Some(PayoutLoops {
+                rail,
+                sweep: SweepSettings {
+                    genesis: params().time.genesis(),
+                    interval_ms: 3_600_000,
+                    limits: limits(),
+                    max_retries: 3,
+                },
+                processor: ProcessorConfig::default(),
+                process_interval: HOUR,
+            }),
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let api = node.api();
+        let owner = testing::key(1);
+        // Three credits and a payout (its reserve), then the payout cancelled (its release).
+        credit(&store, 1, &[(1, 20), (2, 5)]);
+        credit(&store, 2, &[(1, 7)]);
+        credit(&store, 3, &[(1, 3)]);
+        let payout = api
+            .submit_withdrawal(withdrawal(&owner, &network(), Some(12), "k-1", clock.wall()))
+            .await
+            .unwrap()
+            .payout;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        api.submit_payout_cancel(
+            &payout.payout_id,
+            cancel(&owner, &network(), &payout.payout_id, clock.wall()),
+        )
+        .await
+        .unwrap();
+        let node_1 = testing::node(1);
+        let all = api.ledger(node_1, PageQuery { limit: Some(100), cursor: None }).await.unwrap();
+        assert!(all.authoritative);
+        assert!(all.next_cursor.is_none());
+        let lines: Vec<(&str, &str, &str)> = all
+            .items
+            .iter()
+            .map(|l| (l.kind.as_str(), l.amount.as_str(), l.balance_after.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                ("payout_release", "12.000000", "30.000000"),
+                ("payout_reserve", "-12.000000", "18.000000"),
+                ("epoch_reward", "3.000000", "30.000000"),
+                ("epoch_reward", "7.000000", "27.000000"),
+                ("epoch_reward", "20.000000", "20.000000"),
+            ]
+        );
+        assert_eq!(api.balance(node_1).await.unwrap().available, "30.000000");
+        // Pages of two: every entry once, in the same order.
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = api.ledger(node_1, PageQuery { limit: Some(2), cursor }).await.unwrap();
+            assert!(page.items.len() <= 2);
+            paged.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all.items);
+        // A registered node without entries has an empty ledger; a node nobody knows is 404.
+        assert_eq!(
+            api.ledger(testing::node(8), PageQuery::default()).await.unwrap_err(),
+            Failure::NotFound(lucid_api::Missing::Node)
+        );
+        let own = NodeKey::from_seed(&[3; 32]).node_id();
+        assert!(api.ledger(own, PageQuery::default()).await.unwrap().items.is_empty());
+        // The peer side answers the payer's ledger as it is, without the 404.
+        assert!(
+            api.payer_ledger(testing::node(8), PageQuery::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert_eq!(
+            api.payer_ledger(node_1, PageQuery { limit: Some(100), cursor: None }).await.unwrap(),
+            all
+        );
+        // Cursors that are no ledger position are refused.
+        for cursor in [
+            "",
+            "x",
+            ":epoch_reward:1",
+            "-5:k",
+            "5:",
+            "12a:k",
+            "99999999999999999999999:k",
+            "5:a\u{7}b",
+        ] {
+            let page = PageQuery { limit: None, cursor: Some(cursor.to_owned()) };
+            let answer = api.ledger(node_1, page).await;
+            assert!(
+                matches!(answer, Err(Failure::InvalidInput(_))),
+                "{cursor:?}: {:?}",
+                answer.map(|l| l.items.len())
+            );
+        }
+        let stats = api.payout_stats().await.unwrap();
+        assert_eq!(stats.by_status.get("cancelled"), Some(&1));
+        assert_eq!(stats.paid_gross, "0.000000");
+        let peer_stats = api.payer_payout_stats().await.unwrap();
+        assert_eq!(peer_stats.by_status, stats.by_status);
+        let config = api.payout_config().await.unwrap();
+        assert_eq!(
+            (config.role.as_str(), config.rail.as_deref(), config.payer_node_id.clone()),
+            ("payer", Some("fake"), Some(NodeKey::from_seed(&[3; 32]).node_id().to_string()))
+        );
+        assert_eq!(
+            (config.fee_bps, config.fee_min_micro_usdt, config.fee_max_micro_usdt),
+            (100, 100_000, 10_000_000)
+        );
         store.audit().unwrap();
         node.drain().await.unwrap();
     });

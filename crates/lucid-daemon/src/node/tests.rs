@@ -551,3 +551,98 @@ fn concurrent_joins_through_the_group_commit_fill_a_pool_exactly() {
         assert_eq!((capacity.seats, capacity.pending_joins, capacity.remaining), (1, 99, 0));
     });
 }
+
+/// The own node, leader of its pool, removes a member (with a ban), then disbands the pool:
+/// each op is refused early where the local view knows it would be rejected (not the leader,
+/// not a seat holder, the leader itself, an unknown or disbanded pool), and takes effect three
+/// slots later, as the pool's members and status show.
+#[test]
+fn the_leader_removes_a_member_with_a_ban_and_disbands_its_pool() {
+    use lucid_api::dto::RemoveMemberRequest;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(UnixMillis(1_005_500)));
+        let ports = Ports::in_memory();
+        let leader = Node::build(config(), member(1), clock.clone(), database(true), ports.clone());
+        // Another node's daemon over the same stores: its own node is a member, not the leader.
+        let other = Node::build(config(), member(2), clock.clone(), database(true), ports.clone());
+        let api = leader.api();
+        let request = CreatePoolRequest { name: "pool-a".into(), max_nodes: None };
+        let pool: PoolId = api.create_pool(request).await.unwrap().pool_id.parse().unwrap();
+        clock.set_wall(UnixMillis(1_008_000));
+        apply_due(&leader.state, Slot(8)).await;
+        for i in [2, 3, 4] {
+            let (bytes, signature) = signed(&member(i), 1_008_200, Op::Join { pool });
+            api.submit_pool_op(bytes, signature).await.unwrap();
+        }
+        clock.set_wall(UnixMillis(1_011_000));
+        apply_due(&leader.state, Slot(11)).await;
+        assert_eq!(api.pool(pool).await.unwrap().status, "active");
+
+        clock.set_wall(UnixMillis(1_011_100));
+        let ban = RemoveMemberRequest { ban: true };
+        let unknown = PoolId::derive(&member(1).node_id(), Slot(1), "nowhere");
+        let refusals = [
+            (other.api().remove_member(pool, member(3).node_id(), ban).await, Failure::NotLeader),
+            (other.api().disband_pool(pool).await, Failure::NotLeader),
+            (api.remove_member(pool, member(1).node_id(), ban).await, Failure::NotMember),
+            (api.remove_member(pool, member(7).node_id(), ban).await, Failure::NotMember),
+            (
+                api.remove_member(unknown, member(3).node_id(), ban).await,
+                Failure::NotFound(lucid_api::Missing::Pool),
+            ),
+            (api.disband_pool(unknown).await, Failure::NotFound(lucid_api::Missing::Pool)),
+        ];
+        for (index, (answer, expected)) in refusals.into_iter().enumerate() {
+            assert_eq!(answer.map(|op| op.op_digest).unwrap_err(), expected, "refusal {index}");
+        }
+        assert!(ports.pools.pending_ops().await.unwrap().is_empty(), "a refused op was logged");
+        let removed = api.remove_member(pool, member(3).node_id(), ban).await.unwrap();
+        assert_eq!((removed.effective_slot, removed.pool_id.clone()), (14, pool.to_string()));
+        // Nothing changes before the effect slot.
+        apply_due(&leader.state, Slot(12)).await;
+        assert_eq!(api.pool(pool).await.unwrap().seats, 4);
+        clock.set_wall(UnixMillis(1_014_000));
+        apply_due(&leader.state, Slot(14)).await;
+        let view = api.pool(pool).await.unwrap();
+        // Three seats are left (whether they count as active depends on their beacons, which
+        // this test does not send).
+        assert_eq!(view.seats, 3);
+        assert_ne!(view.status, "disbanded");
+        let members = api.pool_members(pool).await.unwrap();
+        let removed_member = members
+            .iter()
+            .find(|m| m.node_id == member(3).node_id().to_string())
+            .expect("the banned member is listed");
+        assert_eq!(removed_member.status, "banned");
+        // Banned: its Join is refused; removing it again is refused (it holds no seat).
+        let (bytes, signature) = signed(&member(3), 1_014_100, Op::Join { pool });
+        assert_eq!(api.submit_pool_op(bytes, signature).await.unwrap_err(), Failure::Banned);
+        clock.set_wall(UnixMillis(1_014_100));
+        let again = api.remove_member(pool, member(3).node_id(), RemoveMemberRequest::default());
+        assert_eq!(again.await.unwrap_err(), Failure::NotMember);
+
+        let disbanded = api.disband_pool(pool).await.unwrap();
+        assert_eq!(disbanded.effective_slot, 17);
+        clock.set_wall(UnixMillis(1_017_000));
+        apply_due(&leader.state, Slot(17)).await;
+        let view = api.pool(pool).await.unwrap();
+        assert_eq!(
+            (view.status.as_str(), view.seats, view.disbanded_slot),
+            ("disbanded", 0, Some(17))
+        );
+        assert!(
+            api.pool_members(pool)
+                .await
+                .unwrap()
+                .iter()
+                .all(|m| m.to_slot.is_some() || m.status == "banned")
+        );
+        // A disbanded pool refuses both ops, and a seat is free again for its former members.
+        clock.set_wall(UnixMillis(1_017_100));
+        assert_eq!(api.disband_pool(pool).await.unwrap_err(), Failure::PoolDisbanded);
+        let late = api.remove_member(pool, member(2).node_id(), RemoveMemberRequest::default());
+        assert_eq!(late.await.unwrap_err(), Failure::PoolDisbanded);
+        assert_eq!(ports.pools.pool_of(&member(2).node_id()).await.unwrap(), None);
+    });
+}

@@ -254,7 +254,67 @@ impl PeerClient {
             .map_err(malformed)?;
         Ok(lucid_api::dto::Page { items, next_cursor: reply.next_cursor })
     }
+
+    /// `GetLedger`: a page of one node's entries in the payer's ledger, each checked; more
+    /// lines than the page asked for, a kind that is no posting kind, or a cursor longer than
+    /// a ledger cursor is [`TransportError::Malformed`].
+    pub async fn get_ledger(
+        &self,
+        payer: NodeId,
+        request: pb::GetLedgerRequest,
+    ) -> Result<(Vec<lucid_api::dto::LedgerLineView>, Option<String>), TransportError> {
+        let most = match request.limit {
+            0 => lucid_api::dto::DEFAULT_PAGE,
+            limit => limit.min(lucid_api::dto::MAX_PAGE),
+        };
+        let mut client = self.client(&payer)?;
+        let request = self.signed(payer, methods::GET_LEDGER, request)?;
+        let reply = self.call(payer, client.get_ledger(request)).await?;
+        if reply.lines.len() > most as usize {
+            return Err(malformed(format!(
+                "{} ledger lines in a page of {most}",
+                reply.lines.len()
+            )));
+        }
+        if reply.next_cursor.as_ref().is_some_and(|cursor| cursor.len() > MAX_LEDGER_CURSOR) {
+            return Err(malformed("ledger cursor too long"));
+        }
+        let mut lines = Vec::with_capacity(reply.lines.len());
+        for line in reply.lines {
+            let line = lucid_api::dto::LedgerLineView::from_proto(line).map_err(malformed)?;
+            if lucid_payouts::ledger::PostingKind::parse(&line.kind).is_none() {
+                return Err(malformed(format!("{:?} is not a posting kind", line.kind)));
+            }
+            lines.push(line);
+        }
+        Ok((lines, reply.next_cursor))
+    }
+
+    /// `GetPayoutStats`: the payer's payout counts by status (each a payout status) and the
+    /// gross it paid.
+    pub async fn get_payout_stats(
+        &self,
+        payer: NodeId,
+    ) -> Result<lucid_api::dto::PayoutStats, TransportError> {
+        let mut client = self.client(&payer)?;
+        let request =
+            self.signed(payer, methods::GET_PAYOUT_STATS, pb::GetPayoutStatsRequest {})?;
+        let reply = self.call(payer, client.get_payout_stats(request)).await?;
+        let statuses = lucid_payouts::payout::PayoutStatus::ALL;
+        if let Some(unknown) =
+            reply.by_status.keys().find(|name| !statuses.iter().any(|s| s.as_str() == *name))
+        {
+            return Err(malformed(format!("{unknown:?} is not a payout status")));
+        }
+        Ok(lucid_api::dto::PayoutStats {
+            by_status: reply.by_status.into_iter().collect(),
+            paid_gross: lucid_core::MicroUsdt(reply.paid_gross_micro).to_string(),
+        })
+    }
 }
+
+/// Longest ledger cursor a payer may hand out (as the HTTP route accepts).
+const MAX_LEDGER_CURSOR: usize = 160;
 
 /// What the payer answered to a forwarded request: the payout and whether the request created
 /// it, or the payer's refusal.

@@ -2264,6 +2264,57 @@ pub struct GetPayoutsResponse {
     #[prost(string, optional, tag = "2")]
     pub next_cursor: ::core::option::Option<::prost::alloc::string::String>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetLedgerRequest {
+    /// The node whose account is listed (`node_` + 64 hex).
+    #[prost(string, tag = "1")]
+    pub node_id: ::prost::alloc::string::String,
+    /// At most 100; 0 means 20.
+    #[prost(uint32, tag = "2")]
+    pub limit: u32,
+    /// The `next_cursor` of the previous page; empty for the first.
+    #[prost(string, tag = "3")]
+    pub cursor: ::prost::alloc::string::String,
+}
+/// One entry of a node's account.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LedgerLine {
+    #[prost(string, tag = "1")]
+    pub posting_key: ::prost::alloc::string::String,
+    /// `epoch_reward`, `session_revenue`, `payout_reserve`, `payout_release` or `payout_settle`.
+    #[prost(string, tag = "2")]
+    pub kind: ::prost::alloc::string::String,
+    /// The node's entry in micro-USDT, signed (a debit is negative).
+    #[prost(sint64, tag = "3")]
+    pub amount_micro: i64,
+    /// When the posting was applied, unix milliseconds.
+    #[prost(int64, tag = "4")]
+    pub created_at: i64,
+    #[prost(string, optional, tag = "5")]
+    pub memo: ::core::option::Option<::prost::alloc::string::String>,
+    /// The node's available balance right after this entry, micro-USDT.
+    #[prost(sint64, tag = "6")]
+    pub balance_after_micro: i64,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetLedgerResponse {
+    /// At most `limit` entries, newest first.
+    #[prost(message, repeated, tag = "1")]
+    pub lines: ::prost::alloc::vec::Vec<LedgerLine>,
+    #[prost(string, optional, tag = "2")]
+    pub next_cursor: ::core::option::Option<::prost::alloc::string::String>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetPayoutStatsRequest {}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetPayoutStatsResponse {
+    /// Payouts by status name; statuses without payouts are left out.
+    #[prost(map = "string, uint64", tag = "1")]
+    pub by_status: ::std::collections::HashMap<::prost::alloc::string::String, u64>,
+    /// Gross of the confirmed payouts, micro-USDT.
+    #[prost(uint64, tag = "2")]
+    pub paid_gross_micro: u64,
+}
 /// Generated client implementations.
 pub mod peer_client {
     #![allow(
@@ -2760,6 +2811,56 @@ pub mod peer_client {
                 .insert(GrpcMethod::new("lucid.node.v1.Peer", "GetPayouts"));
             self.inner.unary(req, path, codec).await
         }
+        /// A page of one node's entries in the payer's ledger, newest first.
+        pub async fn get_ledger(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetLedgerRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetLedgerResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/GetLedger",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "GetLedger"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The payer's payout counts by status and the gross it paid.
+        pub async fn get_payout_stats(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetPayoutStatsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetPayoutStatsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lucid.node.v1.Peer/GetPayoutStats",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lucid.node.v1.Peer", "GetPayoutStats"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2905,6 +3006,22 @@ pub mod peer_server {
             request: tonic::Request<super::GetPayoutsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::GetPayoutsResponse>,
+            tonic::Status,
+        >;
+        /// A page of one node's entries in the payer's ledger, newest first.
+        async fn get_ledger(
+            &self,
+            request: tonic::Request<super::GetLedgerRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetLedgerResponse>,
+            tonic::Status,
+        >;
+        /// The payer's payout counts by status and the gross it paid.
+        async fn get_payout_stats(
+            &self,
+            request: tonic::Request<super::GetPayoutStatsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetPayoutStatsResponse>,
             tonic::Status,
         >;
     }
@@ -3679,6 +3796,94 @@ pub mod peer_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetPayoutsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/GetLedger" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetLedgerSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::GetLedgerRequest>
+                    for GetLedgerSvc<T> {
+                        type Response = super::GetLedgerResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetLedgerRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::get_ledger(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetLedgerSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lucid.node.v1.Peer/GetPayoutStats" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetPayoutStatsSvc<T: Peer>(pub Arc<T>);
+                    impl<
+                        T: Peer,
+                    > tonic::server::UnaryService<super::GetPayoutStatsRequest>
+                    for GetPayoutStatsSvc<T> {
+                        type Response = super::GetPayoutStatsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetPayoutStatsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::get_payout_stats(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetPayoutStatsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -259,6 +259,20 @@ async fn agree(memory: &MemoryPayoutStore, db: &Database, step: &str) {
                 "{backend:?} {step}: credits of node {i} after {after:?}"
             );
         }
+        // A node's ledger, newest first: the whole of it, then page by page of two from each
+        // line's position, so that every cursor the pages hand out is checked on both stores.
+        let all = memory.node_ledger(&n, None, 1_000).await.unwrap();
+        assert_eq!(db.node_ledger(&n, None, 1_000).await.unwrap(), all, "{backend:?} {step}");
+        let balance = memory.balance(&n).await.unwrap().available;
+        assert_eq!(all.first().map_or(0, |line| line.balance_after), balance, "{step}");
+        for line in &all {
+            let position = line.position();
+            assert_eq!(
+                db.node_ledger(&n, Some(&position), 2).await,
+                memory.node_ledger(&n, Some(&position), 2).await,
+                "{backend:?} {step}: ledger of node {i} before {position:?}"
+            );
+        }
     }
 }
 

@@ -110,6 +110,14 @@ impl LedgerStore for FlakyLedger {
     ) -> Result<Vec<lucid_payouts::store::NodeCredit>, lucid_payouts::Error> {
         self.inner.node_credits(node, after, until, limit).await
     }
+    async fn node_ledger(
+        &self,
+        node: &NodeId,
+        before: Option<&lucid_payouts::store::LedgerPosition>,
+        limit: usize,
+    ) -> Result<Vec<lucid_payouts::store::NodeLedgerLine>, lucid_payouts::Error> {
+        self.inner.node_ledger(node, before, limit).await
+    }
 }
 
 fn params() -> lucid_consensus::ConsensusParams {
