@@ -356,8 +356,10 @@ impl Database {
         let mut facts = checks::JoinFacts::default();
         if pool.as_ref().is_some_and(|p| p.status != PoolStatus::Disbanded) {
             facts.seat_requested = flag(11)? || flag(12)?;
-            if !facts.seat_requested {
-                facts.banned = flag(13)?;
+            facts.banned = !facts.seat_requested && flag(13)?;
+            // Facts after the first refusal that applies stay at their defaults, as
+            // `lucid_pools::store::join_facts` leaves them.
+            if !facts.seat_requested && !facts.banned {
                 let c = Columns::new(row, "pool_members", action);
                 facts.pending_joins = c.unsigned(14, "pending joins")?;
             }

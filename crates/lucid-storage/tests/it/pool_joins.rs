@@ -417,3 +417,85 @@ async fn a_batch_chosen_as_a_deadlock_victim_is_run_again_and_answers_what_is_du
         db.close().await;
     }
 }
+
+/// The advisory read of a Join (`join_advice`, one statement on SQL) and the keyed ban lookup
+/// (`is_banned`) answer, on both backends, exactly what the in-memory store reads through its
+/// other methods: a pending duplicate, an unknown pool, a disbanded one, a seated founder, a
+/// signer with a Join waiting elsewhere, a banned node, and a free node counting the waiting
+/// Joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_advice_of_a_join_and_the_ban_lookup_agree_with_the_in_memory_store() {
+    use lucid_pools::checks::JoinFacts;
+    use lucid_pools::model::Role;
+    use lucid_pools::store::JoinAdvice;
+
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        let memory = MemoryPoolStore::new();
+        let stores: [&dyn PoolStore; 2] = [&db, &memory];
+        let mut pools = Vec::new();
+        for store in stores {
+            pools = created(store, 0..3, 5).await;
+        }
+        let [open, disbanded, other] = [pools[0], pools[1], pools[2]];
+        let waiting = join_by(300, open);
+        let banned = join_by(301, open);
+        let founder = signed(&accepted(0, JOIN_SLOT, Op::Join { pool: open }));
+        for store in stores {
+            assert_eq!(store.log_joins(&[waiting.clone()]).await.unwrap().len(), 1);
+            let node = banned.accepted.op.node;
+            let seated =
+                store.seat(&open, &node, Role::Member, Slot(13), &banned.digest()).await.unwrap();
+            assert_eq!(seated, lucid_pools::SeatOutcome::Seated, "{backend:?}");
+            store.close_seat(&open, &node, Slot(14), true).await.unwrap();
+            store.disband(&disbanded, Slot(14)).await.unwrap();
+        }
+        let unknown = pool_id(9, 10, "never-created");
+        let cases = [
+            (waiting.clone(), open),
+            (join_by(302, open), open),
+            (join_by(302, unknown), unknown),
+            (join_by(302, disbanded), disbanded),
+            (founder, open),
+            (join_by(300, other), other),
+            (banned.clone(), open),
+            (join_by(301, other), other),
+        ];
+        let mut answers = Vec::new();
+        for (join, pool) in &cases {
+            let node = join.accepted.op.node;
+            let sql = db.join_advice(pool, &node, &join.digest()).await.unwrap();
+            let in_memory = memory.join_advice(pool, &node, &join.digest()).await.unwrap();
+            assert_eq!(sql, in_memory, "{backend:?}: {pool} {node}");
+            answers.push(sql);
+        }
+        let open_pool = db.get_pool(&open).await.unwrap().map(|s| s.pool);
+        let facts = |seat_requested, banned, pending_joins| JoinFacts {
+            seat_requested,
+            banned,
+            pending_joins,
+        };
+        assert!(answers[0].pending_duplicate, "{backend:?}");
+        assert_eq!(
+            answers[1],
+            JoinAdvice {
+                pending_duplicate: false,
+                pool: open_pool.clone(),
+                facts: facts(false, false, 1)
+            }
+        );
+        assert_eq!(answers[2], JoinAdvice::default(), "{backend:?}: unknown pool");
+        assert_eq!(answers[3].facts, JoinFacts::default(), "{backend:?}: disbanded");
+        assert_eq!(answers[4].facts, facts(true, false, 0), "{backend:?}: the founder");
+        assert_eq!(answers[5].facts, facts(true, false, 0), "{backend:?}: a Join waits");
+        assert_eq!(answers[6].facts, facts(false, true, 0), "{backend:?}: banned");
+        assert_eq!(answers[7].facts, facts(false, false, 0), "{backend:?}: banned elsewhere");
+        for store in stores {
+            let node = banned.accepted.op.node;
+            assert!(store.is_banned(&open, &node).await.unwrap(), "{backend:?}");
+            assert!(!store.is_banned(&other, &node).await.unwrap(), "{backend:?}");
+            assert!(!store.is_banned(&open, &waiting.accepted.op.node).await.unwrap());
+        }
+        db.close().await;
+    }
+}
