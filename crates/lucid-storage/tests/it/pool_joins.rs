@@ -499,3 +499,81 @@ async fn the_advice_of_a_join_and_the_ban_lookup_agree_with_the_in_memory_store(
         db.close().await;
     }
 }
+
+/// On PostgreSQL a concurrent transaction can take a key that no lock of the batch covers: here
+/// the signer's `(node, slot)` in the log, through a Join of another pool. The batch's checks
+/// in memory cannot see it (it is not committed yet), so its multi-row insert is refused by the
+/// unique index once the other transaction commits; the inserts are rolled back to their
+/// savepoint and the batch is checked again one Join per savepoint: the Join that lost the race
+/// is answered alone, the other is logged, and the answers are exactly what is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_inserts_the_database_refuses_answers_each_join_alone() {
+    use sqlx::Connection as _;
+
+    for (test_db, db) in databases().await {
+        if test_db.backend != Backend::Postgres {
+            // SQLite has one writer: nothing can change under a batch's transaction.
+            continue;
+        }
+        let pools = created(&db, 0..2, 10).await;
+        let [first, second] = [pools[0], pools[1]];
+        let racing = join_by(8_000, second);
+        let lost = join_by(8_000, first);
+        let free = join_by(8_001, first);
+        let b = |bytes: &[u8]| lit(Backend::Postgres, bytes);
+        let insert = format!(
+            "INSERT INTO pool_ops (digest, node_id, slot, tag, pool_id, signed_bytes, signature, \
+             state) VALUES ({}, {}, {JOIN_SLOT}, {}, {}, {}, {}, 'pending')",
+            b(racing.digest().as_bytes()),
+            b(racing.accepted.op.node.as_bytes()),
+            lucid_pools::OpTag::Join.wire(),
+            b(second.as_bytes()),
+            b(racing.message.bytes()),
+            b(racing.message.signature().as_bytes()),
+        );
+        let mut other = sqlx::PgConnection::connect(&test_db.url).await.unwrap();
+        sqlx::query("SET lock_timeout = '60s'").execute(&mut other).await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        sqlx::query(&insert).execute(&mut *tx).await.unwrap();
+
+        let store = db.clone();
+        let batch = vec![lost.clone(), free.clone()];
+        let running = tokio::spawn(async move { store.log_joins(&batch).await });
+        // Wait until the batch's insert waits for the other transaction's key.
+        let mut waits = 0;
+        loop {
+            let blocked: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE NOT l.granted AND a.datname = current_database()",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            if blocked > 0 {
+                break;
+            }
+            waits += 1;
+            assert!(waits < 6_000, "the batch never waited for the other transaction");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tx.commit().await.unwrap();
+
+        let answered = outcomes(running.await.unwrap().unwrap());
+        assert_eq!(
+            answered,
+            vec![
+                Ok(JoinAdmission::Refused(RejectReason::AlreadyInPool)),
+                Ok(JoinAdmission::Logged)
+            ]
+        );
+        db.close().await;
+        let db = test_db.open().await.unwrap();
+        let mut expected = vec![racing.clone(), free.clone()];
+        expected.sort_by_key(SignedOp::digest);
+        let mut pending = db.pending_ops().await.unwrap();
+        pending.sort_by_key(SignedOp::digest);
+        assert_eq!(pending, expected);
+        assert_eq!(db.pending_joins(&first).await.unwrap(), 1, "the lost Join left no row");
+        db.close().await;
+    }
+}
