@@ -442,7 +442,7 @@ async fn the_advice_of_a_join_and_the_ban_lookup_agree_with_the_in_memory_store(
         let banned = join_by(301, open);
         let founder = signed(&accepted(0, JOIN_SLOT, Op::Join { pool: open }));
         for store in stores {
-            assert_eq!(store.log_joins(&[waiting.clone()]).await.unwrap().len(), 1);
+            assert_eq!(store.log_joins(std::slice::from_ref(&waiting)).await.unwrap().len(), 1);
             let node = banned.accepted.op.node;
             let seated =
                 store.seat(&open, &node, Role::Member, Slot(13), &banned.digest()).await.unwrap();
