@@ -446,9 +446,12 @@ pub trait PoolStore: Send + Sync {
     /// per op, in order; an op that fails (`Err`) or is refused writes nothing and never spoils
     /// the others.
     ///
-    /// The SQL store runs the whole batch in one transaction (one durable commit for the batch,
-    /// each op inside its own savepoint); an outer `Err` means nothing of the batch was
-    /// committed. This default runs the ops one after the other through the other methods.
+    /// The SQL store runs the whole batch in one transaction (one durable commit for the batch):
+    /// it checks the ops in memory against one read of the facts of their pools and signers and
+    /// writes the admitted ones with multi-row inserts, and when the database refuses those
+    /// inserts it runs each op inside its own savepoint instead; an outer `Err` means nothing of
+    /// the batch was committed. This default runs the ops one after the other through the other
+    /// methods.
     async fn log_joins(
         &self,
         joins: &[SignedOp],

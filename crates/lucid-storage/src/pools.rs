@@ -14,7 +14,9 @@
 //! of them first, in ascending `pool_id` order in one statement, so two concurrent batches never
 //! wait on each other in a cycle. A deadlock or serialization failure that PostgreSQL still
 //! reports (`40P01`, `40001`, say against a transaction of another kind) aborts the whole batch,
-//! which is then run again a bounded number of times; it is never the refusal of a Join.
+//! which is then run again a bounded number of times; it is never the refusal of a Join. Inside
+//! its transaction a batch is checked in memory and written with multi-row inserts
+//! (`pools/joins.rs`), falling back to one Join per savepoint when the database refuses them.
 //!
 //! Reads go to the store every time; nothing is cached.
 
