@@ -11,7 +11,9 @@
 //! `leaving` seat) in case the process stopped between logging and noting, applies whatever is
 //! due, and checks the tables against the rebuild from the log.
 //!
-//! Joins, the op that arrives in bulk, are committed in groups: each accepted Join waits in a
+//! Joins, the op that arrives in bulk, are checked with one read of the store
+//! (`PoolStore::join_advice`: the pending duplicate, the pool, the facts of
+//! `checks::join_refusal`) and committed in groups: each accepted Join waits in a
 //! bounded queue ([`JoinQueue`]), and whichever request gets the submission lock first takes
 //! up to [`JOIN_BATCH_MAX`] waiting Joins and logs them in one transaction
 //! (`PoolStore::log_joins`), where each Join is checked again against the store as the Joins
@@ -258,6 +260,22 @@ pub(crate) async fn submit(
     }
     let effect = op.effect_slot().ok_or_else(|| Failure::InvalidInput("slot overflow".into()))?;
     let accepted = AcceptedOp::new(op, &network);
+    if let Op::Join { pool } = accepted.op.op {
+        // The op that arrives in bulk: its duplicate and advisory checks are one read.
+        let advice = state
+            .ports
+            .pools
+            .join_advice(&pool, &accepted.op.node, &accepted.digest)
+            .await
+            .map_err(store_failure("reading the facts of a Join"))?;
+        if advice.pending_duplicate {
+            return Ok(answer(&accepted, effect));
+        }
+        if let Some(reason) = join_refusal(advice.pool.as_ref(), advice.facts) {
+            return Err(refusal(reason));
+        }
+        return submit_join(state, SignedOp { accepted, message: signed }, effect).await;
+    }
     // The same signed op again is answered as before and changes nothing.
     if let Some(known) = find(state, &accepted.digest).await? {
         return Ok(answer(&known, effect));
@@ -265,9 +283,6 @@ pub(crate) async fn submit(
     // A first check outside the lock, so that refusals run in parallel and never queue behind
     // accepted ops; the check is repeated under the lock before anything is recorded.
     advise(state, &accepted.op).await?;
-    if matches!(accepted.op.op, Op::Join { .. }) {
-        return submit_join(state, SignedOp { accepted, message: signed }, effect).await;
-    }
     let _serial = state.pool_ops.submit.lock().await;
     if let Some(known) = find(state, &accepted.digest).await? {
         return Ok(answer(&known, effect));
@@ -357,7 +372,8 @@ async fn advise(state: &State, op: &PoolOp) -> Result<(), Failure> {
     match &op.op {
         Op::Create { .. } => Ok(()),
         Op::Join { .. } => {
-            // The rule the group commit applies again inside its transaction.
+            // Joins are advised by `join_advice` in `submit`; this is the same rule, which the
+            // group commit applies again inside its transaction.
             let facts = join_facts(pools.as_ref(), &pool_id, &op.node, seat_requested)
                 .await
                 .map_err(store_failure("reading the facts of a Join"))?;

@@ -64,7 +64,7 @@ pub fn seat_refusal(
 
 /// What a node knows when it considers accepting (logging) a Join before its effect slot, the
 /// advisory check of `pools-payouts.md` §2.2.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JoinFacts {
     /// The signer holds a seat, or has a Create or Join waiting in the log.
     pub seat_requested: bool,

@@ -400,6 +400,10 @@ pub trait PoolStore: Send + Sync {
     /// The current rows of `pool` (seats and bans), ordered by `NodeId`.
     async fn members(&self, pool: &PoolId) -> Result<Vec<Membership>, Error>;
 
+    /// Whether `node` is banned from `pool`: one keyed lookup (SQL: the `(pool_id, status)`
+    /// index), not a read of the pool's members.
+    async fn is_banned(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error>;
+
     /// The pool where `node` holds a seat.
     async fn pool_of(&self, node: &NodeId) -> Result<Option<PoolId>, Error>;
 
@@ -442,9 +446,12 @@ pub trait PoolStore: Send + Sync {
     /// per op, in order; an op that fails (`Err`) or is refused writes nothing and never spoils
     /// the others.
     ///
-    /// The SQL store runs the whole batch in one transaction (one durable commit for the batch,
-    /// each op inside its own savepoint); an outer `Err` means nothing of the batch was
-    /// committed. This default runs the ops one after the other through the other methods.
+    /// The SQL store runs the whole batch in one transaction (one durable commit for the batch):
+    /// it checks the ops in memory against one read of the facts of their pools and signers and
+    /// writes the admitted ones with multi-row inserts, and when the database refuses those
+    /// inserts it runs each op inside its own savepoint instead; an outer `Err` means nothing of
+    /// the batch was committed. This default runs the ops one after the other through the other
+    /// methods.
     async fn log_joins(
         &self,
         joins: &[SignedOp],
@@ -459,6 +466,30 @@ pub trait PoolStore: Send + Sync {
     /// The logged op `digest` with its state, if any.
     async fn logged_op(&self, digest: &Digest) -> Result<Option<LoggedOp>, Error> {
         Ok(self.op_log().await?.into_iter().find(|l| l.op.digest() == *digest))
+    }
+
+    /// Everything the advisory check of a Join of `node` into `pool` reads
+    /// (`pools-payouts.md` §2.2), for the API's request path: whether the op `digest` is already
+    /// pending, the pool, and the facts of [`checks::join_refusal`]. The SQL store answers it in
+    /// one statement (one round trip instead of six); this default reads through the other
+    /// methods, and like [`join_facts`] leaves a fact at its default when an earlier one decides.
+    async fn join_advice(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        digest: &Digest,
+    ) -> Result<JoinAdvice, Error> {
+        if self.logged_op(digest).await?.is_some_and(|l| l.state == OpState::Pending) {
+            return Ok(JoinAdvice { pending_duplicate: true, ..JoinAdvice::default() });
+        }
+        let pool_row = self.get_pool(pool).await?.map(|s| s.pool);
+        let mut facts = checks::JoinFacts::default();
+        if pool_row.as_ref().is_some_and(|p| p.status != PoolStatus::Disbanded) {
+            let seat_requested =
+                self.pool_of(node).await?.is_some() || self.has_pending_seat_request(node).await?;
+            facts = join_facts(self, pool, node, seat_requested).await?;
+        }
+        Ok(JoinAdvice { pending_duplicate: false, pool: pool_row, facts })
     }
 
     /// Whether `node` has a logged Create or Join still pending.
@@ -601,6 +632,18 @@ async fn logged_result(store: &dyn PoolStore, digest: &Digest) -> Result<OpResul
     }
 }
 
+/// What the advisory check of one Join reads ([`PoolStore::join_advice`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JoinAdvice {
+    /// The same op is already pending in the log: it is answered as before, nothing else read.
+    pub pending_duplicate: bool,
+    /// The pool the Join names, if it exists.
+    pub pool: Option<Pool>,
+    /// The facts of [`checks::join_refusal`]; left at their defaults when the pool is missing
+    /// or disbanded, or when an earlier fact decides.
+    pub facts: checks::JoinFacts,
+}
+
 /// What logging one Join of a batch did ([`PoolStore::log_joins`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JoinAdmission {
@@ -630,11 +673,10 @@ pub async fn join_facts<S: PoolStore + ?Sized>(
 ) -> Result<checks::JoinFacts, Error> {
     let mut facts = checks::JoinFacts { seat_requested, ..checks::JoinFacts::default() };
     if !seat_requested {
-        facts.banned = store
-            .members(pool)
-            .await?
-            .iter()
-            .any(|m| m.node_id == *node && m.status == MemberStatus::Banned);
+        facts.banned = store.is_banned(pool, node).await?;
+        if facts.banned {
+            return Ok(facts);
+        }
         facts.pending_joins = u64::try_from(store.pending_joins(pool).await?).unwrap_or(u64::MAX);
     }
     Ok(facts)
@@ -1116,6 +1158,10 @@ impl PoolStore for MemoryPoolStore {
             .collect();
         rows.sort_by_key(|m| m.node_id);
         Ok(rows)
+    }
+
+    async fn is_banned(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
+        Ok(self.lock().ban_index(pool, node).is_some())
     }
 
     async fn pool_of(&self, node: &NodeId) -> Result<Option<PoolId>, Error> {

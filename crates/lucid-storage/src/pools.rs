@@ -14,7 +14,9 @@
 //! of them first, in ascending `pool_id` order in one statement, so two concurrent batches never
 //! wait on each other in a cycle. A deadlock or serialization failure that PostgreSQL still
 //! reports (`40P01`, `40001`, say against a transaction of another kind) aborts the whole batch,
-//! which is then run again a bounded number of times; it is never the refusal of a Join.
+//! which is then run again a bounded number of times; it is never the refusal of a Join. Inside
+//! its transaction a batch is checked in memory and written with multi-row inserts
+//! (`pools/joins.rs`), falling back to one Join per savepoint when the database refuses them.
 //!
 //! Reads go to the store every time; nothing is cached.
 
@@ -30,14 +32,17 @@ use lucid_pools::model::{
 };
 use lucid_pools::state::{OpOutcome, OpResult, PoolState, RejectReason};
 use lucid_pools::store::{
-    CloseOutcome, CreateOutcome, DisbandOutcome, Effect, EffectOutcome, JoinAdmission, NewPool,
-    PoolStore, SeatOutcome, SetMaxNodesOutcome, Settled, Settlement, StoredPool, UnbanOutcome,
+    CloseOutcome, CreateOutcome, DisbandOutcome, Effect, EffectOutcome, JoinAdmission, JoinAdvice,
+    NewPool, PoolStore, SeatOutcome, SetMaxNodesOutcome, Settled, Settlement, StoredPool,
+    UnbanOutcome,
 };
 
 use crate::consensus::to_sql;
 use crate::database::Database;
 use crate::error::Error;
 use crate::sql::{Columns, Dialect, Query, Row, Tx, Value};
+
+mod joins;
 
 /// The rows that hold a seat.
 const SEAT: &str = "status IN ('active', 'degraded', 'leaving')";
@@ -805,6 +810,11 @@ impl Write {
         let pools: BTreeSet<PoolId> =
             joins.iter().filter_map(|j| j.accepted.op.op.pool()).collect();
         self.lock_pools_in_order(&pools).await?;
+        if let Some(outcomes) = self.admit_joins_at_once(joins, &pools).await? {
+            return Ok(outcomes);
+        }
+        // The database refused the multi-row inserts: one Join per savepoint, so that the one
+        // it refuses is answered alone.
         let mut outcomes = Vec::with_capacity(joins.len());
         for join in joins {
             self.savepoint("SAVEPOINT batched_join").await?;
@@ -1425,6 +1435,21 @@ impl PoolStore for Database {
 
     async fn members(&self, pool: &PoolId) -> Result<Vec<Membership>, lucid_pools::Error> {
         self.members_query(pool).await.map_err(pools_error("listing members"))
+    }
+
+    async fn is_banned(&self, pool: &PoolId, node: &NodeId) -> Result<bool, lucid_pools::Error> {
+        self.is_banned_query(pool, node).await.map_err(pools_error("looking up a ban"))
+    }
+
+    async fn join_advice(
+        &self,
+        pool: &PoolId,
+        node: &NodeId,
+        digest: &Digest,
+    ) -> Result<JoinAdvice, lucid_pools::Error> {
+        self.join_advice_query(pool, node, digest)
+            .await
+            .map_err(pools_error("reading the facts of a Join"))
     }
 
     async fn pool_of(&self, node: &NodeId) -> Result<Option<PoolId>, lucid_pools::Error> {

@@ -178,6 +178,11 @@ impl PoolStore for CrashingStore<'_> {
         self.inner.members(pool).await
     }
 
+    async fn is_banned(&self, pool: &PoolId, node: &NodeId) -> Result<bool, Error> {
+        self.stopped()?;
+        self.inner.is_banned(pool, node).await
+    }
+
     async fn pool_of(&self, node: &NodeId) -> Result<Option<PoolId>, Error> {
         self.stopped()?;
         self.inner.pool_of(node).await

@@ -417,3 +417,163 @@ async fn a_batch_chosen_as_a_deadlock_victim_is_run_again_and_answers_what_is_du
         db.close().await;
     }
 }
+
+/// The advisory read of a Join (`join_advice`, one statement on SQL) and the keyed ban lookup
+/// (`is_banned`) answer, on both backends, exactly what the in-memory store reads through its
+/// other methods: a pending duplicate, an unknown pool, a disbanded one, a seated founder, a
+/// signer with a Join waiting elsewhere, a banned node, and a free node counting the waiting
+/// Joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_advice_of_a_join_and_the_ban_lookup_agree_with_the_in_memory_store() {
+    use lucid_pools::checks::JoinFacts;
+    use lucid_pools::model::Role;
+    use lucid_pools::store::JoinAdvice;
+
+    for (test_db, db) in databases().await {
+        let backend = test_db.backend;
+        let memory = MemoryPoolStore::new();
+        let stores: [&dyn PoolStore; 2] = [&db, &memory];
+        let mut pools = Vec::new();
+        for store in stores {
+            pools = created(store, 0..3, 5).await;
+        }
+        let [open, disbanded, other] = [pools[0], pools[1], pools[2]];
+        let waiting = join_by(300, open);
+        let banned = join_by(301, open);
+        let founder = signed(&accepted(0, JOIN_SLOT, Op::Join { pool: open }));
+        for store in stores {
+            assert_eq!(store.log_joins(std::slice::from_ref(&waiting)).await.unwrap().len(), 1);
+            let node = banned.accepted.op.node;
+            let seated =
+                store.seat(&open, &node, Role::Member, Slot(13), &banned.digest()).await.unwrap();
+            assert_eq!(seated, lucid_pools::SeatOutcome::Seated, "{backend:?}");
+            store.close_seat(&open, &node, Slot(14), true).await.unwrap();
+            store.disband(&disbanded, Slot(14)).await.unwrap();
+        }
+        let unknown = pool_id(9, 10, "never-created");
+        let cases = [
+            (waiting.clone(), open),
+            (join_by(302, open), open),
+            (join_by(302, unknown), unknown),
+            (join_by(302, disbanded), disbanded),
+            (founder, open),
+            (join_by(300, other), other),
+            (banned.clone(), open),
+            (join_by(301, other), other),
+        ];
+        let mut answers = Vec::new();
+        for (join, pool) in &cases {
+            let node = join.accepted.op.node;
+            let sql = db.join_advice(pool, &node, &join.digest()).await.unwrap();
+            let in_memory = memory.join_advice(pool, &node, &join.digest()).await.unwrap();
+            assert_eq!(sql, in_memory, "{backend:?}: {pool} {node}");
+            answers.push(sql);
+        }
+        let open_pool = db.get_pool(&open).await.unwrap().map(|s| s.pool);
+        let facts = |seat_requested, banned, pending_joins| JoinFacts {
+            seat_requested,
+            banned,
+            pending_joins,
+        };
+        assert!(answers[0].pending_duplicate, "{backend:?}");
+        assert_eq!(
+            answers[1],
+            JoinAdvice {
+                pending_duplicate: false,
+                pool: open_pool.clone(),
+                facts: facts(false, false, 1)
+            }
+        );
+        assert_eq!(answers[2], JoinAdvice::default(), "{backend:?}: unknown pool");
+        assert_eq!(answers[3].facts, JoinFacts::default(), "{backend:?}: disbanded");
+        assert_eq!(answers[4].facts, facts(true, false, 0), "{backend:?}: the founder");
+        assert_eq!(answers[5].facts, facts(true, false, 0), "{backend:?}: a Join waits");
+        assert_eq!(answers[6].facts, facts(false, true, 0), "{backend:?}: banned");
+        assert_eq!(answers[7].facts, facts(false, false, 0), "{backend:?}: banned elsewhere");
+        for store in stores {
+            let node = banned.accepted.op.node;
+            assert!(store.is_banned(&open, &node).await.unwrap(), "{backend:?}");
+            assert!(!store.is_banned(&other, &node).await.unwrap(), "{backend:?}");
+            assert!(!store.is_banned(&open, &waiting.accepted.op.node).await.unwrap());
+        }
+        db.close().await;
+    }
+}
+
+/// On PostgreSQL a concurrent transaction can take a key that no lock of the batch covers: here
+/// the signer's `(node, slot)` in the log, through a Join of another pool. The batch's checks
+/// in memory cannot see it (it is not committed yet), so its multi-row insert is refused by the
+/// unique index once the other transaction commits; the inserts are rolled back to their
+/// savepoint and the batch is checked again one Join per savepoint: the Join that lost the race
+/// is answered alone, the other is logged, and the answers are exactly what is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_inserts_the_database_refuses_answers_each_join_alone() {
+    use sqlx::Connection as _;
+
+    for (test_db, db) in databases().await {
+        if test_db.backend != Backend::Postgres {
+            // SQLite has one writer: nothing can change under a batch's transaction.
+            continue;
+        }
+        let pools = created(&db, 0..2, 10).await;
+        let [first, second] = [pools[0], pools[1]];
+        let racing = join_by(8_000, second);
+        let lost = join_by(8_000, first);
+        let free = join_by(8_001, first);
+        let b = |bytes: &[u8]| lit(Backend::Postgres, bytes);
+        let insert = format!(
+            "INSERT INTO pool_ops (digest, node_id, slot, tag, pool_id, signed_bytes, signature, \
+             state) VALUES ({}, {}, {JOIN_SLOT}, {}, {}, {}, {}, 'pending')",
+            b(racing.digest().as_bytes()),
+            b(racing.accepted.op.node.as_bytes()),
+            lucid_pools::OpTag::Join.wire(),
+            b(second.as_bytes()),
+            b(racing.message.bytes()),
+            b(racing.message.signature().as_bytes()),
+        );
+        let mut other = sqlx::PgConnection::connect(&test_db.url).await.unwrap();
+        sqlx::query("SET lock_timeout = '60s'").execute(&mut other).await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        sqlx::query(&insert).execute(&mut *tx).await.unwrap();
+
+        let store = db.clone();
+        let batch = vec![lost.clone(), free.clone()];
+        let running = tokio::spawn(async move { store.log_joins(&batch).await });
+        // Wait until the batch's insert waits for the other transaction's key.
+        let mut waits = 0;
+        loop {
+            let blocked: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE NOT l.granted AND a.datname = current_database()",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            if blocked > 0 {
+                break;
+            }
+            waits += 1;
+            assert!(waits < 6_000, "the batch never waited for the other transaction");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tx.commit().await.unwrap();
+
+        let answered = outcomes(running.await.unwrap().unwrap());
+        assert_eq!(
+            answered,
+            vec![
+                Ok(JoinAdmission::Refused(RejectReason::AlreadyInPool)),
+                Ok(JoinAdmission::Logged)
+            ]
+        );
+        db.close().await;
+        let db = test_db.open().await.unwrap();
+        let mut expected = vec![racing.clone(), free.clone()];
+        expected.sort_by_key(SignedOp::digest);
+        let mut pending = db.pending_ops().await.unwrap();
+        pending.sort_by_key(SignedOp::digest);
+        assert_eq!(pending, expected);
+        assert_eq!(db.pending_joins(&first).await.unwrap(), 1, "the lost Join left no row");
+        db.close().await;
+    }
+}
