@@ -20,10 +20,11 @@ use lucid_core::{
 use lucid_payouts::payout::PayoutLimits;
 use lucid_payouts::processor::ProcessorConfig;
 use lucid_payouts::request::{CancelRequest, REQUEST_WINDOW_MS, WithdrawalRequest};
-use lucid_payouts::store::PayoutStore as _;
+use lucid_payouts::store::{MemoryPayoutStore, PayoutStore as _};
 use lucid_payouts::sweep::SweepSettings;
 use lucid_payouts::testing::FakeChain;
 
+use crate::Node;
 use crate::money::tests::{memory_node, params, paused_runtime};
 use crate::money::{MoneyWiring, PayoutLoops};
 use crate::services::payouts::tests::{ClockedChain, credit};
@@ -82,36 +83,41 @@ fn limits() -> PayoutLimits {
     PayoutLimits::new(MicroUsdt(10_000_000), MicroUsdt(40_000_000)).unwrap()
 }
 
+/// A payer on the memory stores with a fake chain whose processor and sweep ran at start and
+/// then wait an hour: payouts made by a test stay pending (so that they can be cancelled).
+async fn payer_node(clock: &Arc<TokioClock>) -> (Node, Arc<MemoryPayoutStore>) {
+    let (node, store, _proofs) = memory_node(clock).await;
+    let rail = Arc::new(ClockedChain {
+        chain: Arc::new(FakeChain::new(1, 0, 1)),
+        clock: Arc::clone(clock),
+    });
+    node.spawn_money(MoneyWiring {
+        ledger: store.clone(),
+        epoch_reward: MicroUsdt(0),
+        limits: limits(),
+        max_retries: 3,
+        payer_node_id: None,
+        payouts: Some(PayoutLoops {
+            rail,
+            sweep: SweepSettings {
+                genesis: params().time.genesis(),
+                interval_ms: 3_600_000,
+                limits: limits(),
+                max_retries: 3,
+            },
+            processor: ProcessorConfig::default(),
+            process_interval: HOUR,
+        }),
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    (node, store)
+}
+
 #[test]
 fn the_payer_decides_a_signed_request_once_and_only_for_its_signer() {
     paused_runtime().block_on(async {
         let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
-        let (node, store, _proofs) = memory_node(&clock).await;
-        let rail = Arc::new(ClockedChain {
-            chain: Arc::new(FakeChain::new(1, 0, 1)),
-            clock: Arc::clone(&clock),
-        });
-        node.spawn_money(MoneyWiring {
-            ledger: store.clone(),
-            epoch_reward: MicroUsdt(0),
-            limits: limits(),
-            max_retries: 3,
-            payer_node_id: None,
-            payouts: Some(PayoutLoops {
-                rail,
-                sweep: SweepSettings {
-                    genesis: params().time.genesis(),
-                    interval_ms: 3_600_000,
-                    limits: limits(),
-                    max_retries: 3,
-                },
-                processor: ProcessorConfig::default(),
-                // The processor and the sweep ran at start and wait an hour: the payouts made
-                // below stay pending, so that they can be cancelled.
-                process_interval: HOUR,
-            }),
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (node, store) = payer_node(&clock).await;
         credit(&store, 1, &[(1, 50), (2, 50)]);
         let api = node.api();
         let (owner, other) = (testing::key(1), testing::key(2));
@@ -397,30 +403,7 @@ fn a_forwarding_node_never_creates_a_payout_of_its_own() {
 fn the_payer_answers_a_nodes_ledger_page_by_page_and_its_payout_figures() {
     paused_runtime().block_on(async {
         let clock = Arc::new(TokioClock::new(UnixMillis(5_000_000)));
-        let (node, store, _proofs) = memory_node(&clock).await;
-        let rail = Arc::new(ClockedChain {
-            chain: Arc::new(FakeChain::new(1, 0, 1)),
-            clock: Arc::clone(&clock),
-        });
-        node.spawn_money(MoneyWiring {
-            ledger: store.clone(),
-            epoch_reward: MicroUsdt(0),
-            limits: limits(),
-            max_retries: 3,
-            payer_node_id: None,
-            payouts: Some(PayoutLoops {
-                rail,
-                sweep: SweepSettings {
-                    genesis: params().time.genesis(),
-                    interval_ms: 3_600_000,
-                    limits: limits(),
-                    max_retries: 3,
-                },
-                processor: ProcessorConfig::default(),
-                process_interval: HOUR,
-            }),
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (node, store) = payer_node(&clock).await;
         let api = node.api();
         let owner = testing::key(1);
         // Three credits and a payout (its reserve), then the payout cancelled (its release).
