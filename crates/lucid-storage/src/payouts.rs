@@ -125,6 +125,21 @@ fn opt_time(value: Option<UnixMillis>) -> Value {
     Value::OptInt(value.map(|t| t.0))
 }
 
+/// `column` (a posting key) as SQL that orders keys by their bytes on both backends, whatever the
+/// PostgreSQL server's default collation.
+fn posting_key_in_byte_order(backend: crate::database::Backend, column: &str) -> String {
+    match backend {
+        crate::database::Backend::Sqlite => column.to_owned(),
+        crate::database::Backend::Postgres => format!("{column} COLLATE \"C\""),
+    }
+}
+
+/// Column `index` of a ledger row as a posting kind.
+fn read_posting_kind(c: &Columns<'_>, index: usize) -> Result<PostingKind, Error> {
+    let kind = c.text(index)?;
+    PostingKind::parse(&kind).ok_or_else(|| c.invalid(format!("unknown posting kind {kind:?}")))
+}
+
 fn read_payout(row: &Row) -> Result<PayoutRecord, Error> {
     let c = Columns::new(row, "payouts", "reading a payout");
     let origin_name = c.text(2)?;
@@ -1216,21 +1231,14 @@ impl LedgerStore for Database {
                 q.push(" AND p.created_at > ").bind(time(after));
             }
             q.push(" AND p.created_at <= ").bind(time(until));
-            // Keys in byte order on both backends, whatever the server's default collation.
-            q.push(match self.backend() {
-                crate::database::Backend::Sqlite => " ORDER BY p.created_at, p.posting_key LIMIT ",
-                crate::database::Backend::Postgres => {
-                    " ORDER BY p.created_at, p.posting_key COLLATE \"C\" LIMIT "
-                }
-            });
+            let key = posting_key_in_byte_order(self.backend(), "p.posting_key");
+            q.push(&format!(" ORDER BY p.created_at, {key} LIMIT "));
             q.bind(int("limit", u64::try_from(limit).unwrap_or(u64::MAX))?);
             let rows = self.ledger_read(&mut q, action).await?;
             let mut credits = Vec::with_capacity(rows.len());
             for row in &rows {
                 let c = Columns::new(row, "ledger_entries", action);
-                let kind = c.text(1)?;
-                let kind = PostingKind::parse(&kind)
-                    .ok_or_else(|| c.invalid(format!("unknown posting kind {kind:?}")))?;
+                let kind = read_posting_kind(&c, 1)?;
                 credits.push(NodeCredit {
                     posting_key: c.text(0)?,
                     kind,
@@ -1252,11 +1260,7 @@ impl LedgerStore for Database {
     ) -> Result<Vec<NodeLedgerLine>, PayoutError> {
         let action = "reading a node's ledger";
         async {
-            // Keys in byte order on both backends, whatever the server's default collation.
-            let key = match self.backend() {
-                crate::database::Backend::Sqlite => "posting_key",
-                crate::database::Backend::Postgres => "posting_key COLLATE \"C\"",
-            };
+            let key = posting_key_in_byte_order(self.backend(), "posting_key");
             // One statement: the running balance and the page come from one snapshot. The
             // window runs over the one account's entries (`ledger_entries_by_account`).
             let mut q = self.query(&format!(
@@ -1282,9 +1286,7 @@ impl LedgerStore for Database {
             let mut lines = Vec::with_capacity(rows.len());
             for row in &rows {
                 let c = Columns::new(row, "ledger_entries", action);
-                let kind = c.text(1)?;
-                let kind = PostingKind::parse(&kind)
-                    .ok_or_else(|| c.invalid(format!("unknown posting kind {kind:?}")))?;
+                let kind = read_posting_kind(&c, 1)?;
                 lines.push(NodeLedgerLine {
                     posting_key: c.text(0)?,
                     kind,
