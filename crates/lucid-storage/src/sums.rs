@@ -75,8 +75,11 @@ impl ChunkSums {
         }
     }
 
-    /// Adds `other` as if its proofs were added one by one: credits by the rule of
-    /// [`ChunkSums::add_credits`], beacon bits OR-ed, exact only if both are.
+    /// Adds the partial sums `other`: credits by the rule of [`ChunkSums::add_credits`], beacon
+    /// bits OR-ed, exact only if both are. The result is exact exactly when adding the proofs
+    /// one by one would have kept it exact (credits are never negative), and then equal to it;
+    /// the credits of a non-exact chunk may differ, which is harmless because such a chunk is
+    /// read proof by proof.
     fn merge(&mut self, other: &ChunkSums) {
         for (index, credits) in other.credits.iter().enumerate() {
             self.add_credits(index, *credits);
